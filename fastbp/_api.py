@@ -1,0 +1,162 @@
+"""The public functions over the compiled kernels: check and convert once, then one kernel call."""
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+
+from . import _checks, _core
+
+_FORWARD, _ERROR, _GRADIENT = 0, 1, 2
+
+# A chunk is the unit of the ordered reduction: its size depends on the network only, never on the
+# thread count, so that results are bitwise the same on any number of threads. About this many
+# flops per chunk keep its fixed costs (zeroing and merging a gradient buffer) under a percent.
+_CHUNK_FLOPS = 1 << 20
+_MAX_CHUNK_TILES = 64
+# Below this many flops a call runs on one thread: starting an OpenMP team costs more.
+_SERIAL_FLOPS = 1 << 18
+# Chunks one thread takes per round (one OpenMP region), bounded by the memory of their buffers.
+_ROUND_BYTES = 1 << 18
+_MAX_SLOTS_PER_THREAD = 16
+
+_forked = False
+
+
+def _after_fork_in_child() -> None:
+    # GNU OpenMP's thread pool does not survive fork(); a child that entered a parallel region
+    # would hang. A forked child therefore runs serially (see README, "Threads").
+    global _forked
+    _forked = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _isa() -> str:
+    allow = os.environ.get("FASTBP_SIMD", "").strip().lower() not in ("baseline", "none", "0")
+    return _core.select_kernels(allow)
+
+
+ISA = _isa()
+
+
+def available_threads() -> int:
+    """Threads `num_threads=None` stands for: usable cores, capped by OMP_NUM_THREADS."""
+    if not _core.openmp_enabled() or _forked:
+        return 1
+    return max(1, min(_core.openmp_max_threads(), _checks.usable_cores()))
+
+
+def _n_params(widths) -> int:
+    return sum((a + 1) * b for a, b in zip(widths[:-1], widths[1:]))
+
+
+def _plan(widths, n_samples, num_threads, itemsize):
+    """(threads, chunk, slots per thread) for a batch."""
+    n_params = _n_params(widths)
+    flops_per_sample = 6 * n_params
+    tile = _core.TILE
+    tiles = _CHUNK_FLOPS // (flops_per_sample * tile)
+    chunk = tile * min(_MAX_CHUNK_TILES, max(1, tiles))
+    n_chunks = -(-n_samples // chunk)
+    threads = min(num_threads, n_chunks)
+    if _forked or n_samples * flops_per_sample < _SERIAL_FLOPS:
+        threads = 1
+    slots = min(_MAX_SLOTS_PER_THREAD, max(1, _ROUND_BYTES // (n_params * itemsize)))
+    return max(1, threads), chunk, slots
+
+
+def _run(weights, widths, output, X, y, mode, num_threads, grad_sum=None):
+    threads, chunk, slots = _plan(widths, X.shape[0], num_threads, X.dtype.itemsize)
+    outputs = np.empty((X.shape[0], widths[-1]), dtype=X.dtype) if mode == _FORWARD else None
+    err = _core.run(weights, widths, output == "linear", X, y, outputs, mode, threads, chunk, slots,
+                    grad_sum)
+    return err, outputs
+
+
+def forward(weights, X, output="tanh") -> np.ndarray:
+    """Outputs x(L) for every row of X: shape (N, d(L)), in the weights' dtype."""
+    weights, widths, dtype = _checks.check_weights(weights)
+    output = _checks.check_output(output)
+    X = _checks.check_X(X, widths, dtype)
+    return _run(weights, widths, output, X, None, _FORWARD, available_threads())[1]
+
+
+def error(weights, X, y, output="tanh") -> float:
+    """E_in = (1/N) sum_n ||x(L)_n - y_n||^2."""
+    weights, widths, dtype = _checks.check_weights(weights)
+    output = _checks.check_output(output)
+    X = _checks.check_X(X, widths, dtype)
+    y = _checks.check_y(y, widths, dtype, X.shape[0])
+    err, _ = _run(weights, widths, output, X, y, _ERROR, available_threads())
+    return err / X.shape[0]
+
+
+def gradient(weights, X, y, output="tanh", num_threads=None, reduction="mean", out=None,
+             accumulate=False):
+    """(E_in, [dE_in/dW(1), ..., dE_in/dW(L)]) by backpropagation over the batch.
+
+    reduction="sum" gives N E_in and the summed gradient instead. With out= the gradient is written
+    into those arrays (accumulate=True: added to them) and they are returned.
+    """
+    weights, widths, dtype = _checks.check_weights(weights)
+    output = _checks.check_output(output)
+    X = _checks.check_X(X, widths, dtype)
+    y = _checks.check_y(y, widths, dtype, X.shape[0])
+    threads = _checks.check_num_threads(num_threads, available_threads())
+    reduction = _checks.check_reduction(reduction)
+    if out is not None:
+        out = _checks.check_out(out, weights)
+    elif accumulate:
+        raise ValueError("accumulate=True needs out=, the arrays to add the gradient into")
+    grad_sum = np.zeros(_n_params(widths))
+    err, _ = _run(weights, widths, output, X, y, _GRADIENT, threads, grad_sum)
+    if reduction == "mean":
+        scale = 1.0 / X.shape[0]
+        err *= scale
+        grad_sum *= scale
+    grads = []
+    pos = 0
+    for w in weights:
+        grads.append(grad_sum[pos:pos + w.size].reshape(w.shape))
+        pos += w.size
+    if out is None:
+        return err, [g.astype(dtype, copy=dtype != np.float64) for g in grads]
+    for o, g in zip(out, grads):
+        if accumulate:
+            o += g
+        else:
+            o[...] = g
+    return err, out
+
+
+def backprop(weights, x, y, output="tanh"):
+    """One sample: ([x(0), ..., x(L)], [delta(1), ..., delta(L)]).
+
+    Hidden x(l) carry their leading 1; the output x(L) does not. de_n/dW(l) is
+    np.outer(xs[l-1], deltas[l-1]).
+    """
+    weights, widths, dtype = _checks.check_weights(weights)
+    output = _checks.check_output(output)
+    x, y = _checks.check_sample(x, y, widths, dtype)
+    return _core.backprop_sample(weights, widths, output == "linear", x, y)
+
+
+def show_config(file=None) -> None:
+    """Print the version, OpenMP, the threads used by default and the kernels' instruction set."""
+    from . import __version__
+    file = sys.stdout if file is None else file
+    lines = [
+        f"fastbp {__version__}",
+        f"  numpy:            {np.__version__}",
+        f"  OpenMP:           {'on' if _core.openmp_enabled() else 'off (serial build)'}",
+        f"  default threads:  {available_threads()} (usable cores {_checks.usable_cores()}, "
+        f"OMP max threads {_core.openmp_max_threads()})",
+        f"  kernels:          {ISA} (CPU has AVX2+FMA: {_core.cpu_has_avx2_fma()}; "
+        f"FASTBP_SIMD={os.environ.get('FASTBP_SIMD', '')!r})",
+        f"  samples per tile: {_core.TILE}",
+    ]
+    print("\n".join(lines), file=file)

@@ -1,0 +1,227 @@
+"""Every argument check and conversion of fastbp, in one place.
+
+The public functions call these once, before any kernel runs, and pass on only C-contiguous arrays of
+the weights' dtype. Nothing below this module re-validates. No check writes into an array it is given,
+so a call that raises leaves the caller's arrays as they were.
+"""
+from __future__ import annotations
+
+import numbers
+import os
+import warnings
+
+import numpy as np
+
+OUTPUTS = ("tanh", "linear")
+REDUCTIONS = ("mean", "sum")
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+# Far more threads than any machine has cores is a typo or a unit mix-up, not a wish.
+MAX_THREADS = 1024
+
+
+def _shape(a) -> str:
+    return str(tuple(int(n) for n in a.shape))
+
+
+def _as_numeric(value, name: str) -> np.ndarray:
+    """View `value` as an ndarray of reals, refusing what has no meaning as numbers."""
+    if isinstance(value, np.ndarray):
+        a = value
+    else:
+        try:
+            a = np.asarray(value)
+        except (ValueError, TypeError) as exc:  # ragged nested lists, odd objects
+            raise TypeError(f"{name} must be an array of real numbers; numpy could not convert "
+                            f"it ({exc})") from None
+    kind = a.dtype.kind
+    if kind == "b":
+        raise TypeError(f"{name} must hold real numbers, got a boolean array")
+    if kind not in "iuf":
+        raise TypeError(f"{name} must hold real numbers (integer or float), got dtype {a.dtype}")
+    return a
+
+
+def _check_finite(a: np.ndarray, name: str) -> None:
+    if a.dtype.kind == "f" and not np.isfinite(a).all():
+        bad = np.argwhere(~np.isfinite(a))[0]
+        where = "[" + ", ".join(str(int(i)) for i in bad) + "]"
+        raise ValueError(f"{name} must be finite, but {name}{where} = {a[tuple(bad)]!r}")
+
+
+def check_dtype(dtype) -> np.dtype:
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype must be 'float32' or 'float64', got {dtype!r}") from None
+    if dt not in FLOAT_DTYPES:
+        raise ValueError(f"dtype must be 'float32' or 'float64', got {dt}")
+    return dt
+
+
+def check_widths(widths) -> list[int]:
+    """Layer widths d(0), ..., d(L): at least two, each a positive integer."""
+    if isinstance(widths, (str, bytes)) or not hasattr(widths, "__len__"):
+        raise TypeError(f"widths must be a sequence of layer widths [d(0), ..., d(L)], got {widths!r}")
+    out = []
+    for l, d in enumerate(widths):
+        if isinstance(d, (bool, np.bool_)) or not isinstance(d, numbers.Integral):
+            raise TypeError(f"widths[{l}] must be an integer, got {d!r}")
+        if d < 1:
+            raise ValueError(f"widths[{l}] = d({l}) must be at least 1, got {d}")
+        out.append(int(d))
+    if len(out) < 2:
+        raise ValueError(f"widths needs at least two layers (inputs and outputs), got {list(widths)!r}")
+    return out
+
+
+def check_output(output) -> str:
+    if not isinstance(output, str) or output not in OUTPUTS:
+        raise ValueError(f"output must be 'tanh' or 'linear', got {output!r}")
+    return output
+
+
+def check_reduction(reduction) -> str:
+    if not isinstance(reduction, str) or reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+    return reduction
+
+
+def check_weights(weights) -> tuple[list[np.ndarray], list[int], np.dtype]:
+    """Return (C-contiguous weights, widths d(0..L), dtype).
+
+    The dtype is the weights' own: float32 or float64 (integer weights become float64). Mixing
+    float32 and float64 layers is refused rather than silently promoted.
+    """
+    if not isinstance(weights, (list, tuple)):
+        raise TypeError(f"weights must be a list of 2-D arrays W(1), ..., W(L), got "
+                        f"{type(weights).__name__}")
+    if len(weights) == 0:
+        raise ValueError("weights must hold at least one layer, got an empty list")
+    arrays = []
+    for l, w in enumerate(weights):
+        a = _as_numeric(w, f"weights[{l}]")
+        if a.ndim != 2:
+            raise ValueError(f"weights[{l}] must be 2-D with shape (d({l})+1, d({l + 1})), got "
+                             f"shape {_shape(a)}")
+        arrays.append(a)
+    float_dtypes = {a.dtype for a in arrays if a.dtype.kind == "f"}
+    native = {dt.newbyteorder("=") for dt in float_dtypes}
+    unsupported = native - set(FLOAT_DTYPES)
+    if unsupported:
+        raise TypeError(f"weights must be float32 or float64, got {sorted(map(str, unsupported))}")
+    if len(native) > 1:
+        raise ValueError("weights mix float32 and float64 layers; convert them to one dtype")
+    dtype = native.pop() if native else np.dtype(np.float64)
+
+    widths = [arrays[0].shape[0] - 1]
+    for l, a in enumerate(arrays):
+        rows, cols = a.shape
+        if l == 0 and rows < 2:
+            raise ValueError(f"weights[0] has shape {_shape(a)} but needs at least 2 rows "
+                             f"(the bias row and one per input, d(0) >= 1)")
+        if cols < 1:
+            raise ValueError(f"weights[{l}] has shape {_shape(a)}: layer {l + 1} needs at least "
+                             f"one unit, d({l + 1}) >= 1")
+        if rows != widths[l] + 1:
+            raise ValueError(f"weights[{l}] has shape {_shape(a)} but layer {l + 1} needs "
+                             f"({widths[l] + 1}, {cols}) for d({l}) = {widths[l]}")
+        widths.append(cols)
+    out = []
+    for l, a in enumerate(arrays):
+        a = np.ascontiguousarray(a, dtype=dtype)
+        _check_finite(a, f"weights[{l}]")
+        out.append(a)
+    return out, widths, dtype
+
+
+def check_X(X, widths, dtype, name: str = "X") -> np.ndarray:
+    a = _as_numeric(X, name)
+    if a.ndim != 2 or a.shape[1] != widths[0]:
+        raise ValueError(f"{name} must have shape (N, {widths[0]}) for d(0) = {widths[0]}, got "
+                         f"shape {_shape(a)}")
+    if a.shape[0] == 0:
+        raise ValueError(f"{name} holds no samples (N = 0); need at least one")
+    a = np.ascontiguousarray(a, dtype=dtype)
+    _check_finite(a, name)
+    return a
+
+
+def check_y(y, widths, dtype, n: int, name: str = "y") -> np.ndarray:
+    a = _as_numeric(y, name)
+    dL = widths[-1]
+    if a.ndim == 1 and dL == 1:
+        a = a.reshape(-1, 1)
+    if a.ndim != 2 or a.shape[1] != dL:
+        alt = f" or ({n},)" if dL == 1 else ""
+        raise ValueError(f"{name} must have shape ({n}, {dL}){alt} for d(L) = {dL}, got shape "
+                         f"{_shape(np.asarray(y))}")
+    if a.shape[0] != n:
+        raise ValueError(f"{name} has {a.shape[0]} rows but X has {n} samples")
+    a = np.ascontiguousarray(a, dtype=dtype)
+    _check_finite(a, name)
+    return a
+
+
+def check_sample(x, y, widths, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """One sample for `backprop`: x of shape (d(0),), y of shape (d(L),) (a scalar when d(L) = 1)."""
+    xa = _as_numeric(x, "x")
+    if xa.shape != (widths[0],) and not (xa.ndim == 0 and widths[0] == 1):
+        raise ValueError(f"x must have shape ({widths[0]},) for d(0) = {widths[0]}, got shape "
+                         f"{_shape(xa)}")
+    ya = _as_numeric(y, "y")
+    if ya.shape != (widths[-1],) and not (ya.ndim == 0 and widths[-1] == 1):
+        raise ValueError(f"y must have shape ({widths[-1]},) for d(L) = {widths[-1]}, got shape "
+                         f"{_shape(ya)}")
+    xa = np.ascontiguousarray(xa.reshape(1, widths[0]), dtype=dtype)
+    ya = np.ascontiguousarray(ya.reshape(1, widths[-1]), dtype=dtype)
+    _check_finite(xa, "x")
+    _check_finite(ya, "y")
+    return xa, ya
+
+
+def check_out(out, weights) -> list[np.ndarray]:
+    """`out=`: one writeable array per layer, of the weights' shapes and dtype."""
+    if not isinstance(out, (list, tuple)):
+        raise TypeError(f"out must be a list of arrays shaped like weights, got {type(out).__name__}")
+    if len(out) != len(weights):
+        raise ValueError(f"out must hold {len(weights)} arrays (one per layer), got {len(out)}")
+    for l, (o, w) in enumerate(zip(out, weights)):
+        if not isinstance(o, np.ndarray):
+            raise TypeError(f"out[{l}] must be a numpy array, got {type(o).__name__}")
+        if o.shape != w.shape:
+            raise ValueError(f"out[{l}] must have shape {_shape(w)}, got {_shape(o)}")
+        if o.dtype != w.dtype:
+            raise TypeError(f"out[{l}] must have dtype {w.dtype} (the weights' dtype), got {o.dtype}")
+        if not o.flags.writeable:
+            raise ValueError(f"out[{l}] is read-only")
+    for l in range(len(out)):
+        for m in range(l):
+            if np.shares_memory(out[l], out[m]):
+                raise ValueError(f"out[{l}] and out[{m}] share memory")
+    return list(out)
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (CPU affinity), as os.cpu_count() where affinity is unknown."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def check_num_threads(num_threads, available: int) -> int:
+    """The thread count to use: None is every available thread, -k is available + 1 - k."""
+    if num_threads is None:
+        return available
+    if isinstance(num_threads, (bool, np.bool_)) or not isinstance(num_threads, numbers.Integral):
+        raise TypeError(f"num_threads must be an integer or None, got {num_threads!r}")
+    n = int(num_threads)
+    if n == 0:
+        raise ValueError("num_threads must be a positive or negative integer or None, got 0")
+    if n < 0:
+        n = max(1, available + 1 + n)
+    if n > MAX_THREADS:
+        warnings.warn(f"num_threads={n} is more than {MAX_THREADS}; using {available}, the number "
+                      f"of usable cores", RuntimeWarning, stacklevel=3)
+        n = available
+    return n

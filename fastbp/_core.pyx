@@ -1,0 +1,408 @@
+# The compiled kernels of fastbp.
+#
+# Layers of this file, from the inside out (the design of scikit-learn's _loss.pyx):
+#   (a) per-tile steps, `noexcept nogil`: forward_tile, sensitivities_tile, gradient_tile. Each runs
+#       the lecture's per-sample algorithm for the FASTBP_TILE samples of one tile side by side, with
+#       the inner loops in the micro-kernels of _simd.h;
+#   (b) run_chunk: the tiles of one fixed-size chunk of the batch, summed into that chunk's own buffer;
+#   (c) run_batch: the OpenMP driver. Chunks are handed out in rounds, each chunk's partial sums land
+#       in a slot of its own, and the slots are added to the float64 totals in chunk order, so the
+#       result is bitwise the same for any number of threads;
+#   (d) the private `def` entry points, called by fastbp/_api.py once every argument is checked and
+#       converted (C-contiguous, one float dtype, finite, shapes consistent). Nothing here re-checks.
+#
+# Tile layout: x(l) of a tile is (d(l)+1) rows of FASTBP_TILE samples, row 0 all ones (the bias
+# input); delta(l) is d(l) rows. Padded samples of a last, partial tile get zero sensitivities, so
+# they add exactly nothing to the gradient.
+
+from cython.parallel cimport prange, threadid
+from libc.string cimport memset, memcpy
+
+cimport numpy as cnp
+import numpy as np
+
+cnp.import_array()
+
+ctypedef fused floating:
+    float
+    double
+
+cdef extern from "_simd.h" nogil:
+    enum: FASTBP_TILE
+    int fastbp_openmp_enabled()
+    int fastbp_openmp_max_threads()
+    void *fastbp_aligned_calloc(size_t nbytes)
+    void fastbp_aligned_free(void *p)
+    int fastbp_cpu_has_avx2_fma()
+    const char *fastbp_select_kernels(int allow_simd)
+    void fastbp_linear_d(const double *M, Py_ssize_t sk, Py_ssize_t si, int K, int m,
+                         const double *inp, double *out)
+    void fastbp_linear_f(const float *M, Py_ssize_t sk, Py_ssize_t si, int K, int m,
+                         const float *inp, float *out)
+    void fastbp_outer_d(const double *X, int rows, const double *D, int cols, double *G)
+    void fastbp_outer_f(const float *X, int rows, const float *D, int cols, float *G)
+    void fastbp_tanh_d(double *x, Py_ssize_t n)
+    void fastbp_tanh_f(float *x, Py_ssize_t n)
+
+TILE = FASTBP_TILE
+
+cdef enum Mode:
+    MODE_FORWARD = 0    # write x(L) of every sample
+    MODE_ERROR = 1      # sum of squared errors only
+    MODE_GRADIENT = 2   # sum of squared errors and of x(l-1) delta(l)^T
+
+
+cdef struct Net:
+    int L                       # number of layers with weights
+    int output_linear           # 1: x(L) = s(L); 0: x(L) = tanh(s(L))
+    const int *widths           # d(0), ..., d(L)
+    const void **weights        # W(1), ..., W(L), each (d(l-1)+1, d(l)) row-major
+    const Py_ssize_t *act_off   # offset of the x(l) tile in a thread's scratch, l = 0..L
+    const Py_ssize_t *delta_off # offset of the delta(l) tile, l = 1..L (index l)
+    const Py_ssize_t *grad_off  # offset of dW(l) in a gradient buffer, l = 1..L (index l)
+    Py_ssize_t n_params         # sum of (d(l-1)+1) d(l)
+    Py_ssize_t scratch_len      # elements of one thread's scratch
+
+
+# ---------------------------------------------------------------------------------------------
+# (a) per-tile steps
+
+cdef inline void linear(const floating *M, Py_ssize_t sk, Py_ssize_t si, int K, int m,
+                        const floating *inp, floating *out) noexcept nogil:
+    if floating is double:
+        fastbp_linear_d(M, sk, si, K, m, inp, out)
+    else:
+        fastbp_linear_f(M, sk, si, K, m, inp, out)
+
+
+cdef inline void tanh_inplace(floating *x, Py_ssize_t n) noexcept nogil:
+    if floating is double:
+        fastbp_tanh_d(x, n)
+    else:
+        fastbp_tanh_f(x, n)
+
+
+cdef inline void forward_tile(
+    const Net *net,
+    const floating *X,      # IN  (nb, d(0)): the tile's samples, row-major
+    Py_ssize_t nb,          # IN  samples in the tile, 1..FASTBP_TILE
+    floating *scratch,      # OUT x(l) of the tile, l = 0..L, at net.act_off[l]
+) noexcept nogil:
+    cdef int d0 = net.widths[0]
+    cdef floating *x0 = scratch + net.act_off[0] + FASTBP_TILE
+    cdef Py_ssize_t b
+    cdef int j, l, d_in, d_out
+    # x(0) without its row of ones: the inputs, turned feature-major; padding samples are zero
+    for j in range(d0):
+        for b in range(nb):
+            x0[j * FASTBP_TILE + b] = X[b * d0 + j]
+        for b in range(nb, FASTBP_TILE):
+            x0[j * FASTBP_TILE + b] = 0
+    for l in range(1, net.L + 1):
+        d_in = net.widths[l - 1]
+        d_out = net.widths[l]
+        # s(l) = W(l)^T x(l-1), written below the row of ones of x(l)
+        linear(<const floating *> net.weights[l - 1], d_out, 1, d_in + 1, d_out,
+               scratch + net.act_off[l - 1], scratch + net.act_off[l] + FASTBP_TILE)
+        if l < net.L or not net.output_linear:
+            tanh_inplace(scratch + net.act_off[l] + FASTBP_TILE, <Py_ssize_t> d_out * FASTBP_TILE)
+
+
+cdef inline double sensitivities_tile(
+    const Net *net,
+    const floating *Y,      # IN  (nb, d(L)): the tile's targets, row-major
+    Py_ssize_t nb,          # IN  samples in the tile
+    floating *scratch,      # IN  x(l) from forward_tile; OUT delta(l), l = 1..L
+    bint backward,          # IN  0: only the error, no sensitivities
+) noexcept nogil:
+    """Sum over the tile of ||x(L) - y||^2; with `backward`, every delta(l) of the tile."""
+    cdef int L = net.L
+    cdef int dL = net.widths[L]
+    cdef const floating *xL = scratch + net.act_off[L] + FASTBP_TILE
+    cdef floating *delta = scratch + net.delta_off[L]
+    cdef floating *x
+    cdef floating e, xv
+    cdef double err = 0.0
+    cdef Py_ssize_t b, idx, n
+    cdef int j, l, d_next
+    for j in range(dL):
+        for b in range(nb):
+            xv = xL[j * FASTBP_TILE + b]
+            e = xv - Y[b * dL + j]
+            err += e * e
+            if backward:
+                # delta(L) = 2 (x(L) - y) theta'(s(L)), theta' = 1 - x^2 for tanh, 1 for linear
+                delta[j * FASTBP_TILE + b] = 2 * e if net.output_linear else 2 * e * (1 - xv * xv)
+        if backward:
+            for b in range(nb, FASTBP_TILE):
+                delta[j * FASTBP_TILE + b] = 0
+    if not backward:
+        return err
+    for l in range(L - 1, 0, -1):
+        d_next = net.widths[l + 1]
+        # W(l+1) delta(l+1) without the bias row: M[k, i] = W(l+1)[i + 1, k]
+        delta = scratch + net.delta_off[l]
+        linear(<const floating *> net.weights[l] + d_next, 1, d_next, d_next, net.widths[l],
+               scratch + net.delta_off[l + 1], delta)
+        x = scratch + net.act_off[l] + FASTBP_TILE
+        n = <Py_ssize_t> net.widths[l] * FASTBP_TILE
+        for idx in range(n):
+            delta[idx] = delta[idx] * (1 - x[idx] * x[idx])
+    return err
+
+
+cdef inline void gradient_tile(
+    const Net *net,
+    const floating *scratch,  # IN  x(l) and delta(l) of the tile
+    floating *grad,           # IN/OUT sums of x(l-1) delta(l)^T, dW(l) at net.grad_off[l]
+) noexcept nogil:
+    cdef int l
+    for l in range(1, net.L + 1):
+        if floating is double:
+            fastbp_outer_d(scratch + net.act_off[l - 1], net.widths[l - 1] + 1,
+                           scratch + net.delta_off[l], net.widths[l], grad + net.grad_off[l])
+        else:
+            fastbp_outer_f(scratch + net.act_off[l - 1], net.widths[l - 1] + 1,
+                           scratch + net.delta_off[l], net.widths[l], grad + net.grad_off[l])
+
+
+# ---------------------------------------------------------------------------------------------
+# (b) one chunk
+
+cdef double run_chunk(
+    const Net *net,
+    const floating *X,       # IN  (N, d(0))
+    const floating *Y,       # IN  (N, d(L)), unused in MODE_FORWARD
+    floating *outputs,       # OUT (N, d(L)) in MODE_FORWARD
+    Py_ssize_t start,        # IN  first sample of the chunk
+    Py_ssize_t stop,         # IN  one past its last sample
+    floating *scratch,       # IN/OUT this thread's scratch
+    floating *grad,          # OUT the chunk's gradient sums (MODE_GRADIENT)
+    int mode,
+) noexcept nogil:
+    cdef int d0 = net.widths[0]
+    cdef int dL = net.widths[net.L]
+    cdef Py_ssize_t t, nb, b
+    cdef int j
+    cdef double err = 0.0
+    cdef const floating *xL = scratch + net.act_off[net.L] + FASTBP_TILE
+    if mode == MODE_GRADIENT:
+        memset(grad, 0, net.n_params * sizeof(floating))
+    t = start
+    while t < stop:
+        nb = min(<Py_ssize_t> FASTBP_TILE, stop - t)
+        forward_tile(net, X + t * d0, nb, scratch)
+        if mode == MODE_FORWARD:
+            for b in range(nb):
+                for j in range(dL):
+                    outputs[(t + b) * dL + j] = xL[j * FASTBP_TILE + b]
+        else:
+            err += sensitivities_tile(net, Y + t * dL, nb, scratch, mode == MODE_GRADIENT)
+            if mode == MODE_GRADIENT:
+                gradient_tile(net, scratch, grad)
+        t += FASTBP_TILE
+    return err
+
+
+# ---------------------------------------------------------------------------------------------
+# (c) the OpenMP driver
+
+cdef int init_scratch(const Net *net, floating *scratch) noexcept nogil:
+    """Write the rows of ones (the bias inputs) of x(0), ..., x(L-1); they never change."""
+    cdef int l, b
+    for l in range(net.L):
+        for b in range(FASTBP_TILE):
+            scratch[net.act_off[l] + b] = 1
+    return 0
+
+
+cdef int run_batch(
+    const Net *net,
+    const floating *X,          # IN  (N, d(0))
+    const floating *Y,          # IN  (N, d(L)) or NULL
+    floating *outputs,          # OUT (N, d(L)) in MODE_FORWARD, else NULL
+    Py_ssize_t N,
+    Py_ssize_t chunk,           # IN  samples per chunk, a multiple of FASTBP_TILE
+    int slots_per_thread,       # IN  chunks per thread per round
+    int num_threads,
+    int mode,
+    double *error_sum,          # OUT sum of squared errors (MODE_ERROR, MODE_GRADIENT)
+    double *grad_sum,           # OUT (n_params,) gradient sums (MODE_GRADIENT), zeroed by the caller
+) noexcept nogil:
+    """Return 0, or -1 when scratch memory could not be had (nothing was written then)."""
+    cdef Py_ssize_t n_chunks = (N + chunk - 1) // chunk
+    cdef Py_ssize_t slots = <Py_ssize_t> num_threads * slots_per_thread
+    cdef Py_ssize_t grad_len = net.n_params if mode == MODE_GRADIENT else 0
+    cdef floating *scratch = <floating *> fastbp_aligned_calloc(
+        num_threads * net.scratch_len * sizeof(floating))
+    cdef floating *grads = <floating *> fastbp_aligned_calloc(
+        (slots * grad_len + 1) * sizeof(floating))
+    cdef double *errors = <double *> fastbp_aligned_calloc(slots * sizeof(double))
+    cdef Py_ssize_t first, count, s, c, p, start, stop
+    cdef int tid
+    cdef double err = 0.0
+    if scratch == NULL or grads == NULL or errors == NULL:
+        fastbp_aligned_free(scratch)
+        fastbp_aligned_free(grads)
+        fastbp_aligned_free(errors)
+        return -1
+    for tid in range(num_threads):
+        init_scratch(net, scratch + tid * net.scratch_len)
+
+    first = 0
+    while first < n_chunks:
+        count = min(slots, n_chunks - first)
+        if num_threads > 1 and count > 1:
+            for s in prange(count, nogil=True, schedule='static', num_threads=num_threads):
+                start = (first + s) * chunk
+                stop = min(start + chunk, N)
+                errors[s] = run_chunk(net, X, Y, outputs, start, stop,
+                                      scratch + threadid() * net.scratch_len,
+                                      grads + s * grad_len, mode)
+        else:
+            for s in range(count):
+                start = (first + s) * chunk
+                stop = min(start + chunk, N)
+                errors[s] = run_chunk(net, X, Y, outputs, start, stop, scratch,
+                                      grads + s * grad_len, mode)
+        # the ordered reduction: chunk after chunk, whatever thread computed it
+        for s in range(count):
+            err = err + errors[s]
+            if grad_len:
+                for p in range(grad_len):
+                    grad_sum[p] = grad_sum[p] + grads[s * grad_len + p]
+        first += slots
+    error_sum[0] = err
+    fastbp_aligned_free(scratch)
+    fastbp_aligned_free(grads)
+    fastbp_aligned_free(errors)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# (d) entry points for fastbp/_api.py
+
+cdef class _Layout:
+    """The C description of a checked network, and the memory it points into."""
+    cdef Net net
+    cdef int[::1] widths
+    cdef Py_ssize_t[::1] act_off, delta_off, grad_off
+    cdef const void *weight_ptrs[512]
+    cdef list weights
+
+    def __cinit__(self, list weights, list widths, bint output_linear):
+        cdef int L = len(weights)
+        cdef int l
+        cdef cnp.ndarray w
+        if L > 512:
+            raise ValueError(f"fastbp supports at most 512 layers, got {L}")
+        self.weights = weights
+        self.widths = np.asarray(widths, dtype=np.intc)
+        act_off = [0] * (L + 1)
+        delta_off = [0] * (L + 1)
+        grad_off = [0] * (L + 1)
+        pos = 0
+        for l in range(L + 1):
+            act_off[l] = pos
+            pos += (widths[l] + 1) * TILE
+        for l in range(1, L + 1):
+            delta_off[l] = pos
+            pos += widths[l] * TILE
+        n_params = 0
+        for l in range(1, L + 1):
+            grad_off[l] = n_params
+            n_params += (widths[l - 1] + 1) * widths[l]
+        self.act_off = np.asarray(act_off, dtype=np.intp)
+        self.delta_off = np.asarray(delta_off, dtype=np.intp)
+        self.grad_off = np.asarray(grad_off, dtype=np.intp)
+        for l in range(L):
+            w = weights[l]
+            self.weight_ptrs[l] = cnp.PyArray_DATA(w)
+        self.net.L = L
+        self.net.output_linear = output_linear
+        self.net.widths = &self.widths[0]
+        self.net.weights = self.weight_ptrs
+        self.net.act_off = &self.act_off[0]
+        self.net.delta_off = &self.delta_off[0]
+        self.net.grad_off = &self.grad_off[0]
+        self.net.n_params = n_params
+        self.net.scratch_len = pos
+
+
+def select_kernels(bint allow_simd):
+    """Pick the micro-kernels for this CPU; return the name of the instruction set chosen."""
+    return fastbp_select_kernels(allow_simd).decode()
+
+
+def cpu_has_avx2_fma():
+    return bool(fastbp_cpu_has_avx2_fma())
+
+
+def openmp_enabled():
+    return bool(fastbp_openmp_enabled())
+
+
+def openmp_max_threads():
+    return fastbp_openmp_max_threads()
+
+
+def run(list weights, list widths, bint output_linear, cnp.ndarray X, object Y, object outputs,
+        int mode, int num_threads, Py_ssize_t chunk, int slots_per_thread, object grad_sum):
+    """Run the batch; return the sum of squared errors (0.0 in MODE_FORWARD).
+
+    X, Y, outputs share the weights' dtype; grad_sum is a zeroed float64 vector of n_params.
+    """
+    cdef _Layout layout = _Layout(weights, widths, output_linear)
+    cdef Py_ssize_t N = X.shape[0]
+    cdef void *x_ptr = cnp.PyArray_DATA(X)
+    cdef void *y_ptr = NULL if Y is None else cnp.PyArray_DATA(<cnp.ndarray> Y)
+    cdef void *o_ptr = NULL if outputs is None else cnp.PyArray_DATA(<cnp.ndarray> outputs)
+    cdef double *g_ptr = NULL if grad_sum is None else <double *> cnp.PyArray_DATA(
+        <cnp.ndarray> grad_sum)
+    cdef double err = 0.0
+    cdef int status
+    if X.dtype == np.float64:
+        with nogil:
+            status = run_batch[double](&layout.net, <const double *> x_ptr, <const double *> y_ptr,
+                                       <double *> o_ptr, N, chunk, slots_per_thread, num_threads,
+                                       mode, &err, g_ptr)
+    else:
+        with nogil:
+            status = run_batch[float](&layout.net, <const float *> x_ptr, <const float *> y_ptr,
+                                      <float *> o_ptr, N, chunk, slots_per_thread, num_threads,
+                                      mode, &err, g_ptr)
+    if status != 0:
+        raise MemoryError("fastbp could not allocate its scratch memory")
+    return err
+
+
+cdef void backprop_one(const Net *net, const floating *x, const floating *y, floating *scratch,
+                       double *err) noexcept nogil:
+    init_scratch(net, scratch)
+    forward_tile(net, x, 1, scratch)
+    err[0] = sensitivities_tile(net, y, 1, scratch, True)
+
+
+def backprop_sample(list weights, list widths, bint output_linear, cnp.ndarray x, cnp.ndarray y):
+    """One sample through the tile steps: ([x(0), ..., x(L)], [delta(1), ..., delta(L)])."""
+    cdef _Layout layout = _Layout(weights, widths, output_linear)
+    cdef int L = len(weights)
+    scratch = np.zeros(layout.net.scratch_len, dtype=x.dtype)
+    cdef double err = 0.0
+    cdef void *s_ptr = cnp.PyArray_DATA(scratch)
+    if x.dtype == np.float64:
+        backprop_one[double](&layout.net, <const double *> cnp.PyArray_DATA(x),
+                             <const double *> cnp.PyArray_DATA(y), <double *> s_ptr, &err)
+    else:
+        backprop_one[float](&layout.net, <const float *> cnp.PyArray_DATA(x),
+                            <const float *> cnp.PyArray_DATA(y), <float *> s_ptr, &err)
+    xs = []
+    for l in range(L + 1):
+        rows = scratch[layout.act_off[l]:layout.act_off[l] + (widths[l] + 1) * TILE]
+        column = rows.reshape(widths[l] + 1, TILE)[:, 0].copy()
+        xs.append(column if l < L else column[1:])
+    deltas = []
+    for l in range(1, L + 1):
+        rows = scratch[layout.delta_off[l]:layout.delta_off[l] + widths[l] * TILE]
+        deltas.append(rows.reshape(widths[l], TILE)[:, 0].copy())
+    return xs, deltas
