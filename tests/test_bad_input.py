@@ -1,0 +1,224 @@
+"""Every bad argument gets a clear exception naming it, and leaves the caller's arrays as they were."""
+import re
+
+import numpy as np
+import pytest
+
+import fastbp
+from fastbp import reference
+from conftest import make_problem
+
+MODULES = pytest.mark.parametrize("module", [fastbp, reference], ids=["fastbp", "reference"])
+
+
+def snapshot(*objs):
+    """Deep copies of every array in objs (arrays, or lists of them)."""
+    out = []
+    for o in objs:
+        if isinstance(o, (list, tuple)):
+            out.append([np.array(a, copy=True) if isinstance(a, np.ndarray) else a for a in o])
+        elif isinstance(o, np.ndarray):
+            out.append(o.copy())
+        else:
+            out.append(o)
+    return out
+
+
+def same(a, b):
+    if a.dtype.kind in "fc":
+        return np.array_equal(a, b, equal_nan=True)
+    return np.array_equal(a, b)
+
+
+def assert_unchanged(before, *objs):
+    for b, o in zip(before, objs):
+        if isinstance(o, (list, tuple)):
+            for x, y in zip(b, o):
+                if isinstance(y, np.ndarray):
+                    assert same(x, y)
+        elif isinstance(o, np.ndarray):
+            assert same(b, o)
+
+
+def raises_unchanged(exc, pattern, fn, weights, X, y, **kw):
+    before = snapshot(weights, X, y, kw.get("out"))
+    with pytest.raises(exc, match=pattern):
+        fn(weights, X, y, **kw)
+    assert_unchanged(before, weights, X, y, kw.get("out"))
+
+
+@pytest.fixture
+def good():
+    return make_problem([3, 10, 2], 20)
+
+
+@MODULES
+def test_weights_wrong_shape_names_layer_and_expected_shape(module):
+    weights, X, y = make_problem([3, 10, 2], 20)
+    weights[1] = np.zeros((5, 2))
+    msg = re.escape("weights[1] has shape (5, 2) but layer 2 needs (11, 2) for d(1) = 10")
+    raises_unchanged(ValueError, msg, module.gradient, weights, X, y)
+
+
+@MODULES
+@pytest.mark.parametrize("bad, exc, pattern", [
+    ("not a list", TypeError, r"weights must be a list"),
+    ([], ValueError, r"at least one layer"),
+    ([np.zeros(4)], ValueError, r"weights\[0\] must be 2-D"),
+    ([np.zeros((4, 0))], ValueError, r"layer 1 needs at least one unit"),
+    ([np.zeros((1, 3))], ValueError, r"at least 2 rows"),
+    ([np.zeros((4, 3), dtype=bool)], TypeError, r"weights\[0\] must hold real numbers"),
+    ([np.zeros((4, 3), dtype=complex)], TypeError, r"weights\[0\] must hold real numbers"),
+    ([np.zeros((4, 3), dtype=np.float16)], TypeError, r"float32 or float64"),
+    ([np.array([["a"] * 3] * 4)], TypeError, r"weights\[0\] must hold real numbers"),
+    ([np.zeros((4, 3), np.float32), np.zeros((4, 1))], ValueError, r"mix float32 and float64"),
+])
+def test_bad_weights(module, bad, exc, pattern):
+    _, X, y = make_problem([3, 3, 1], 5)
+    before = snapshot(bad) if isinstance(bad, list) else None
+    with pytest.raises(exc, match=pattern):
+        module.gradient(bad, X, y[:, :1])
+    if before:
+        assert_unchanged(before, bad)
+
+
+@MODULES
+@pytest.mark.parametrize("where", ["weights", "X", "y"])
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_non_finite_values_are_refused(module, where, value):
+    weights, X, y = make_problem([3, 10, 2], 20)
+    if where == "weights":
+        weights[1][4, 1] = value
+        pattern = r"weights\[1\] must be finite, but weights\[1\]\[4, 1\] = "
+    elif where == "X":
+        X[7, 2] = value
+        pattern = r"X must be finite, but X\[7, 2\] = "
+    else:
+        y[3, 0] = value
+        pattern = r"y must be finite, but y\[3, 0\] = "
+    raises_unchanged(ValueError, pattern, module.gradient, weights, X, y)
+    for fn in (module.error,):
+        raises_unchanged(ValueError, pattern, fn, weights, X, y)
+
+
+@MODULES
+@pytest.mark.parametrize("X_shape, pattern", [
+    ((20, 4), r"X must have shape \(N, 3\) for d\(0\) = 3, got shape \(20, 4\)"),
+    ((20,), r"X must have shape \(N, 3\) for d\(0\) = 3, got shape \(20,\)"),
+    ((0, 3), r"X holds no samples \(N = 0\)"),
+    ((2, 20, 3), r"X must have shape \(N, 3\)"),
+])
+def test_bad_X_shape(module, X_shape, pattern, good):
+    weights, _, y = good
+    X = np.zeros(X_shape)
+    raises_unchanged(ValueError, pattern, module.gradient, weights, X, y)
+
+
+@MODULES
+@pytest.mark.parametrize("y_shape, pattern", [
+    ((20, 3), r"y must have shape \(20, 2\) for d\(L\) = 2, got shape \(20, 3\)"),
+    ((20,), r"y must have shape \(20, 2\) for d\(L\) = 2, got shape \(20,\)"),
+    ((19, 2), r"y has 19 rows but X has 20 samples"),
+])
+def test_bad_y_shape(module, y_shape, pattern, good):
+    weights, X, _ = good
+    raises_unchanged(ValueError, pattern, module.gradient, weights, X, np.zeros(y_shape))
+
+
+@MODULES
+@pytest.mark.parametrize("X", [np.zeros((20, 3), bool), np.zeros((20, 3), complex),
+                               np.array([["x"] * 3] * 20), np.array([[None] * 3] * 20)])
+def test_non_numeric_X_is_a_type_error(module, X, good):
+    weights, _, y = good
+    raises_unchanged(TypeError, r"X must hold real numbers", module.gradient, weights, X, y)
+
+
+@MODULES
+def test_ragged_X_is_a_type_error(module, good):
+    weights, _, y = good
+    with pytest.raises(TypeError, match=r"X must be an array of real numbers"):
+        module.gradient(weights, [[1, 2, 3], [1, 2]], y[:2])
+
+
+@MODULES
+@pytest.mark.parametrize("kw, exc, pattern", [
+    ({"output": "relu"}, ValueError, r"output must be 'tanh' or 'linear', got 'relu'"),
+    ({"num_threads": 0}, ValueError, r"num_threads must be .* got 0"),
+    ({"num_threads": 1.5}, TypeError, r"num_threads must be an integer or None, got 1.5"),
+    ({"num_threads": True}, TypeError, r"num_threads must be an integer or None, got True"),
+    ({"reduction": "max"}, ValueError, r"reduction must be 'mean' or 'sum', got 'max'"),
+    ({"accumulate": True}, ValueError, r"accumulate=True needs out="),
+])
+def test_bad_options(module, kw, exc, pattern, good):
+    weights, X, y = good
+    raises_unchanged(exc, pattern, module.gradient, weights, X, y, **kw)
+
+
+@MODULES
+def test_bad_out(module, good):
+    weights, X, y = good
+    ok = [np.full(w.shape, 7.0) for w in weights]
+    cases = [
+        ("nope", TypeError, r"out must be a list"),
+        (ok[:1], ValueError, r"out must hold 2 arrays \(one per layer\), got 1"),
+        ([ok[0], np.zeros((3, 3))], ValueError, r"out\[1\] must have shape \(11, 2\), got \(3, 3\)"),
+        ([ok[0], np.zeros((11, 2), np.float32)], TypeError, r"out\[1\] must have dtype float64"),
+    ]
+    ro = [o.copy() for o in ok]
+    ro[0].flags.writeable = False
+    cases.append((ro, ValueError, r"out\[0\] is read-only"))
+    for out, exc, pattern in cases:
+        raises_unchanged(exc, pattern, module.gradient, weights, X, y, out=out)
+    # a call failing on another argument leaves `out` untouched too
+    raises_unchanged(ValueError, r"X must have shape", module.gradient, weights, X[:, :2], y,
+                     out=ok, accumulate=True)
+    assert all((o == 7.0).all() for o in ok)
+
+
+@MODULES
+def test_bad_forward_and_backprop(module, good):
+    weights, X, y = good
+    with pytest.raises(ValueError, match=r"X must have shape \(N, 3\)"):
+        module.forward(weights, X[:, :2])
+    with pytest.raises(ValueError, match=r"output must be"):
+        module.forward(weights, X, output="sigmoid")
+    with pytest.raises(ValueError, match=r"x must have shape \(3,\) for d\(0\) = 3, got shape \(2,\)"):
+        module.backprop(weights, X[0, :2], y[0])
+    with pytest.raises(ValueError, match=r"y must have shape \(2,\) for d\(L\) = 2, got shape \(3,\)"):
+        module.backprop(weights, X[0], np.zeros(3))
+    with pytest.raises(ValueError, match=r"x must be finite"):
+        module.backprop(weights, [np.nan, 0, 0], y[0])
+
+
+@pytest.mark.parametrize("widths, exc, pattern", [
+    ([3], ValueError, r"at least two layers"),
+    ([3, 0, 1], ValueError, r"widths\[1\] = d\(1\) must be at least 1, got 0"),
+    ([3, 2.5, 1], TypeError, r"widths\[1\] must be an integer"),
+    ("32", TypeError, r"widths must be a sequence"),
+])
+def test_bad_widths(widths, exc, pattern):
+    with pytest.raises(exc, match=pattern):
+        fastbp.init_weights(widths)
+    with pytest.raises(exc, match=pattern):
+        fastbp.Network(widths)
+
+
+def test_bad_dtype_and_seed():
+    with pytest.raises(ValueError, match=r"dtype must be 'float32' or 'float64', got int64"):
+        fastbp.init_weights([2, 1], dtype="int64")
+    with pytest.raises(TypeError, match=r"seed must be an integer"):
+        fastbp.init_weights([2, 1], seed="abc")
+
+
+def test_absurd_thread_count_is_clamped_with_a_warning(good):
+    weights, X, y = good
+    with pytest.warns(RuntimeWarning, match=r"num_threads=100000 is more than"):
+        e, _ = fastbp.gradient(weights, X, y, num_threads=100000)
+    assert e == fastbp.gradient(weights, X, y, num_threads=1)[0]
+
+
+def test_negative_thread_count_counts_back(good):
+    weights, X, y = good
+    e1 = fastbp.gradient(weights, X, y, num_threads=1)[0]
+    assert fastbp.gradient(weights, X, y, num_threads=-1)[0] == e1
+    assert fastbp.gradient(weights, X, y, num_threads=-100)[0] == e1

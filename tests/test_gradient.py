@@ -1,0 +1,248 @@
+"""fastbp's compiled gradient against the reference, finite differences, and itself across threads."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import fastbp
+from fastbp import _api, reference
+from conftest import make_problem, rel_err
+
+SHAPES = {
+    "one-unit": [1, 1, 1],
+    "no-hidden": [3, 2],
+    "no-hidden-one-unit": [1, 1],
+    "small": [2, 3, 1],
+    "multi-output": [4, 6, 3],
+    "B": [8, 32, 32, 1],
+    "deep": [3] + [5] * 8 + [2],
+    "wide-odd": [13, 37, 11, 5],
+}
+
+
+def chunk_of(widths, dtype="float64"):
+    return _api._plan(widths, 10**9, 2, np.dtype(dtype).itemsize)[1]
+
+
+@pytest.mark.parametrize("output", ["tanh", "linear"])
+@pytest.mark.parametrize("name", sorted(SHAPES))
+@pytest.mark.parametrize("n", [1, 31, 33, 200])
+def test_gradient_matches_reference_float64(name, output, n):
+    widths = SHAPES[name]
+    weights, X, y = make_problem(widths, n, seed=n)
+    e, grads = fastbp.gradient(weights, X, y, output=output)
+    e_ref, grads_ref = reference.gradient(weights, X, y, output=output)
+    assert abs(e - e_ref) <= 1e-12 * abs(e_ref)
+    assert len(grads) == len(weights)
+    for g, g_ref, w in zip(grads, grads_ref, weights):
+        assert g.shape == w.shape and g.dtype == np.float64
+        assert rel_err(g, g_ref) < 1e-12
+    assert rel_err(fastbp.forward(weights, X, output), reference.forward(weights, X, output)) < 1e-12
+    assert abs(fastbp.error(weights, X, y, output) - e_ref) <= 1e-12 * abs(e_ref)
+
+
+@pytest.mark.parametrize("name", ["one-unit", "small", "B", "deep"])
+def test_gradient_above_chunk_size_matches_reference(name):
+    widths = SHAPES[name]
+    n = chunk_of(widths) * 2 + 45  # three chunks, the last one partial
+    weights, X, y = make_problem(widths, n, seed=3)
+    e, grads = fastbp.gradient(weights, X, y, num_threads=2)
+    e_ref, grads_ref = reference.gradient(weights, X, y)
+    assert abs(e - e_ref) <= 1e-12 * abs(e_ref)
+    for g, g_ref in zip(grads, grads_ref):
+        assert rel_err(g, g_ref) < 1e-12
+
+
+@pytest.mark.parametrize("output", ["tanh", "linear"])
+@pytest.mark.parametrize("name", sorted(SHAPES))
+def test_float32_close_to_float64(name, output):
+    widths = SHAPES[name]
+    weights, X, y = make_problem(widths, 500, seed=7)
+    e64, g64 = fastbp.gradient(weights, X, y, output=output)
+    w32 = [w.astype(np.float32) for w in weights]
+    e32, g32 = fastbp.gradient(w32, X, y, output=output)  # X, y converted to float32
+    assert isinstance(e32, float)
+    assert abs(e32 - e64) <= 1e-5 * abs(e64)
+    for a, b in zip(g32, g64):
+        assert a.dtype == np.float32
+        assert rel_err(a, b) < 1e-5
+    out32 = fastbp.forward(w32, X, output)
+    assert out32.dtype == np.float32
+    assert rel_err(out32, fastbp.forward(weights, X, output)) < 1e-5
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("name", ["small", "B", "deep", "multi-output"])
+def test_bitwise_identical_across_thread_counts(name, dtype):
+    widths = SHAPES[name]
+    n = chunk_of(widths, dtype) * 7 + 13
+    weights, X, y = make_problem(widths, n, dtype=dtype, seed=11)
+    # the test means something only if several threads really run
+    assert _api._plan(widths, n, 3, np.dtype(dtype).itemsize)[0] == 3
+    e1, g1 = fastbp.gradient(weights, X, y, num_threads=1)
+    for threads in (2, 3, 7):
+        e, g = fastbp.gradient(weights, X, y, num_threads=threads)
+        assert e == e1
+        for a, b in zip(g, g1):
+            assert np.array_equal(a, b)
+    e_again, g_again = fastbp.gradient(weights, X, y, num_threads=2)
+    assert e_again == e1 and all(np.array_equal(a, b) for a, b in zip(g_again, g1))
+
+
+@pytest.mark.parametrize("output", ["tanh", "linear"])
+@pytest.mark.parametrize("name", ["one-unit", "no-hidden", "small", "multi-output", "deep"])
+def test_gradient_matches_finite_differences(name, output):
+    widths = SHAPES[name]
+    weights, X, y = make_problem(widths, 20, seed=5)
+    _, grads = fastbp.gradient(weights, X, y, output=output)
+    eps = 1e-5  # truncation error ~eps^2, rounding ~1e-16/eps: both far below the tolerance
+    for l, w in enumerate(weights):
+        numeric = np.zeros_like(w)
+        for idx in np.ndindex(w.shape):
+            plus = [v.copy() for v in weights]
+            minus = [v.copy() for v in weights]
+            plus[l][idx] += eps
+            minus[l][idx] -= eps
+            numeric[idx] = (fastbp.error(plus, X, y, output) -
+                            fastbp.error(minus, X, y, output)) / (2 * eps)
+        assert rel_err(grads[l], numeric) < 1e-6, (l, grads[l], numeric)
+
+
+def test_reduction_sum_and_streaming_with_out_and_accumulate():
+    weights, X, y = make_problem([5, 7, 2], 1000, seed=2)
+    n = X.shape[0]
+    e_mean, g_mean = fastbp.gradient(weights, X, y)
+    e_sum, g_sum = fastbp.gradient(weights, X, y, reduction="sum")
+    assert abs(e_sum - n * e_mean) <= 1e-12 * e_sum
+    for a, b in zip(g_sum, g_mean):
+        assert rel_err(a, n * b) < 1e-12
+    out = [np.full(w.shape, np.nan) for w in weights]
+    e0, ret = fastbp.gradient(weights, X[:300], y[:300], reduction="sum", out=out)
+    assert ret is out or all(r is o for r, o in zip(ret, out))
+    total = e0
+    for start in (300, 650):
+        e, _ = fastbp.gradient(weights, X[start:start + 350], y[start:start + 350],
+                               reduction="sum", out=out, accumulate=True)
+        total += e
+    assert abs(total - e_sum) <= 1e-12 * e_sum
+    for a, b in zip(out, g_sum):
+        assert rel_err(a, b) < 1e-12
+
+
+def test_out_float32():
+    weights, X, y = make_problem([3, 4, 2], 100, dtype="float32")
+    out = [np.ones(w.shape, np.float32) for w in weights]
+    _, g = fastbp.gradient(weights, X, y, out=out, accumulate=True)
+    _, g_plain = fastbp.gradient(weights, X, y)
+    for o, p in zip(out, g_plain):
+        assert o.dtype == np.float32
+        np.testing.assert_allclose(o, 1 + p, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("output", ["tanh", "linear"])
+def test_backprop_matches_reference_and_gradient(output):
+    weights, X, y = make_problem([3, 4, 5, 2], 1, seed=9)
+    xs, deltas = fastbp.backprop(weights, X[0], y[0], output=output)
+    xs_ref, deltas_ref = reference.backprop(weights, X[0], y[0], output=output)
+    assert len(xs) == 4 and len(deltas) == 3
+    for a, b in zip(xs + deltas, xs_ref + deltas_ref):
+        assert a.shape == b.shape
+        assert rel_err(a, b) < 1e-13
+    _, grads = fastbp.gradient(weights, X, y, output=output)
+    for l in range(3):
+        assert rel_err(np.outer(xs[l], deltas[l]), grads[l]) < 1e-13
+
+
+def test_layouts_and_readonly_inputs_give_the_same_result():
+    weights, X, y = make_problem([6, 9, 3], 257, seed=4)
+    e, g = fastbp.gradient(weights, X, y)
+    Xf = np.asfortranarray(X)
+    big = np.zeros((X.shape[0] * 2, X.shape[1] * 3))
+    big[::2, ::3] = X
+    Xs = big[::2, ::3]
+    wf = [np.asfortranarray(w) for w in weights]
+    ro = [w.copy() for w in weights]
+    for w in ro:
+        w.flags.writeable = False
+    Xro = X.copy()
+    Xro.flags.writeable = False
+    for args in [(weights, Xf, y), (weights, Xs, y), (wf, X, np.asfortranarray(y)), (ro, Xro, y)]:
+        e2, g2 = fastbp.gradient(*args)
+        assert e2 == e
+        assert all(np.array_equal(a, b) for a, b in zip(g, g2))
+
+
+def test_integer_and_big_endian_inputs_are_converted():
+    weights, X, y = make_problem([2, 3, 1], 50)
+    Xi = np.arange(100).reshape(50, 2) % 3 - 1
+    yi = (np.arange(50) % 2) * 2 - 1
+    e, g = fastbp.gradient(weights, Xi, yi)
+    e_ref, g_ref = fastbp.gradient(weights, Xi.astype(float), yi.astype(float))
+    assert e == e_ref
+    wbe = [w.astype(">f8") for w in weights]
+    e_be, _ = fastbp.gradient(wbe, X.astype(">f8"), y)
+    assert e_be == fastbp.gradient(weights, X, y)[0]
+
+
+def test_y_may_be_one_dimensional_for_one_output():
+    weights, X, y = make_problem([2, 3, 1], 40)
+    assert fastbp.gradient(weights, X, y[:, 0])[0] == fastbp.gradient(weights, X, y)[0]
+
+
+def test_network_methods():
+    net = fastbp.Network([3, 5, 2], output="linear", seed=3)
+    assert [w.shape for w in net.weights] == [(4, 5), (6, 2)]
+    _, X, y = make_problem([3, 5, 2], 64)
+    assert np.array_equal(net.forward(X), fastbp.forward(net.weights, X, "linear"))
+    assert net.error(X, y) == fastbp.error(net.weights, X, y, "linear")
+    e, g = net.gradient(X, y)
+    e_ref, g_ref = reference.Network([3, 5, 2], output="linear", seed=3).gradient(X, y)
+    assert abs(e - e_ref) <= 1e-12 * e_ref
+    assert all(rel_err(a, b) < 1e-12 for a, b in zip(g, g_ref))
+
+
+def test_init_weights_reproducible_and_scaled():
+    a = fastbp.init_weights([10, 20, 3], seed=42)
+    b = fastbp.init_weights([10, 20, 3], seed=42)
+    c = fastbp.init_weights([10, 20, 3], seed=43)
+    assert all(np.array_equal(u, v) for u, v in zip(a, b))
+    assert not np.array_equal(a[0], c[0])
+    assert a[0].shape == (11, 20) and a[1].shape == (21, 3)
+    f = fastbp.init_weights([10, 20, 3], seed=42, dtype="float32")
+    assert all(w.dtype == np.float32 for w in f)
+    big = fastbp.init_weights([400, 300], seed=0)[0]
+    assert 0.8 < big.std() * np.sqrt(401) < 1.2
+
+
+def test_baseline_kernels_when_forced():
+    """FASTBP_SIMD=baseline selects the portable kernels, which give the same results within tolerance."""
+    code = (
+        "import fastbp, numpy as np, sys\n"
+        "sys.path.insert(0, 'tests')\n"
+        "from conftest import make_problem, rel_err\n"
+        "from fastbp import reference, _api\n"
+        "assert _api.ISA == 'baseline', _api.ISA\n"
+        "for dt in ('float64', 'float32'):\n"
+        "    w, X, y = make_problem([5, 17, 9, 2], 300, dtype=dt)\n"
+        "    e, g = fastbp.gradient(w, X, y)\n"
+        "    w64 = [v.astype(float) for v in w]\n"
+        "    e_ref, g_ref = reference.gradient(w64, X.astype(float), y.astype(float))\n"
+        "    tol = 1e-12 if dt == 'float64' else 1e-5\n"
+        "    assert abs(e - e_ref) <= tol * e_ref\n"
+        "    assert max(rel_err(a, b) for a, b in zip(g, g_ref)) < tol\n"
+        "print('ok')\n"
+    )
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, FASTBP_SIMD="baseline")
+    res = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 0 and res.stdout.strip().endswith("ok"), res.stderr
+
+
+def test_show_config_reports_build(capsys):
+    fastbp.show_config()
+    text = capsys.readouterr().out
+    assert fastbp.__version__ in text
+    assert "OpenMP" in text and "threads" in text and _api.ISA in text
