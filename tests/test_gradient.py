@@ -220,7 +220,6 @@ def test_baseline_kernels_when_forced():
     """FASTBP_SIMD=baseline selects the portable kernels, which give the same results within tolerance."""
     code = (
         "import fastbp, numpy as np, sys\n"
-        "sys.path.insert(0, 'tests')\n"
         "from conftest import make_problem, rel_err\n"
         "from fastbp import reference, _api\n"
         "assert _api.ISA == 'baseline', _api.ISA\n"
@@ -234,9 +233,10 @@ def test_baseline_kernels_when_forced():
         "    assert max(rel_err(a, b) for a, b in zip(g, g_ref)) < tol\n"
         "print('ok')\n"
     )
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    # run from tests/, as pytest does, so that the installed fastbp is imported, not the source tree
+    here = os.path.dirname(os.path.abspath(__file__))
     env = dict(os.environ, FASTBP_SIMD="baseline")
-    res = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True,
+    res = subprocess.run([sys.executable, "-c", code], cwd=here, env=env, capture_output=True,
                          text=True, timeout=120)
     assert res.returncode == 0 and res.stdout.strip().endswith("ok"), res.stderr
 
