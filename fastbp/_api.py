@@ -14,7 +14,10 @@ _FORWARD, _ERROR, _GRADIENT = 0, 1, 2
 # thread count, so that results are bitwise the same on any number of threads. About this many
 # flops per chunk keep its fixed costs (zeroing and merging a gradient buffer) under a percent.
 _CHUNK_FLOPS = 1 << 20
-_MAX_CHUNK_TILES = 64
+_MAX_CHUNK_TILES = 32
+# Samples per tile: the kernels run each step for a whole tile at a time, so that every weight
+# fetched from cache serves that many samples. A multiple of every kernel set's sample block.
+_TILE = 64
 # Below this many flops a call runs on one thread: starting an OpenMP team costs more.
 _SERIAL_FLOPS = 1 << 18
 # Chunks one thread takes per round (one OpenMP region), bounded by the memory of their buffers.
@@ -35,9 +38,13 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+_SIMD_LEVELS = {"baseline": 0, "none": 0, "0": 0, "avx2": 1, "avx512": 2}
+
+
 def _isa() -> str:
-    allow = os.environ.get("FASTBP_SIMD", "").strip().lower() not in ("baseline", "none", "0")
-    return _core.select_kernels(allow)
+    """Select the kernels: the best this CPU runs, or at most FASTBP_SIMD (baseline, avx2, avx512)."""
+    wanted = os.environ.get("FASTBP_SIMD", "").strip().lower()
+    return _core.select_kernels(_SIMD_LEVELS.get(wanted, 2))
 
 
 ISA = _isa()
@@ -55,10 +62,10 @@ def _n_params(widths) -> int:
 
 
 def _plan(widths, n_samples, num_threads, itemsize):
-    """(threads, chunk, slots per thread) for a batch."""
+    """(threads, tile, chunk, slots per thread) for a batch."""
     n_params = _n_params(widths)
     flops_per_sample = 6 * n_params
-    tile = _core.TILE
+    tile = _TILE
     tiles = _CHUNK_FLOPS // (flops_per_sample * tile)
     chunk = tile * min(_MAX_CHUNK_TILES, max(1, tiles))
     n_chunks = -(-n_samples // chunk)
@@ -66,14 +73,14 @@ def _plan(widths, n_samples, num_threads, itemsize):
     if _forked or n_samples * flops_per_sample < _SERIAL_FLOPS:
         threads = 1
     slots = min(_MAX_SLOTS_PER_THREAD, max(1, _ROUND_BYTES // (n_params * itemsize)))
-    return max(1, threads), chunk, slots
+    return max(1, threads), tile, chunk, slots
 
 
 def _run(weights, widths, output, X, y, mode, num_threads, grad_sum=None):
-    threads, chunk, slots = _plan(widths, X.shape[0], num_threads, X.dtype.itemsize)
+    threads, tile, chunk, slots = _plan(widths, X.shape[0], num_threads, X.dtype.itemsize)
     outputs = np.empty((X.shape[0], widths[-1]), dtype=X.dtype) if mode == _FORWARD else None
-    err = _core.run(weights, widths, output == "linear", X, y, outputs, mode, threads, chunk, slots,
-                    grad_sum)
+    err = _core.run(weights, widths, output == "linear", X, y, outputs, mode, threads, tile, chunk,
+                    slots, grad_sum)
     return err, outputs
 
 
@@ -155,8 +162,9 @@ def show_config(file=None) -> None:
         f"  OpenMP:           {'on' if _core.openmp_enabled() else 'off (serial build)'}",
         f"  default threads:  {available_threads()} (usable cores {_checks.usable_cores()}, "
         f"OMP max threads {_core.openmp_max_threads()})",
-        f"  kernels:          {ISA} (CPU has AVX2+FMA: {_core.cpu_has_avx2_fma()}; "
+        f"  kernels:          {ISA} (best this CPU runs: "
+        f"{['baseline', 'avx2+fma', 'avx512'][_core.cpu_level()]}; "
         f"FASTBP_SIMD={os.environ.get('FASTBP_SIMD', '')!r})",
-        f"  samples per tile: {_core.TILE}",
+        f"  samples per tile: {_TILE}",
     ]
     print("\n".join(lines), file=file)

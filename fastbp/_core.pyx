@@ -28,23 +28,33 @@ ctypedef fused floating:
     double
 
 cdef extern from "_simd.h" nogil:
-    enum: FASTBP_TILE
+    enum: FASTBP_RB
+    enum: FASTBP_MAX_SAMPLE_BLOCK
     int fastbp_openmp_enabled()
     int fastbp_openmp_max_threads()
     void *fastbp_aligned_calloc(size_t nbytes)
     void fastbp_aligned_free(void *p)
-    int fastbp_cpu_has_avx2_fma()
-    const char *fastbp_select_kernels(int allow_simd)
-    void fastbp_linear_d(const double *M, Py_ssize_t sk, Py_ssize_t si, int K, int m,
-                         const double *inp, double *out)
-    void fastbp_linear_f(const float *M, Py_ssize_t sk, Py_ssize_t si, int K, int m,
-                         const float *inp, float *out)
-    void fastbp_outer_d(const double *X, int rows, const double *D, int cols, double *G)
-    void fastbp_outer_f(const float *X, int rows, const float *D, int cols, float *G)
+    int fastbp_cpu_level()
+    const char *fastbp_select_kernels(int max_level)
+    void fastbp_pack_d(const double *src, Py_ssize_t sk, Py_ssize_t si, int K, int m, double *panel)
+    void fastbp_pack_f(const float *src, Py_ssize_t sk, Py_ssize_t si, int K, int m, float *panel)
+    int fastbp_sample_block_d()
+    int fastbp_sample_block_f()
+    void fastbp_linear_d(const double *panel, int K, int m, const double *inp, Py_ssize_t ld,
+                         double *out, int ns)
+    void fastbp_linear_f(const float *panel, int K, int m, const float *inp, Py_ssize_t ld,
+                         float *out, int ns)
+    void fastbp_outer_d(const double *X, int rows, const double *D, int cols, Py_ssize_t ld,
+                        int ns, double *G)
+    void fastbp_outer_f(const float *X, int rows, const float *D, int cols, Py_ssize_t ld,
+                        int ns, float *G)
     void fastbp_tanh_d(double *x, Py_ssize_t n)
     void fastbp_tanh_f(float *x, Py_ssize_t n)
+    void fastbp_dtanh_mul_d(double *delta, const double *x, Py_ssize_t n)
+    void fastbp_dtanh_mul_f(float *delta, const float *x, Py_ssize_t n)
 
-TILE = FASTBP_TILE
+RB = FASTBP_RB
+MAX_SAMPLE_BLOCK = FASTBP_MAX_SAMPLE_BLOCK
 
 cdef enum Mode:
     MODE_FORWARD = 0    # write x(L) of every sample
@@ -55,115 +65,148 @@ cdef enum Mode:
 cdef struct Net:
     int L                       # number of layers with weights
     int output_linear           # 1: x(L) = s(L); 0: x(L) = tanh(s(L))
+    int tile                    # samples per tile: the row length of every tile array
     const int *widths           # d(0), ..., d(L)
     const void **weights        # W(1), ..., W(L), each (d(l-1)+1, d(l)) row-major
     const Py_ssize_t *act_off   # offset of the x(l) tile in a thread's scratch, l = 0..L
     const Py_ssize_t *delta_off # offset of the delta(l) tile, l = 1..L (index l)
     const Py_ssize_t *grad_off  # offset of dW(l) in a gradient buffer, l = 1..L (index l)
+    const Py_ssize_t *fwd_off   # offset of W(l)'s forward panel in the panel buffer (index l)
+    const Py_ssize_t *bwd_off   # offset of W(l+1)'s backward panel, for delta(l) (index l)
     Py_ssize_t n_params         # sum of (d(l-1)+1) d(l)
+    Py_ssize_t n_panel          # elements of the panel buffer
     Py_ssize_t scratch_len      # elements of one thread's scratch
+    void *panels                # the packed panels of this call
 
 
 # ---------------------------------------------------------------------------------------------
 # (a) per-tile steps
 
-cdef inline void linear(const floating *M, Py_ssize_t sk, Py_ssize_t si, int K, int m,
-                        const floating *inp, floating *out) noexcept nogil:
+cdef inline void linear(const floating *panel, int K, int m, const floating *inp, Py_ssize_t ld,
+                        floating *out, int ns) noexcept nogil:
     if floating is double:
-        fastbp_linear_d(M, sk, si, K, m, inp, out)
+        fastbp_linear_d(panel, K, m, inp, ld, out, ns)
     else:
-        fastbp_linear_f(M, sk, si, K, m, inp, out)
+        fastbp_linear_f(panel, K, m, inp, ld, out, ns)
 
 
-cdef inline void tanh_inplace(floating *x, Py_ssize_t n) noexcept nogil:
+cdef inline void tanh_rows(floating *x, int rows, Py_ssize_t ld, int ns) noexcept nogil:
+    """tanh in place on the first ns samples of `rows` tile rows."""
+    cdef int j
+    if ns == ld:
+        rows, ns = 1, rows * ns
+    for j in range(rows):
+        if floating is double:
+            fastbp_tanh_d(x + j * ld, ns)
+        else:
+            fastbp_tanh_f(x + j * ld, ns)
+
+
+cdef inline void dtanh_mul_rows(floating *delta, const floating *x, int rows, Py_ssize_t ld,
+                                int ns) noexcept nogil:
+    """delta *= 1 - x^2 on the first ns samples of `rows` tile rows."""
+    cdef int j
+    if ns == ld:
+        rows, ns = 1, rows * ns
+    for j in range(rows):
+        if floating is double:
+            fastbp_dtanh_mul_d(delta + j * ld, x + j * ld, ns)
+        else:
+            fastbp_dtanh_mul_f(delta + j * ld, x + j * ld, ns)
+
+
+cdef inline int sample_block(floating dummy) noexcept nogil:
     if floating is double:
-        fastbp_tanh_d(x, n)
+        return fastbp_sample_block_d()
     else:
-        fastbp_tanh_f(x, n)
+        return fastbp_sample_block_f()
 
 
 cdef inline void forward_tile(
     const Net *net,
     const floating *X,      # IN  (nb, d(0)): the tile's samples, row-major
-    Py_ssize_t nb,          # IN  samples in the tile, 1..FASTBP_TILE
+    Py_ssize_t nb,          # IN  samples in the tile, 1..tile
+    int ns,                 # IN  samples to compute: nb rounded up to the kernels' sample block
     floating *scratch,      # OUT x(l) of the tile, l = 0..L, at net.act_off[l]
 ) noexcept nogil:
     cdef int d0 = net.widths[0]
-    cdef floating *x0 = scratch + net.act_off[0] + FASTBP_TILE
+    cdef Py_ssize_t ld = net.tile
+    cdef floating *x0 = scratch + net.act_off[0] + ld
+    cdef const floating *panels = <const floating *> net.panels
     cdef Py_ssize_t b
-    cdef int j, l, d_in, d_out
+    cdef int j, l, d_out
     # x(0) without its row of ones: the inputs, turned feature-major; padding samples are zero
     for j in range(d0):
         for b in range(nb):
-            x0[j * FASTBP_TILE + b] = X[b * d0 + j]
-        for b in range(nb, FASTBP_TILE):
-            x0[j * FASTBP_TILE + b] = 0
+            x0[j * ld + b] = X[b * d0 + j]
+        for b in range(nb, ns):
+            x0[j * ld + b] = 0
     for l in range(1, net.L + 1):
-        d_in = net.widths[l - 1]
         d_out = net.widths[l]
         # s(l) = W(l)^T x(l-1), written below the row of ones of x(l)
-        linear(<const floating *> net.weights[l - 1], d_out, 1, d_in + 1, d_out,
-               scratch + net.act_off[l - 1], scratch + net.act_off[l] + FASTBP_TILE)
+        linear(panels + net.fwd_off[l], net.widths[l - 1] + 1, d_out,
+               scratch + net.act_off[l - 1], ld, scratch + net.act_off[l] + ld, ns)
         if l < net.L or not net.output_linear:
-            tanh_inplace(scratch + net.act_off[l] + FASTBP_TILE, <Py_ssize_t> d_out * FASTBP_TILE)
+            tanh_rows(scratch + net.act_off[l] + ld, d_out, ld, ns)
 
 
 cdef inline double sensitivities_tile(
     const Net *net,
     const floating *Y,      # IN  (nb, d(L)): the tile's targets, row-major
     Py_ssize_t nb,          # IN  samples in the tile
+    int ns,                 # IN  samples computed (padding ones get zero sensitivities)
     floating *scratch,      # IN  x(l) from forward_tile; OUT delta(l), l = 1..L
     bint backward,          # IN  0: only the error, no sensitivities
 ) noexcept nogil:
     """Sum over the tile of ||x(L) - y||^2; with `backward`, every delta(l) of the tile."""
     cdef int L = net.L
     cdef int dL = net.widths[L]
-    cdef const floating *xL = scratch + net.act_off[L] + FASTBP_TILE
+    cdef Py_ssize_t ld = net.tile
+    cdef const floating *xL = scratch + net.act_off[L] + ld
+    cdef const floating *panels = <const floating *> net.panels
     cdef floating *delta = scratch + net.delta_off[L]
-    cdef floating *x
     cdef floating e, xv
     cdef double err = 0.0
-    cdef Py_ssize_t b, idx, n
-    cdef int j, l, d_next
+    cdef Py_ssize_t b
+    cdef int j, l
     for j in range(dL):
         for b in range(nb):
-            xv = xL[j * FASTBP_TILE + b]
+            xv = xL[j * ld + b]
             e = xv - Y[b * dL + j]
             err += e * e
             if backward:
                 # delta(L) = 2 (x(L) - y) theta'(s(L)), theta' = 1 - x^2 for tanh, 1 for linear
-                delta[j * FASTBP_TILE + b] = 2 * e if net.output_linear else 2 * e * (1 - xv * xv)
+                delta[j * ld + b] = 2 * e if net.output_linear else 2 * e * (1 - xv * xv)
         if backward:
-            for b in range(nb, FASTBP_TILE):
-                delta[j * FASTBP_TILE + b] = 0
+            for b in range(nb, ns):
+                delta[j * ld + b] = 0
     if not backward:
         return err
     for l in range(L - 1, 0, -1):
-        d_next = net.widths[l + 1]
-        # W(l+1) delta(l+1) without the bias row: M[k, i] = W(l+1)[i + 1, k]
+        # delta(l) = (1 - x(l)^2) * [W(l+1) delta(l+1)] without the bias row
         delta = scratch + net.delta_off[l]
-        linear(<const floating *> net.weights[l] + d_next, 1, d_next, d_next, net.widths[l],
-               scratch + net.delta_off[l + 1], delta)
-        x = scratch + net.act_off[l] + FASTBP_TILE
-        n = <Py_ssize_t> net.widths[l] * FASTBP_TILE
-        for idx in range(n):
-            delta[idx] = delta[idx] * (1 - x[idx] * x[idx])
+        linear(panels + net.bwd_off[l], net.widths[l + 1], net.widths[l],
+               scratch + net.delta_off[l + 1], ld, delta, ns)
+        dtanh_mul_rows(delta, scratch + net.act_off[l] + ld, net.widths[l], ld, ns)
     return err
 
 
 cdef inline void gradient_tile(
     const Net *net,
     const floating *scratch,  # IN  x(l) and delta(l) of the tile
+    int ns,                   # IN  samples computed (padding ones have zero sensitivities)
     floating *grad,           # IN/OUT sums of x(l-1) delta(l)^T, dW(l) at net.grad_off[l]
 ) noexcept nogil:
     cdef int l
     for l in range(1, net.L + 1):
         if floating is double:
             fastbp_outer_d(scratch + net.act_off[l - 1], net.widths[l - 1] + 1,
-                           scratch + net.delta_off[l], net.widths[l], grad + net.grad_off[l])
+                           scratch + net.delta_off[l], net.widths[l], net.tile, ns,
+                           grad + net.grad_off[l])
         else:
             fastbp_outer_f(scratch + net.act_off[l - 1], net.widths[l - 1] + 1,
-                           scratch + net.delta_off[l], net.widths[l], grad + net.grad_off[l])
+                           scratch + net.delta_off[l], net.widths[l], net.tile, ns,
+                           grad + net.grad_off[l])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -182,47 +225,69 @@ cdef double run_chunk(
 ) noexcept nogil:
     cdef int d0 = net.widths[0]
     cdef int dL = net.widths[net.L]
+    cdef Py_ssize_t ld = net.tile
     cdef Py_ssize_t t, nb, b
-    cdef int j
+    cdef int j, ns
+    cdef int block = sample_block(<floating> 0)
     cdef double err = 0.0
-    cdef const floating *xL = scratch + net.act_off[net.L] + FASTBP_TILE
+    cdef const floating *xL = scratch + net.act_off[net.L] + ld
     if mode == MODE_GRADIENT:
         memset(grad, 0, net.n_params * sizeof(floating))
     t = start
     while t < stop:
-        nb = min(<Py_ssize_t> FASTBP_TILE, stop - t)
-        forward_tile(net, X + t * d0, nb, scratch)
+        nb = min(ld, stop - t)
+        ns = <int> ((nb + block - 1) // block * block)
+        forward_tile(net, X + t * d0, nb, ns, scratch)
         if mode == MODE_FORWARD:
             for b in range(nb):
                 for j in range(dL):
-                    outputs[(t + b) * dL + j] = xL[j * FASTBP_TILE + b]
+                    outputs[(t + b) * dL + j] = xL[j * ld + b]
         else:
-            err += sensitivities_tile(net, Y + t * dL, nb, scratch, mode == MODE_GRADIENT)
+            err += sensitivities_tile(net, Y + t * dL, nb, ns, scratch, mode == MODE_GRADIENT)
             if mode == MODE_GRADIENT:
-                gradient_tile(net, scratch, grad)
-        t += FASTBP_TILE
+                gradient_tile(net, scratch, ns, grad)
+        t += ld
     return err
 
 
 # ---------------------------------------------------------------------------------------------
 # (c) the OpenMP driver
 
-cdef int init_scratch(const Net *net, floating *scratch) noexcept nogil:
+cdef void init_scratch(const Net *net, floating *scratch) noexcept nogil:
     """Write the rows of ones (the bias inputs) of x(0), ..., x(L-1); they never change."""
     cdef int l, b
     for l in range(net.L):
-        for b in range(FASTBP_TILE):
+        for b in range(net.tile):
             scratch[net.act_off[l] + b] = 1
-    return 0
+
+
+cdef void pack_panels(const Net *net, floating *panels) noexcept nogil:
+    """The weights as the kernels read them: W(l) forward, W(l+1) without its bias row backward."""
+    cdef int l, d_next
+    for l in range(1, net.L + 1):
+        if floating is double:
+            fastbp_pack_d(<const double *> net.weights[l - 1], net.widths[l], 1,
+                          net.widths[l - 1] + 1, net.widths[l], panels + net.fwd_off[l])
+        else:
+            fastbp_pack_f(<const float *> net.weights[l - 1], net.widths[l], 1,
+                          net.widths[l - 1] + 1, net.widths[l], panels + net.fwd_off[l])
+    for l in range(1, net.L):
+        d_next = net.widths[l + 1]
+        if floating is double:
+            fastbp_pack_d(<const double *> net.weights[l] + d_next, 1, d_next, d_next,
+                          net.widths[l], panels + net.bwd_off[l])
+        else:
+            fastbp_pack_f(<const float *> net.weights[l] + d_next, 1, d_next, d_next,
+                          net.widths[l], panels + net.bwd_off[l])
 
 
 cdef int run_batch(
-    const Net *net,
+    Net *net,
     const floating *X,          # IN  (N, d(0))
     const floating *Y,          # IN  (N, d(L)) or NULL
     floating *outputs,          # OUT (N, d(L)) in MODE_FORWARD, else NULL
     Py_ssize_t N,
-    Py_ssize_t chunk,           # IN  samples per chunk, a multiple of FASTBP_TILE
+    Py_ssize_t chunk,           # IN  samples per chunk, a multiple of the tile
     int slots_per_thread,       # IN  chunks per thread per round
     int num_threads,
     int mode,
@@ -237,15 +302,19 @@ cdef int run_batch(
         num_threads * net.scratch_len * sizeof(floating))
     cdef floating *grads = <floating *> fastbp_aligned_calloc(
         (slots * grad_len + 1) * sizeof(floating))
+    cdef floating *panels = <floating *> fastbp_aligned_calloc(net.n_panel * sizeof(floating))
     cdef double *errors = <double *> fastbp_aligned_calloc(slots * sizeof(double))
-    cdef Py_ssize_t first, count, s, c, p, start, stop
+    cdef Py_ssize_t first, count, s, p, start, stop
     cdef int tid
     cdef double err = 0.0
-    if scratch == NULL or grads == NULL or errors == NULL:
+    if scratch == NULL or grads == NULL or errors == NULL or panels == NULL:
         fastbp_aligned_free(scratch)
         fastbp_aligned_free(grads)
         fastbp_aligned_free(errors)
+        fastbp_aligned_free(panels)
         return -1
+    pack_panels(net, panels)
+    net.panels = panels
     for tid in range(num_threads):
         init_scratch(net, scratch + tid * net.scratch_len)
 
@@ -273,9 +342,11 @@ cdef int run_batch(
                     grad_sum[p] = grad_sum[p] + grads[s * grad_len + p]
         first += slots
     error_sum[0] = err
+    net.panels = NULL
     fastbp_aligned_free(scratch)
     fastbp_aligned_free(grads)
     fastbp_aligned_free(errors)
+    fastbp_aligned_free(panels)
     return 0
 
 
@@ -286,11 +357,11 @@ cdef class _Layout:
     """The C description of a checked network, and the memory it points into."""
     cdef Net net
     cdef int[::1] widths
-    cdef Py_ssize_t[::1] act_off, delta_off, grad_off
+    cdef Py_ssize_t[::1] act_off, delta_off, grad_off, fwd_off, bwd_off
     cdef const void *weight_ptrs[512]
     cdef list weights
 
-    def __cinit__(self, list weights, list widths, bint output_linear):
+    def __cinit__(self, list weights, list widths, bint output_linear, int tile):
         cdef int L = len(weights)
         cdef int l
         cdef cnp.ndarray w
@@ -301,41 +372,59 @@ cdef class _Layout:
         act_off = [0] * (L + 1)
         delta_off = [0] * (L + 1)
         grad_off = [0] * (L + 1)
+        fwd_off = [0] * (L + 1)
+        bwd_off = [0] * (L + 1)
         pos = 0
         for l in range(L + 1):
             act_off[l] = pos
-            pos += (widths[l] + 1) * TILE
+            pos += (widths[l] + 1) * tile
         for l in range(1, L + 1):
             delta_off[l] = pos
-            pos += widths[l] * TILE
+            pos += widths[l] * tile
         n_params = 0
         for l in range(1, L + 1):
             grad_off[l] = n_params
             n_params += (widths[l - 1] + 1) * widths[l]
+        n_panel = 0
+        for l in range(1, L + 1):
+            fwd_off[l] = n_panel
+            n_panel += -(-widths[l] // RB) * RB * (widths[l - 1] + 1)
+        for l in range(1, L):
+            bwd_off[l] = n_panel
+            n_panel += -(-widths[l] // RB) * RB * widths[l + 1]
         self.act_off = np.asarray(act_off, dtype=np.intp)
         self.delta_off = np.asarray(delta_off, dtype=np.intp)
         self.grad_off = np.asarray(grad_off, dtype=np.intp)
+        self.fwd_off = np.asarray(fwd_off, dtype=np.intp)
+        self.bwd_off = np.asarray(bwd_off, dtype=np.intp)
         for l in range(L):
             w = weights[l]
             self.weight_ptrs[l] = cnp.PyArray_DATA(w)
         self.net.L = L
         self.net.output_linear = output_linear
+        self.net.tile = tile
         self.net.widths = &self.widths[0]
         self.net.weights = self.weight_ptrs
         self.net.act_off = &self.act_off[0]
         self.net.delta_off = &self.delta_off[0]
         self.net.grad_off = &self.grad_off[0]
+        self.net.fwd_off = &self.fwd_off[0]
+        self.net.bwd_off = &self.bwd_off[0]
         self.net.n_params = n_params
+        self.net.n_panel = n_panel
         self.net.scratch_len = pos
+        self.net.panels = NULL
 
 
-def select_kernels(bint allow_simd):
-    """Pick the micro-kernels for this CPU; return the name of the instruction set chosen."""
-    return fastbp_select_kernels(allow_simd).decode()
+def select_kernels(int max_level):
+    """Pick the micro-kernels, at most `max_level` (0 baseline, 1 AVX2+FMA, 2 AVX-512) and at most
+    what this CPU runs; return the name of the set chosen."""
+    return fastbp_select_kernels(max_level).decode()
 
 
-def cpu_has_avx2_fma():
-    return bool(fastbp_cpu_has_avx2_fma())
+def cpu_level():
+    """0: baseline x86-64 (or not x86-64); 1: AVX2 + FMA; 2: also AVX-512."""
+    return fastbp_cpu_level()
 
 
 def openmp_enabled():
@@ -347,12 +436,13 @@ def openmp_max_threads():
 
 
 def run(list weights, list widths, bint output_linear, cnp.ndarray X, object Y, object outputs,
-        int mode, int num_threads, Py_ssize_t chunk, int slots_per_thread, object grad_sum):
+        int mode, int num_threads, int tile, Py_ssize_t chunk, int slots_per_thread,
+        object grad_sum):
     """Run the batch; return the sum of squared errors (0.0 in MODE_FORWARD).
 
     X, Y, outputs share the weights' dtype; grad_sum is a zeroed float64 vector of n_params.
     """
-    cdef _Layout layout = _Layout(weights, widths, output_linear)
+    cdef _Layout layout = _Layout(weights, widths, output_linear, tile)
     cdef Py_ssize_t N = X.shape[0]
     cdef void *x_ptr = cnp.PyArray_DATA(X)
     cdef void *y_ptr = NULL if Y is None else cnp.PyArray_DATA(<cnp.ndarray> Y)
@@ -376,33 +466,61 @@ def run(list weights, list widths, bint output_linear, cnp.ndarray X, object Y, 
     return err
 
 
-cdef void backprop_one(const Net *net, const floating *x, const floating *y, floating *scratch,
-                       double *err) noexcept nogil:
+cdef int backprop_one(Net *net, const floating *x, const floating *y, floating *scratch,
+                      double *err) noexcept nogil:
+    cdef floating *panels = <floating *> fastbp_aligned_calloc(net.n_panel * sizeof(floating))
+    cdef int block = sample_block(<floating> 0)
+    if panels == NULL:
+        return -1
+    pack_panels(net, panels)
+    net.panels = panels
     init_scratch(net, scratch)
-    forward_tile(net, x, 1, scratch)
-    err[0] = sensitivities_tile(net, y, 1, scratch, True)
+    forward_tile(net, x, 1, block, scratch)
+    err[0] = sensitivities_tile(net, y, 1, block, scratch, True)
+    net.panels = NULL
+    fastbp_aligned_free(panels)
+    return 0
 
 
 def backprop_sample(list weights, list widths, bint output_linear, cnp.ndarray x, cnp.ndarray y):
     """One sample through the tile steps: ([x(0), ..., x(L)], [delta(1), ..., delta(L)])."""
-    cdef _Layout layout = _Layout(weights, widths, output_linear)
+    cdef int tile = MAX_SAMPLE_BLOCK
+    cdef _Layout layout = _Layout(weights, widths, output_linear, tile)
     cdef int L = len(weights)
-    scratch = np.zeros(layout.net.scratch_len, dtype=x.dtype)
     cdef double err = 0.0
-    cdef void *s_ptr = cnp.PyArray_DATA(scratch)
+    cdef int status
+    cdef cnp.ndarray scratch_arr
+    # the kernels read whole aligned vectors: a 64-byte aligned scratch
+    raw = np.zeros(layout.net.scratch_len + 64, dtype=x.dtype)
+    shift = (-raw.ctypes.data % 64) // x.dtype.itemsize
+    scratch = raw[shift:shift + layout.net.scratch_len]
+    scratch_arr = scratch
+    cdef void *s_ptr = cnp.PyArray_DATA(scratch_arr)
     if x.dtype == np.float64:
-        backprop_one[double](&layout.net, <const double *> cnp.PyArray_DATA(x),
-                             <const double *> cnp.PyArray_DATA(y), <double *> s_ptr, &err)
+        status = backprop_one[double](&layout.net, <const double *> cnp.PyArray_DATA(x),
+                                      <const double *> cnp.PyArray_DATA(y), <double *> s_ptr, &err)
     else:
-        backprop_one[float](&layout.net, <const float *> cnp.PyArray_DATA(x),
-                            <const float *> cnp.PyArray_DATA(y), <float *> s_ptr, &err)
+        status = backprop_one[float](&layout.net, <const float *> cnp.PyArray_DATA(x),
+                                     <const float *> cnp.PyArray_DATA(y), <float *> s_ptr, &err)
+    if status != 0:
+        raise MemoryError("fastbp could not allocate its scratch memory")
     xs = []
     for l in range(L + 1):
-        rows = scratch[layout.act_off[l]:layout.act_off[l] + (widths[l] + 1) * TILE]
-        column = rows.reshape(widths[l] + 1, TILE)[:, 0].copy()
+        rows = scratch[layout.act_off[l]:layout.act_off[l] + (widths[l] + 1) * tile]
+        column = rows.reshape(widths[l] + 1, tile)[:, 0].copy()
         xs.append(column if l < L else column[1:])
     deltas = []
     for l in range(1, L + 1):
-        rows = scratch[layout.delta_off[l]:layout.delta_off[l] + widths[l] * TILE]
-        deltas.append(rows.reshape(widths[l], TILE)[:, 0].copy())
+        rows = scratch[layout.delta_off[l]:layout.delta_off[l] + widths[l] * tile]
+        deltas.append(rows.reshape(widths[l], tile)[:, 0].copy())
     return xs, deltas
+
+
+def tanh(cnp.ndarray x):
+    """The kernels' tanh, in place, on a 64-byte aligned contiguous array whose length is a multiple
+    of the sample block (a test hook: fastbp/_api.py never calls it)."""
+    cdef Py_ssize_t n = x.size
+    if x.dtype == np.float64:
+        fastbp_tanh_d(<double *> cnp.PyArray_DATA(x), n)
+    else:
+        fastbp_tanh_f(<float *> cnp.PyArray_DATA(x), n)

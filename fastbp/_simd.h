@@ -22,7 +22,6 @@
 #include <omp.h>
 #endif
 
-#define FASTBP_TILE 32
 
 #if defined(_MSC_VER) && !defined(__clang__)
 #define FASTBP_RESTRICT __restrict
@@ -66,71 +65,138 @@ static inline void fastbp_aligned_free(void *p) {
     if (p != NULL) free(((void **)p)[-1]);
 }
 
+/* Units per block of a packed panel (see fastbp_pack_*): the same for every instruction set, so
+ * that one packing serves them all. */
+#define FASTBP_RB 4
+
 /* ---- the kernel sets ---- */
 #define FASTBP_ATTR
+#define FASTBP_VBYTES 16
+#define FASTBP_NV 4
+#define FASTBP_GR 2
+#define FASTBP_GC 2
 #define FASTBP_T double
+#define FASTBP_IT int64_t
 #define FASTBP_SFX(name) name##_d_base
 #include "_simd_kernels.h"
 #undef FASTBP_T
+#undef FASTBP_IT
 #undef FASTBP_SFX
 #define FASTBP_T float
+#define FASTBP_IT int32_t
 #define FASTBP_SFX(name) name##_f_base
 #include "_simd_kernels.h"
 #undef FASTBP_T
+#undef FASTBP_IT
 #undef FASTBP_SFX
 #undef FASTBP_ATTR
+#undef FASTBP_VBYTES
+#undef FASTBP_NV
+#undef FASTBP_GR
+#undef FASTBP_GC
 
 #if FASTBP_HAVE_AVX2
 #define FASTBP_ATTR __attribute__((target("avx2,fma")))
+#define FASTBP_VBYTES 32
+#define FASTBP_NV 2
+#define FASTBP_GR 3
+#define FASTBP_GC 3
 #define FASTBP_T double
+#define FASTBP_IT int64_t
 #define FASTBP_SFX(name) name##_d_avx2
 #include "_simd_kernels.h"
 #undef FASTBP_T
+#undef FASTBP_IT
 #undef FASTBP_SFX
 #define FASTBP_T float
+#define FASTBP_IT int32_t
 #define FASTBP_SFX(name) name##_f_avx2
 #include "_simd_kernels.h"
 #undef FASTBP_T
+#undef FASTBP_IT
 #undef FASTBP_SFX
 #undef FASTBP_ATTR
+#undef FASTBP_VBYTES
+#undef FASTBP_NV
+#undef FASTBP_GR
+#undef FASTBP_GC
+
+#define FASTBP_ATTR __attribute__((target("avx512f,avx512dq,avx512vl,avx2,fma")))
+#define FASTBP_VBYTES 64
+#define FASTBP_NV 2
+#define FASTBP_GR 4
+#define FASTBP_GC 4
+#define FASTBP_T double
+#define FASTBP_IT int64_t
+#define FASTBP_SFX(name) name##_d_avx512
+#include "_simd_kernels.h"
+#undef FASTBP_T
+#undef FASTBP_IT
+#undef FASTBP_SFX
+#define FASTBP_T float
+#define FASTBP_IT int32_t
+#define FASTBP_SFX(name) name##_f_avx512
+#include "_simd_kernels.h"
+#undef FASTBP_T
+#undef FASTBP_IT
+#undef FASTBP_SFX
+#undef FASTBP_ATTR
+#undef FASTBP_VBYTES
+#undef FASTBP_NV
+#undef FASTBP_GR
+#undef FASTBP_GC
 #endif
 
-typedef struct {
-    void (*linear)(const double *, ptrdiff_t, ptrdiff_t, int, int, const double *, double *);
-    void (*outer)(const double *, int, const double *, int, double *);
-    void (*tanh)(double *, ptrdiff_t);
-} fastbp_kernels_d;
+#define FASTBP_KERNEL_SET(T, S)                                                          \
+    typedef struct {                                                                    \
+        int (*sample_block)(void);                                                      \
+        void (*linear)(const T *, int, int, const T *, ptrdiff_t, T *, int);            \
+        void (*outer)(const T *, int, const T *, int, ptrdiff_t, int, T *);             \
+        void (*tanh)(T *, ptrdiff_t);                                                   \
+        void (*dtanh_mul)(T *, const T *, ptrdiff_t);                                   \
+    } fastbp_kernels_##S;
+FASTBP_KERNEL_SET(double, d)
+FASTBP_KERNEL_SET(float, f)
 
-typedef struct {
-    void (*linear)(const float *, ptrdiff_t, ptrdiff_t, int, int, const float *, float *);
-    void (*outer)(const float *, int, const float *, int, float *);
-    void (*tanh)(float *, ptrdiff_t);
-} fastbp_kernels_f;
+#define FASTBP_KERNELS_OF(S, ISA) \
+    {sample_block_##S##_##ISA, linear_##S##_##ISA, outer_##S##_##ISA, tanh_##S##_##ISA, dtanh_mul_##S##_##ISA}
 
-static fastbp_kernels_d fastbp_kd = {linear_d_base, outer_d_base, tanh_d_base};
-static fastbp_kernels_f fastbp_kf = {linear_f_base, outer_f_base, tanh_f_base};
+static fastbp_kernels_d fastbp_kd = FASTBP_KERNELS_OF(d, base);
+static fastbp_kernels_f fastbp_kf = FASTBP_KERNELS_OF(f, base);
 static const char *fastbp_isa = "baseline";
 
-/* 1 when this CPU (and its OS) can run the AVX2 + FMA kernels. */
-static inline int fastbp_cpu_has_avx2_fma(void) {
+/* 1 when this CPU (and its OS) can run the AVX2 + FMA kernels; 2 when also AVX-512 (F, DQ, VL). */
+static inline int fastbp_cpu_level(void) {
 #if FASTBP_HAVE_AVX2
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))) return 0;
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+        __builtin_cpu_supports("avx512vl"))
+        return 2;
+    return 1;
 #else
     return 0;
 #endif
 }
 
-/* Choose the kernel set; returns the name of the one chosen. */
-static inline const char *fastbp_select_kernels(int allow_simd) {
-    fastbp_kernels_d kd = {linear_d_base, outer_d_base, tanh_d_base};
-    fastbp_kernels_f kf = {linear_f_base, outer_f_base, tanh_f_base};
+/* Choose the kernel set, at most `max_level` (0 baseline, 1 AVX2+FMA, 2 AVX-512); return its name. */
+static inline const char *fastbp_select_kernels(int max_level) {
+    int level = fastbp_cpu_level();
+    if (level > max_level) level = max_level;
+    fastbp_kernels_d kd = FASTBP_KERNELS_OF(d, base);
+    fastbp_kernels_f kf = FASTBP_KERNELS_OF(f, base);
     fastbp_isa = "baseline";
 #if FASTBP_HAVE_AVX2
-    if (allow_simd && fastbp_cpu_has_avx2_fma()) {
-        kd.linear = linear_d_avx2; kd.outer = outer_d_avx2; kd.tanh = tanh_d_avx2;
-        kf.linear = linear_f_avx2; kf.outer = outer_f_avx2; kf.tanh = tanh_f_avx2;
+    if (level == 1) {
+        fastbp_kernels_d kd2 = FASTBP_KERNELS_OF(d, avx2);
+        fastbp_kernels_f kf2 = FASTBP_KERNELS_OF(f, avx2);
+        kd = kd2; kf = kf2;
         fastbp_isa = "avx2+fma";
+    } else if (level == 2) {
+        fastbp_kernels_d kd2 = FASTBP_KERNELS_OF(d, avx512);
+        fastbp_kernels_f kf2 = FASTBP_KERNELS_OF(f, avx512);
+        kd = kd2; kf = kf2;
+        fastbp_isa = "avx512";
     }
 #endif
     fastbp_kd = kd;
@@ -138,13 +204,35 @@ static inline const char *fastbp_select_kernels(int allow_simd) {
     return fastbp_isa;
 }
 
-static inline void fastbp_linear_d(const double *M, ptrdiff_t sk, ptrdiff_t si, int K, int m,
-                                   const double *in, double *out) { fastbp_kd.linear(M, sk, si, K, m, in, out); }
-static inline void fastbp_linear_f(const float *M, ptrdiff_t sk, ptrdiff_t si, int K, int m,
-                                   const float *in, float *out) { fastbp_kf.linear(M, sk, si, K, m, in, out); }
-static inline void fastbp_outer_d(const double *X, int rows, const double *D, int cols, double *G) { fastbp_kd.outer(X, rows, D, cols, G); }
-static inline void fastbp_outer_f(const float *X, int rows, const float *D, int cols, float *G) { fastbp_kf.outer(X, rows, D, cols, G); }
+/* The widest sample block of any kernel set: tiles are a multiple of it. */
+#define FASTBP_MAX_SAMPLE_BLOCK 64
+
+/* Panels: a (K x m) matrix M[k][i] = src[k * sk + i * si], stored in blocks of FASTBP_RB units,
+ * k-major within a block, the last block padded with zeros. Built once per call. */
+#define FASTBP_PACK(T, S)                                                                \
+    static inline void fastbp_pack_##S(const T *src, ptrdiff_t sk, ptrdiff_t si, int K, int m, \
+                                       T *panel) {                                      \
+        for (int i0 = 0; i0 < m; i0 += FASTBP_RB)                                       \
+            for (int k = 0; k < K; k++)                                                 \
+                for (int r = 0; r < FASTBP_RB; r++)                                     \
+                    *panel++ = i0 + r < m ? src[k * sk + (i0 + r) * si] : (T)0;         \
+    }
+FASTBP_PACK(double, d)
+FASTBP_PACK(float, f)
+
+static inline int fastbp_sample_block_d(void) { return fastbp_kd.sample_block(); }
+static inline int fastbp_sample_block_f(void) { return fastbp_kf.sample_block(); }
+static inline void fastbp_linear_d(const double *P, int K, int m, const double *in, ptrdiff_t ld,
+                                   double *out, int ns) { fastbp_kd.linear(P, K, m, in, ld, out, ns); }
+static inline void fastbp_linear_f(const float *P, int K, int m, const float *in, ptrdiff_t ld,
+                                   float *out, int ns) { fastbp_kf.linear(P, K, m, in, ld, out, ns); }
+static inline void fastbp_outer_d(const double *X, int rows, const double *D, int cols, ptrdiff_t ld,
+                                  int ns, double *G) { fastbp_kd.outer(X, rows, D, cols, ld, ns, G); }
+static inline void fastbp_outer_f(const float *X, int rows, const float *D, int cols, ptrdiff_t ld,
+                                  int ns, float *G) { fastbp_kf.outer(X, rows, D, cols, ld, ns, G); }
 static inline void fastbp_tanh_d(double *x, ptrdiff_t n) { fastbp_kd.tanh(x, n); }
 static inline void fastbp_tanh_f(float *x, ptrdiff_t n) { fastbp_kf.tanh(x, n); }
+static inline void fastbp_dtanh_mul_d(double *d, const double *x, ptrdiff_t n) { fastbp_kd.dtanh_mul(d, x, n); }
+static inline void fastbp_dtanh_mul_f(float *d, const float *x, ptrdiff_t n) { fastbp_kf.dtanh_mul(d, x, n); }
 
 #endif

@@ -1,76 +1,188 @@
 /* Template of the micro-kernels, included by _simd.h once per (type, instruction set) with
- * FASTBP_T (float or double), FASTBP_SFX(name) (the suffixed name) and FASTBP_ATTR (the target). */
+ *   FASTBP_T        float or double
+ *   FASTBP_VBYTES   bytes of one vector register (16 SSE2, 32 AVX2, 64 AVX-512)
+ *   FASTBP_NV       vectors of samples per block in `linear`
+ *   FASTBP_GR, FASTBP_GC  rows x columns of the gradient block in `outer`
+ *   FASTBP_SFX(x)   the suffixed name, FASTBP_ATTR the target attribute.
+ * The vectors are GCC/clang vector extensions: the compiler maps them to the target's registers, and
+ * the code says exactly which lanes are summed with which (no reassociation is left to the compiler).
+ */
 
 #define T FASTBP_T
-#define TILE FASTBP_TILE
-/* Samples handled together by one block of accumulators: two 32-byte vectors' worth. */
-#define SB (64 / (int)sizeof(T))
-/* Units handled together, each with its own accumulators. */
-#define RB 4
+#define V FASTBP_SFX(vec)
+#define LANES ((int)(FASTBP_VBYTES / sizeof(T)))
+#define NV FASTBP_NV
+#define SBLK (NV * LANES)
+#define GR FASTBP_GR
+#define GC FASTBP_GC
 
-/* out[i][b] = sum_k M[k*sk + i*si] * in[k][b] for i < m, b < TILE: one layer's linear map on a
- * tile (the forward signal with M = W, the backward sweep with M = W(l+1) without its bias row). */
-FASTBP_ATTR static void FASTBP_SFX(linear)(const T *M, ptrdiff_t sk, ptrdiff_t si, int K, int m,
-                                           const T *FASTBP_RESTRICT in, T *FASTBP_RESTRICT out)
+typedef T V __attribute__((vector_size(FASTBP_VBYTES), may_alias));
+
+/* The samples one call of these kernels handles at a time: `ns` must be a multiple of this. */
+FASTBP_ATTR static int FASTBP_SFX(sample_block)(void) { return SBLK; }
+
+/* One block of `linear`: units i..i+RBC-1 of the panel, samples b0..b0+SBLK-1. */
+#define FASTBP_LINEAR_BLOCK(RBC)                                                        \
+    do {                                                                                \
+        V acc[RBC][NV];                                                                 \
+        for (int r = 0; r < RBC; r++)                                                   \
+            for (int v = 0; v < NV; v++) acc[r][v] = (V){0};                            \
+        const T *x = in + b0;                                                           \
+        for (int k = 0; k < K; k++, x += ld) {                                          \
+            const T *w = p + (ptrdiff_t)k * FASTBP_RB;                                  \
+            V xv[NV];                                                                   \
+            for (int v = 0; v < NV; v++) xv[v] = *(const V *)(x + v * LANES);           \
+            for (int r = 0; r < RBC; r++) {                                             \
+                const T wr = w[r];                                                      \
+                for (int v = 0; v < NV; v++) acc[r][v] += wr * xv[v];                   \
+            }                                                                           \
+        }                                                                               \
+        for (int r = 0; r < rows; r++)                                                  \
+            for (int v = 0; v < NV; v++)                                                \
+                *(V *)(o + (ptrdiff_t)r * ld + b0 + v * LANES) = acc[r][v];             \
+    } while (0)
+
+/* out[i][b] = sum_k panel_i[k] * in[k][b] for units i < m and samples b < ns (rows `ld` apart).
+ * The panel holds the matrix in blocks of FASTBP_RB units, k-major within a block (see
+ * fastbp_pack_*): forward it is W(l) (M[k][i] = W[k][i]), backward W(l+1) without its bias row
+ * (M[k][i] = W[i+1][k]). */
+FASTBP_ATTR static void FASTBP_SFX(linear)(const T *FASTBP_RESTRICT panel, int K, int m,
+                                           const T *FASTBP_RESTRICT in, ptrdiff_t ld,
+                                           T *FASTBP_RESTRICT out, int ns)
 {
-    int i = 0;
-    for (; i + RB <= m; i += RB) {
-        for (int b0 = 0; b0 < TILE; b0 += SB) {
-            T acc[RB][SB];
-            for (int r = 0; r < RB; r++)
-                for (int b = 0; b < SB; b++) acc[r][b] = 0;
-            for (int k = 0; k < K; k++) {
-                const T *x = in + (ptrdiff_t)k * TILE + b0;
-                const T *w = M + k * sk + i * si;
-                for (int r = 0; r < RB; r++) {
-                    const T wr = w[r * si];
-                    for (int b = 0; b < SB; b++) acc[r][b] += wr * x[b];
-                }
-            }
-            for (int r = 0; r < RB; r++)
-                for (int b = 0; b < SB; b++) out[(ptrdiff_t)(i + r) * TILE + b0 + b] = acc[r][b];
+    for (int i = 0; i < m; i += FASTBP_RB) {
+        const T *p = panel + (ptrdiff_t)(i / FASTBP_RB) * K * FASTBP_RB;
+        T *o = out + (ptrdiff_t)i * ld;
+        const int rows = m - i < FASTBP_RB ? m - i : FASTBP_RB;
+        for (int b0 = 0; b0 < ns; b0 += SBLK) {
+            if (rows == 1)
+                FASTBP_LINEAR_BLOCK(1);
+            else
+                FASTBP_LINEAR_BLOCK(FASTBP_RB);
         }
-    }
-    for (; i < m; i++) {
-        T acc[TILE];
-        for (int b = 0; b < TILE; b++) acc[b] = 0;
-        for (int k = 0; k < K; k++) {
-            const T *x = in + (ptrdiff_t)k * TILE;
-            const T w = M[k * sk + i * si];
-            for (int b = 0; b < TILE; b++) acc[b] += w * x[b];
-        }
-        for (int b = 0; b < TILE; b++) out[(ptrdiff_t)i * TILE + b] = acc[b];
     }
 }
 
-/* G[j][c] += sum_b X[j][b] * D[c][b] for j < rows, c < cols: the gradient update of one layer from
- * a tile, X the layer's inputs x(l-1) and D its sensitivities delta(l). Each lane sums its own
- * samples; the lanes are added in a fixed order at the end. */
+/* Sum of the lanes of a vector, always in the same order. */
+FASTBP_ATTR static inline T FASTBP_SFX(lanesum)(V a)
+{
+    T s = 0;
+    for (int l = 0; l < LANES; l++) s += a[l];
+    return s;
+}
+
+#define FASTBP_OUTER_BLOCK(RC, CC)                                                      \
+    do {                                                                                \
+        V acc[RC][CC];                                                                  \
+        for (int r = 0; r < RC; r++)                                                    \
+            for (int c = 0; c < CC; c++) acc[r][c] = (V){0};                            \
+        for (int b = 0; b < ns; b += LANES) {                                           \
+            V xv[RC], dv[CC];                                                           \
+            for (int r = 0; r < RC; r++) xv[r] = *(const V *)(X + (ptrdiff_t)(j + r) * ld + b); \
+            for (int c = 0; c < CC; c++) dv[c] = *(const V *)(D + (ptrdiff_t)(c0 + c) * ld + b); \
+            for (int r = 0; r < RC; r++)                                                \
+                for (int c = 0; c < CC; c++) acc[r][c] += xv[r] * dv[c];                \
+        }                                                                               \
+        for (int r = 0; r < RC; r++)                                                    \
+            for (int c = 0; c < CC; c++)                                                \
+                G[(ptrdiff_t)(j + r) * cols + c0 + c] += FASTBP_SFX(lanesum)(acc[r][c]); \
+    } while (0)
+
+/* G[j][c] += sum_{b < ns} X[j][b] D[c][b]: the gradient update of one layer from a tile, X its
+ * inputs x(l-1) (rows units), D its sensitivities delta(l) (cols units). */
 FASTBP_ATTR static void FASTBP_SFX(outer)(const T *FASTBP_RESTRICT X, int rows,
-                                          const T *FASTBP_RESTRICT D, int cols,
-                                          T *FASTBP_RESTRICT G)
+                                          const T *FASTBP_RESTRICT D, int cols, ptrdiff_t ld,
+                                          int ns, T *FASTBP_RESTRICT G)
 {
-    for (int j = 0; j < rows; j++) {
-        const T *x = X + (ptrdiff_t)j * TILE;
-        for (int c = 0; c < cols; c++) {
-            const T *d = D + (ptrdiff_t)c * TILE;
-            T part[SB];
-            for (int b = 0; b < SB; b++) part[b] = 0;
-            for (int b0 = 0; b0 < TILE; b0 += SB)
-                for (int b = 0; b < SB; b++) part[b] += x[b0 + b] * d[b0 + b];
-            T s = 0;
-            for (int b = 0; b < SB; b++) s += part[b];
-            G[(ptrdiff_t)j * cols + c] += s;
-        }
+    int j = 0;
+    for (; j + GR <= rows; j += GR) {
+        int c0 = 0;
+        for (; c0 + GC <= cols; c0 += GC) FASTBP_OUTER_BLOCK(GR, GC);
+        for (; c0 < cols; c0++) FASTBP_OUTER_BLOCK(GR, 1);
+    }
+    for (; j < rows; j++) {
+        int c0 = 0;
+        for (; c0 + GC <= cols; c0 += GC) FASTBP_OUTER_BLOCK(1, GC);
+        for (; c0 < cols; c0++) FASTBP_OUTER_BLOCK(1, 1);
     }
 }
 
-FASTBP_ATTR static void FASTBP_SFX(tanh)(T *x, ptrdiff_t n)
+/* tanh in place on n values (n a multiple of LANES), accurate to a few ulp:
+ * tanh(x) = sign(x) e / (e + 2) with e = expm1(2|x|); expm1 by Cody-Waite reduction
+ * 2|x| = n ln2 + r, |r| <= ln2/2, a Taylor polynomial of expm1(r) long enough for the type, and
+ * e = 2^n expm1(r) + (2^n - 1), with 2^n built in the exponent bits. Only vector operations. */
+FASTBP_ATTR static void FASTBP_SFX(tanh)(T *FASTBP_RESTRICT x, ptrdiff_t n)
 {
-    for (ptrdiff_t i = 0; i < n; i++) x[i] = (T)tanh((double)x[i]);
+    typedef FASTBP_IT VI __attribute__((vector_size(FASTBP_VBYTES)));
+    const int is_double = sizeof(T) == 8;
+    /* beyond this |x|, tanh rounds to +-1 in the type */
+    const T big = is_double ? (T)19.5 : (T)9.5;
+    const T log2e = (T)1.4426950408889634;
+    const T ln2_hi = is_double ? (T)6.93147180369123816490e-01 : (T)0.693145751953125;
+    const T ln2_lo = is_double ? (T)1.90821492927058770002e-10 : (T)1.428606765330187e-06;
+    /* adding 1.5 * 2^mantissa_bits rounds to an integer, which lands in the low bits */
+    const T shifter = is_double ? (T)6755399441055744.0 : (T)12582912.0;
+    const int mant = is_double ? 52 : 23;
+    const FASTBP_IT bias = is_double ? 1023 : 127;
+    const VI sign = (VI){0} + ((FASTBP_IT)1 << (8 * sizeof(T) - 1));
+    for (ptrdiff_t i = 0; i < n; i += LANES) {
+        V v = *(V *)(x + i);
+        V a = (V)((VI)v & ~sign);                         /* |x| */
+        VI over = (VI)(a > big);                          /* all ones where |x| > big */
+        a = (V)(((VI)a & ~over) | ((VI)((V){0} + big) & over));
+        V t = a + a;
+        V kd = t * log2e + shifter;
+        V nr = kd - shifter;                              /* round(t / ln2), exactly */
+        V r = (t - nr * ln2_hi) - nr * ln2_lo;
+        V p;
+        if (is_double) {
+            p = (V){0} + (T)(1.0 / 87178291200.0);        /* 1/14! */
+            p = p * r + (T)(1.0 / 6227020800.0);
+            p = p * r + (T)(1.0 / 479001600.0);
+            p = p * r + (T)(1.0 / 39916800.0);
+            p = p * r + (T)(1.0 / 3628800.0);
+            p = p * r + (T)(1.0 / 362880.0);
+            p = p * r + (T)(1.0 / 40320.0);
+            p = p * r + (T)(1.0 / 5040.0);
+            p = p * r + (T)(1.0 / 720.0);
+            p = p * r + (T)(1.0 / 120.0);
+            p = p * r + (T)(1.0 / 24.0);
+            p = p * r + (T)(1.0 / 6.0);
+            p = p * r + (T)0.5;
+        } else {
+            p = (V){0} + (T)(1.0 / 40320.0);
+            p = p * r + (T)(1.0 / 5040.0);
+            p = p * r + (T)(1.0 / 720.0);
+            p = p * r + (T)(1.0 / 120.0);
+            p = p * r + (T)(1.0 / 24.0);
+            p = p * r + (T)(1.0 / 6.0);
+            p = p * r + (T)0.5;
+        }
+        V em1r = r + r * r * p;                           /* expm1(r) */
+        VI bits = ((VI)kd + bias) << mant;                /* 2^n: n sits in the low bits of kd */
+        V scale = (V)bits;
+        V e = scale * em1r + (scale - (T)1);              /* expm1(2|x|) */
+        V th = e / (e + (T)2);
+        *(V *)(x + i) = (V)((VI)th | ((VI)v & sign));     /* th >= 0 takes the sign of x */
+    }
 }
 
+/* delta[i] *= 1 - x[i]^2 for n values (n a multiple of LANES): tanh'(s) = 1 - tanh(s)^2. */
+FASTBP_ATTR static void FASTBP_SFX(dtanh_mul)(T *FASTBP_RESTRICT delta, const T *FASTBP_RESTRICT x,
+                                              ptrdiff_t n)
+{
+    for (ptrdiff_t i = 0; i < n; i += LANES) {
+        V xv = *(const V *)(x + i);
+        *(V *)(delta + i) *= (T)1 - xv * xv;
+    }
+}
+
+#undef FASTBP_LINEAR_BLOCK
+#undef FASTBP_OUTER_BLOCK
 #undef T
-#undef TILE
-#undef SB
-#undef RB
+#undef V
+#undef LANES
+#undef NV
+#undef SBLK
+#undef GR
+#undef GC

@@ -44,3 +44,57 @@ class Network:
         return self._functions().gradient(self.weights, X, y, output=self.output,
                                           num_threads=num_threads, reduction=reduction, out=out,
                                           accumulate=accumulate)
+
+    # --- training and its companions (fastbp.training, fastbp._io) -------------------------------
+
+    def fit(self, X, y, method="sgd", learning_rate=0.1, epochs=100, batch_size=32, shuffle=True,
+            momentum=0.0, weight_decay=0.0, validation_data=None, validation_fraction=None,
+            early_stopping=False, patience=10, tol=None, callback=None, progress=False,
+            num_threads=None, seed=0, lr_increase=1.1, lr_decrease=0.5, line_search_steps=20):
+        """Train the weights in place from where they are; returns a `fastbp.training.History`.
+
+        The arguments are those of `fastbp.fit` (see there), with this network's output.
+        """
+        from .training import fit
+        return fit(self.weights, X, y, output=self.output, method=method,
+                   learning_rate=learning_rate, epochs=epochs, batch_size=batch_size,
+                   shuffle=shuffle, momentum=momentum, weight_decay=weight_decay,
+                   validation_data=validation_data, validation_fraction=validation_fraction,
+                   early_stopping=early_stopping, patience=patience, tol=tol, callback=callback,
+                   progress=progress, num_threads=num_threads, seed=seed,
+                   lr_increase=lr_increase, lr_decrease=lr_decrease,
+                   line_search_steps=line_search_steps)
+
+    def predict(self, X) -> np.ndarray:
+        """The outputs x(L), shape (N, d(L)): the same as `forward`."""
+        return self.forward(X)
+
+    def score(self, X, y) -> float:
+        """E_in on (X, y): the mean squared error (1/N) sum_n ||x(L)_n - y_n||^2, the same as
+        `error`. Lower is better (unlike scikit-learn's score, which is higher-is-better)."""
+        return self.error(X, y)
+
+    def classification_error(self, X, y) -> float:
+        """Fraction of misclassified samples, for targets in {-1, +1}.
+
+        One output: the class is the sign; y must be -1 or +1 (any non-zero value counts by its
+        sign) and an output of exactly 0 counts as a mistake. Several outputs (one column per class,
+        +1 on the true class): the class is the arg-max of the outputs and of the row of y.
+        """
+        X = _checks.check_X(X, self.widths, self.dtype)
+        y = _checks.check_y(y, self.widths, self.dtype, X.shape[0])
+        out = self.forward(X)
+        if self.widths[-1] == 1:
+            zero = np.flatnonzero(y[:, 0] == 0)
+            if zero.size:
+                raise ValueError(f"y must hold class labels -1 or +1, got y[{zero[0]}] = 0")
+            wrong = np.sign(out[:, 0]) != np.sign(y[:, 0])
+        else:
+            wrong = np.argmax(out, axis=1) != np.argmax(y, axis=1)
+        return float(np.mean(wrong))
+
+    def save(self, file) -> None:
+        """Write the widths, output, dtype and weights to a .npz file (path or binary file object);
+        `fastbp.load(file)` reads it back bitwise."""
+        from ._io import save
+        save(self, file)

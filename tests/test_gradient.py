@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import fastbp
-from fastbp import _api, reference
+from fastbp import _api, _core, reference
 from conftest import make_problem, rel_err
 
 SHAPES = {
@@ -23,7 +23,7 @@ SHAPES = {
 
 
 def chunk_of(widths, dtype="float64"):
-    return _api._plan(widths, 10**9, 2, np.dtype(dtype).itemsize)[1]
+    return _api._plan(widths, 10**9, 2, np.dtype(dtype).itemsize)[2]
 
 
 @pytest.mark.parametrize("output", ["tanh", "linear"])
@@ -216,29 +216,54 @@ def test_init_weights_reproducible_and_scaled():
     assert 0.8 < big.std() * np.sqrt(401) < 1.2
 
 
-def test_baseline_kernels_when_forced():
-    """FASTBP_SIMD=baseline selects the portable kernels, which give the same results within tolerance."""
+@pytest.mark.parametrize("simd, isa", [("baseline", "baseline"), ("avx2", "avx2+fma"),
+                                       ("avx512", "avx512")])
+def test_every_kernel_set_matches_the_reference(simd, isa):
+    """FASTBP_SIMD caps the kernel set; each set this CPU runs gives the reference's results."""
+    level = {"baseline": 0, "avx2+fma": 1, "avx512": 2}[isa]
+    if _core.cpu_level() < level:
+        pytest.skip(f"this CPU does not run the {isa} kernels")
     code = (
-        "import fastbp, numpy as np, sys\n"
+        "import fastbp, numpy as np\n"
         "from conftest import make_problem, rel_err\n"
         "from fastbp import reference, _api\n"
-        "assert _api.ISA == 'baseline', _api.ISA\n"
+        f"assert _api.ISA == {isa!r}, _api.ISA\n"
         "for dt in ('float64', 'float32'):\n"
-        "    w, X, y = make_problem([5, 17, 9, 2], 300, dtype=dt)\n"
-        "    e, g = fastbp.gradient(w, X, y)\n"
-        "    w64 = [v.astype(float) for v in w]\n"
-        "    e_ref, g_ref = reference.gradient(w64, X.astype(float), y.astype(float))\n"
-        "    tol = 1e-12 if dt == 'float64' else 1e-5\n"
-        "    assert abs(e - e_ref) <= tol * e_ref\n"
-        "    assert max(rel_err(a, b) for a, b in zip(g, g_ref)) < tol\n"
+        "  for widths in ([5, 17, 9, 2], [1, 1], [3, 1, 4], [12, 40, 33, 7]):\n"
+        "    for n in (1, 7, 300):\n"
+        "      w, X, y = make_problem(widths, n, dtype=dt)\n"
+        "      e, g = fastbp.gradient(w, X, y)\n"
+        "      w64 = [v.astype(float) for v in w]\n"
+        "      e_ref, g_ref = reference.gradient(w64, X.astype(float), y.astype(float))\n"
+        "      tol = 1e-12 if dt == 'float64' else 1e-5\n"
+        "      assert abs(e - e_ref) <= tol * e_ref, (dt, widths, n)\n"
+        "      assert max(rel_err(a, b) for a, b in zip(g, g_ref)) < tol, (dt, widths, n)\n"
         "print('ok')\n"
     )
     # run from tests/, as pytest does, so that the installed fastbp is imported, not the source tree
     here = os.path.dirname(os.path.abspath(__file__))
-    env = dict(os.environ, FASTBP_SIMD="baseline")
+    env = dict(os.environ, FASTBP_SIMD=simd)
     res = subprocess.run([sys.executable, "-c", code], cwd=here, env=env, capture_output=True,
                          text=True, timeout=120)
     assert res.returncode == 0 and res.stdout.strip().endswith("ok"), res.stderr
+
+
+@pytest.mark.parametrize("dtype, ulps", [("float64", 4), ("float32", 4)])
+def test_kernel_tanh_is_accurate(dtype, ulps):
+    x = np.concatenate([np.linspace(-25, 25, 100001), np.geomspace(1e-300, 30, 20000),
+                        -np.geomspace(1e-300, 30, 20000), [0.0, -0.0, 1e-8, 0.55, 0.625, 20, 1e6]])
+    x = x.astype(dtype)
+    x = np.concatenate([x, np.zeros((-len(x)) % 64, dtype)])
+    buf = np.zeros(len(x) + 64, dtype)
+    shift = (-buf.ctypes.data % 64) // buf.itemsize
+    y = buf[shift:shift + len(x)]
+    y[:] = x
+    _core.tanh(y)
+    want = np.tanh(x.astype(np.float64))
+    err_ulp = np.abs(y.astype(np.float64) - want) / np.spacing(np.abs(want).astype(dtype)).astype(float)
+    assert np.all(np.abs(y) <= 1)
+    assert np.all(np.sign(y) == np.sign(want))
+    assert err_ulp.max() <= ulps, (x[err_ulp.argmax()], err_ulp.max())
 
 
 def test_show_config_reports_build(capsys):
