@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import _api, _checks
 from .training import _Objective, _real
 
 
-def check_gradient(weights, X, y, output="tanh", eps=1e-6, weight_decay=0.0,
-                   num_threads=None) -> float:
+def check_gradient(weights: list[np.ndarray], X: ArrayLike, y: ArrayLike, output: str = "tanh",
+                   eps: float = 1e-6, weight_decay: float = 0.0,
+                   num_threads: int | None = None) -> float:
     """Worst relative error of the backpropagation gradient against finite differences.
 
     The gradient is the one `fit` follows: grad E_aug = `fastbp.gradient` + (2 lambda/N) w, computed

@@ -17,10 +17,14 @@ from __future__ import annotations
 import os
 import re
 import zipfile
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 
 from . import _checks
+
+if TYPE_CHECKING:
+    from .network import Network
 
 FORMAT = 1
 _META = ("fastbp_format", "widths", "output", "dtype")
@@ -29,7 +33,7 @@ _WEIGHT_KEY = re.compile(r"weights_(0|[1-9][0-9]*)\Z")
 _MAX_STR = 16
 
 
-def save(net, file) -> None:
+def save(net: "Network", file: str | os.PathLike | BinaryIO) -> None:
     """Write `net` (widths, output, dtype, weights) to `file`, a path or a binary file object.
 
     A path is written as given (no ".npz" is appended), through a temporary file renamed into place,
@@ -131,7 +135,7 @@ def _read(npz):
     return widths, output, want_dtype, checked
 
 
-def load(file):
+def load(file: str | os.PathLike | BinaryIO) -> "Network":
     """Read a Network written by `Network.save` (a path or a binary file object).
 
     Raises ValueError for a file that is not such a model (not an .npz, missing or unexpected

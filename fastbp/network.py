@@ -47,10 +47,12 @@ class Network:
 
     # --- training and its companions (fastbp.training, fastbp._io) -------------------------------
 
-    def fit(self, X, y, method="sgd", learning_rate=0.1, epochs=100, batch_size=32, shuffle=True,
-            momentum=0.0, weight_decay=0.0, validation_data=None, validation_fraction=None,
-            early_stopping=False, patience=10, tol=None, callback=None, progress=False,
-            num_threads=None, seed=0, lr_increase=1.1, lr_decrease=0.5, line_search_steps=20):
+    def fit(self, X, y, method: str = "sgd", learning_rate: float = 0.1, epochs: int = 100,
+            batch_size: int = 32, shuffle: bool = True, momentum: float = 0.0,
+            weight_decay: float = 0.0, validation_data=None, validation_fraction=None,
+            early_stopping: bool = False, patience: int = 10, tol=None, callback=None,
+            progress: bool = False, num_threads=None, seed=0, lr_increase: float = 1.1,
+            lr_decrease: float = 0.5, line_search_steps: int = 20):
         """Train the weights in place from where they are; returns a `fastbp.training.History`.
 
         The arguments are those of `fastbp.fit` (see there), with this network's output.

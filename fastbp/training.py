@@ -3,13 +3,14 @@
 Everything here is Python over the public functions `gradient` and `error`; nothing loops over
 samples. The only loop over steps that the compiled kernel will take over is `_sgd_epoch`.
 
-The objective (Learning From Data, e-Chapter 7): with weight decay lambda >= 0 and N training samples
+The objective (Learning From Data, e-Chapter 7): with weight decay lambda >= 0 and N training
+samples
 
     E_aug(w) = E_in(w) + (lambda / N) * sum of the squares of ALL weights, bias rows included,
     grad E_aug = grad E_in + (2 lambda / N) * w.
 
-The book's sum runs over every w_ij(l), i = 0 (the bias) included, and so does this one: one rule, no
-special rows. With lambda = 0, E_aug = E_in.
+The book's sum runs over every w_ij(l), i = 0 (the bias) included, and so does this one: one rule,
+no special rows. With lambda = 0, E_aug = E_in.
 
 How a call works, so that it can fail or be interrupted safely:
 1. every argument is checked before anything else happens (ValueError / TypeError naming it);
@@ -27,8 +28,10 @@ import numbers
 import time
 import warnings
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import _api, _checks
 
@@ -168,8 +171,9 @@ def _import_tqdm():
     try:
         from tqdm import tqdm
     except ImportError:
-        raise ImportError("progress=True shows a progress bar with tqdm, an optional dependency "
-                          "that is not installed: pip install tqdm (or use progress=False)") from None
+        raise ImportError("progress=True shows a progress bar with tqdm, an optional "
+                          "dependency that is not installed: pip install tqdm (or use "
+                          "progress=False)") from None
     return tqdm
 
 
@@ -594,11 +598,16 @@ def _uninterrupted(block):
             interrupted = True
 
 
-def fit(weights, X, y, output="tanh", method="sgd", learning_rate=0.1, epochs=100, batch_size=32,
-        shuffle=True, momentum=0.0, weight_decay=0.0, validation_data=None,
-        validation_fraction=None, early_stopping=False, patience=10, tol=None, callback=None,
-        progress=False, num_threads=None, seed=0, lr_increase=1.1, lr_decrease=0.5,
-        line_search_steps=20) -> History:
+def fit(weights: list[np.ndarray], X: ArrayLike, y: ArrayLike, output: str = "tanh",
+        method: str = "sgd", learning_rate: float = 0.1, epochs: int = 100, batch_size: int = 32,
+        shuffle: bool = True, momentum: float = 0.0, weight_decay: float = 0.0,
+        validation_data: tuple[ArrayLike, ArrayLike] | None = None,
+        validation_fraction: float | None = None, early_stopping: bool = False,
+        patience: int = 10, tol: float | None = None,
+        callback: Callable[[History], bool | None] | None = None, progress: bool = False,
+        num_threads: int | None = None, seed: int | np.random.Generator | None = 0,
+        lr_increase: float = 1.1, lr_decrease: float = 0.5,
+        line_search_steps: int = 20) -> History:
     """Train `weights` (a list of float arrays W(1..L), updated in place) on (X, y).
 
     Continues from the current weights, so a second call goes on training. Returns a `History`.
