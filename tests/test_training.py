@@ -241,6 +241,10 @@ def test_gd_is_full_batch_sgd():
     fastbp.fit(b, X, y, output=output, method="sgd", batch_size=10, shuffle=False, epochs=3,
                momentum=0.5)
     assert bitwise_equal(a, b)
+    c = fastbp.init_weights(widths, seed=2)                  # a batch larger than N: the whole set
+    fastbp.fit(c, X, y, output=output, method="sgd", batch_size=1000, shuffle=False, epochs=3,
+               momentum=0.5)
+    assert bitwise_equal(a, c)
 
 
 # ------------------------------------------------------------------------------------------------
