@@ -92,13 +92,14 @@ def forward(weights, X, output="tanh") -> np.ndarray:
     return _run(weights, widths, output, X, None, _FORWARD, available_threads())[1]
 
 
-def error(weights, X, y, output="tanh") -> float:
+def error(weights, X, y, output="tanh", num_threads=None) -> float:
     """E_in = (1/N) sum_n ||x(L)_n - y_n||^2."""
     weights, widths, dtype = _checks.check_weights(weights)
     output = _checks.check_output(output)
     X = _checks.check_X(X, widths, dtype)
     y = _checks.check_y(y, widths, dtype, X.shape[0])
-    err, _ = _run(weights, widths, output, X, y, _ERROR, available_threads())
+    threads = _checks.check_num_threads(num_threads, available_threads())
+    err, _ = _run(weights, widths, output, X, y, _ERROR, threads)
     return err / X.shape[0]
 
 
@@ -138,6 +139,16 @@ def gradient(weights, X, y, output="tanh", num_threads=None, reduction="mean", o
         else:
             o[...] = g
     return err, out
+
+
+def sgd_epoch(weights, widths, X, y, order, batch_size, lr, momentum, velocity, decay, output):
+    """One epoch of mini-batch SGD in one kernel call (fastbp.training._sgd_epoch says what a
+    step computes). Arguments are already checked: weights and velocity C-contiguous and
+    writeable, X, y, weights of one dtype, order a permutation of range(N)."""
+    _, tile, chunk, _ = _plan(widths, batch_size, 1, X.dtype.itemsize)
+    _core.sgd_epoch(weights, widths, output == "linear", X, y,
+                    np.ascontiguousarray(order, dtype=np.intp), batch_size, lr, momentum,
+                    velocity if momentum else None, decay, tile, chunk)
 
 
 def backprop(weights, x, y, output="tanh"):

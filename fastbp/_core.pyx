@@ -124,7 +124,9 @@ cdef inline int sample_block(floating dummy) noexcept nogil:
 
 cdef inline void forward_tile(
     const Net *net,
-    const floating *X,      # IN  (nb, d(0)): the tile's samples, row-major
+    const floating *X,      # IN  (N, d(0)), row-major: the tile's samples are rows t..t+nb-1
+    const Py_ssize_t *rows, # IN  NULL, or the tile's samples are rows rows[t..t+nb-1]
+    Py_ssize_t t,           # IN  first sample of the tile
     Py_ssize_t nb,          # IN  samples in the tile, 1..tile
     int ns,                 # IN  samples to compute: nb rounded up to the kernels' sample block
     floating *scratch,      # OUT x(l) of the tile, l = 0..L, at net.act_off[l]
@@ -136,9 +138,12 @@ cdef inline void forward_tile(
     cdef Py_ssize_t b
     cdef int j, l, d_out
     # x(0) without its row of ones: the inputs, turned feature-major; padding samples are zero
+    cdef const floating *xb
+    for b in range(nb):
+        xb = X + (rows[t + b] if rows != NULL else t + b) * d0
+        for j in range(d0):
+            x0[j * ld + b] = xb[j]
     for j in range(d0):
-        for b in range(nb):
-            x0[j * ld + b] = X[b * d0 + j]
         for b in range(nb, ns):
             x0[j * ld + b] = 0
     for l in range(1, net.L + 1):
@@ -152,7 +157,9 @@ cdef inline void forward_tile(
 
 cdef inline double sensitivities_tile(
     const Net *net,
-    const floating *Y,      # IN  (nb, d(L)): the tile's targets, row-major
+    const floating *Y,      # IN  (N, d(L)), row-major: targets, indexed as X in forward_tile
+    const Py_ssize_t *rows, # IN  NULL, or the tile's targets are rows rows[t..t+nb-1]
+    Py_ssize_t t,           # IN  first sample of the tile
     Py_ssize_t nb,          # IN  samples in the tile
     int ns,                 # IN  samples computed (padding ones get zero sensitivities)
     floating *scratch,      # IN  x(l) from forward_tile; OUT delta(l), l = 1..L
@@ -169,10 +176,12 @@ cdef inline double sensitivities_tile(
     cdef double err = 0.0
     cdef Py_ssize_t b
     cdef int j, l
+    cdef const floating *yb
     for j in range(dL):
         for b in range(nb):
+            yb = Y + (rows[t + b] if rows != NULL else t + b) * dL
             xv = xL[j * ld + b]
-            e = xv - Y[b * dL + j]
+            e = xv - yb[j]
             err += e * e
             if backward:
                 # delta(L) = 2 (x(L) - y) theta'(s(L)), theta' = 1 - x^2 for tanh, 1 for linear
@@ -216,6 +225,7 @@ cdef double run_chunk(
     const Net *net,
     const floating *X,       # IN  (N, d(0))
     const floating *Y,       # IN  (N, d(L)), unused in MODE_FORWARD
+    const Py_ssize_t *rows,  # IN  NULL, or sample i of the batch is row rows[i] of X and Y
     floating *outputs,       # OUT (N, d(L)) in MODE_FORWARD
     Py_ssize_t start,        # IN  first sample of the chunk
     Py_ssize_t stop,         # IN  one past its last sample
@@ -237,13 +247,13 @@ cdef double run_chunk(
     while t < stop:
         nb = min(ld, stop - t)
         ns = <int> ((nb + block - 1) // block * block)
-        forward_tile(net, X + t * d0, nb, ns, scratch)
+        forward_tile(net, X, rows, t, nb, ns, scratch)
         if mode == MODE_FORWARD:
             for b in range(nb):
                 for j in range(dL):
                     outputs[(t + b) * dL + j] = xL[j * ld + b]
         else:
-            err += sensitivities_tile(net, Y + t * dL, nb, ns, scratch, mode == MODE_GRADIENT)
+            err += sensitivities_tile(net, Y, rows, t, nb, ns, scratch, mode == MODE_GRADIENT)
             if mode == MODE_GRADIENT:
                 gradient_tile(net, scratch, ns, grad)
         t += ld
@@ -325,14 +335,14 @@ cdef int run_batch(
             for s in prange(count, nogil=True, schedule='static', num_threads=num_threads):
                 start = (first + s) * chunk
                 stop = min(start + chunk, N)
-                errors[s] = run_chunk(net, X, Y, outputs, start, stop,
+                errors[s] = run_chunk(net, X, Y, NULL, outputs, start, stop,
                                       scratch + threadid() * net.scratch_len,
                                       grads + s * grad_len, mode)
         else:
             for s in range(count):
                 start = (first + s) * chunk
                 stop = min(start + chunk, N)
-                errors[s] = run_chunk(net, X, Y, outputs, start, stop, scratch,
+                errors[s] = run_chunk(net, X, Y, NULL, outputs, start, stop, scratch,
                                       grads + s * grad_len, mode)
         # the ordered reduction: chunk after chunk, whatever thread computed it
         for s in range(count):
@@ -346,6 +356,97 @@ cdef int run_batch(
     fastbp_aligned_free(scratch)
     fastbp_aligned_free(grads)
     fastbp_aligned_free(errors)
+    fastbp_aligned_free(panels)
+    return 0
+
+
+cdef int sgd_epoch_run(
+    Net *net,
+    floating **weights,         # IN/OUT W(1..L), updated after every mini-batch
+    floating **velocity,        # IN/OUT v(1..L) when momentum > 0, else unused
+    const floating *X,          # IN  (N, d(0))
+    const floating *Y,          # IN  (N, d(L))
+    const Py_ssize_t *order,    # IN  the epoch's permutation of 0..N-1
+    Py_ssize_t N,
+    Py_ssize_t batch_size,
+    Py_ssize_t chunk,           # IN  samples per chunk, as `gradient` would use
+    floating lr,
+    floating momentum,
+    floating decay,             # IN  2 lambda / N, or 0
+) noexcept nogil:
+    """One epoch of mini-batch SGD, step after step, without returning to Python.
+
+    Each step computes exactly what fastbp.gradient(reduction="mean") returns for the batch (the
+    same tiles and chunks, float64 sums in chunk order, scaled by 1/|batch|, rounded to the weights'
+    dtype) and then, in the weights' dtype and in this order of operations, g += decay w;
+    v = momentum v; v -= lr g; w += v (momentum > 0) or w -= lr g: the steps of
+    fastbp.training._sgd_epoch. The code here is compiled for the baseline instruction set, so no
+    multiply-add is fused and the rounding is that of the NumPy expressions.
+    Return 0, or -1 when memory could not be had (the weights are untouched then).
+    """
+    cdef Py_ssize_t P = net.n_params
+    cdef floating *scratch = <floating *> fastbp_aligned_calloc(net.scratch_len * sizeof(floating))
+    cdef floating *chunk_grad = <floating *> fastbp_aligned_calloc((P + 1) * sizeof(floating))
+    cdef floating *grad = <floating *> fastbp_aligned_calloc((P + 1) * sizeof(floating))
+    cdef double *grad64 = <double *> fastbp_aligned_calloc((P + 1) * sizeof(double))
+    cdef floating *panels = <floating *> fastbp_aligned_calloc(net.n_panel * sizeof(floating))
+    cdef Py_ssize_t start, stop, c0, c1, p, i, n
+    cdef double scale
+    cdef int l
+    cdef floating *w
+    cdef floating *g
+    cdef floating *v
+    cdef floating step
+    if scratch == NULL or chunk_grad == NULL or grad == NULL or grad64 == NULL or panels == NULL:
+        fastbp_aligned_free(scratch)
+        fastbp_aligned_free(chunk_grad)
+        fastbp_aligned_free(grad)
+        fastbp_aligned_free(grad64)
+        fastbp_aligned_free(panels)
+        return -1
+    init_scratch(net, scratch)
+    net.panels = panels
+    start = 0
+    while start < N:
+        stop = min(start + batch_size, N)
+        pack_panels(net, panels)
+        memset(grad64, 0, P * sizeof(double))
+        c0 = start
+        while c0 < stop:
+            c1 = min(c0 + chunk, stop)
+            run_chunk(net, X, Y, order, <floating *> NULL, c0, c1, scratch, chunk_grad,
+                      MODE_GRADIENT)
+            for p in range(P):
+                grad64[p] = grad64[p] + chunk_grad[p]
+            c0 = c1
+        scale = 1.0 / (stop - start)
+        for p in range(P):
+            grad[p] = <floating> (grad64[p] * scale)
+        for l in range(net.L):
+            w = weights[l]
+            g = grad + net.grad_off[l + 1]
+            n = <Py_ssize_t> (net.widths[l] + 1) * net.widths[l + 1]
+            if decay != 0:
+                for i in range(n):
+                    step = decay * w[i]
+                    g[i] = g[i] + step
+            if momentum != 0:
+                v = velocity[l]
+                for i in range(n):
+                    v[i] = v[i] * momentum
+                    step = lr * g[i]
+                    v[i] = v[i] - step
+                    w[i] = w[i] + v[i]
+            else:
+                for i in range(n):
+                    step = lr * g[i]
+                    w[i] = w[i] - step
+        start = stop
+    net.panels = NULL
+    fastbp_aligned_free(scratch)
+    fastbp_aligned_free(chunk_grad)
+    fastbp_aligned_free(grad)
+    fastbp_aligned_free(grad64)
     fastbp_aligned_free(panels)
     return 0
 
@@ -475,8 +576,8 @@ cdef int backprop_one(Net *net, const floating *x, const floating *y, floating *
     pack_panels(net, panels)
     net.panels = panels
     init_scratch(net, scratch)
-    forward_tile(net, x, 1, block, scratch)
-    err[0] = sensitivities_tile(net, y, 1, block, scratch, True)
+    forward_tile(net, x, NULL, 0, 1, block, scratch)
+    err[0] = sensitivities_tile(net, y, NULL, 0, 1, block, scratch, True)
     net.panels = NULL
     fastbp_aligned_free(panels)
     return 0
@@ -524,3 +625,38 @@ def tanh(cnp.ndarray x):
         fastbp_tanh_d(<double *> cnp.PyArray_DATA(x), n)
     else:
         fastbp_tanh_f(<float *> cnp.PyArray_DATA(x), n)
+
+
+def sgd_epoch(list weights, list widths, bint output_linear, cnp.ndarray X, cnp.ndarray Y,
+              cnp.ndarray order, Py_ssize_t batch_size, double lr, double momentum,
+              object velocity, double decay, int tile, Py_ssize_t chunk):
+    """One epoch of mini-batch SGD in place on `weights` (and `velocity`); see sgd_epoch_run.
+
+    weights (and velocity) are C-contiguous, writeable, of X's dtype; order is an intp permutation.
+    """
+    cdef _Layout layout = _Layout(weights, widths, output_linear, tile)
+    cdef int L = len(weights)
+    cdef int l
+    cdef int status
+    cdef Py_ssize_t N = X.shape[0]
+    cdef const Py_ssize_t *order_ptr = <const Py_ssize_t *> cnp.PyArray_DATA(order)
+    ptrs = np.zeros(2 * L, dtype=np.uintp)
+    cdef size_t[::1] ptr_view = ptrs
+    for l in range(L):
+        ptr_view[l] = <size_t> cnp.PyArray_DATA(<cnp.ndarray> weights[l])
+        if velocity is not None:
+            ptr_view[L + l] = <size_t> cnp.PyArray_DATA(<cnp.ndarray> velocity[l])
+    if X.dtype == np.float64:
+        with nogil:
+            status = sgd_epoch_run[double](
+                &layout.net, <double **> &ptr_view[0], <double **> &ptr_view[L],
+                <const double *> cnp.PyArray_DATA(X), <const double *> cnp.PyArray_DATA(Y),
+                order_ptr, N, batch_size, chunk, lr, momentum, decay)
+    else:
+        with nogil:
+            status = sgd_epoch_run[float](
+                &layout.net, <float **> &ptr_view[0], <float **> &ptr_view[L],
+                <const float *> cnp.PyArray_DATA(X), <const float *> cnp.PyArray_DATA(Y),
+                order_ptr, N, batch_size, chunk, <float> lr, <float> momentum, <float> decay)
+    if status != 0:
+        raise MemoryError("fastbp could not allocate its scratch memory")

@@ -344,7 +344,9 @@ def _sgd_epoch(weights, X, y, order, batch_size, lr, momentum, velocity, weight_
     momentum     IN      mu in [0, 1)
     velocity     IN/OUT  list of arrays shaped like weights (ignored, may be None, when mu == 0)
     weight_decay IN      lambda >= 0 (N in lambda/N is len(X), the whole training set)
-    output, num_threads  as for `gradient`
+    output       as for `gradient`
+    num_threads  unused: the steps run one after another on one thread (a mini-batch is too small
+                 to share out, and the result does not depend on it)
 
     Step k, on the batch b = order[k B : (k+1) B], in the weights' dtype, layer by layer:
         g = (1/|b|) sum_{n in b} grad e_n(w)       (fastbp.gradient, reduction="mean")
@@ -352,23 +354,14 @@ def _sgd_epoch(weights, X, y, order, batch_size, lr, momentum, velocity, weight_
         v = mu * v - eta * g;  w = w + v           (when mu > 0)
         w = w - eta * g                            (when mu == 0; the same as v = -eta g, w += v)
     With B = 1 this is the lecture's SGD: w <- w - eta grad e_n(w), one sample at a time.
+
+    The whole epoch is one call into the compiled kernel (fastbp._core.sgd_epoch), which does
+    exactly these operations, in this order, in the weights' dtype: no Python runs per step.
     """
     n = X.shape[0]
     c = 2.0 * weight_decay / n
-    grads = [np.empty_like(w) for w in weights]
-    for start in range(0, n, batch_size):
-        batch = order[start:start + batch_size]
-        _api.gradient(weights, X[batch], y[batch], output=output, num_threads=num_threads,
-                      out=grads)
-        for w, g, v in zip(weights, grads, velocity if momentum else grads):
-            if c:
-                g += c * w
-            if momentum:
-                v *= momentum
-                v -= lr * g
-                w += v
-            else:
-                w -= lr * g
+    widths = [weights[0].shape[0] - 1] + [w.shape[1] for w in weights]
+    _api.sgd_epoch(weights, widths, X, y, order, batch_size, lr, momentum, velocity, c, output)
 
 
 class _State:
