@@ -26,7 +26,7 @@ def make_data(n: int, seed: int = 0):
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m fastbp", description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=20000)
-    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args(argv)
 
@@ -59,29 +59,17 @@ def main(argv=None) -> None:
 
 
 def _train(net, X, y, epochs, threads):
-    """Variable learning-rate gradient descent ("bold driver"), one full-batch gradient per epoch."""
-    if hasattr(net, "fit"):
-        history = net.fit(X, y, method="variable-lr", learning_rate=0.1, epochs=epochs,
-                          num_threads=threads, callback=_print_epoch)
-        return [h["E_in"] for h in history] if isinstance(history, list) else list(history["E_in"])
-    eta, alpha, beta = 0.1, 1.1, 0.5
-    E, grads = fastbp.gradient(net.weights, X, y, num_threads=threads)
-    errors = [E]
-    for epoch in range(1, epochs + 1):
-        trial = [w - eta * g for w, g in zip(net.weights, grads)]
-        E_trial = fastbp.error(trial, X, y)
-        if E_trial < E:
-            net.weights, eta = trial, eta * alpha
-            E, grads = fastbp.gradient(net.weights, X, y, num_threads=threads)
-        else:
-            eta *= beta
-        errors.append(E)
-        print(f"  epoch {epoch:3d}  E_in {E:.5f}  learning rate {eta:.4g}")
-    return errors
+    """Variable learning-rate gradient descent ("bold driver"): one full-batch gradient per
+    accepted step, an error evaluation per rejected one."""
+    def report(history):
+        i = len(history) - 1
+        verdict = "" if history.accepted[i] else "  (step rejected)"
+        print(f"  epoch {history.epoch[i]:3d}  E_in {history.E_in[i]:.5f}  "
+              f"learning rate {history.learning_rate[i]:.4g}{verdict}")
 
-
-def _print_epoch(epoch, record, *_):
-    print(f"  epoch {epoch:3d}  E_in {record['E_in']:.5f}  learning rate {record['learning_rate']:.4g}")
+    history = net.fit(X, y, method="variable-lr", learning_rate=0.1, epochs=epochs,
+                      num_threads=threads, callback=report)
+    return [history.start["E_in"]] + list(history.E_in)
 
 
 if __name__ == "__main__":

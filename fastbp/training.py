@@ -1,7 +1,8 @@
 """Training: `fit` and its methods (gd, sgd, variable-lr, steepest, cg), stopping rules, history.
 
 Everything here is Python over the public functions `gradient` and `error`; nothing loops over
-samples. The only loop over steps that the compiled kernel will take over is `_sgd_epoch`.
+samples. The one loop over steps that runs in the compiled kernel is a whole SGD epoch
+(`_sgd_epoch`): mini-batch SGD pays no Python or dispatch cost per mini-batch.
 
 The objective (Learning From Data, e-Chapter 7): with weight decay lambda >= 0 and N training
 samples
@@ -22,7 +23,6 @@ How a call works, so that it can fail or be interrupted safely:
 """
 from __future__ import annotations
 
-import inspect
 import math
 import numbers
 import time
@@ -41,10 +41,6 @@ METHODS = ("gd", "sgd", "variable-lr", "steepest", "cg")
 # doublings (the error keeps falling: take the best point found).
 _MAX_HALVINGS = 60
 _MAX_DOUBLINGS = 60
-
-# `fastbp.error` may or may not take num_threads (it runs on every usable core when it does not).
-_ERROR_TAKES_THREADS = "num_threads" in inspect.signature(_api.error).parameters
-
 
 _RECORD_FIELDS = ("epoch", "E_in", "E_aug", "E_val", "learning_rate", "accepted", "time")
 
@@ -273,9 +269,7 @@ def _check_fit_args(weights, X, y, output, method, learning_rate, epochs, batch_
 # The objective on flat weight vectors
 
 def _error(weights, X, y, output, threads) -> float:
-    if _ERROR_TAKES_THREADS:
-        return _api.error(weights, X, y, output=output, num_threads=threads)
-    return _api.error(weights, X, y, output=output)
+    return _api.error(weights, X, y, output=output, num_threads=threads)
 
 
 def _sum_squares(w) -> float:
