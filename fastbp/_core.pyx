@@ -16,6 +16,7 @@
 # they add exactly nothing to the gradient.
 
 from cython.parallel cimport prange, threadid
+from libc.stdlib cimport calloc, free
 from libc.string cimport memset, memcpy
 
 cimport numpy as cnp
@@ -455,66 +456,84 @@ cdef int sgd_epoch_run(
 # (d) entry points for fastbp/_api.py
 
 cdef class _Layout:
-    """The C description of a checked network, and the memory it points into."""
+    """The C description of a checked network, and the memory it points into (one allocation)."""
     cdef Net net
-    cdef int[::1] widths
-    cdef Py_ssize_t[::1] act_off, delta_off, grad_off, fwd_off, bwd_off
-    cdef const void *weight_ptrs[512]
+    cdef void *block
     cdef list weights
 
     def __cinit__(self, list weights, list widths, bint output_linear, int tile):
         cdef int L = len(weights)
         cdef int l
-        cdef cnp.ndarray w
-        if L > 512:
-            raise ValueError(f"fastbp supports at most 512 layers, got {L}")
-        self.weights = weights
-        self.widths = np.asarray(widths, dtype=np.intc)
-        act_off = [0] * (L + 1)
-        delta_off = [0] * (L + 1)
-        grad_off = [0] * (L + 1)
-        fwd_off = [0] * (L + 1)
-        bwd_off = [0] * (L + 1)
+        cdef Py_ssize_t pos, n_params, n_panel
+        cdef int *w_c
+        cdef Py_ssize_t *offs
+        cdef const void **ptrs
+        self.block = NULL
+        self.weights = weights  # keeps the arrays alive while the kernel reads them
+        # 5 offset arrays of L+1 entries, L+1 widths, L weight pointers
+        self.block = calloc(1, 5 * (L + 1) * sizeof(Py_ssize_t) + (L + 1) * sizeof(int)
+                            + (L + 1) * sizeof(void *))
+        if self.block == NULL:
+            raise MemoryError("fastbp could not allocate a network description")
+        offs = <Py_ssize_t *> self.block
+        ptrs = <const void **> (offs + 5 * (L + 1))
+        w_c = <int *> (ptrs + (L + 1))
+        for l in range(L + 1):
+            w_c[l] = widths[l]
+        for l in range(L):
+            ptrs[l] = cnp.PyArray_DATA(<cnp.ndarray> weights[l])
+        act_off = offs
+        delta_off = offs + (L + 1)
+        grad_off = offs + 2 * (L + 1)
+        fwd_off = offs + 3 * (L + 1)
+        bwd_off = offs + 4 * (L + 1)
         pos = 0
         for l in range(L + 1):
             act_off[l] = pos
-            pos += (widths[l] + 1) * tile
+            pos += <Py_ssize_t> (w_c[l] + 1) * tile
         for l in range(1, L + 1):
             delta_off[l] = pos
-            pos += widths[l] * tile
+            pos += <Py_ssize_t> w_c[l] * tile
         n_params = 0
         for l in range(1, L + 1):
             grad_off[l] = n_params
-            n_params += (widths[l - 1] + 1) * widths[l]
+            n_params += <Py_ssize_t> (w_c[l - 1] + 1) * w_c[l]
         n_panel = 0
         for l in range(1, L + 1):
             fwd_off[l] = n_panel
-            n_panel += -(-widths[l] // RB) * RB * (widths[l - 1] + 1)
+            n_panel += <Py_ssize_t> ((w_c[l] + FASTBP_RB - 1) // FASTBP_RB) * FASTBP_RB * (w_c[l - 1] + 1)
         for l in range(1, L):
             bwd_off[l] = n_panel
-            n_panel += -(-widths[l] // RB) * RB * widths[l + 1]
-        self.act_off = np.asarray(act_off, dtype=np.intp)
-        self.delta_off = np.asarray(delta_off, dtype=np.intp)
-        self.grad_off = np.asarray(grad_off, dtype=np.intp)
-        self.fwd_off = np.asarray(fwd_off, dtype=np.intp)
-        self.bwd_off = np.asarray(bwd_off, dtype=np.intp)
-        for l in range(L):
-            w = weights[l]
-            self.weight_ptrs[l] = cnp.PyArray_DATA(w)
+            n_panel += <Py_ssize_t> ((w_c[l] + FASTBP_RB - 1) // FASTBP_RB) * FASTBP_RB * w_c[l + 1]
         self.net.L = L
         self.net.output_linear = output_linear
         self.net.tile = tile
-        self.net.widths = &self.widths[0]
-        self.net.weights = self.weight_ptrs
-        self.net.act_off = &self.act_off[0]
-        self.net.delta_off = &self.delta_off[0]
-        self.net.grad_off = &self.grad_off[0]
-        self.net.fwd_off = &self.fwd_off[0]
-        self.net.bwd_off = &self.bwd_off[0]
+        self.net.widths = w_c
+        self.net.weights = ptrs
+        self.net.act_off = act_off
+        self.net.delta_off = delta_off
+        self.net.grad_off = grad_off
+        self.net.fwd_off = fwd_off
+        self.net.bwd_off = bwd_off
         self.net.n_params = n_params
         self.net.n_panel = n_panel
         self.net.scratch_len = pos
         self.net.panels = NULL
+
+    def __dealloc__(self):
+        free(self.block)
+
+    @property
+    def act_off(self):
+        return [self.net.act_off[l] for l in range(self.net.L + 1)]
+
+    @property
+    def delta_off(self):
+        return [self.net.delta_off[l] for l in range(self.net.L + 1)]
+
+    @property
+    def scratch_len(self):
+        return self.net.scratch_len
 
 
 def select_kernels(int max_level):
@@ -552,7 +571,7 @@ def run(list weights, list widths, bint output_linear, cnp.ndarray X, object Y, 
         <cnp.ndarray> grad_sum)
     cdef double err = 0.0
     cdef int status
-    if X.dtype == np.float64:
+    if cnp.PyArray_TYPE(X) == cnp.NPY_DOUBLE:
         with nogil:
             status = run_batch[double](&layout.net, <const double *> x_ptr, <const double *> y_ptr,
                                        <double *> o_ptr, N, chunk, slots_per_thread, num_threads,
@@ -592,9 +611,9 @@ def backprop_sample(list weights, list widths, bint output_linear, cnp.ndarray x
     cdef int status
     cdef cnp.ndarray scratch_arr
     # the kernels read whole aligned vectors: a 64-byte aligned scratch
-    raw = np.zeros(layout.net.scratch_len + 64, dtype=x.dtype)
+    raw = np.zeros(layout.scratch_len + 64, dtype=x.dtype)
     shift = (-raw.ctypes.data % 64) // x.dtype.itemsize
-    scratch = raw[shift:shift + layout.net.scratch_len]
+    scratch = raw[shift:shift + layout.scratch_len]
     scratch_arr = scratch
     cdef void *s_ptr = cnp.PyArray_DATA(scratch_arr)
     if x.dtype == np.float64:
@@ -605,14 +624,16 @@ def backprop_sample(list weights, list widths, bint output_linear, cnp.ndarray x
                                      <const float *> cnp.PyArray_DATA(y), <float *> s_ptr, &err)
     if status != 0:
         raise MemoryError("fastbp could not allocate its scratch memory")
+    act_off = layout.act_off
+    delta_off = layout.delta_off
     xs = []
     for l in range(L + 1):
-        rows = scratch[layout.act_off[l]:layout.act_off[l] + (widths[l] + 1) * tile]
+        rows = scratch[act_off[l]:act_off[l] + (widths[l] + 1) * tile]
         column = rows.reshape(widths[l] + 1, tile)[:, 0].copy()
         xs.append(column if l < L else column[1:])
     deltas = []
     for l in range(1, L + 1):
-        rows = scratch[layout.delta_off[l]:layout.delta_off[l] + widths[l] * tile]
+        rows = scratch[delta_off[l]:delta_off[l] + widths[l] * tile]
         deltas.append(rows.reshape(widths[l], tile)[:, 0].copy())
     return xs, deltas
 
@@ -660,3 +681,28 @@ def sgd_epoch(list weights, list widths, bint output_linear, cnp.ndarray X, cnp.
                 order_ptr, N, batch_size, chunk, <float> lr, <float> momentum, <float> decay)
     if status != 0:
         raise MemoryError("fastbp could not allocate its scratch memory")
+
+
+cdef Py_ssize_t first_nonfinite_run(const floating *a, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef floating v
+    for i in range(n):
+        v = a[i]
+        # NaN fails v == v; +-inf is the only finite-looking value with v - v != 0
+        if not (v == v and v - v == 0):
+            return i
+    return -1
+
+
+def first_nonfinite(cnp.ndarray a):
+    """Flat index of the first NaN or infinity in a C-contiguous float32/float64 array, or -1."""
+    cdef Py_ssize_t n = a.size
+    cdef Py_ssize_t i
+    cdef void *p = cnp.PyArray_DATA(a)
+    if a.dtype.itemsize == 8:
+        with nogil:
+            i = first_nonfinite_run[double](<const double *> p, n)
+    else:
+        with nogil:
+            i = first_nonfinite_run[float](<const float *> p, n)
+    return i
