@@ -1,6 +1,7 @@
 """The public functions over the compiled kernels: check and convert once, then one kernel call."""
 from __future__ import annotations
 
+import functools
 import os
 import sys
 
@@ -61,26 +62,32 @@ def _n_params(widths) -> int:
     return sum((a + 1) * b for a, b in zip(widths[:-1], widths[1:]))
 
 
-def _plan(widths, n_samples, num_threads, itemsize):
-    """(threads, tile, chunk, slots per thread) for a batch."""
+@functools.lru_cache(maxsize=256)
+def _layout_plan(widths: tuple, itemsize: int):
+    """(flops per sample, tile, chunk, slots per thread): what depends on the network only."""
     n_params = _n_params(widths)
     flops_per_sample = 6 * n_params
-    tile = _TILE
-    tiles = _CHUNK_FLOPS // (flops_per_sample * tile)
-    chunk = tile * min(_MAX_CHUNK_TILES, max(1, tiles))
-    n_chunks = -(-n_samples // chunk)
-    threads = min(num_threads, n_chunks)
+    tiles = _CHUNK_FLOPS // (flops_per_sample * _TILE)
+    chunk = _TILE * min(_MAX_CHUNK_TILES, max(1, tiles))
+    slots = min(_MAX_SLOTS_PER_THREAD, max(1, _ROUND_BYTES // (n_params * itemsize)))
+    return flops_per_sample, _TILE, chunk, slots
+
+
+def _plan(widths, n_samples, num_threads, itemsize):
+    """(threads, tile, chunk, slots per thread) for a batch."""
+    flops_per_sample, tile, chunk, slots = _layout_plan(tuple(widths), itemsize)
+    threads = min(num_threads, -(-n_samples // chunk))
     if _forked or n_samples * flops_per_sample < _SERIAL_FLOPS:
         threads = 1
-    slots = min(_MAX_SLOTS_PER_THREAD, max(1, _ROUND_BYTES // (n_params * itemsize)))
     return max(1, threads), tile, chunk, slots
 
 
-def _run(weights, widths, output, X, y, mode, num_threads, grad_sum=None):
+def _run(weights, widths, output, X, y, mode, num_threads, grads=None, scale=1.0,
+         accumulate=False):
     threads, tile, chunk, slots = _plan(widths, X.shape[0], num_threads, X.dtype.itemsize)
     outputs = np.empty((X.shape[0], widths[-1]), dtype=X.dtype) if mode == _FORWARD else None
     err = _core.run(weights, widths, output == "linear", X, y, outputs, mode, threads, tile, chunk,
-                    slots, grad_sum)
+                    slots, grads, scale, accumulate)
     return err, outputs
 
 
@@ -120,25 +127,20 @@ def gradient(weights, X, y, output="tanh", num_threads=None, reduction="mean", o
         out = _checks.check_out(out, weights)
     elif accumulate:
         raise ValueError("accumulate=True needs out=, the arrays to add the gradient into")
-    grad_sum = np.zeros(_n_params(widths))
-    err, _ = _run(weights, widths, output, X, y, _GRADIENT, threads, grad_sum)
-    if reduction == "mean":
-        scale = 1.0 / X.shape[0]
-        err *= scale
-        grad_sum *= scale
-    grads = []
-    pos = 0
-    for w in weights:
-        grads.append(grad_sum[pos:pos + w.size].reshape(w.shape))
-        pos += w.size
+    scale = 1.0 / X.shape[0] if reduction == "mean" else 1.0
+    if out is not None and all(o.flags.c_contiguous and o.flags.aligned for o in out):
+        err, _ = _run(weights, widths, output, X, y, _GRADIENT, threads, out, scale, accumulate)
+        return err * scale, out
+    grads = [np.empty_like(w) for w in weights]
+    err, _ = _run(weights, widths, output, X, y, _GRADIENT, threads, grads, scale)
     if out is None:
-        return err, [g.astype(dtype, copy=dtype != np.float64) for g in grads]
-    for o, g in zip(out, grads):
+        return err * scale, grads
+    for o, g in zip(out, grads):  # `out` arrays with other layouts
         if accumulate:
             o += g
         else:
             o[...] = g
-    return err, out
+    return err * scale, out
 
 
 def sgd_epoch(weights, widths, X, y, order, batch_size, lr, momentum, velocity, decay, output):

@@ -22,6 +22,7 @@ except ImportError:  # the compiled module is not built: fastbp.reference still 
 OUTPUTS = ("tanh", "linear")
 REDUCTIONS = ("mean", "sum")
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_F32, _F64 = FLOAT_DTYPES
 # Far more threads than any machine has cores is a typo or a unit mix-up, not a wish.
 MAX_THREADS = 1024
 
@@ -101,6 +102,9 @@ def check_weights(weights) -> tuple[list[np.ndarray], list[int], np.dtype]:
     The dtype is the weights' own: float32 or float64 (integer weights become float64). Mixing
     float32 and float64 layers is refused rather than silently promoted.
     """
+    fast = _weights_ready(weights)
+    if fast is not None:
+        return fast
     if not isinstance(weights, (list, tuple)):
         raise TypeError(f"weights must be a list of 2-D arrays W(1), ..., W(L), got "
                         f"{type(weights).__name__}")
@@ -137,10 +141,41 @@ def check_weights(weights) -> tuple[list[np.ndarray], list[int], np.dtype]:
         widths.append(cols)
     out = []
     for l, a in enumerate(arrays):
-        a = np.ascontiguousarray(a, dtype=dtype)
+        a = _contiguous(a, dtype)
         _check_finite(a, f"weights[{l}]")
         out.append(a)
     return out, widths, dtype
+
+
+def _contiguous(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """`a` as a C-contiguous, aligned array of `dtype` (a copy only when needed)."""
+    a = np.ascontiguousarray(a, dtype=dtype)
+    return a if a.flags.aligned else a.copy()
+
+
+def _weights_ready(weights):
+    """The common case in one quick pass: a list of aligned C-contiguous 2-D arrays of one float
+    dtype, of consistent shapes and finite. Returns what check_weights returns, or None to let the
+    full checks run (and say what is wrong)."""
+    if type(weights) is not list and type(weights) is not tuple or not weights:
+        return None
+    first = weights[0]
+    if type(first) is not np.ndarray:
+        return None
+    dtype = first.dtype
+    if dtype != _F64 and dtype != _F32:
+        return None
+    widths = [first.shape[0] - 1] if first.ndim == 2 else [0]
+    for a in weights:
+        if (type(a) is not np.ndarray or a.dtype != dtype or a.ndim != 2
+                or not (a.flags.c_contiguous and a.flags.aligned)
+                or widths[-1] < 1 or a.shape[0] != widths[-1] + 1 or a.shape[1] < 1):
+            return None
+        widths.append(a.shape[1])
+    for a in weights:
+        if _first_nonfinite(a) >= 0:
+            return None
+    return list(weights), widths, dtype
 
 
 def check_X(X, widths, dtype, name: str = "X") -> np.ndarray:
@@ -150,7 +185,7 @@ def check_X(X, widths, dtype, name: str = "X") -> np.ndarray:
                          f"shape {_shape(a)}")
     if a.shape[0] == 0:
         raise ValueError(f"{name} holds no samples (N = 0); need at least one")
-    a = np.ascontiguousarray(a, dtype=dtype)
+    a = _contiguous(a, dtype)
     _check_finite(a, name)
     return a
 
@@ -166,7 +201,7 @@ def check_y(y, widths, dtype, n: int, name: str = "y") -> np.ndarray:
                          f"{_shape(np.asarray(y))}")
     if a.shape[0] != n:
         raise ValueError(f"{name} has {a.shape[0]} rows but X has {n} samples")
-    a = np.ascontiguousarray(a, dtype=dtype)
+    a = _contiguous(a, dtype)
     _check_finite(a, name)
     return a
 

@@ -555,32 +555,74 @@ def openmp_max_threads():
     return fastbp_openmp_max_threads()
 
 
+cdef void write_gradient(const Net *net, const double *grad_sum, floating **grads, double scale,
+                         bint accumulate) noexcept nogil:
+    """grads[l] = scale * sum (or += with `accumulate`), rounded once to the weights' dtype."""
+    cdef int l
+    cdef Py_ssize_t p, n
+    cdef const double *src
+    cdef floating *dst
+    for l in range(net.L):
+        src = grad_sum + net.grad_off[l + 1]
+        dst = grads[l]
+        n = <Py_ssize_t> (net.widths[l] + 1) * net.widths[l + 1]
+        if accumulate:
+            for p in range(n):
+                dst[p] = <floating> (dst[p] + src[p] * scale)
+        else:
+            for p in range(n):
+                dst[p] = <floating> (src[p] * scale)
+
+
 def run(list weights, list widths, bint output_linear, cnp.ndarray X, object Y, object outputs,
         int mode, int num_threads, int tile, Py_ssize_t chunk, int slots_per_thread,
-        object grad_sum):
+        list grads=None, double scale=1.0, bint accumulate=False):
     """Run the batch; return the sum of squared errors (0.0 in MODE_FORWARD).
 
-    X, Y, outputs share the weights' dtype; grad_sum is a zeroed float64 vector of n_params.
+    X, Y, outputs share the weights' dtype. In MODE_GRADIENT, `grads` holds one C-contiguous,
+    aligned array per layer, of the weights' shapes and dtype: the float64 sums times `scale` are
+    written there (added to them with `accumulate`).
     """
     cdef _Layout layout = _Layout(weights, widths, output_linear, tile)
     cdef Py_ssize_t N = X.shape[0]
+    cdef int L = len(weights)
+    cdef int l
     cdef void *x_ptr = cnp.PyArray_DATA(X)
     cdef void *y_ptr = NULL if Y is None else cnp.PyArray_DATA(<cnp.ndarray> Y)
     cdef void *o_ptr = NULL if outputs is None else cnp.PyArray_DATA(<cnp.ndarray> outputs)
-    cdef double *g_ptr = NULL if grad_sum is None else <double *> cnp.PyArray_DATA(
-        <cnp.ndarray> grad_sum)
+    cdef double *g_ptr = NULL
+    cdef void **out_ptrs = NULL
     cdef double err = 0.0
     cdef int status
-    if cnp.PyArray_TYPE(X) == cnp.NPY_DOUBLE:
+    cdef bint is_double = cnp.PyArray_TYPE(X) == cnp.NPY_DOUBLE
+    if mode == MODE_GRADIENT:
+        g_ptr = <double *> calloc(layout.net.n_params + 1, sizeof(double))
+        out_ptrs = <void **> calloc(L + 1, sizeof(void *))
+        if g_ptr == NULL or out_ptrs == NULL:
+            free(g_ptr)
+            free(out_ptrs)
+            raise MemoryError("fastbp could not allocate its gradient sums")
+        for l in range(L):
+            out_ptrs[l] = cnp.PyArray_DATA(<cnp.ndarray> grads[l])
+    try:
         with nogil:
-            status = run_batch[double](&layout.net, <const double *> x_ptr, <const double *> y_ptr,
-                                       <double *> o_ptr, N, chunk, slots_per_thread, num_threads,
-                                       mode, &err, g_ptr)
-    else:
-        with nogil:
-            status = run_batch[float](&layout.net, <const float *> x_ptr, <const float *> y_ptr,
-                                      <float *> o_ptr, N, chunk, slots_per_thread, num_threads,
-                                      mode, &err, g_ptr)
+            if is_double:
+                status = run_batch[double](&layout.net, <const double *> x_ptr,
+                                           <const double *> y_ptr, <double *> o_ptr, N, chunk,
+                                           slots_per_thread, num_threads, mode, &err, g_ptr)
+                if status == 0 and mode == MODE_GRADIENT:
+                    write_gradient[double](&layout.net, g_ptr, <double **> out_ptrs, scale,
+                                           accumulate)
+            else:
+                status = run_batch[float](&layout.net, <const float *> x_ptr,
+                                          <const float *> y_ptr, <float *> o_ptr, N, chunk,
+                                          slots_per_thread, num_threads, mode, &err, g_ptr)
+                if status == 0 and mode == MODE_GRADIENT:
+                    write_gradient[float](&layout.net, g_ptr, <float **> out_ptrs, scale,
+                                          accumulate)
+    finally:
+        free(g_ptr)
+        free(out_ptrs)
     if status != 0:
         raise MemoryError("fastbp could not allocate its scratch memory")
     return err
