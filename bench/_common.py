@@ -1,0 +1,209 @@
+"""What the benchmark scripts share: data, timing, agreement checks, and a record of the machine."""
+from __future__ import annotations
+
+import gc
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+import warnings
+
+import numpy as np
+
+OPENBLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+
+def warn_openblas_env() -> list[str]:
+    """Warn when OpenBLAS is told to use another core type or cache size: that slows NumPy."""
+    found = [f"{v}={os.environ[v]}" for v in OPENBLAS_VARS if v in os.environ]
+    if found:
+        warnings.warn(
+            f"{' and '.join(found)} set: OpenBLAS may then run a slower kernel than this CPU allows, "
+            "which slows the NumPy and scikit-learn peers and the measured matmul peak. For "
+            "benchmarking run: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/compare.py",
+            stacklevel=2)
+    return found
+
+
+def work_flops(widths) -> int:
+    """Flops of one sample's forward + backward pass: 6 * sum_l (d(l-1)+1) d(l)."""
+    return 6 * sum((a + 1) * b for a, b in zip(widths[:-1], widths[1:]))
+
+
+def make_problem(widths, n, dtype, seed=0):
+    """(weights, X, y): fastbp's initial weights, standard normal inputs, targets in (-0.8, 0.8)."""
+    import fastbp
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, widths[0])).astype(dtype)
+    y = rng.uniform(-0.8, 0.8, size=(n, widths[-1])).astype(dtype)
+    weights = fastbp.init_weights(widths, seed=seed + 1, dtype=dtype)
+    return weights, X, y
+
+
+def rel_errors(got, want):
+    """(relative error of E_in, largest over layers of max|g - g_ref| / max|g_ref|)."""
+    (E, grads), (E0, grads0) = got, want
+    err_E = abs(float(E) - float(E0)) / max(abs(float(E0)), np.finfo(np.float64).tiny)
+    err_g = 0.0
+    for g, g0 in zip(grads, grads0):
+        g = np.asarray(g, dtype=np.float64)
+        g0 = np.asarray(g0, dtype=np.float64)
+        if g.shape != g0.shape:
+            return err_E, math.inf
+        scale = max(float(np.max(np.abs(g0))), np.finfo(np.float64).tiny)
+        err_g = max(err_g, float(np.max(np.abs(g - g0))) / scale)
+    if not (math.isfinite(err_E) and math.isfinite(err_g)):
+        return math.inf, math.inf
+    return err_E, err_g
+
+
+def measure(fn, min_repeats=3, max_repeats=15, budget=3.0, min_sample=0.02):
+    """Time fn() (already warmed up by the caller): returns (median s, min s, repeats, calls per repeat).
+
+    One more call first calibrates: a repeat runs fn enough times to last at least min_sample
+    seconds (so that microsecond calls are timed in loops), and there are as many repeats as fit
+    in budget seconds, within [min_repeats, max_repeats]. The garbage collector is off meanwhile.
+    """
+    gc.collect()
+    t0 = time.perf_counter()
+    fn()
+    first = max(time.perf_counter() - t0, 1e-9)
+    inner = max(1, math.ceil(min_sample / first))
+    repeats = int(min(max_repeats, max(min_repeats, budget // (first * inner))))
+    times = []
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            for _ in range(inner):
+                fn()
+            times.append((time.perf_counter() - t0) / inner)
+    finally:
+        if enabled:
+            gc.enable()
+    return statistics.median(times), min(times), repeats, inner
+
+
+def matmul_peak(dtype, n, repeats):
+    """GFLOP/s of NumPy's n x n matrix product, the best of `repeats` (after one warm-up)."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((n, n)).astype(dtype)
+    b = rng.standard_normal((n, n)).astype(dtype)
+    c = np.empty((n, n), dtype=dtype)
+    np.matmul(a, b, out=c)
+    best = math.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        np.matmul(a, b, out=c)
+        best = min(best, time.perf_counter() - t0)
+    return 2.0 * n ** 3 / best / 1e9
+
+
+def torch_matmul_peak(dtype, n, repeats):
+    """GFLOP/s of torch.matmul (MKL or OpenBLAS inside PyTorch), threads as torch.set_num_threads."""
+    import torch
+    g = torch.Generator().manual_seed(0)
+    tdt = torch.float64 if np.dtype(dtype) == np.float64 else torch.float32
+    a = torch.randn(n, n, generator=g, dtype=tdt)
+    b = torch.randn(n, n, generator=g, dtype=tdt)
+    c = torch.empty(n, n, dtype=tdt)
+    torch.matmul(a, b, out=c)
+    best = math.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        torch.matmul(a, b, out=c)
+        best = min(best, time.perf_counter() - t0)
+    return 2.0 * n ** 3 / best / 1e9
+
+
+def cpu_info() -> dict:
+    info = {"machine": platform.machine(), "model": platform.processor() or "?", "flags": [],
+            "logical_cpus": os.cpu_count()}
+    try:
+        with open("/proc/cpuinfo") as f:
+            text = f.read()
+        for line in text.splitlines():
+            key, _, value = line.partition(":")
+            key = key.strip()
+            if key == "model name" and info["model"] in ("?", "", platform.machine()):
+                info["model"] = value.strip()
+            elif key == "flags" and not info["flags"]:
+                flags = set(value.split())
+                info["flags"] = [f for f in ("sse4_2", "avx", "avx2", "fma", "avx512f") if f in flags]
+    except OSError:
+        pass
+    if hasattr(os, "sched_getaffinity"):
+        info["usable_cpus"] = len(os.sched_getaffinity(0))
+    return info
+
+
+def threadpools() -> list[dict]:
+    """threadpoolctl's view of the thread pools loaded in this process (BLAS and OpenMP)."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return [{"error": "threadpoolctl not installed"}]
+    keep = ("user_api", "internal_api", "prefix", "version", "num_threads", "threading_layer",
+            "architecture", "filepath")
+    return [{k: p.get(k) for k in keep if k in p} for p in threadpool_info()]
+
+
+def blas_limit(threads):
+    """A context that limits every BLAS to `threads` threads (a no-op without threadpoolctl)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        import contextlib
+        warnings.warn("threadpoolctl is not installed: BLAS thread counts are not limited")
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=threads, user_api="blas")
+
+
+def fastbp_config() -> dict:
+    import io
+
+    import fastbp
+    buf = io.StringIO()
+    try:
+        fastbp.show_config(file=buf)
+    except Exception as exc:  # show_config is someone else's code: record, do not fail
+        buf.write(f"show_config failed: {exc!r}")
+    return {"version": fastbp.__version__, "show_config": buf.getvalue().rstrip(),
+            "path": os.path.dirname(fastbp.__file__)}
+
+
+def fastbp_private(name, default=None):
+    """fastbp._api.<name> if it exists: the kernel ISA and default thread count are not public API."""
+    try:
+        import fastbp._api as api
+        value = getattr(api, name)
+        return value() if callable(value) else value
+    except Exception:
+        return default
+
+
+def python_info() -> dict:
+    return {"python": sys.version.split()[0], "implementation": platform.python_implementation(),
+            "platform": platform.platform()}
+
+
+def fmt_time(t) -> str:
+    if t is None or not math.isfinite(t):
+        return "-"
+    if t >= 1:
+        return f"{t:.2f} s"
+    if t >= 1e-3:
+        return f"{t * 1e3:.1f} ms"
+    return f"{t * 1e6:.1f} µs"
+
+
+def fmt_rate(x) -> str:
+    if x is None or not math.isfinite(x):
+        return "-"
+    for unit, div in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if x >= div:
+            return f"{x / div:.2f}{unit}"
+    return f"{x:.0f}"

@@ -1,0 +1,543 @@
+"""fastbp side by side with every peer installed here: one table, a JSON record and a chart.
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/compare.py            # full run
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/compare.py --quick    # < 2 minutes
+
+For each configuration (layer widths, N, dtype), every implementation computes E_in and the gradient
+of E_in for the whole batch, once per call. Before any timing each peer's E_in and gradient are
+checked against fastbp's (relative 1e-6 in float64, 1e-3 in float32); a peer that disagrees is
+reported and not timed. Each call is then timed several times after a warm-up (which is where
+torch.compile and JAX compile). The matrix-product peak of this machine is measured in the same
+run (NumPy matmul of large square matrices, same thread count), so that GFLOP/s can be read as a
+fraction of what the CPU can do. See bench/README.md for the columns.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import os
+import shutil
+import sys
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+# name: (widths, N, dtypes)
+CONFIGS = {
+    "A": ([2, 3, 1], 100_000, ("float64",)),
+    "B": ([8, 32, 32, 1], 100_000, ("float64", "float32")),
+    "C": ([64, 128, 128, 10], 50_000, ("float64", "float32")),
+    "D": ([784, 256, 256, 10], 20_000, ("float64", "float32")),
+    "E": ([16] + [64] * 8 + [1], 50_000, ("float64", "float32")),
+    "A32": ([2, 3, 1], 32, ("float64",)),          # one mini-batch through the public API
+}
+PEER_ORDER = ["reference", "numpy", "torch", "torch.compile", "jax", "sklearn", "fann"]
+# Peers that count for "the fastest peer": every one but the reference (the baseline). FANN runs
+# on one thread only, but a user could pick it, so it counts (it is never the fastest anyway).
+FASTEST_AMONG = [p for p in PEER_ORDER if p != "reference"]
+# Issue 3's targets: fastbp's speed-up over the fastest peer, per (config, dtype).
+SPEEDUP_TARGETS = {("A", "float64"): 3.0, ("B", "float64"): 3.0, ("B", "float32"): 3.0,
+                   ("C", "float64"): 1.5, ("C", "float32"): 1.5, ("D", "float64"): 1.2,
+                   ("D", "float32"): 1.0, ("E", "float64"): 2.0, ("E", "float32"): 1.5}
+PEAK_TARGET = {("C", "float64"): 60.0, ("D", "float64"): 60.0, ("E", "float64"): 60.0}
+MINIBATCH_TARGET_S = 5e-6
+THREAD_SCALING_TARGET = 1.8
+REFERENCE_TARGET = 100.0
+
+
+def parse_args(argv):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog="Configurations: " + "; ".join(
+                                     f"{k} {w} N={n} {'/'.join(d)}"
+                                     for k, (w, n, d) in CONFIGS.items()))
+    ap.add_argument("--quick", action="store_true",
+                    help="N/10 (A32 stays 32), reference on 200 samples, fewer repeats: < 2 min")
+    ap.add_argument("--threads", type=int, default=2,
+                    help="threads for fastbp, BLAS (threadpoolctl) and PyTorch (default 2)")
+    ap.add_argument("--configs", default=",".join(CONFIGS),
+                    help="comma-separated subset of " + ",".join(CONFIGS))
+    ap.add_argument("--dtypes", default="float64,float32", help="float64, float32 or both")
+    ap.add_argument("--peers", default=",".join(PEER_ORDER),
+                    help="comma-separated subset of " + ",".join(PEER_ORDER))
+    ap.add_argument("--ref-samples", type=int, default=None,
+                    help="samples the reference is timed on, scaled to N (default 2000; quick 200)")
+    ap.add_argument("--no-single-thread", action="store_true",
+                    help="skip the fastbp 1-thread row (used for the 1 -> 2 threads scaling)")
+    ap.add_argument("--budget", type=float, default=None,
+                    help="seconds of timing per measurement (default 3; quick 0.4)")
+    ap.add_argument("--pause", type=float, default=None,
+                    help="seconds of rest before each measurement, so that the thread pools of the "
+                         "library timed before go idle (default 0.2; quick 0.05)")
+    ap.add_argument("--out-dir", default=os.path.join(HERE, "results"))
+    ap.add_argument("--no-chart", action="store_true")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    args.configs = [c.strip() for c in args.configs.split(",") if c.strip()]
+    args.dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()]
+    args.peers = [p.strip() for p in args.peers.split(",") if p.strip()]
+    for c in args.configs:
+        if c not in CONFIGS:
+            ap.error(f"--configs: unknown configuration {c!r}; choose from {', '.join(CONFIGS)}")
+    for d in args.dtypes:
+        if d not in ("float64", "float32"):
+            ap.error(f"--dtypes: {d!r} is neither float64 nor float32")
+    for p in args.peers:
+        if p not in PEER_ORDER:
+            ap.error(f"--peers: unknown peer {p!r}; choose from {', '.join(PEER_ORDER)}")
+    if args.threads < 1:
+        ap.error(f"--threads must be at least 1, got {args.threads}")
+    if args.ref_samples is None:
+        args.ref_samples = 200 if args.quick else 2000
+    if args.pause is None:
+        args.pause = 0.05 if args.quick else 0.2
+    if args.budget is None:
+        args.budget = 0.4 if args.quick else 3.0
+    return args
+
+
+def set_thread_environment(threads):
+    """Before JAX is imported: XLA's CPU pool can only be switched to one thread, not to n."""
+    if threads == 1:
+        flags = os.environ.get("XLA_FLAGS", "")
+        if "xla_cpu_multi_thread_eigen" not in flags:
+            os.environ["XLA_FLAGS"] = (flags + " --xla_cpu_multi_thread_eigen=false "
+                                       "intra_op_parallelism_threads=1").strip()
+
+
+def tolerance(dtype):
+    return 1e-6 if dtype == "float64" else 1e-3
+
+
+def run_row(key, dtype, args, available, peak, log):
+    """Check and time fastbp and every available peer on one configuration: a list of records."""
+    import _common
+    import fastbp
+    import peers
+
+    widths, n, _ = CONFIGS[key]
+    if args.quick and key != "A32":
+        n //= 10
+    weights, X, y = _common.make_problem(widths, n, dtype, seed=args.seed)
+    flops_per_sample = _common.work_flops(widths)
+    rtol = tolerance(dtype)
+    timing = dict(min_repeats=3, max_repeats=5 if args.quick else 15, budget=args.budget,
+                  min_sample=0.005 if args.quick else 0.02)
+    base = {"config": key, "widths": widths, "n": n, "dtype": dtype}
+    records = []
+    expected = {}
+
+    def fastbp_result(output, X_, y_):
+        k = (output, X_.shape[0])
+        if k not in expected:
+            expected[k] = fastbp.gradient(weights, X_, y_, output=output, num_threads=args.threads)
+        return expected[k]
+
+    def record(impl, status, med=None, best=None, reps=None, inner=None, scale=1.0, **extra):
+        r = dict(base, impl=impl, status=status)
+        if med is not None:
+            med, best = med * scale, best * scale
+            gflops = flops_per_sample * n / med / 1e9
+            r.update(median_s=med, min_s=best, repeats=reps, calls_per_repeat=inner,
+                     samples_per_s=n / med, gflops=gflops, pct_peak=100 * gflops / peak[dtype])
+        r.update(extra)
+        records.append(r)
+        return r
+
+    # fastbp itself, then its single-thread run (for the 1 -> n threads scaling).
+    fb_runs = [("fastbp", args.threads)]
+    if args.threads > 1 and not args.no_single_thread:
+        fb_runs.append(("fastbp-1thread", 1))
+    for impl, th in fb_runs:
+        def run(th=th):
+            return fastbp.gradient(weights, X, y, num_threads=th)
+        got = run()
+        err_E, err_g = _common.rel_errors(got, fastbp_result("tanh", X, y))
+        if impl != "fastbp" and (err_E > rtol or err_g > rtol):
+            record(impl, "disagrees", err_E=err_E, err_g=err_g)
+            continue
+        time.sleep(args.pause)
+        med, best, reps, inner = _common.measure(run, **timing)
+        record(impl, "ok", med, best, reps, inner, threads=str(th), err_E=err_E, err_g=err_g)
+        log(f"  {key:>3} {dtype} {impl:16} {_common.fmt_time(med)}")
+
+    for name in args.peers:
+        if not available[name][0]:
+            continue
+        Xp, yp, scale, extra = X, y, 1.0, {}
+        if name == "reference" and n > args.ref_samples:
+            Xp, yp = X[:args.ref_samples], y[:args.ref_samples]
+            scale = n / args.ref_samples
+            extra = {"timed_on_samples": args.ref_samples, "scaled_by": scale}
+        p = None
+        try:
+            t0 = time.perf_counter()
+            p = peers.PEERS[name](weights, Xp, yp, args.threads)
+            got = p.convert(p.run())          # the check; also the warm-up (compiles)
+            setup_s = time.perf_counter() - t0
+            want = fastbp_result(p.output, Xp, yp)
+            err_E, err_g = _common.rel_errors(got, want)
+            e_tol = 1e-4 if name == "fann" else rtol    # FANN sums its MSE in single precision
+            agrees = err_E <= e_tol and err_g <= rtol
+            notes = list(p.notes)
+            if not agrees and p.recheck is not None:
+                got2, want2 = p.recheck()
+                e2, g2 = _common.rel_errors(got2, want2)
+                if e2 <= e_tol and g2 <= rtol:
+                    agrees = True
+                    notes.append(f"differs on this data (E_in {err_E:.1e}, gradient {err_g:.1e}: "
+                                 f"clipped tanh' of saturated units); agrees ({g2:.1e}) on "
+                                 "weights and inputs x0.3")
+            if not agrees:
+                record(name, "disagrees", err_E=err_E, err_g=err_g, threads=p.threads,
+                       notes=notes, **extra)
+                log(f"  {key:>3} {dtype} {name:16} DISAGREES (E_in {err_E:.1e}, "
+                    f"gradient {err_g:.1e}): not timed")
+                continue
+            time.sleep(args.pause)
+            med, best, reps, inner = _common.measure(p.run, **timing)
+            record(name, "ok", med, best, reps, inner, scale, threads=p.threads, notes=notes,
+                   err_E=err_E, err_g=err_g, output=p.output, setup_s=setup_s, **extra)
+            log(f"  {key:>3} {dtype} {name:16} {_common.fmt_time(med * scale)}"
+                + (f" (x{scale:g} from {args.ref_samples} samples)" if scale != 1 else ""))
+        except Exception as exc:
+            msg = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
+            record(name, "error", error=msg, traceback=traceback.format_exc(limit=3))
+            log(f"  {key:>3} {dtype} {name:16} ERROR {msg}")
+        finally:
+            if p is not None:
+                p.close()
+
+    # Ratios: every peer's time over fastbp's, and fastbp against the fastest peer.
+    fb = next((r for r in records if r["impl"] == "fastbp" and r["status"] == "ok"), None)
+    timed_peers = [r for r in records if r["impl"] in FASTEST_AMONG and r["status"] == "ok"]
+    if fb is not None:
+        for r in records:
+            if r is not fb and r.get("median_s"):
+                r["fastbp_speedup"] = r["median_s"] / fb["median_s"]
+        if timed_peers:
+            fastest = min(timed_peers, key=lambda r: r["median_s"])
+            fb["fastest_peer"] = fastest["impl"]
+            fb["speedup_over_fastest_peer"] = fastest["median_s"] / fb["median_s"]
+    return records
+
+
+def print_table(rows, peak, file=sys.stdout):
+    import _common
+    head = (f"{'config':6} {'dtype':7} {'N':>7} {'implementation':15} {'median':>9} {'min':>9} "
+            f"{'samples/s':>9} {'GFLOP/s':>8} {'%peak':>6} {'fastbp x':>15}  status / notes")
+    print(head, file=file)
+    print("-" * len(head), file=file)
+    prev = None
+    for r in rows:
+        if prev is not None and (r["config"], r["dtype"]) != prev:
+            print(file=file)
+        prev = (r["config"], r["dtype"])
+        impl = r["impl"] + ("*" if r.get("scaled_by") else "")
+        if r["impl"] == "fastbp" and r.get("speedup_over_fastest_peer"):
+            ratio = f"{r['speedup_over_fastest_peer']:.2f} vs {r['fastest_peer']}"
+        elif r.get("fastbp_speedup"):
+            ratio = f"{r['fastbp_speedup']:.2f}"
+        else:
+            ratio = ""
+        status = {"ok": "", "disagrees": "DISAGREES with fastbp, not timed",
+                  "error": "error: " + str(r.get("error", ""))}.get(r["status"], r["status"])
+        if r["status"] == "disagrees":
+            status += f" (E_in {r.get('err_E', math.nan):.1e}, gradient {r.get('err_g', math.nan):.1e})"
+        if r["status"] == "ok" and r.get("notes") and r["impl"] in ("fann",):
+            status = "; ".join(n for n in r["notes"] if n.startswith("differs"))
+        med = r.get("median_s")
+        print(f"{r['config']:6} {r['dtype']:7} {r['n']:>7} {impl:15} {_common.fmt_time(med):>9} "
+              f"{_common.fmt_time(r.get('min_s')):>9} {_common.fmt_rate(r.get('samples_per_s')):>9} "
+              f"{r['gflops'] if med else math.nan:8.2f} {r['pct_peak'] if med else math.nan:5.1f}% "
+              f"{ratio:>15}  {status}".replace(" nan%", "    -").replace("     nan", "       -"),
+              file=file)
+    print(file=file)
+    print(f"matrix-product peak (best of NumPy and PyTorch matmul, 2048 x 2048, same threads): "
+          f"float64 {peak['float64']:.1f} GFLOP/s, float32 {peak['float32']:.1f} GFLOP/s; "
+          "%peak = GFLOP/s / that peak", file=file)
+    print("fastbp x: a peer's median time / fastbp's (above 1: fastbp is faster); on fastbp's row, "
+          "the fastest peer's time / fastbp's. *: timed on a slice and scaled linearly to N.",
+          file=file)
+
+
+def summary_table(rows):
+    """One line per (config, dtype): median times side by side, as in issue 3's table."""
+    import _common
+    impls = ["fastbp"] + [p for p in PEER_ORDER if any(r["impl"] == p for r in rows)]
+    lines = ["| config | dtype | N | " + " | ".join(impls) + " | fastest peer | fastbp x |",
+             "|---|---|---|" + "---|" * (len(impls) + 2)]
+    keys = []
+    for r in rows:
+        if (r["config"], r["dtype"]) not in keys:
+            keys.append((r["config"], r["dtype"]))
+    for key in keys:
+        rs = {r["impl"]: r for r in rows if (r["config"], r["dtype"]) == key}
+        cells = []
+        for i in impls:
+            r = rs.get(i)
+            if r is None:
+                cells.append("")
+            elif r["status"] == "ok":
+                cells.append(_common.fmt_time(r["median_s"]) + ("*" if r.get("scaled_by") else ""))
+            else:
+                cells.append(r["status"])
+        fb = rs.get("fastbp", {})
+        fp = fb.get("fastest_peer", "")
+        sp = fb.get("speedup_over_fastest_peer")
+        n = next(iter(rs.values()))["n"]
+        lines.append(f"| {key[0]} | {key[1]} | {n} | " + " | ".join(cells)
+                     + f" | {fp} | {f'{sp:.2f}' if sp else ''} |")
+    return "\n".join(lines)
+
+
+def check_targets(rows, quick):
+    """Issue 3's targets that one run can show: a list of (target, value, met)."""
+    out = []
+    by = {(r["config"], r["dtype"], r["impl"]): r for r in rows}
+    for (c, d), target in SPEEDUP_TARGETS.items():
+        fb = by.get((c, d, "fastbp"))
+        if fb and fb.get("speedup_over_fastest_peer"):
+            v = fb["speedup_over_fastest_peer"]
+            out.append((f"{c} {d}: >= {target}x the fastest peer ({fb['fastest_peer']})",
+                        f"{v:.2f}x", v >= target))
+    for (c, d), target in PEAK_TARGET.items():
+        fb = by.get((c, d, "fastbp"))
+        if fb and fb.get("pct_peak") is not None:
+            out.append((f"{c} {d}: >= {target:.0f}% of the matmul peak", f"{fb['pct_peak']:.1f}%",
+                        fb["pct_peak"] >= target))
+    fb = by.get(("A32", "float64", "fastbp"))
+    if fb and fb.get("median_s"):
+        out.append(("A, N=32: <= 5 µs per fastbp.gradient call", f"{fb['median_s'] * 1e6:.1f} µs",
+                    fb["median_s"] <= MINIBATCH_TARGET_S))
+    for c in ("B", "C", "D", "E"):
+        for d in ("float64", "float32"):
+            fb, one = by.get((c, d, "fastbp")), by.get((c, d, "fastbp-1thread"))
+            if fb and one and fb.get("median_s") and one.get("median_s"):
+                v = one["median_s"] / fb["median_s"]
+                out.append((f"{c} {d}: 1 -> {fb.get('threads')} threads >= {THREAD_SCALING_TARGET}x",
+                            f"{v:.2f}x", v >= THREAD_SCALING_TARGET))
+    for (c, d, impl), r in by.items():
+        if impl == "reference" and r.get("fastbp_speedup"):
+            out.append((f"{c} {d}: >= {REFERENCE_TARGET:.0f}x fastbp.reference",
+                        f"{r['fastbp_speedup']:.0f}x", r["fastbp_speedup"] >= REFERENCE_TARGET))
+    for (c, d, impl), r in by.items():
+        if impl == "fastbp" and r.get("fastest_peer") and c != "A32":
+            out.append((f"{c} {d}: faster than every peer", f"{r['speedup_over_fastest_peer']:.2f}x",
+                        r["speedup_over_fastest_peer"] > 1.0))
+    return out
+
+
+def draw_chart(rows, meta, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fbs = [r for r in rows if r["impl"] == "fastbp" and r.get("speedup_over_fastest_peer")]
+    if not fbs:
+        return False
+    labels = [f"{r['config']} {r['dtype'].replace('float', 'f')}\nN={r['n']}" for r in fbs]
+    values = [r["speedup_over_fastest_peer"] for r in fbs]
+    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(fbs) + 2), 4.5))
+    colors = ["#2a7" if v >= 1 else "#c44" for v in values]
+    bars = ax.bar(range(len(fbs)), values, color=colors)
+    for b, r in zip(bars, fbs):
+        ax.annotate(f"{r['speedup_over_fastest_peer']:.2f}x\nvs {r['fastest_peer']}",
+                    (b.get_x() + b.get_width() / 2, b.get_height()), ha="center", va="bottom",
+                    fontsize=7, xytext=(0, 2), textcoords="offset points")
+    labelled = False
+    for i, r in enumerate(fbs):
+        t = SPEEDUP_TARGETS.get((r["config"], r["dtype"]))
+        if t:
+            ax.plot([i - 0.4, i + 0.4], [t, t], color="k", lw=1.5, ls="--",
+                    label=None if labelled else "target (issue 3)")
+            labelled = True
+    ax.axhline(1.0, color="gray", lw=1)
+    ax.set_xticks(range(len(fbs)), labels, fontsize=8)
+    ax.set_ylabel("fastbp speed-up over the fastest peer")
+    ax.set_ylim(0, max(values + [3.2]) * 1.25)
+    cpu = meta["cpu"]["model"]
+    ax.set_title(f"fastbp gradient vs fastest peer, {meta['threads']} threads"
+                 f"{' (quick: N/10)' if meta['quick'] else ''}\n{cpu}", fontsize=9)
+    if labelled:
+        ax.legend(fontsize=8, loc="upper right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    set_thread_environment(args.threads)
+    import _common
+    openblas_env = _common.warn_openblas_env()
+    import numpy as np  # noqa: F401  (BLAS loaded before threadpoolctl looks)
+
+    import fastbp
+    import peers
+
+    t_start = time.time()
+    load_start = os.getloadavg() if hasattr(os, "getloadavg") else None
+
+    def log(msg):
+        print(msg, file=sys.stderr, flush=True)
+
+    available = {}
+    for name in PEER_ORDER:
+        if name in args.peers:
+            available[name] = peers.available(name)
+        else:
+            available[name] = (False, "not selected (--peers)")
+    log("peers: " + "; ".join(f"{k} {'v' + str(v) if ok else '-- ' + v}"
+                             for k, (ok, v) in available.items()))
+    if available["torch"][0] or available["torch.compile"][0]:
+        import torch
+        torch.set_num_threads(args.threads)
+
+    with _common.blas_limit(args.threads):
+        n_peak = 2048
+        peak_by_lib = {"numpy": {}, "torch": {}}
+        for dt in ("float64", "float32"):
+            peak_by_lib["numpy"][dt] = _common.matmul_peak(dt, n_peak, 3 if args.quick else 7)
+            if available["torch"][0] or available["torch.compile"][0]:
+                peak_by_lib["torch"][dt] = _common.torch_matmul_peak(dt, n_peak,
+                                                                     3 if args.quick else 7)
+        # The peak is the faster of NumPy's BLAS and PyTorch's (MKL on x86): a peer running on a
+        # faster BLAS than NumPy's would otherwise exceed "100 % of the peak".
+        peak = {dt: max(v[dt] for v in peak_by_lib.values() if dt in v)
+                for dt in ("float64", "float32")}
+        log(f"matmul peak ({n_peak}x{n_peak}, {args.threads} threads): " + "; ".join(
+            f"{lib} float64 {v['float64']:.1f}, float32 {v['float32']:.1f} GFLOP/s"
+            for lib, v in peak_by_lib.items() if v))
+        rows = []
+        for key in args.configs:
+            for dtype in CONFIGS[key][2]:
+                if dtype in args.dtypes:
+                    rows.extend(run_row(key, dtype, args, available, peak, log))
+        pools = _common.threadpools()     # inside the limit, after every library has loaded
+
+    load_end = os.getloadavg() if hasattr(os, "getloadavg") else None
+    versions = {"fastbp": fastbp.__version__}
+    for name, mod in (("numpy", "numpy"), ("torch", "torch"), ("jax", "jax"), ("jaxlib", "jaxlib"),
+                      ("scikit-learn", "sklearn"), ("threadpoolctl", "threadpoolctl"),
+                      ("matplotlib", "matplotlib"), ("scipy", "scipy")):
+        m = sys.modules.get(mod)
+        if m is None:
+            try:
+                import importlib
+                m = importlib.import_module(mod)
+            except Exception:
+                m = None
+        versions[name] = getattr(m, "__version__", None) if m else None
+    versions["fann"] = peers.fann_version()
+
+    meta = {
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "argv": sys.argv[1:] if argv is None else list(argv),
+        "quick": args.quick,
+        "threads": args.threads,
+        "thread_counts": {
+            "fastbp": f"num_threads={args.threads} (fastbp default would be "
+                      f"{_common.fastbp_private('available_threads', '?')})",
+            "blas": (f"limited to {args.threads} by threadpoolctl (see threadpools)"
+                     if "threadpoolctl" in sys.modules else "not limited: no threadpoolctl"),
+            "torch": f"torch.set_num_threads({args.threads})",
+            "jax": ("1 (XLA_FLAGS)" if args.threads == 1 else
+                    "XLA's own pool: all usable cores (cannot be set to a count)"),
+            "fann": "1 (serial library)",
+            "reference": "1 (Python loop)",
+        },
+        "cpu": _common.cpu_info(),
+        "python": _common.python_info(),
+        "fastbp": _common.fastbp_config(),
+        "fastbp_kernels": _common.fastbp_private("ISA"),
+        "versions": versions,
+        "peers": {k: {"available": ok, "detail": v} for k, (ok, v) in available.items()},
+        "threadpools": pools,
+        "matmul_peak_gflops": peak,
+        "matmul_peak_by_library": peak_by_lib,
+        "matmul_peak_size": n_peak,
+        "reference_samples": args.ref_samples,
+        "environment": {k: os.environ.get(k) for k in
+                        ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS", "XLA_FLAGS",
+                         "FASTBP_SIMD", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+                        if os.environ.get(k) is not None},
+        "openblas_env_warning": openblas_env,
+        "load_average": {"start": load_start, "end": load_end},
+        "wall_time_s": round(time.time() - t_start, 1),
+        "tolerances": {"float64": tolerance("float64"), "float32": tolerance("float32"),
+                       "fann_E_in": 1e-4},
+        "work_flops_per_sample": "6 * sum_l (d(l-1)+1) d(l)",
+    }
+
+    # --- report ---
+    print()
+    cpu = meta["cpu"]
+    print(f"CPU: {cpu['model']} ({cpu.get('usable_cpus', cpu['logical_cpus'])} usable; "
+          f"{' '.join(cpu['flags'])}); fastbp {versions['fastbp']} kernels {meta['fastbp_kernels']}")
+    blas_threads = (f"BLAS {args.threads} (threadpoolctl)" if "threadpoolctl" in sys.modules
+                    else "BLAS NOT limited (threadpoolctl not installed)")
+    print(f"threads: fastbp {args.threads}, {blas_threads}, torch {args.threads}; "
+          f"JAX {meta['thread_counts']['jax']}; FANN 1; reference 1")
+    blas = [f"{p.get('internal_api')} {p.get('version')} ({p.get('architecture')}) "
+            f"{p.get('num_threads')} threads" for p in pools if p.get("user_api") == "blas"]
+    print("BLAS seen by threadpoolctl (inside the limit): " + "; ".join(blas))
+    print("versions: " + ", ".join(f"{k} {v}" for k, v in versions.items() if v))
+    missing = [f"{k} ({v})" for k, (ok, v) in available.items() if not ok]
+    if missing:
+        print("not run: " + "; ".join(missing))
+    if openblas_env:
+        print(f"WARNING: {', '.join(openblas_env)} set: NumPy's BLAS may run a slower kernel.")
+    if args.quick:
+        print("QUICK MODE: N/10, few repeats: indicative only.")
+    if load_start:
+        print(f"load average at start {load_start[0]:.2f}, at end {load_end[0]:.2f} "
+              f"(above ~0.2 the machine was not quiet)")
+    print()
+    print_table(rows, peak)
+    print()
+    print("Summary (median times):")
+    print(summary_table(rows))
+    targets = check_targets(rows, args.quick)
+    if targets:
+        print()
+        print("Targets of issue 3" + (" (QUICK MODE: not the real configurations)" if args.quick
+                                      else "") + ":")
+        for what, value, met in targets:
+            print(f"  [{'met' if met else 'NOT met'}] {what}: {value}")
+
+    # --- files ---
+    os.makedirs(args.out_dir, exist_ok=True)
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = os.path.join(args.out_dir, f"compare-{stamp}{'-quick' if args.quick else ''}")
+    doc = {"meta": meta, "rows": rows, "summary_markdown": summary_table(rows),
+           "targets": [{"target": t, "value": v, "met": m} for t, v, m in targets]}
+    with open(base + ".json", "w") as f:
+        json.dump(doc, f, indent=1, default=str)
+    written = [base + ".json"]
+    if not args.no_chart:
+        try:
+            if draw_chart(rows, meta, base + ".png"):
+                written.append(base + ".png")
+        except ImportError:
+            log("matplotlib not installed: no chart")
+    # A full run of every configuration becomes bench/latest.* (committed); quick and partial
+    # runs stay in the results directory.
+    complete = (not args.quick and set(args.configs) == set(CONFIGS)
+                and set(args.dtypes) == {"float64", "float32"})
+    if complete:
+        for src in list(written):
+            dst = os.path.join(HERE, "latest" + os.path.splitext(src)[1])
+            shutil.copyfile(src, dst)
+            written.append(dst)
+    print()
+    print("wrote " + ", ".join(os.path.relpath(w) for w in written))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,528 @@
+"""The peers fastbp is measured against, each computing E_in and dE_in/dW for the same network.
+
+Every peer is set up by a `prepare_<name>(weights, X, y, threads)` function that returns a `Prepared`:
+`run()` is the call that is timed (it does the whole job: forward pass, error, backward pass, every
+gradient), and `convert(result)` turns what `run()` returned into fastbp's convention, outside the
+timing: `(E_in, [dE_in/dW(1), ..., dE_in/dW(L)])` with W(l) of shape (d(l-1)+1, d(l)), row 0 the bias,
+E_in = (1/N) sum_n ||x(L)_n - y_n||^2. `output` says which fastbp output ("tanh" or "linear") the peer's
+network matches, so that the check compares like with like.
+
+The peers are optional: `available()` tells which ones import. `numpy_gradient` is the batched NumPy
+implementation, written here (there is no library to import for it); the others call the libraries'
+own automatic or hand-written backpropagation:
+
+  reference   fastbp.reference.gradient, the per-sample pure-Python twin (the baseline)
+  numpy       numpy_gradient below: one matrix product per layer and direction over the whole batch
+  torch       PyTorch eager, autograd (torch.autograd.grad), loss = mean over samples of the summed
+              squared errors
+  torch.compile  the same loss function through torch.compile (inductor); backward by AOTAutograd
+  jax         jax.jit(jax.value_and_grad(loss))
+  sklearn     scikit-learn's MLPRegressor._backprop (its own batched backprop, tanh hidden layers,
+              identity output, loss = squared_error / 2 averaged over samples AND outputs, gradient of
+              the sum over outputs / (2N)); converted by E_in = 2 d(L) loss, grad = 2 sklearn grad, and
+              checked against fastbp with output="linear"
+  fann        FANN 2.2 (Debian's libfann2) through ctypes: batch training epoch with learning rate 0
+              in effect (see prepare_fann), single-threaded; float64 uses libdoublefann, float32
+              libfloatfann
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import importlib
+import inspect
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+import fastbp
+import fastbp.reference
+
+
+@dataclass
+class Prepared:
+    run: Callable[[], Any]                                   # the timed call
+    convert: Callable[[Any], tuple[float, list[np.ndarray]]]  # its result in fastbp's convention
+    output: str = "tanh"                                     # which fastbp output it matches
+    threads: str = ""                                        # how many threads it runs on
+    notes: list[str] = field(default_factory=list)
+    close: Callable[[], None] = lambda: None                 # frees what the peer holds
+    # If set: a second check on a case the peer is known to compute exactly, used only when the
+    # check on the benchmark's own data fails; returns (peer's (E_in, grads), fastbp's). See
+    # prepare_fann (FANN's clipped tanh derivative).
+    recheck: Callable[[], tuple[Any, Any]] | None = None
+
+
+def _y2d(y, n):
+    return np.ascontiguousarray(y).reshape(n, -1)
+
+
+def _is_linear_layer(l, L, output):
+    return l == L - 1 and output == "linear"
+
+
+# --------------------------------------------------------------------------------------------------
+# NumPy, batched
+# --------------------------------------------------------------------------------------------------
+
+def numpy_gradient(weights, X, y, output="tanh"):
+    """(E_in, grads) for the batch X (N, d(0)), y (N, d(L)) or (N,), in the dtype of the weights.
+
+    Forward: s(l) = x(l-1) W(l)[1:] + W(l)[0] for all samples at once (x(l) without its leading 1,
+    one row per sample), x(l) = tanh(s(l)) (the output layer: tanh or identity). Backward:
+    delta(L) = (2/N) (x(L) - y) * theta'(s(L)); dE/dW(l)[1:] = x(l-1)^T delta(l),
+    dE/dW(l)[0] = sum over samples of delta(l); delta(l-1) = (delta(l) W(l)[1:]^T) * (1 - x(l-1)^2).
+    The 1/N is folded into delta(L), so every gradient comes out averaged.
+    """
+    n = X.shape[0]
+    L = len(weights)
+    y = _y2d(y, n)
+    xs = [X]
+    for l, W in enumerate(weights):
+        s = xs[-1] @ W[1:]
+        s += W[0]
+        if not _is_linear_layer(l, L, output):
+            np.tanh(s, out=s)
+        xs.append(s)
+    delta = xs[-1] - y
+    E_in = float(np.vdot(delta, delta)) / n
+    delta *= 2.0 / n
+    if output == "tanh":
+        delta *= 1.0 - xs[-1] * xs[-1]
+    grads = [None] * L
+    for l in range(L - 1, -1, -1):
+        W = weights[l]
+        g = np.empty_like(W)
+        np.matmul(xs[l].T, delta, out=g[1:])
+        np.sum(delta, axis=0, out=g[0])
+        grads[l] = g
+        if l > 0:
+            back = delta @ W[1:].T
+            x = xs[l]                      # x(l) is no longer needed: turn it into 1 - x(l)^2
+            x *= x
+            np.subtract(1.0, x, out=x)
+            back *= x
+            delta = back
+    return E_in, grads
+
+
+def prepare_numpy(weights, X, y, threads, output="tanh"):
+    return Prepared(run=lambda: numpy_gradient(weights, X, y, output),
+                    convert=lambda r: r, output=output,
+                    threads=f"BLAS {threads} (threadpoolctl)")
+
+
+# --------------------------------------------------------------------------------------------------
+# fastbp.reference (per sample, pure Python): timed on a slice, scaled by the caller
+# --------------------------------------------------------------------------------------------------
+
+def prepare_reference(weights, X, y, threads, output="tanh"):
+    return Prepared(run=lambda: fastbp.reference.gradient(weights, X, y, output=output),
+                    convert=lambda r: r, output=output, threads="1 (Python loop)")
+
+
+# --------------------------------------------------------------------------------------------------
+# PyTorch: eager and torch.compile
+# --------------------------------------------------------------------------------------------------
+
+def _torch_setup(weights, X, y, threads):
+    import torch
+    torch.set_num_threads(threads)
+    n = X.shape[0]
+    # One weight matrix and one bias vector per layer, as torch.nn.Linear keeps them.
+    Ws = [torch.from_numpy(np.ascontiguousarray(w[1:])).requires_grad_() for w in weights]
+    bs = [torch.from_numpy(np.ascontiguousarray(w[0])).requires_grad_() for w in weights]
+    Xt = torch.from_numpy(np.ascontiguousarray(X))
+    yt = torch.from_numpy(_y2d(y, n))
+    return torch, Ws, bs, Xt, yt
+
+
+def _torch_loss_fn(L, output):
+    import torch
+
+    def loss_fn(Ws, bs, X, y):
+        a = X
+        for l in range(L):
+            a = torch.addmm(bs[l], a, Ws[l])
+            if not _is_linear_layer(l, L, output):
+                a = torch.tanh(a)
+        return ((a - y) ** 2).sum() / X.shape[0]   # mean over samples of the summed squared errors
+    return loss_fn
+
+
+def _torch_convert(result):
+    loss, gW, gb = result
+    grads = [np.vstack([b.detach().numpy()[None, :], W.detach().numpy()]) for W, b in zip(gW, gb)]
+    return float(loss.detach()), grads
+
+
+def _torch_prepared(weights, X, y, threads, output, compiled):
+    torch, Ws, bs, Xt, yt = _torch_setup(weights, X, y, threads)
+    L = len(weights)
+    loss_fn = _torch_loss_fn(L, output)
+    if compiled:
+        loss_fn = torch.compile(loss_fn, dynamic=False)
+    params = Ws + bs
+
+    def run():
+        loss = loss_fn(Ws, bs, Xt, yt)
+        g = torch.autograd.grad(loss, params)
+        return loss, g[:L], g[L:]
+    return Prepared(run=run, convert=_torch_convert, output=output,
+                    threads=f"torch.set_num_threads({threads})")
+
+
+def prepare_torch(weights, X, y, threads, output="tanh"):
+    return _torch_prepared(weights, X, y, threads, output, compiled=False)
+
+
+def prepare_torch_compile(weights, X, y, threads, output="tanh"):
+    p = _torch_prepared(weights, X, y, threads, output, compiled=True)
+    p.notes.append("compiled in the warm-up call, not timed")
+    return p
+
+
+# --------------------------------------------------------------------------------------------------
+# JAX
+# --------------------------------------------------------------------------------------------------
+
+def prepare_jax(weights, X, y, threads, output="tanh"):
+    import jax
+    jax.config.update("jax_enable_x64", True)   # else float64 arrays silently become float32
+    import jax.numpy as jnp
+    n = X.shape[0]
+    L = len(weights)
+
+    def loss(params, X, y):
+        a = X
+        for l, (W, b) in enumerate(params):
+            a = a @ W + b
+            if not _is_linear_layer(l, L, output):
+                a = jnp.tanh(a)
+        return jnp.sum((a - y) ** 2) / X.shape[0]
+
+    f = jax.jit(jax.value_and_grad(loss))
+    params = [(jnp.asarray(np.ascontiguousarray(w[1:])), jnp.asarray(np.ascontiguousarray(w[0])))
+              for w in weights]
+    Xj = jnp.asarray(X)
+    yj = jnp.asarray(_y2d(y, n))
+    if Xj.dtype != X.dtype:
+        raise RuntimeError(f"JAX turned {X.dtype} into {Xj.dtype}")
+
+    def run():
+        return jax.block_until_ready(f(params, Xj, yj))
+
+    def convert(result):
+        value, grads = result
+        return float(value), [np.vstack([np.asarray(gb)[None, :], np.asarray(gW)])
+                              for gW, gb in grads]
+
+    threads_note = ("1 (XLA_FLAGS=--xla_cpu_multi_thread_eigen=false)" if threads == 1
+                    else "XLA's own pool (all usable cores; JAX cannot be limited to a count)")
+    return Prepared(run=run, convert=convert, output=output, threads=threads_note,
+                    notes=["compiled in the warm-up call, not timed"])
+
+
+# --------------------------------------------------------------------------------------------------
+# scikit-learn: MLPRegressor._backprop
+# --------------------------------------------------------------------------------------------------
+
+def prepare_sklearn(weights, X, y, threads, output="linear"):
+    """scikit-learn's own batched backprop on an MLPRegressor given fastbp's weights.
+
+    MLPRegressor's output is the identity, so this is compared with fastbp's output="linear" (the
+    work differs by d(L) tanh per sample, which is negligible). Its loss is
+    0.5 * mean over samples and outputs of the squared errors, and its gradient is that of
+    (1/(2N)) sum_n ||x(L)_n - y_n||^2: converting to fastbp's convention is E_in = 2 d(L) loss and
+    grad = 2 * (intercept_grads stacked on coef_grads). alpha = 0: no L2 penalty.
+    """
+    if output != "linear":
+        raise ValueError("scikit-learn's MLPRegressor has an identity output only")
+    from sklearn.neural_network import MLPRegressor
+    n = X.shape[0]
+    L = len(weights)
+    widths = [weights[0].shape[0] - 1] + [w.shape[1] for w in weights]
+    m = MLPRegressor(hidden_layer_sizes=tuple(widths[1:-1]), activation="tanh", alpha=0.0)
+    # The attributes fit() would set, with fastbp's weights in them.
+    m.n_layers_ = L + 1
+    m.n_outputs_ = widths[-1]
+    m.out_activation_ = "identity"
+    m.coefs_ = [np.ascontiguousarray(w[1:]) for w in weights]
+    m.intercepts_ = [np.ascontiguousarray(w[0]) for w in weights]
+    Y = _y2d(y, n)
+    activations = [X] + [None] * L
+    deltas = [None] * L
+    coef_grads = [np.empty_like(c) for c in m.coefs_]
+    intercept_grads = [np.empty_like(b) for b in m.intercepts_]
+    has_sample_weight = "sample_weight" in inspect.signature(m._backprop).parameters
+
+    if has_sample_weight:        # scikit-learn >= 1.5
+        def run():
+            return m._backprop(X, Y, None, activations, deltas, coef_grads, intercept_grads)
+    else:
+        def run():
+            return m._backprop(X, Y, activations, deltas, coef_grads, intercept_grads)
+
+    def convert(result):
+        loss, cg, ig = result
+        return 2.0 * widths[-1] * float(loss), [2.0 * np.vstack([b[None, :], c])
+                                                for c, b in zip(cg, ig)]
+
+    return Prepared(run=run, convert=convert, output="linear",
+                    threads=f"BLAS {threads} (threadpoolctl)",
+                    notes=["identity output (checked against fastbp output='linear'); "
+                           "E_in = 2 d(L) loss, grad = 2 sklearn grad"])
+
+
+# --------------------------------------------------------------------------------------------------
+# FANN 2.2 through ctypes
+# --------------------------------------------------------------------------------------------------
+
+_FANN_LINEAR, _FANN_SIGMOID_SYMMETRIC = 0, 5
+_FANN_TRAIN_BATCH = 1
+_FANN_ERRORFUNC_LINEAR = 0
+
+
+def _fann_library(dtype):
+    name = "doublefann" if np.dtype(dtype) == np.float64 else "floatfann"
+    path = ctypes.util.find_library(name)
+    candidates = [path] if path else []
+    candidates += [f"lib{name}.so.2", f"/usr/lib/x86_64-linux-gnu/lib{name}.so.2"]
+    for c in candidates:
+        try:
+            return ctypes.CDLL(c), c
+        except OSError:
+            continue
+    return None, None
+
+
+def fann_version():
+    """FANN's version from its library file name (libdoublefann.so.2.2.0 -> "2.2.0"), or None."""
+    lib, path = _fann_library(np.float64)
+    if lib is None:
+        return None
+    for d in ("", "/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib", "/usr/local/lib"):
+        full = os.path.join(d, path) if d else path
+        if os.path.exists(full):
+            real = os.path.basename(os.path.realpath(full))
+            if ".so." in real:
+                return real.split(".so.", 1)[1]
+    return "2 (" + path + ")"
+
+
+def prepare_fann(weights, X, y, threads, output="tanh"):
+    """FANN's batch backprop: fann_train_epoch with FANN_TRAIN_BATCH over the whole data set.
+
+    FANN does not return a gradient: a batch epoch accumulates the slopes sum_n err_n x_n and then
+    adds slope * learning_rate / N to every weight. With tanh units (FANN_SIGMOID_SYMMETRIC, steepness
+    1) and the linear error function, FANN's err for a symmetric output is theta'(s) (y - x(L)) / 2,
+    so dE_in/dW = -4 (w_after - w_before) / learning_rate for one epoch, and
+    E_in = 4 d(L) MSE (FANN halves the difference of symmetric outputs and averages over outputs).
+    That epoch runs at learning rate 2^20, so that the step dwarfs the weights and w_after - w_before
+    keeps the step's precision (in float32 at rate 1 the step of a deep layer drowns in rounding).
+    For timing the learning rate is set to 1e-12, so the weights stay put (to rounding) and every
+    timed epoch does the same work. FANN keeps its MSE in single precision, and clips tanh' to
+    1 - 0.98^2 where |x| > 0.98: where a unit saturates, its "gradient" is not the gradient. The
+    weights are written through the `weights` pointer of `struct fann` (FANN 2.2's fann_set_weight
+    is a linear search per weight), after checking that the layout is the one expected.
+    """
+    dtype = np.dtype(weights[0].dtype)
+    lib, _ = _fann_library(dtype)
+    if lib is None:
+        raise ImportError("libfann (Debian's libfann2) is not installed")
+    ftype = ctypes.c_double if dtype == np.float64 else ctypes.c_float
+    if output not in ("tanh", "linear"):
+        raise ValueError(output)
+
+    class FannPrefix(ctypes.Structure):       # the first fields of struct fann (fann_data.h, 2.2)
+        _fields_ = [("errno_f", ctypes.c_int), ("error_log", ctypes.c_void_p),
+                    ("errstr", ctypes.c_char_p), ("learning_rate", ctypes.c_float),
+                    ("learning_momentum", ctypes.c_float), ("connection_rate", ctypes.c_float),
+                    ("network_type", ctypes.c_int), ("first_layer", ctypes.c_void_p),
+                    ("last_layer", ctypes.c_void_p), ("total_neurons", ctypes.c_uint),
+                    ("num_input", ctypes.c_uint), ("num_output", ctypes.c_uint),
+                    ("weights", ctypes.POINTER(ftype))]
+
+    class FannTrainData(ctypes.Structure):    # struct fann_train_data (fann_train.h)
+        _fields_ = [("errno_f", ctypes.c_int), ("error_log", ctypes.c_void_p),
+                    ("errstr", ctypes.c_char_p), ("num_data", ctypes.c_uint),
+                    ("num_input", ctypes.c_uint), ("num_output", ctypes.c_uint),
+                    ("input", ctypes.POINTER(ctypes.POINTER(ftype))),
+                    ("output", ctypes.POINTER(ctypes.POINTER(ftype)))]
+
+    class FannConnection(ctypes.Structure):
+        _fields_ = [("from_neuron", ctypes.c_uint), ("to_neuron", ctypes.c_uint),
+                    ("weight", ftype)]
+
+    P_ann = ctypes.POINTER(FannPrefix)
+    P_data = ctypes.POINTER(FannTrainData)
+    lib.fann_create_standard_array.restype = P_ann
+    lib.fann_create_standard_array.argtypes = [ctypes.c_uint, ctypes.POINTER(ctypes.c_uint)]
+    lib.fann_destroy.argtypes = [P_ann]
+    lib.fann_create_train.restype = P_data
+    lib.fann_create_train.argtypes = [ctypes.c_uint, ctypes.c_uint, ctypes.c_uint]
+    lib.fann_destroy_train.argtypes = [P_data]
+    lib.fann_train_epoch.restype = ctypes.c_float
+    lib.fann_train_epoch.argtypes = [P_ann, P_data]
+    lib.fann_get_total_connections.restype = ctypes.c_uint
+    lib.fann_get_total_connections.argtypes = [P_ann]
+    lib.fann_get_connection_array.argtypes = [P_ann, ctypes.POINTER(FannConnection)]
+    lib.fann_set_activation_function_hidden.argtypes = [P_ann, ctypes.c_int]
+    lib.fann_set_activation_function_output.argtypes = [P_ann, ctypes.c_int]
+    lib.fann_set_activation_steepness_hidden.argtypes = [P_ann, ftype]
+    lib.fann_set_activation_steepness_output.argtypes = [P_ann, ftype]
+    lib.fann_set_training_algorithm.argtypes = [P_ann, ctypes.c_int]
+    lib.fann_set_train_error_function.argtypes = [P_ann, ctypes.c_int]
+    lib.fann_set_learning_rate.argtypes = [P_ann, ctypes.c_float]
+    lib.fann_set_learning_momentum.argtypes = [P_ann, ctypes.c_float]
+
+    widths = [weights[0].shape[0] - 1] + [w.shape[1] for w in weights]
+    L = len(weights)
+    layers = (ctypes.c_uint * (L + 1))(*widths)
+    ann = lib.fann_create_standard_array(L + 1, layers)
+    if not ann:
+        raise RuntimeError("fann_create_standard_array failed")
+    data = None
+
+    def close():
+        if data:
+            lib.fann_destroy_train(data)
+        lib.fann_destroy(ann)
+
+    try:
+        lib.fann_set_activation_function_hidden(ann, _FANN_SIGMOID_SYMMETRIC)
+        lib.fann_set_activation_function_output(
+            ann, _FANN_SIGMOID_SYMMETRIC if output == "tanh" else _FANN_LINEAR)
+        lib.fann_set_activation_steepness_hidden(ann, 1.0)
+        lib.fann_set_activation_steepness_output(ann, 1.0)
+        lib.fann_set_training_algorithm(ann, _FANN_TRAIN_BATCH)
+        lib.fann_set_train_error_function(ann, _FANN_ERRORFUNC_LINEAR)
+        lib.fann_set_learning_momentum(ann, 0.0)
+
+        # Where each FANN weight goes: neurons are numbered layer by layer, each layer with a bias
+        # neuron last; a neuron's connections come from every neuron of the layer before it.
+        n_conn = lib.fann_get_total_connections(ann)
+        n_params = sum(w.size for w in weights)
+        if n_conn != n_params or ann.contents.num_input != widths[0]:
+            raise RuntimeError(f"FANN network has {n_conn} connections, expected {n_params}")
+        conns = (FannConnection * n_conn)()
+        lib.fann_get_connection_array(ann, conns)
+        first = np.concatenate(([0], np.cumsum([d + 1 for d in widths])))  # first neuron of layer
+        offsets = np.concatenate(([0], np.cumsum([w.size for w in weights])))
+        perm = np.empty(n_conn, dtype=np.int64)
+        for k in range(n_conn):
+            src, dst = conns[k].from_neuron, conns[k].to_neuron
+            l = int(np.searchsorted(first, dst, side="right")) - 1       # layer of dst
+            j = dst - first[l]
+            i = src - first[l - 1]
+            row = 0 if i == widths[l - 1] else i + 1                    # bias neuron -> row 0
+            perm[k] = offsets[l - 1] + row * widths[l] + j
+        fann_w = np.ctypeslib.as_array(ann.contents.weights, shape=(n_conn,))
+        # The pointer must be FANN's weight array: its values are those of the connection array.
+        if not np.array_equal(fann_w, np.array([c.weight for c in conns], dtype=dtype)):
+            raise RuntimeError("struct fann layout not recognised (weights pointer)")
+        flat = np.concatenate([w.ravel() for w in weights]).astype(dtype)
+        w0 = flat[perm]
+        fann_w[:] = w0
+        lib.fann_get_connection_array(ann, conns)
+        if not np.array_equal(np.array([c.weight for c in conns], dtype=dtype), w0):
+            raise RuntimeError("writing FANN's weights through its pointer failed")
+
+        n = X.shape[0]
+        Y = _y2d(y, n)
+        data = lib.fann_create_train(n, widths[0], widths[-1])
+        if not data:
+            raise MemoryError("fann_create_train failed")
+        for name, arr in (("input", X), ("output", Y)):
+            rows = getattr(data.contents, name)
+            width = arr.shape[1]
+            if n > 1 and (ctypes.addressof(rows[1].contents) - ctypes.addressof(rows[0].contents)
+                          != width * dtype.itemsize):
+                raise RuntimeError("fann_train_data rows are not contiguous")
+            dst = np.ctypeslib.as_array(rows[0], shape=(n, width))
+            dst[...] = arr
+    except Exception:
+        close()
+        raise
+
+    factor = 4.0 if output == "tanh" else 2.0      # FANN halves the error of symmetric outputs
+
+    def epoch_gradient():
+        """One epoch at a large learning rate from w0: (E_in, grads); restores w0."""
+        rate = 2.0 ** 20
+        lib.fann_set_learning_rate(ann, rate)
+        fann_w[:] = w0
+        mse = lib.fann_train_epoch(ann, data)
+        step = fann_w.astype(np.float64) - w0.astype(np.float64)
+        fann_w[:] = w0
+        lib.fann_set_learning_rate(ann, 1e-12)
+        g = np.empty(flat.shape, dtype=np.float64)
+        g[perm] = -factor / rate * step
+        grads = [g[offsets[l]:offsets[l + 1]].reshape(weights[l].shape) for l in range(L)]
+        return factor * widths[-1] * float(mse), grads
+
+    lib.fann_set_learning_rate(ann, 1e-12)
+    state = {"checked": False}
+
+    def run():
+        if not state["checked"]:            # the first call (the check) measures the gradient
+            state["checked"] = True
+            return epoch_gradient()
+        return lib.fann_train_epoch(ann, data)
+
+    def recheck():
+        """The same network with weights and inputs scaled by 0.3: no unit near saturation."""
+        small = [w * dtype.type(0.3) for w in weights]
+        Xs = (X[:2000] * dtype.type(0.3)).astype(dtype)
+        ys = Y[:2000] * dtype.type(0.3)
+        p = prepare_fann(small, Xs, ys, threads, output)
+        p.recheck = None
+        try:
+            got = p.convert(p.run())
+        finally:
+            p.close()
+        want = fastbp.gradient(small, Xs, ys, output=output)
+        return got, want
+
+    return Prepared(run=run, convert=lambda r: r, output=output, threads="1 (FANN is serial)",
+                    close=close, recheck=recheck,
+                    notes=["E_in from FANN's single-precision MSE; tanh' clipped at |x| > 0.98"])
+
+
+# --------------------------------------------------------------------------------------------------
+# The registry
+# --------------------------------------------------------------------------------------------------
+
+PEERS = {
+    "reference": prepare_reference,
+    "numpy": prepare_numpy,
+    "torch": prepare_torch,
+    "torch.compile": prepare_torch_compile,
+    "jax": prepare_jax,
+    "sklearn": prepare_sklearn,
+    "fann": prepare_fann,
+}
+
+_MODULES = {"torch": "torch", "torch.compile": "torch", "jax": "jax", "sklearn": "sklearn"}
+
+
+def available(name):
+    """(True, version) if the peer can run here, else (False, why not)."""
+    if name in ("reference", "numpy"):
+        return True, np.__version__ if name == "numpy" else fastbp.__version__
+    if name == "fann":
+        v = fann_version()
+        return (True, v) if v else (False, "libfann not found (apt-get install libfann2)")
+    try:
+        mod = importlib.import_module(_MODULES[name])
+    except Exception as exc:  # ImportError, or a broken install that fails on import
+        return False, f"not installed ({type(exc).__name__}: {exc})".splitlines()[0]
+    if name == "torch.compile":
+        try:
+            import torch._dynamo  # noqa: F401
+            import torch._inductor  # noqa: F401
+        except Exception as exc:
+            return False, f"torch.compile unavailable ({exc})"
+    return True, getattr(mod, "__version__", "?")
