@@ -46,9 +46,9 @@ cdef extern from "_simd.h" nogil:
     void fastbp_linear_f(const float *panel, int K, int m, const float *inp, Py_ssize_t ld,
                          float *out, int ns)
     void fastbp_outer_d(const double *X, int rows, const double *D, int cols, Py_ssize_t ld,
-                        int ns, double *G)
+                        int ns, double *G, double *work)
     void fastbp_outer_f(const float *X, int rows, const float *D, int cols, Py_ssize_t ld,
-                        int ns, float *G)
+                        int ns, float *G, float *work)
     void fastbp_tanh_d(double *x, Py_ssize_t n)
     void fastbp_tanh_f(float *x, Py_ssize_t n)
     void fastbp_dtanh_mul_d(double *delta, const double *x, Py_ssize_t n)
@@ -76,6 +76,7 @@ cdef struct Net:
     const Py_ssize_t *bwd_off   # offset of W(l+1)'s backward panel, for delta(l) (index l)
     Py_ssize_t n_params         # sum of (d(l-1)+1) d(l)
     Py_ssize_t n_panel          # elements of the panel buffer
+    Py_ssize_t work_off         # offset of the micro-kernels' work space (tile x max d(l))
     Py_ssize_t scratch_len      # elements of one thread's scratch
     void *panels                # the packed panels of this call
 
@@ -203,7 +204,7 @@ cdef inline double sensitivities_tile(
 
 cdef inline void gradient_tile(
     const Net *net,
-    const floating *scratch,  # IN  x(l) and delta(l) of the tile
+    floating *scratch,        # IN  x(l) and delta(l) of the tile; room for the kernel's work
     int ns,                   # IN  samples computed (padding ones have zero sensitivities)
     floating *grad,           # IN/OUT sums of x(l-1) delta(l)^T, dW(l) at net.grad_off[l]
 ) noexcept nogil:
@@ -212,11 +213,11 @@ cdef inline void gradient_tile(
         if floating is double:
             fastbp_outer_d(scratch + net.act_off[l - 1], net.widths[l - 1] + 1,
                            scratch + net.delta_off[l], net.widths[l], net.tile, ns,
-                           grad + net.grad_off[l])
+                           grad + net.grad_off[l], scratch + net.work_off)
         else:
             fastbp_outer_f(scratch + net.act_off[l - 1], net.widths[l - 1] + 1,
                            scratch + net.delta_off[l], net.widths[l], net.tile, ns,
-                           grad + net.grad_off[l])
+                           grad + net.grad_off[l], scratch + net.work_off)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -465,6 +466,7 @@ cdef class _Layout:
         cdef int L = len(weights)
         cdef int l
         cdef Py_ssize_t pos, n_params, n_panel
+        cdef int widest = 1
         cdef int *w_c
         cdef Py_ssize_t *offs
         cdef const void **ptrs
@@ -494,6 +496,10 @@ cdef class _Layout:
         for l in range(1, L + 1):
             delta_off[l] = pos
             pos += <Py_ssize_t> w_c[l] * tile
+        self.net.work_off = pos
+        for l in range(1, L + 1):
+            widest = max(widest, w_c[l])
+        pos += <Py_ssize_t> widest * tile
         n_params = 0
         for l in range(1, L + 1):
             grad_off[l] = n_params

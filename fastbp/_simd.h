@@ -73,7 +73,7 @@ static inline void fastbp_aligned_free(void *p) {
 #define FASTBP_ATTR
 #define FASTBP_VBYTES 16
 #define FASTBP_NV 4
-#define FASTBP_GR 2
+#define FASTBP_GR 4
 #define FASTBP_GC 2
 #define FASTBP_T double
 #define FASTBP_IT int64_t
@@ -99,8 +99,8 @@ static inline void fastbp_aligned_free(void *p) {
 #define FASTBP_ATTR __attribute__((target("avx2,fma")))
 #define FASTBP_VBYTES 32
 #define FASTBP_NV 2
-#define FASTBP_GR 3
-#define FASTBP_GC 3
+#define FASTBP_GR 4
+#define FASTBP_GC 2
 #define FASTBP_T double
 #define FASTBP_IT int64_t
 #define FASTBP_SFX(name) name##_d_avx2
@@ -151,7 +151,7 @@ static inline void fastbp_aligned_free(void *p) {
     typedef struct {                                                                    \
         int (*sample_block)(void);                                                      \
         void (*linear)(const T *, int, int, const T *, ptrdiff_t, T *, int);            \
-        void (*outer)(const T *, int, const T *, int, ptrdiff_t, int, T *);             \
+        void (*outer)(const T *, int, const T *, int, ptrdiff_t, int, T *, T *);        \
         void (*tanh)(T *, ptrdiff_t);                                                   \
         void (*dtanh_mul)(T *, const T *, ptrdiff_t);                                   \
     } fastbp_kernels_##S;
@@ -227,9 +227,9 @@ static inline void fastbp_linear_d(const double *P, int K, int m, const double *
 static inline void fastbp_linear_f(const float *P, int K, int m, const float *in, ptrdiff_t ld,
                                    float *out, int ns) { fastbp_kf.linear(P, K, m, in, ld, out, ns); }
 static inline void fastbp_outer_d(const double *X, int rows, const double *D, int cols, ptrdiff_t ld,
-                                  int ns, double *G) { fastbp_kd.outer(X, rows, D, cols, ld, ns, G); }
+                                  int ns, double *G, double *work) { fastbp_kd.outer(X, rows, D, cols, ld, ns, G, work); }
 static inline void fastbp_outer_f(const float *X, int rows, const float *D, int cols, ptrdiff_t ld,
-                                  int ns, float *G) { fastbp_kf.outer(X, rows, D, cols, ld, ns, G); }
+                                  int ns, float *G, float *work) { fastbp_kf.outer(X, rows, D, cols, ld, ns, G, work); }
 static inline void fastbp_tanh_d(double *x, ptrdiff_t n) { fastbp_kd.tanh(x, n); }
 static inline void fastbp_tanh_f(float *x, ptrdiff_t n) { fastbp_kf.tanh(x, n); }
 static inline void fastbp_dtanh_mul_d(double *d, const double *x, ptrdiff_t n) { fastbp_kd.dtanh_mul(d, x, n); }

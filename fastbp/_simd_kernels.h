@@ -88,21 +88,57 @@ FASTBP_ATTR static inline T FASTBP_SFX(lanesum)(V a)
                 G[(ptrdiff_t)(j + r) * cols + c0 + c] += FASTBP_SFX(lanesum)(acc[r][c]); \
     } while (0)
 
+/* G[j..j+RC-1][c0..c0+CC*LANES-1] += sum_b X[j+r][b] work[b][c0..]: the block in registers. */
+#define FASTBP_OUTER_T_BLOCK(RC, CC)                                                    \
+    do {                                                                                \
+        V acc[RC][CC];                                                                  \
+        for (int r = 0; r < RC; r++)                                                    \
+            for (int c = 0; c < CC; c++) {                                              \
+                memcpy(&acc[r][c], G + (ptrdiff_t)(j + r) * cols + c0 + c * LANES, sizeof(V)); \
+            }                                                                           \
+        const T *wb = work + c0;                                                        \
+        for (int b = 0; b < ns; b++, wb += vcols) {                                     \
+            V dv[CC];                                                                   \
+            for (int c = 0; c < CC; c++) memcpy(&dv[c], wb + c * LANES, sizeof(V));     \
+            for (int r = 0; r < RC; r++) {                                              \
+                const T xr = X[(ptrdiff_t)(j + r) * ld + b];                            \
+                for (int c = 0; c < CC; c++) acc[r][c] += xr * dv[c];                   \
+            }                                                                           \
+        }                                                                               \
+        for (int r = 0; r < RC; r++)                                                    \
+            for (int c = 0; c < CC; c++)                                                \
+                memcpy(G + (ptrdiff_t)(j + r) * cols + c0 + c * LANES, &acc[r][c], sizeof(V)); \
+    } while (0)
+
 /* G[j][c] += sum_{b < ns} X[j][b] D[c][b]: the gradient update of one layer from a tile, X its
- * inputs x(l-1) (rows units), D its sensitivities delta(l) (cols units). */
+ * inputs x(l-1) (rows units), D its sensitivities delta(l) (cols units), `work` room for ns x cols
+ * values. Columns in whole vectors go through D transposed (work[b][c] = D[c][b]): a block of G
+ * stays in registers while the samples stream by, each sample one broadcast of x per row and one
+ * load of delta per vector of columns, nothing summed across lanes. The few columns left over
+ * (fewer than a vector) are dot products over the samples, each lane summing its own samples. */
 FASTBP_ATTR static void FASTBP_SFX(outer)(const T *FASTBP_RESTRICT X, int rows,
                                           const T *FASTBP_RESTRICT D, int cols, ptrdiff_t ld,
-                                          int ns, T *FASTBP_RESTRICT G)
+                                          int ns, T *FASTBP_RESTRICT G, T *FASTBP_RESTRICT work)
 {
-    int j = 0;
-    for (; j + GR <= rows; j += GR) {
+    const int vcols = cols / LANES * LANES;
+    if (vcols > 0) {
+        for (int b = 0; b < ns; b++)
+            for (int c = 0; c < vcols; c++) work[(ptrdiff_t)b * vcols + c] = D[(ptrdiff_t)c * ld + b];
         int c0 = 0;
-        for (; c0 + GC <= cols; c0 += GC) FASTBP_OUTER_BLOCK(GR, GC);
-        for (; c0 < cols; c0++) FASTBP_OUTER_BLOCK(GR, 1);
+        for (; c0 + GC * LANES <= vcols; c0 += GC * LANES) {
+            int j = 0;
+            for (; j + GR <= rows; j += GR) FASTBP_OUTER_T_BLOCK(GR, GC);
+            for (; j < rows; j++) FASTBP_OUTER_T_BLOCK(1, GC);
+        }
+        for (; c0 < vcols; c0 += LANES) {
+            int j = 0;
+            for (; j + GR <= rows; j += GR) FASTBP_OUTER_T_BLOCK(GR, 1);
+            for (; j < rows; j++) FASTBP_OUTER_T_BLOCK(1, 1);
+        }
     }
-    for (; j < rows; j++) {
-        int c0 = 0;
-        for (; c0 + GC <= cols; c0 += GC) FASTBP_OUTER_BLOCK(1, GC);
+    for (int j = 0; j < rows; j++) {
+        int c0 = vcols;
+        for (; c0 + 2 <= cols; c0 += 2) FASTBP_OUTER_BLOCK(1, 2);
         for (; c0 < cols; c0++) FASTBP_OUTER_BLOCK(1, 1);
     }
 }
@@ -179,6 +215,7 @@ FASTBP_ATTR static void FASTBP_SFX(dtanh_mul)(T *FASTBP_RESTRICT delta, const T 
 
 #undef FASTBP_LINEAR_BLOCK
 #undef FASTBP_OUTER_BLOCK
+#undef FASTBP_OUTER_T_BLOCK
 #undef T
 #undef V
 #undef LANES
