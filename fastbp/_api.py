@@ -131,15 +131,15 @@ def gradient(weights, X, y, output="tanh", num_threads=None, reduction="mean", o
     if out is not None and all(o.flags.c_contiguous and o.flags.aligned for o in out):
         err, _ = _run(weights, widths, output, X, y, _GRADIENT, threads, out, scale, accumulate)
         return err * scale, out
-    grads = [np.empty_like(w) for w in weights]
-    err, _ = _run(weights, widths, output, X, y, _GRADIENT, threads, grads, scale)
     if out is None:
+        grads = [np.empty_like(w) for w in weights]
+        err, _ = _run(weights, widths, output, X, y, _GRADIENT, threads, grads, scale)
         return err * scale, grads
-    for o, g in zip(out, grads):  # `out` arrays with other layouts
-        if accumulate:
-            o += g
-        else:
-            o[...] = g
+    # `out` arrays of other layouts: the same arithmetic on contiguous copies, then copied back
+    grads = [np.array(o, order="C") for o in out]
+    err, _ = _run(weights, widths, output, X, y, _GRADIENT, threads, grads, scale, accumulate)
+    for o, g in zip(out, grads):
+        o[...] = g
     return err * scale, out
 
 
