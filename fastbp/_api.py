@@ -16,6 +16,9 @@ _FORWARD, _ERROR, _GRADIENT = 0, 1, 2
 # flops per chunk keep its fixed costs (zeroing and merging a gradient buffer) under a percent.
 _CHUNK_FLOPS = 1 << 20
 _MAX_CHUNK_TILES = 32
+# Zeroing and merging a chunk's buffer run at memory speed, not at the kernels' speed: at least
+# this many tiles per chunk keep them a few percent even for the widest networks.
+_MIN_CHUNK_TILES = 4
 # Samples per tile: the kernels run each step for a whole tile at a time, so that every weight
 # fetched from cache serves that many samples. A multiple of every kernel set's sample block.
 _TILE = 64
@@ -68,7 +71,7 @@ def _layout_plan(widths: tuple, itemsize: int):
     n_params = _n_params(widths)
     flops_per_sample = 6 * n_params
     tiles = _CHUNK_FLOPS // (flops_per_sample * _TILE)
-    chunk = _TILE * min(_MAX_CHUNK_TILES, max(1, tiles))
+    chunk = _TILE * min(_MAX_CHUNK_TILES, max(_MIN_CHUNK_TILES, tiles))
     slots = min(_MAX_SLOTS_PER_THREAD, max(1, _ROUND_BYTES // (n_params * itemsize)))
     return flops_per_sample, _TILE, chunk, slots
 

@@ -293,6 +293,20 @@ cdef void pack_panels(const Net *net, floating *panels) noexcept nogil:
                           net.widths[l], panels + net.bwd_off[l])
 
 
+cdef enum:
+    PARALLEL_MERGE = 65536     # below this many additions a merge runs on one thread
+    MERGE_BLOCK = 4096         # parameters per piece of a parallel merge
+
+
+cdef inline void merge_slots(double *grad_sum, const floating *grads, Py_ssize_t grad_len,
+                             Py_ssize_t count, Py_ssize_t p0, Py_ssize_t p1) noexcept nogil:
+    """grad_sum[p] += slot 0, then slot 1, ... for p in [p0, p1)."""
+    cdef Py_ssize_t s, p
+    for s in range(count):
+        for p in range(p0, p1):
+            grad_sum[p] = grad_sum[p] + grads[s * grad_len + p]
+
+
 cdef int run_batch(
     Net *net,
     const floating *X,          # IN  (N, d(0))
@@ -316,7 +330,7 @@ cdef int run_batch(
         (slots * grad_len + 1) * sizeof(floating))
     cdef floating *panels = <floating *> fastbp_aligned_calloc(net.n_panel * sizeof(floating))
     cdef double *errors = <double *> fastbp_aligned_calloc(slots * sizeof(double))
-    cdef Py_ssize_t first, count, s, p, start, stop
+    cdef Py_ssize_t first, count, s, p0, start, stop
     cdef int tid
     cdef double err = 0.0
     if scratch == NULL or grads == NULL or errors == NULL or panels == NULL:
@@ -349,9 +363,13 @@ cdef int run_batch(
         # the ordered reduction: chunk after chunk, whatever thread computed it
         for s in range(count):
             err = err + errors[s]
-            if grad_len:
-                for p in range(grad_len):
-                    grad_sum[p] = grad_sum[p] + grads[s * grad_len + p]
+        if grad_len and num_threads > 1 and grad_len * count >= PARALLEL_MERGE:
+            # each thread adds up its own range of parameters, still chunk after chunk
+            for p0 in prange(0, grad_len, MERGE_BLOCK, nogil=True, schedule='static',
+                             num_threads=num_threads):
+                merge_slots(grad_sum, grads, grad_len, count, p0, min(p0 + MERGE_BLOCK, grad_len))
+        elif grad_len:
+            merge_slots(grad_sum, grads, grad_len, count, 0, grad_len)
         first += slots
     error_sum[0] = err
     net.panels = NULL
