@@ -77,12 +77,17 @@ def _layout_plan(widths: tuple, itemsize: int):
 
 
 def _plan(widths, n_samples, num_threads, itemsize):
-    """(threads, tile, chunk, slots per thread) for a batch."""
+    """(threads, tile, chunk, slots per thread) for a batch; num_threads as the user gave it
+    (checked here: a small batch runs on one thread whatever it says, but a bad value is still
+    refused)."""
     flops_per_sample, tile, chunk, slots = _layout_plan(tuple(widths), itemsize)
-    threads = min(num_threads, -(-n_samples // chunk))
-    if _forked or n_samples * flops_per_sample < _SERIAL_FLOPS:
-        threads = 1
-    return max(1, threads), tile, chunk, slots
+    small = _forked or n_samples * flops_per_sample < _SERIAL_FLOPS
+    if small and num_threads is None:
+        return 1, tile, chunk, slots
+    threads = _checks.check_num_threads(num_threads, available_threads())
+    if small:
+        return 1, tile, chunk, slots
+    return max(1, min(threads, -(-n_samples // chunk))), tile, chunk, slots
 
 
 def _run(weights, widths, output, X, y, mode, num_threads, grads=None, scale=1.0,
@@ -96,20 +101,16 @@ def _run(weights, widths, output, X, y, mode, num_threads, grads=None, scale=1.0
 
 def forward(weights, X, output="tanh") -> np.ndarray:
     """Outputs x(L) for every row of X: shape (N, d(L)), in the weights' dtype."""
-    weights, widths, dtype = _checks.check_weights(weights)
+    weights, widths, dtype, X, _ = _checks.check_batch(weights, X)
     output = _checks.check_output(output)
-    X = _checks.check_X(X, widths, dtype)
-    return _run(weights, widths, output, X, None, _FORWARD, available_threads())[1]
+    return _run(weights, widths, output, X, None, _FORWARD, None)[1]
 
 
 def error(weights, X, y, output="tanh", num_threads=None) -> float:
     """E_in = (1/N) sum_n ||x(L)_n - y_n||^2."""
-    weights, widths, dtype = _checks.check_weights(weights)
+    weights, widths, dtype, X, y = _checks.check_batch(weights, X, y)
     output = _checks.check_output(output)
-    X = _checks.check_X(X, widths, dtype)
-    y = _checks.check_y(y, widths, dtype, X.shape[0])
-    threads = _checks.check_num_threads(num_threads, available_threads())
-    err, _ = _run(weights, widths, output, X, y, _ERROR, threads)
+    err, _ = _run(weights, widths, output, X, y, _ERROR, num_threads)
     return err / X.shape[0]
 
 
@@ -120,11 +121,8 @@ def gradient(weights, X, y, output="tanh", num_threads=None, reduction="mean", o
     reduction="sum" gives N E_in and the summed gradient instead. With out= the gradient is written
     into those arrays (accumulate=True: added to them) and they are returned.
     """
-    weights, widths, dtype = _checks.check_weights(weights)
+    weights, widths, dtype, X, y = _checks.check_batch(weights, X, y)
     output = _checks.check_output(output)
-    X = _checks.check_X(X, widths, dtype)
-    y = _checks.check_y(y, widths, dtype, X.shape[0])
-    threads = _checks.check_num_threads(num_threads, available_threads())
     reduction = _checks.check_reduction(reduction)
     if out is not None:
         out = _checks.check_out(out, weights)
@@ -132,15 +130,16 @@ def gradient(weights, X, y, output="tanh", num_threads=None, reduction="mean", o
         raise ValueError("accumulate=True needs out=, the arrays to add the gradient into")
     scale = 1.0 / X.shape[0] if reduction == "mean" else 1.0
     if out is not None and all(o.flags.c_contiguous and o.flags.aligned for o in out):
-        err, _ = _run(weights, widths, output, X, y, _GRADIENT, threads, out, scale, accumulate)
+        err, _ = _run(weights, widths, output, X, y, _GRADIENT, num_threads, out, scale,
+                      accumulate)
         return err * scale, out
     if out is None:
         grads = [np.empty_like(w) for w in weights]
-        err, _ = _run(weights, widths, output, X, y, _GRADIENT, threads, grads, scale)
+        err, _ = _run(weights, widths, output, X, y, _GRADIENT, num_threads, grads, scale)
         return err * scale, grads
     # `out` arrays of other layouts: the same arithmetic on contiguous copies, then copied back
     grads = [np.array(o, order="C") for o in out]
-    err, _ = _run(weights, widths, output, X, y, _GRADIENT, threads, grads, scale, accumulate)
+    err, _ = _run(weights, widths, output, X, y, _GRADIENT, num_threads, grads, scale, accumulate)
     for o, g in zip(out, grads):
         o[...] = g
     return err * scale, out

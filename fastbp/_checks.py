@@ -12,12 +12,16 @@ import warnings
 
 import numpy as np
 
-try:  # a loop in C: np.isfinite(a).all() costs a microsecond per small array
+try:  # loops in C: np.isfinite(a).all() alone costs a microsecond per small array
     from ._core import first_nonfinite as _first_nonfinite
+    from ._core import ready as _ready
 except ImportError:  # the compiled module is not built: fastbp.reference still works
     def _first_nonfinite(a: np.ndarray) -> int:
         bad = np.flatnonzero(~np.isfinite(a))
         return int(bad[0]) if bad.size else -1
+
+    def _ready(weights, X, y):
+        return None
 
 OUTPUTS = ("tanh", "linear")
 REDUCTIONS = ("mean", "sum")
@@ -176,6 +180,20 @@ def _weights_ready(weights):
         if _first_nonfinite(a) >= 0:
             return None
     return list(weights), widths, dtype
+
+
+def check_batch(weights, X, y=None):
+    """(weights, widths, dtype, X, y) checked and converted, as check_weights, check_X and check_y
+    do one after the other (y may be None). Arrays that are ready as they are (the common case of
+    a training loop) are recognised in one pass in C, without conversion."""
+    widths = _ready(weights, X, y)
+    if widths is not None:
+        return weights, widths, X.dtype, X, y
+    weights, widths, dtype = check_weights(weights)
+    X = check_X(X, widths, dtype)
+    if y is not None:
+        y = check_y(y, widths, dtype, X.shape[0])
+    return weights, widths, dtype, X, y
 
 
 def check_X(X, widths, dtype, name: str = "X") -> np.ndarray:

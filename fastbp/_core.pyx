@@ -772,3 +772,70 @@ def first_nonfinite(cnp.ndarray a):
         with nogil:
             i = first_nonfinite_run[float](<const float *> p, n)
     return i
+
+
+cdef inline bint ready_array(object a, int typenum, int ndim) noexcept:
+    """An exact ndarray of this dtype (native byte order) and ndim, C-contiguous and aligned,
+    with no NaN or inf."""
+    cdef cnp.ndarray arr
+    if type(a) is not cnp.ndarray:
+        return False
+    arr = <cnp.ndarray> a
+    if (cnp.PyArray_TYPE(arr) != typenum or cnp.PyArray_NDIM(arr) != ndim
+            or not cnp.PyArray_ISCARRAY_RO(arr) or not cnp.PyArray_ISNOTSWAPPED(arr)):
+        return False
+    if typenum == cnp.NPY_DOUBLE:
+        return first_nonfinite_run[double](<const double *> cnp.PyArray_DATA(arr), arr.size) < 0
+    return first_nonfinite_run[float](<const float *> cnp.PyArray_DATA(arr), arr.size) < 0
+
+
+def ready(object weights, object X, object y):
+    """widths [d(0), ..., d(L)] when weights, X (and y, unless None) need no conversion and pass
+    every check (a list of finite, aligned, C-contiguous 2-D arrays of one float dtype, of
+    consistent shapes; X (N, d(0)) with N >= 1; y (N, d(L)), or (N,) for d(L) = 1), else None.
+    The quick path of fastbp._checks.check_batch: it never raises, and None only means that the
+    full checks must run (and say what is wrong, if anything is)."""
+    cdef Py_ssize_t L, l, n
+    cdef int typenum
+    cdef cnp.ndarray w, xa, ya
+    if type(weights) is not list or len(<list> weights) == 0:
+        return None
+    L = len(<list> weights)
+    first = (<list> weights)[0]
+    if type(first) is not cnp.ndarray:
+        return None
+    typenum = cnp.PyArray_TYPE(<cnp.ndarray> first)
+    if typenum != cnp.NPY_DOUBLE and typenum != cnp.NPY_FLOAT:
+        return None
+    widths = [0] * (L + 1)
+    for l in range(L):
+        a = (<list> weights)[l]
+        if not ready_array(a, typenum, 2):
+            return None
+        w = <cnp.ndarray> a
+        if l == 0:
+            if w.shape[0] < 2:
+                return None
+            widths[0] = w.shape[0] - 1
+        elif w.shape[0] != <Py_ssize_t> widths[l] + 1:
+            return None
+        if w.shape[1] < 1:
+            return None
+        widths[l + 1] = w.shape[1]
+    if not ready_array(X, typenum, 2):
+        return None
+    xa = <cnp.ndarray> X
+    n = xa.shape[0]
+    if n < 1 or xa.shape[1] != <Py_ssize_t> widths[0]:
+        return None
+    if y is not None:
+        if type(y) is not cnp.ndarray:
+            return None
+        ya = <cnp.ndarray> y
+        if cnp.PyArray_NDIM(ya) == 1:
+            if widths[L] != 1 or not ready_array(y, typenum, 1) or ya.shape[0] != n:
+                return None
+        elif (not ready_array(y, typenum, 2) or ya.shape[0] != n
+                or ya.shape[1] != <Py_ssize_t> widths[L]):
+            return None
+    return widths
