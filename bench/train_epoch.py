@@ -1,0 +1,178 @@
+"""One epoch of mini-batch SGD (batch 32) on d = [8, 32, 32, 1], N = 100000: fastbp against the
+same training loop in PyTorch and scikit-learn's MLPRegressor.partial_fit.
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/train_epoch.py [--quick]
+
+- fastbp, kernel epoch: the whole epoch in one call into the compiled kernel (what `fit` runs for
+  method="sgd"), without the bookkeeping of fit;
+- fastbp, fit(epochs=1): the public call, which also checks its arguments, copies the weights,
+  evaluates E_in after the epoch and records the history;
+- fastbp, full-batch gradient: one fastbp.gradient on all N samples (all threads), the yardstick of
+  issue 4's target (epoch <= 1.5x this);
+- PyTorch: nn.Sequential(Linear, Tanh, Linear, Tanh, Linear, Tanh), float64, loss = mean over the
+  batch of the summed squared error, torch.optim.SGD, the usual zero_grad / backward / step loop
+  over a shuffled index, torch.set_num_threads(threads);
+- scikit-learn: MLPRegressor(hidden_layer_sizes=(32, 32), activation="tanh", solver="sgd",
+  batch_size=32, momentum=0, alpha=0, learning_rate="constant"), one partial_fit call = one epoch.
+  Its output unit is linear (identity) and its loss is half the squared error: the same work up to
+  the output's tanh.
+Every run starts from the same weights; the table gives the median and min over the repeats.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from _common import (blas_limit, cpu_info, fastbp_config, fmt_time, make_problem,  # noqa: E402
+                     python_info, threadpools, warn_openblas_env)
+
+import fastbp  # noqa: E402
+from fastbp import training  # noqa: E402
+
+WIDTHS = [8, 32, 32, 1]
+BATCH = 32
+LR = 0.01
+
+
+def timed(fn, repeats):
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times)), float(min(times))
+
+
+def fastbp_runs(weights0, X, y, threads, repeats):
+    rows = {}
+    n = X.shape[0]
+    rng = np.random.default_rng(0)
+
+    def kernel_epoch():
+        w = [a.copy() for a in weights0]
+        training._sgd_epoch(w, X, y, rng.permutation(n), BATCH, LR, 0.0, None, 0.0, "tanh",
+                            threads)
+    kernel_epoch()
+    rows["fastbp kernel epoch"] = timed(kernel_epoch, repeats)
+
+    def fit_epoch():
+        w = [a.copy() for a in weights0]
+        fastbp.fit(w, X, y, method="sgd", learning_rate=LR, epochs=1, batch_size=BATCH,
+                   num_threads=threads)
+    fit_epoch()
+    rows["fastbp fit(epochs=1)"] = timed(fit_epoch, repeats)
+
+    def full_gradient():
+        fastbp.gradient(weights0, X, y, num_threads=threads)
+    full_gradient()
+    rows["fastbp full-batch gradient"] = timed(full_gradient, max(repeats, 5))
+    return rows
+
+
+def torch_run(weights0, X, y, threads, repeats):
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(threads)
+    layers = []
+    for w in weights0:
+        lin = torch.nn.Linear(w.shape[0] - 1, w.shape[1]).double()
+        layers += [lin, torch.nn.Tanh()]
+    model = torch.nn.Sequential(*layers)
+    Xt = torch.from_numpy(X)
+    yt = torch.from_numpy(y)
+    n = X.shape[0]
+
+    def reset():
+        with torch.no_grad():
+            for lin, w in zip(model[::2], weights0):
+                lin.bias.copy_(torch.from_numpy(w[0]))
+                lin.weight.copy_(torch.from_numpy(np.ascontiguousarray(w[1:].T)))
+
+    def epoch():
+        reset()
+        opt = torch.optim.SGD(model.parameters(), lr=LR)
+        order = torch.randperm(n)
+        for start in range(0, n, BATCH):
+            idx = order[start:start + BATCH]
+            opt.zero_grad()
+            out = model(Xt[idx])
+            loss = ((out - yt[idx]) ** 2).sum(dim=1).mean()
+            loss.backward()
+            opt.step()
+    epoch()
+    return timed(epoch, repeats), torch.__version__
+
+
+def sklearn_run(weights0, X, y, threads, repeats):
+    try:
+        import sklearn
+        from sklearn.neural_network import MLPRegressor
+    except ImportError:
+        return None
+
+    def epoch():
+        model = MLPRegressor(hidden_layer_sizes=tuple(WIDTHS[1:-1]), activation="tanh",
+                             solver="sgd", batch_size=BATCH, learning_rate_init=LR,
+                             learning_rate="constant", momentum=0.0, nesterovs_momentum=False,
+                             alpha=0.0, shuffle=True, random_state=0)
+        with blas_limit(threads):
+            model.partial_fit(X, y[:, 0])
+    epoch()
+    return timed(epoch, repeats), sklearn.__version__
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="N = 20000 and 3 repeats")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--json", default=os.path.join(HERE, "results", "train_epoch.json"))
+    args = ap.parse_args(argv)
+    warn_openblas_env()
+    n = 20_000 if args.quick else 100_000
+    repeats = 3 if args.quick else args.repeats
+    weights0, X, y = make_problem(WIDTHS, n, "float64")
+
+    rows = fastbp_runs(weights0, X, y, args.threads, repeats)
+    versions = {"fastbp": fastbp.__version__, "numpy": np.__version__}
+    res = torch_run(weights0, X, y, args.threads, repeats)
+    if res is not None:
+        rows["PyTorch loop"], versions["torch"] = res
+    res = sklearn_run(weights0, X, y, args.threads, repeats)
+    if res is not None:
+        rows["scikit-learn partial_fit"], versions["sklearn"] = res
+
+    kernel = rows["fastbp kernel epoch"][0]
+    full = rows["fastbp full-batch gradient"][0]
+    print(f"One epoch of SGD, batch {BATCH}, widths {WIDTHS}, N = {n}, float64, "
+          f"{args.threads} threads; CPU: {cpu_info().get('model', '?')}")
+    print(f"{'':28s} {'median':>10s} {'min':>10s} {'samples/s':>12s} {'fastbp epoch is':>18s}")
+    for name, (med, mn) in rows.items():
+        ratio = "" if name.startswith("fastbp") else f"{med / kernel:10.1f}x faster"
+        print(f"{name:28s} {fmt_time(med):>10s} {fmt_time(mn):>10s} {n / med:12.3g} {ratio:>18s}")
+    print(f"fastbp epoch / its full-batch gradient: {kernel / full:.2f} (target <= 1.5)")
+    if "PyTorch loop" in rows:
+        print(f"PyTorch epoch / fastbp epoch: {rows['PyTorch loop'][0] / kernel:.1f} (target >= 20)")
+    record = {"widths": WIDTHS, "N": n, "batch_size": BATCH, "dtype": "float64",
+              "threads": args.threads, "cpu": cpu_info(), "python": python_info(),
+              "versions": versions, "fastbp_config": fastbp_config(),
+              "threadpools": threadpools(),
+              "rows": {k: {"median_s": v[0], "min_s": v[1]} for k, v in rows.items()},
+              "epoch_over_full_gradient": kernel / full}
+    os.makedirs(os.path.dirname(args.json), exist_ok=True)
+    with open(args.json, "w") as f:
+        json.dump(record, f, indent=2)
+    print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
