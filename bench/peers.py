@@ -522,7 +522,7 @@ def available(name):
     if name == "torch.compile":
         try:
             import torch._dynamo  # noqa: F401
-            import torch._inductor  # noqa: F401
+            import torch._inductor  # noqa: F401  (probing only)
         except Exception as exc:
             return False, f"torch.compile unavailable ({exc})"
     return True, getattr(mod, "__version__", "?")
