@@ -348,7 +348,9 @@ cdef int run_batch(
     while first < n_chunks:
         count = min(slots, n_chunks - first)
         if num_threads > 1 and count > 1:
-            for s in prange(count, nogil=True, schedule='static', num_threads=num_threads):
+            # dynamic: a thread slowed down (a busy core) holds up no one; which thread computes
+            # a chunk does not change the result, each chunk has its slot
+            for s in prange(count, nogil=True, schedule='dynamic', num_threads=num_threads):
                 start = (first + s) * chunk
                 stop = min(start + chunk, N)
                 errors[s] = run_chunk(net, X, Y, NULL, outputs, start, stop,
@@ -365,7 +367,7 @@ cdef int run_batch(
             err = err + errors[s]
         if grad_len and num_threads > 1 and grad_len * count >= PARALLEL_MERGE:
             # each thread adds up its own range of parameters, still chunk after chunk
-            for p0 in prange(0, grad_len, MERGE_BLOCK, nogil=True, schedule='static',
+            for p0 in prange(0, grad_len, MERGE_BLOCK, nogil=True, schedule='dynamic',
                              num_threads=num_threads):
                 merge_slots(grad_sum, grads, grad_len, count, p0, min(p0 + MERGE_BLOCK, grad_len))
         elif grad_len:
