@@ -123,7 +123,7 @@ static inline void fastbp_aligned_free(void *p) {
 
 #define FASTBP_ATTR __attribute__((target("avx512f,avx512dq,avx512vl,avx2,fma")))
 #define FASTBP_VBYTES 64
-#define FASTBP_NV 2
+#define FASTBP_NV 4
 #define FASTBP_GR 4
 #define FASTBP_GC 4
 #define FASTBP_T double
