@@ -4,7 +4,8 @@
 #   tools/test_wheels.sh                 # every dist/fastbp-*.whl
 #   tools/test_wheels.sh dist/X.whl ...  # only these
 #
-# For each wheel, with the CPython its tag names (the newest pyenv X.Y.Z):
+# First the sdist: `pip install fastbp-X.tar.gz[test]` into a fresh venv (a build from source, with
+# the compiler) and the suite. Then for each wheel, with the CPython its tag names (newest pyenv X.Y.Z):
 #   - a fresh venv holding only the wheel and its runtime dependency (numpy) plus the "test" extra
 #     (pytest, hypothesis, ...), installed from binary wheels only; setuptools is removed from the venv,
 #     and the script checks that neither Cython nor setuptools can be imported;
@@ -74,6 +75,30 @@ else
 fi
 rm -rf "$tests_src/tests/.hypothesis" "$tests_src/tests/__pycache__"
 
+results=()
+failed=0
+record() { results+=("$(printf '%-54s %-34s %s' "$1" "$2" "$3")"); [[ "$3" == pass* ]] || failed=1; }
+
+# The sdist builds from source (here a compiler is still reachable): a fresh venv,
+# `pip install fastbp-X.tar.gz[test]`, the suite from outside the checkout.
+if [[ ${#sdists[@]} -gt 0 ]]; then
+    name="$(basename "${sdists[0]}")"
+    say "$name: pip install from source"
+    python3 -m venv "$work/venv-sdist"
+    if "$work/venv-sdist/bin/python" -m pip install -q "${sdists[0]}[test]" >"$work/sdist.pip.log" 2>&1; then
+        mkdir -p "$work/run-sdist" && cp -r "$tests_src/tests" "$work/run-sdist/"
+        if out="$(cd "$work/run-sdist" && "$work/venv-sdist/bin/python" -m pytest -q -p no:cacheprovider tests 2>&1)"; then
+            record "$name" "pip install sdist, tests" "pass: $(tail -1 <<<"$out")"
+        else
+            echo "$out" | tail -40
+            record "$name" "pip install sdist, tests" "FAIL: $(tail -1 <<<"$out")"
+        fi
+    else
+        grep -v "^WARNING: Location" "$work/sdist.pip.log" | tail -40
+        record "$name" "pip install sdist" "FAIL (the build from source failed)"
+    fi
+fi
+
 # No compiler: stubs that fail, first on PATH.
 nocc="$work/no-compiler"
 mkdir -p "$nocc"
@@ -113,9 +138,6 @@ print(f"ok: fastbp {fastbp.__version__} from {os.path.dirname(here)}; numpy {np.
       f"kernels {_api.ISA}; libgomp {os.path.basename(gomps.pop())}")
 EOF
 
-results=()
-failed=0
-record() { results+=("$(printf '%-54s %-34s %s' "$1" "$2" "$3")"); [[ "$3" == pass* ]] || failed=1; }
 
 # make_venv PYTHON DIR WHEEL [PIP_ARGS...]: a fresh venv with the wheel[test], binaries only
 make_venv() {
