@@ -51,6 +51,8 @@ cdef extern from "_simd.h" nogil:
                         int ns, float *G, float *work)
     void fastbp_tanh_d(double *x, Py_ssize_t n)
     void fastbp_tanh_f(float *x, Py_ssize_t n)
+    Py_ssize_t fastbp_first_nonfinite_d(const double *a, Py_ssize_t n)
+    Py_ssize_t fastbp_first_nonfinite_f(const float *a, Py_ssize_t n)
     void fastbp_dtanh_mul_d(double *delta, const double *x, Py_ssize_t n)
     void fastbp_dtanh_mul_f(float *delta, const float *x, Py_ssize_t n)
 
@@ -751,15 +753,11 @@ def sgd_epoch(list weights, list widths, bint output_linear, cnp.ndarray X, cnp.
         raise MemoryError("fastbp could not allocate its scratch memory")
 
 
-cdef Py_ssize_t first_nonfinite_run(const floating *a, Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t i
-    cdef floating v
-    for i in range(n):
-        v = a[i]
-        # NaN fails v == v; +-inf is the only finite-looking value with v - v != 0
-        if not (v == v and v - v == 0):
-            return i
-    return -1
+cdef inline Py_ssize_t first_nonfinite_run(const floating *a, Py_ssize_t n) noexcept nogil:
+    if floating is double:
+        return fastbp_first_nonfinite_d(a, n)
+    else:
+        return fastbp_first_nonfinite_f(a, n)
 
 
 def first_nonfinite(cnp.ndarray a):

@@ -207,6 +207,26 @@ static inline const char *fastbp_select_kernels(int max_level) {
 /* The widest sample block of any kernel set: tiles are a multiple of it. */
 #define FASTBP_MAX_SAMPLE_BLOCK 64
 
+/* Index of the first NaN or infinity among n values, or -1. Blocks of 64 values are screened with
+ * sums of x * 0 (0 for every finite x, NaN otherwise), which vectorise without reassociating
+ * anything; only a block that fails is searched value by value. */
+#define FASTBP_FIRST_NONFINITE(T, S)                                                     \
+    static inline ptrdiff_t fastbp_first_nonfinite_##S(const T *a, ptrdiff_t n) {        \
+        ptrdiff_t i = 0;                                                                \
+        for (; i + 64 <= n; i += 64) {                                                  \
+            T acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};                                        \
+            for (int j = 0; j < 64; j += 8)                                             \
+                for (int l = 0; l < 8; l++) acc[l] += a[i + j + l] * (T)0;              \
+            T s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])); \
+            if (s != s) break;                                                          \
+        }                                                                               \
+        for (; i < n; i++)                                                              \
+            if (!(a[i] - a[i] == 0)) return i;                                          \
+        return -1;                                                                      \
+    }
+FASTBP_FIRST_NONFINITE(double, d)
+FASTBP_FIRST_NONFINITE(float, f)
+
 /* Panels: a (K x m) matrix M[k][i] = src[k * sk + i * si], stored in blocks of FASTBP_RB units,
  * k-major within a block, the last block padded with zeros. Built once per call. */
 #define FASTBP_PACK(T, S)                                                                \

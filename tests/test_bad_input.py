@@ -222,3 +222,17 @@ def test_negative_thread_count_counts_back(good):
     e1 = fastbp.gradient(weights, X, y, num_threads=1)[0]
     assert fastbp.gradient(weights, X, y, num_threads=-1)[0] == e1
     assert fastbp.gradient(weights, X, y, num_threads=-100)[0] == e1
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_non_finite_found_anywhere_in_a_large_array(dtype, value):
+    """The finiteness screen works in blocks of values: a bad value at a block edge, inside one or
+    in the tail is found, and named where it is."""
+    weights, X, y = make_problem([7, 3, 1], 1000, dtype=dtype)
+    for flat in (0, 63, 64, 65, 4095, X.size - 1):
+        bad = X.copy()
+        bad.flat[flat] = value
+        i, j = np.unravel_index(flat, X.shape)
+        with pytest.raises(ValueError, match=rf"X must be finite, but X\[{i}, {j}\] = "):
+            fastbp.gradient(weights, bad, y)
