@@ -31,6 +31,7 @@
 
 #if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
 #define FASTBP_HAVE_AVX2 1
+#include <immintrin.h>
 #else
 #define FASTBP_HAVE_AVX2 0
 #endif
@@ -126,17 +127,26 @@ static inline void fastbp_aligned_free(void *p) {
 #define FASTBP_NV 4
 #define FASTBP_GR 4
 #define FASTBP_GC 4
+/* 14-bit reciprocals (vrcp14pd/ps): two Newton steps give double precision, one single */
 #define FASTBP_T double
 #define FASTBP_IT int64_t
 #define FASTBP_SFX(name) name##_d_avx512
+#define FASTBP_RECIP(v) ((V)_mm512_rcp14_pd((__m512d)(v)))
+#define FASTBP_RECIP_STEPS 2
 #include "_simd_kernels.h"
+#undef FASTBP_RECIP
+#undef FASTBP_RECIP_STEPS
 #undef FASTBP_T
 #undef FASTBP_IT
 #undef FASTBP_SFX
 #define FASTBP_T float
 #define FASTBP_IT int32_t
 #define FASTBP_SFX(name) name##_f_avx512
+#define FASTBP_RECIP(v) ((V)_mm512_rcp14_ps((__m512)(v)))
+#define FASTBP_RECIP_STEPS 1
 #include "_simd_kernels.h"
+#undef FASTBP_RECIP
+#undef FASTBP_RECIP_STEPS
 #undef FASTBP_T
 #undef FASTBP_IT
 #undef FASTBP_SFX

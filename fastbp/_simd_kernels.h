@@ -143,11 +143,11 @@ FASTBP_ATTR static void FASTBP_SFX(outer)(const T *FASTBP_RESTRICT X, int rows,
     }
 }
 
-/* tanh in place on n values (n a multiple of LANES), accurate to a few ulp:
+/* tanh of one vector, accurate to a few ulp:
  * tanh(x) = sign(x) e / (e + 2) with e = expm1(2|x|); expm1 by Cody-Waite reduction
  * 2|x| = n ln2 + r, |r| <= ln2/2, a Taylor polynomial of expm1(r) long enough for the type, and
  * e = 2^n expm1(r) + (2^n - 1), with 2^n built in the exponent bits. Only vector operations. */
-FASTBP_ATTR static void FASTBP_SFX(tanh)(T *FASTBP_RESTRICT x, ptrdiff_t n)
+FASTBP_ATTR static inline __attribute__((always_inline)) V FASTBP_SFX(tanh1)(V v)
 {
     typedef FASTBP_IT VI __attribute__((vector_size(FASTBP_VBYTES)));
     const int is_double = sizeof(T) == 8;
@@ -161,8 +161,7 @@ FASTBP_ATTR static void FASTBP_SFX(tanh)(T *FASTBP_RESTRICT x, ptrdiff_t n)
     const int mant = is_double ? 52 : 23;
     const FASTBP_IT bias = is_double ? 1023 : 127;
     const VI sign = (VI){0} + ((FASTBP_IT)1 << (8 * sizeof(T) - 1));
-    for (ptrdiff_t i = 0; i < n; i += LANES) {
-        V v = *(V *)(x + i);
+    {
         V a = (V)((VI)v & ~sign);                         /* |x| */
         VI over = (VI)(a > big);                          /* all ones where |x| > big */
         a = (V)(((VI)a & ~over) | ((VI)((V){0} + big) & over));
@@ -198,9 +197,32 @@ FASTBP_ATTR static void FASTBP_SFX(tanh)(T *FASTBP_RESTRICT x, ptrdiff_t n)
         VI bits = ((VI)kd + bias) << mant;                /* 2^n: n sits in the low bits of kd */
         V scale = (V)bits;
         V e = scale * em1r + (scale - (T)1);              /* expm1(2|x|) */
+#ifdef FASTBP_RECIP
+        /* division is the slowest vector operation there is: an approximate reciprocal refined by
+         * Newton steps r <- r + r (1 - d r) instead (each doubles the correct bits) */
+        V den = e + (T)2;
+        V rec = FASTBP_RECIP(den);
+        for (int it = 0; it < FASTBP_RECIP_STEPS; it++) rec = rec + rec * ((T)1 - den * rec);
+        V th = e * rec;
+#else
         V th = e / (e + (T)2);
-        *(V *)(x + i) = (V)((VI)th | ((VI)v & sign));     /* th >= 0 takes the sign of x */
+#endif
+        return (V)((VI)th | ((VI)v & sign));              /* th >= 0 takes the sign of x */
     }
+}
+
+/* tanh in place on n values, n a multiple of LANES; two vectors at a time, so that two of the
+ * long dependency chains above are in flight together. */
+FASTBP_ATTR static void FASTBP_SFX(tanh)(T *FASTBP_RESTRICT x, ptrdiff_t n)
+{
+    ptrdiff_t i = 0;
+    for (; i + 2 * LANES <= n; i += 2 * LANES) {
+        V a = FASTBP_SFX(tanh1)(*(V *)(x + i));
+        V b = FASTBP_SFX(tanh1)(*(V *)(x + i + LANES));
+        *(V *)(x + i) = a;
+        *(V *)(x + i + LANES) = b;
+    }
+    for (; i < n; i += LANES) *(V *)(x + i) = FASTBP_SFX(tanh1)(*(V *)(x + i));
 }
 
 /* delta[i] *= 1 - x[i]^2 for n values (n a multiple of LANES): tanh'(s) = 1 - tanh(s)^2. */
