@@ -39,7 +39,6 @@ else
     wheels=("$dist"/fastbp-*.whl)
     shopt -u nullglob
 fi
-[[ ${#wheels[@]} -gt 0 ]] || { echo "error: no wheel in $dist: run tools/build_wheels.sh" >&2; exit 1; }
 
 say() { printf '\n== %s\n' "$*"; }
 
@@ -59,6 +58,11 @@ wheel_python_version() {
     tag="${tag#cp}"
     echo "${tag:0:1}.${tag:1}"
 }
+
+[[ ${#wheels[@]} -gt 0 ]] || { echo "error: no wheel in $dist: run tools/build_wheels.sh" >&2; exit 1; }
+# in CPython order, 3.9 first
+mapfile -t wheels < <(for w in "${wheels[@]}"; do echo "$(wheel_python_version "$w") $w"; done \
+                      | sort -V | cut -d' ' -f2-)
 
 # The tests, from the sdist the wheels were built from (the same snapshot), else from the checkout.
 tests_src="$work/tests-src"
