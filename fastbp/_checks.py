@@ -29,6 +29,10 @@ FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _F32, _F64 = FLOAT_DTYPES
 # Far more threads than any machine has cores is a typo or a unit mix-up, not a wish.
 MAX_THREADS = 1024
+# The kernels index one tile of a layer (d(l) units x up to 128 samples) with a C int: a wider
+# layer would wrap. 2**24 units is far past any network fastbp is for (one tile of such a layer is
+# gigabytes of scratch), so wider is refused up front rather than allocated or wrapped.
+MAX_WIDTH = 2 ** 24
 
 
 def _shape(a) -> str:
@@ -59,7 +63,7 @@ def _check_finite(a: np.ndarray, name: str) -> None:
     if flat >= 0:
         bad = np.unravel_index(flat, a.shape)
         where = "[" + ", ".join(str(int(i)) for i in bad) + "]"
-        raise ValueError(f"{name} must be finite, but {name}{where} = {a[bad]!r}")
+        raise ValueError(f"{name} must be finite, but {name}{where} = {a[bad].item()!r}")
 
 
 def check_dtype(dtype) -> np.dtype:
@@ -82,6 +86,9 @@ def check_widths(widths) -> list[int]:
             raise TypeError(f"widths[{l}] must be an integer, got {d!r}")
         if d < 1:
             raise ValueError(f"widths[{l}] = d({l}) must be at least 1, got {d}")
+        if d > MAX_WIDTH:
+            raise ValueError(f"widths[{l}] = d({l}) = {d} is more than {MAX_WIDTH}, the widest "
+                             f"layer fastbp's kernels can index")
         out.append(int(d))
     if len(out) < 2:
         raise ValueError(f"widths needs at least two layers (inputs and outputs), got {list(widths)!r}")
@@ -139,6 +146,12 @@ def check_weights(weights) -> tuple[list[np.ndarray], list[int], np.dtype]:
         if cols < 1:
             raise ValueError(f"weights[{l}] has shape {_shape(a)}: layer {l + 1} needs at least "
                              f"one unit, d({l + 1}) >= 1")
+        if l == 0 and rows - 1 > MAX_WIDTH:
+            raise ValueError(f"weights[0] has {rows} rows: d(0) = {rows - 1} is more than "
+                             f"{MAX_WIDTH}, the widest layer fastbp's kernels can index")
+        if cols > MAX_WIDTH:
+            raise ValueError(f"weights[{l}] has {cols} columns: d({l + 1}) = {cols} is more than "
+                             f"{MAX_WIDTH}, the widest layer fastbp's kernels can index")
         if rows != widths[l] + 1:
             raise ValueError(f"weights[{l}] has shape {_shape(a)} but layer {l + 1} needs "
                              f"({widths[l] + 1}, {cols}) for d({l}) = {widths[l]}")
@@ -176,6 +189,8 @@ def _weights_ready(weights):
                 or widths[-1] < 1 or a.shape[0] != widths[-1] + 1 or a.shape[1] < 1):
             return None
         widths.append(a.shape[1])
+    if max(widths) > MAX_WIDTH:
+        return None
     for a in weights:
         if _first_nonfinite(a) >= 0:
             return None
@@ -187,8 +202,10 @@ def check_batch(weights, X, y=None):
     do one after the other (y may be None). Arrays that are ready as they are (the common case of
     a training loop) are recognised in one pass in C, without conversion."""
     widths = _ready(weights, X, y)
-    if widths is not None:
-        return weights, widths, X.dtype, X, y
+    if widths is not None and max(widths) <= MAX_WIDTH:
+        # a list of our own: the kernel reads the arrays with the GIL released, and another
+        # thread replacing an entry of the caller's list must not free an array under it
+        return list(weights), widths, X.dtype, X, y
     weights, widths, dtype = check_weights(weights)
     X = check_X(X, widths, dtype)
     if y is not None:

@@ -728,7 +728,7 @@ def bad_fit(exc, pattern, weights=None, X=None, y=None, **kw):
     (ValueError, r"X must have shape \(N, 1\) for d\(0\) = 1, got shape \(10, 2\)",
      dict(X=np.zeros((10, 2)))),
     (ValueError, r"y has 9 rows but X has 10 samples", dict(y=np.zeros(9))),
-    (ValueError, r"y must be finite, but y\[4, 0\] = np.float64\(nan\)",
+    (ValueError, r"y must be finite, but y\[4, 0\] = nan",
      dict(y=np.where(np.arange(10) == 4, np.nan, 0.0))),
     (TypeError, r"X must hold real numbers \(integer or float\), got dtype <U1",
      dict(X=np.array([["a"]] * 10))),
