@@ -9,6 +9,7 @@ Environment switches:
   FASTBP_BOUNDSCHECK=1  Cython bounds checking on (for tests of the kernel plumbing)
   FASTBP_SANITIZE=1     build with AddressSanitizer and UndefinedBehaviorSanitizer
   FASTBP_NO_OPENMP=1    build without OpenMP even where the compiler has it
+  FASTBP_SCALAR_KERNELS=1  the plain-C micro-kernels (what MSVC builds) on any compiler, to test them
 """
 import os
 import shutil
@@ -79,10 +80,11 @@ extensions = [
         "fastbp._core",
         ["fastbp/_core.pyx"],
         include_dirs=[np.get_include(), "fastbp"],
-        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")]
+        + ([("FASTBP_SCALAR_KERNELS", "1")] if _flag("FASTBP_SCALAR_KERNELS") else []),
         extra_compile_args=compile_args,
         extra_link_args=link_args,
-        depends=["fastbp/_simd.h", "fastbp/_simd_kernels.h"],
+        depends=["fastbp/_simd.h", "fastbp/_simd_kernels.h", "fastbp/_simd_scalar.h"],
     )
 ]
 

@@ -29,7 +29,13 @@
 #define FASTBP_RESTRICT __restrict__
 #endif
 
-#if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
+#if (defined(__GNUC__) || defined(__clang__)) && !(defined(FASTBP_SCALAR_KERNELS) && FASTBP_SCALAR_KERNELS)
+#define FASTBP_VECTOR_EXT 1
+#else
+#define FASTBP_VECTOR_EXT 0
+#endif
+
+#if (defined(__x86_64__) || defined(_M_X64)) && FASTBP_VECTOR_EXT
 #define FASTBP_HAVE_AVX2 1
 #include <immintrin.h>
 #else
@@ -71,6 +77,18 @@ static inline void fastbp_aligned_free(void *p) {
 #define FASTBP_RB 4
 
 /* ---- the kernel sets ---- */
+#if !FASTBP_VECTOR_EXT
+#define FASTBP_T double
+#define FASTBP_SFX(name) name##_d_base
+#include "_simd_scalar.h"
+#undef FASTBP_T
+#undef FASTBP_SFX
+#define FASTBP_T float
+#define FASTBP_SFX(name) name##_f_base
+#include "_simd_scalar.h"
+#undef FASTBP_T
+#undef FASTBP_SFX
+#else
 #define FASTBP_ATTR
 #define FASTBP_VBYTES 16
 #define FASTBP_NV 4
@@ -95,6 +113,7 @@ static inline void fastbp_aligned_free(void *p) {
 #undef FASTBP_NV
 #undef FASTBP_GR
 #undef FASTBP_GC
+#endif
 
 #if FASTBP_HAVE_AVX2
 #define FASTBP_ATTR __attribute__((target("avx2,fma")))

@@ -1,0 +1,47 @@
+/* The micro-kernels in plain C, for compilers without GCC/clang vector extensions (MSVC): the
+ * same functions and results as _simd_kernels.h up to rounding (libm's tanh, no fused
+ * multiply-adds), one value at a time. Included by _simd.h once per type with FASTBP_T and
+ * FASTBP_SFX(name); FASTBP_SCALAR_KERNELS=1 selects it on any compiler (to test it). */
+
+#define T FASTBP_T
+
+static int FASTBP_SFX(sample_block)(void) { return 8; }
+
+static void FASTBP_SFX(linear)(const T *panel, int K, int m, const T *in, ptrdiff_t ld, T *out,
+                               int ns)
+{
+    for (int i = 0; i < m; i++) {
+        const T *p = panel + (ptrdiff_t)(i / FASTBP_RB) * K * FASTBP_RB + i % FASTBP_RB;
+        T *o = out + (ptrdiff_t)i * ld;
+        for (int b = 0; b < ns; b++) o[b] = 0;
+        for (int k = 0; k < K; k++) {
+            const T w = p[(ptrdiff_t)k * FASTBP_RB];
+            const T *x = in + (ptrdiff_t)k * ld;
+            for (int b = 0; b < ns; b++) o[b] += w * x[b];
+        }
+    }
+}
+
+static void FASTBP_SFX(outer)(const T *X, int rows, const T *D, int cols, ptrdiff_t ld, int ns,
+                              T *G, T *work)
+{
+    (void)work;
+    for (int j = 0; j < rows; j++)
+        for (int c = 0; c < cols; c++) {
+            T s = 0;
+            for (int b = 0; b < ns; b++) s += X[(ptrdiff_t)j * ld + b] * D[(ptrdiff_t)c * ld + b];
+            G[(ptrdiff_t)j * cols + c] += s;
+        }
+}
+
+static void FASTBP_SFX(tanh)(T *x, ptrdiff_t n)
+{
+    for (ptrdiff_t i = 0; i < n; i++) x[i] = (T)tanh((double)x[i]);
+}
+
+static void FASTBP_SFX(dtanh_mul)(T *delta, const T *x, ptrdiff_t n)
+{
+    for (ptrdiff_t i = 0; i < n; i++) delta[i] *= (T)1 - x[i] * x[i];
+}
+
+#undef T
