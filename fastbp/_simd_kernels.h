@@ -169,7 +169,8 @@ FASTBP_ATTR static inline __attribute__((always_inline)) V FASTBP_SFX(tanh1)(V v
         V kd = t * log2e + shifter;
         V nr = kd - shifter;                              /* round(t / ln2), exactly */
         V r = (t - nr * ln2_hi) - nr * ln2_lo;
-        V p;
+        /* expm1(r) = r + r^2 (1/2! + r/3! + ... + r^(m-2)/m!), m = 14 for double, 8 for float */
+        V p = (V){0} + (T)(1.0 / 40320.0);                /* 1/8! */
         if (is_double) {
             p = (V){0} + (T)(1.0 / 87178291200.0);        /* 1/14! */
             p = p * r + (T)(1.0 / 6227020800.0);
@@ -178,21 +179,13 @@ FASTBP_ATTR static inline __attribute__((always_inline)) V FASTBP_SFX(tanh1)(V v
             p = p * r + (T)(1.0 / 3628800.0);
             p = p * r + (T)(1.0 / 362880.0);
             p = p * r + (T)(1.0 / 40320.0);
-            p = p * r + (T)(1.0 / 5040.0);
-            p = p * r + (T)(1.0 / 720.0);
-            p = p * r + (T)(1.0 / 120.0);
-            p = p * r + (T)(1.0 / 24.0);
-            p = p * r + (T)(1.0 / 6.0);
-            p = p * r + (T)0.5;
-        } else {
-            p = (V){0} + (T)(1.0 / 40320.0);
-            p = p * r + (T)(1.0 / 5040.0);
-            p = p * r + (T)(1.0 / 720.0);
-            p = p * r + (T)(1.0 / 120.0);
-            p = p * r + (T)(1.0 / 24.0);
-            p = p * r + (T)(1.0 / 6.0);
-            p = p * r + (T)0.5;
         }
+        p = p * r + (T)(1.0 / 5040.0);
+        p = p * r + (T)(1.0 / 720.0);
+        p = p * r + (T)(1.0 / 120.0);
+        p = p * r + (T)(1.0 / 24.0);
+        p = p * r + (T)(1.0 / 6.0);
+        p = p * r + (T)0.5;
         V em1r = r + r * r * p;                           /* expm1(r) */
         VI bits = ((VI)kd + bias) << mant;                /* 2^n: n sits in the low bits of kd */
         V scale = (V)bits;
