@@ -273,11 +273,16 @@ def check_out(out, weights) -> list[np.ndarray]:
             raise TypeError(f"out[{l}] must have dtype {w.dtype} (the weights' dtype), got {o.dtype}")
         if not o.flags.writeable:
             raise ValueError(f"out[{l}] is read-only")
-    for l in range(len(out)):
-        for m in range(l):
-            if np.shares_memory(out[l], out[m]):
-                raise ValueError(f"out[{l}] and out[{m}] share memory")
+    check_disjoint(out, "out")
     return list(out)
+
+
+def check_disjoint(arrays, name: str) -> None:
+    """Arrays written in place must not overlap: one layer's update would change another."""
+    for l in range(len(arrays)):
+        for m in range(l):
+            if np.shares_memory(arrays[l], arrays[m]):
+                raise ValueError(f"{name}[{l}] and {name}[{m}] share memory")
 
 
 def usable_cores() -> int:

@@ -121,10 +121,7 @@ def _check_trainable(weights):
                             f"array of float32 or float64, got {got}")
         if not w.flags.writeable:
             raise ValueError(f"fit trains the weights in place, but weights[{l}] is read-only")
-    for l in range(len(weights)):
-        for m in range(l):
-            if np.shares_memory(weights[l], weights[m]):
-                raise ValueError(f"weights[{l}] and weights[{m}] share memory")
+    _checks.check_disjoint(weights, "weights")
     return checked, widths, dtype
 
 
