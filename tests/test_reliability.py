@@ -747,8 +747,10 @@ def exact(weights, X, y, output, jitter=None):
         t = np.tanh(s)
         if jitter is not None:
             dtype, rng = jitter
-            ulp = np.spacing(np.abs(t).astype(dtype)).astype(LD)
-            t = np.clip(t + ulp * rng.uniform(-2, 2, t.shape), -1, 1)
+            rounded = np.abs(t).astype(dtype)
+            ulp = np.spacing(rounded).astype(LD)
+            moved = np.clip(t + ulp * rng.uniform(-2, 2, t.shape), -1, 1)
+            t = np.where(rounded < 1, moved, t)   # +-1 in dtype is exact: nothing to round
         return t
     xs = [np.hstack([ones, X])]
     for l in range(L):
