@@ -97,26 +97,28 @@ cdef inline void linear(const floating *panel, int K, int m, const floating *inp
 cdef inline void tanh_rows(floating *x, int rows, Py_ssize_t ld, int ns) noexcept nogil:
     """tanh in place on the first ns samples of `rows` tile rows."""
     cdef int j
-    if ns == ld:
-        rows, ns = 1, rows * ns
+    cdef Py_ssize_t n = ns
+    if ns == ld:  # whole rows: one call over all of them
+        rows, n = 1, <Py_ssize_t> rows * ns
     for j in range(rows):
         if floating is double:
-            fastbp_tanh_d(x + j * ld, ns)
+            fastbp_tanh_d(x + j * ld, n)
         else:
-            fastbp_tanh_f(x + j * ld, ns)
+            fastbp_tanh_f(x + j * ld, n)
 
 
 cdef inline void dtanh_mul_rows(floating *delta, const floating *x, int rows, Py_ssize_t ld,
                                 int ns) noexcept nogil:
     """delta *= 1 - x^2 on the first ns samples of `rows` tile rows."""
     cdef int j
+    cdef Py_ssize_t n = ns
     if ns == ld:
-        rows, ns = 1, rows * ns
+        rows, n = 1, <Py_ssize_t> rows * ns
     for j in range(rows):
         if floating is double:
-            fastbp_dtanh_mul_d(delta + j * ld, x + j * ld, ns)
+            fastbp_dtanh_mul_d(delta + j * ld, x + j * ld, n)
         else:
-            fastbp_dtanh_mul_f(delta + j * ld, x + j * ld, ns)
+            fastbp_dtanh_mul_f(delta + j * ld, x + j * ld, n)
 
 
 cdef inline int sample_block(floating dummy) noexcept nogil:

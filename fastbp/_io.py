@@ -153,6 +153,7 @@ def load(file: str | os.PathLike | BinaryIO) -> "Network":
     except (FileNotFoundError, IsADirectoryError, PermissionError):
         raise
     except (ValueError, TypeError, OSError, EOFError, KeyError, MemoryError, UnicodeError,
-            zipfile.BadZipFile, NotImplementedError) as exc:
+            zipfile.BadZipFile, NotImplementedError, RuntimeError) as exc:
+        # RuntimeError: zipfile's "File ... is encrypted, password required" (one flipped flag bit)
         raise ValueError(f"cannot load a fastbp model from {name!r}: {exc}") from exc
     return Network(widths, output=output, dtype=dtype, weights=weights)
