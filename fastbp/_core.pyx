@@ -436,18 +436,26 @@ cdef int sgd_epoch_run(
     while start < N:
         stop = min(start + batch_size, N)
         pack_panels(net, panels)
-        memset(grad64, 0, P * sizeof(double))
-        c0 = start
-        while c0 < stop:
-            c1 = min(c0 + chunk, stop)
-            run_chunk(net, X, Y, order, <floating *> NULL, c0, c1, scratch, chunk_grad,
+        scale = 1.0 / (stop - start)
+        if stop - start <= chunk:
+            # one chunk (the usual mini-batch): its sums go straight to the step, with the same
+            # rounding as through the float64 total (0.0 + x, not x: the sign of a zero included)
+            run_chunk(net, X, Y, order, <floating *> NULL, start, stop, scratch, chunk_grad,
                       MODE_GRADIENT)
             for p in range(P):
-                grad64[p] = grad64[p] + chunk_grad[p]
-            c0 = c1
-        scale = 1.0 / (stop - start)
-        for p in range(P):
-            grad[p] = <floating> (grad64[p] * scale)
+                grad[p] = <floating> ((0.0 + chunk_grad[p]) * scale)
+        else:
+            memset(grad64, 0, P * sizeof(double))
+            c0 = start
+            while c0 < stop:
+                c1 = min(c0 + chunk, stop)
+                run_chunk(net, X, Y, order, <floating *> NULL, c0, c1, scratch, chunk_grad,
+                          MODE_GRADIENT)
+                for p in range(P):
+                    grad64[p] = grad64[p] + chunk_grad[p]
+                c0 = c1
+            for p in range(P):
+                grad[p] = <floating> (grad64[p] * scale)
         for l in range(net.L):
             w = weights[l]
             g = grad + net.grad_off[l + 1]

@@ -791,3 +791,25 @@ def test_bad_fit_arguments_through_network():
     assert bitwise_equal(net.weights, before)
     with pytest.raises(TypeError, match=re.escape("fit() got an unexpected keyword argument")):
         net.fit(np.zeros((3, 1)), np.zeros(3), output="linear")
+
+
+def test_sgd_batches_larger_than_a_chunk_match_their_formula_exactly():
+    """A mini-batch larger than the kernels' chunk is summed chunk by chunk in float64, exactly as
+    fastbp.gradient sums it."""
+    from fastbp import _api
+    widths = [3, 6, 2]
+    chunk = _api._plan(widths, 10**6, 1, 8)[2]
+    n, batch = 2 * chunk + 2 * 37, chunk + 37
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((n, 3))
+    y = np.tanh(X[:, :2] * 0.7)
+    w0 = fastbp.init_weights(widths, seed=4)
+    weights = copies(w0)
+    fastbp.fit(weights, X, y, method="sgd", batch_size=batch, learning_rate=0.1, epochs=2,
+               shuffle=False)
+    w = copies(w0)
+    for epoch in range(2):
+        for start in range(0, n, batch):
+            _, g = fastbp.gradient(w, X[start:start + batch], y[start:start + batch])
+            w = [wl - 0.1 * gl for wl, gl in zip(w, g)]
+    assert bitwise_equal(weights, w)
