@@ -8,6 +8,23 @@
 """
 __version__ = "0.1.0"
 
+import os as _os
+
+# GNU OpenMP's idle threads spin for a long while (GOMP_SPINCOUNT, 300000 by default) before they
+# sleep. Next to another pool of spinning threads (NumPy's OpenBLAS, another process) that made
+# fastbp's threads and theirs fight for the cores, and a mixed NumPy + fastbp loop slower than the
+# same loop on one thread. Spinning briefly costs fastbp alone nothing measurable, so unless the user
+# chose a wait policy, fastbp's OpenMP runtime (loaded with fastbp._core, just below, and read only
+# then) is told to spin 2000 times; the variable is removed again, so nothing else sees it.
+_spin = "GOMP_SPINCOUNT" not in _os.environ and "OMP_WAIT_POLICY" not in _os.environ
+if _spin:
+    _os.environ["GOMP_SPINCOUNT"] = "2000"
+try:
+    from . import _core  # noqa: F401  (loads the OpenMP runtime)
+finally:
+    if _spin:
+        del _os.environ["GOMP_SPINCOUNT"]
+
 from ._api import backprop, error, forward, gradient, show_config
 from ._weights import init_weights
 from .network import Network

@@ -35,6 +35,13 @@ MAX_THREADS = 1024
 MAX_WIDTH = 2 ** 24
 
 
+def _show(value) -> str:
+    """A value for a message; NumPy scalars by value and type (their repr differs across NumPy)."""
+    if isinstance(value, np.generic):
+        return f"{value.item()!r} (numpy.{type(value).__name__})"
+    return repr(value)
+
+
 def _shape(a) -> str:
     return str(tuple(int(n) for n in a.shape))
 
@@ -298,7 +305,7 @@ def check_num_threads(num_threads, available: int) -> int:
     if num_threads is None:
         return available
     if isinstance(num_threads, (bool, np.bool_)) or not isinstance(num_threads, numbers.Integral):
-        raise TypeError(f"num_threads must be an integer or None, got {num_threads!r}")
+        raise TypeError(f"num_threads must be an integer or None, got {_show(num_threads)}")
     n = int(num_threads)
     if n == 0:
         raise ValueError("num_threads must be a positive or negative integer or None, got 0")
