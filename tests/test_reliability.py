@@ -636,17 +636,17 @@ def _run_mix(mode):
 def test_blas_threads_and_fastbp_threads_do_not_oversubscribe():
     """A process alternating multi-threaded BLAS (NumPy's OpenBLAS at its default thread count)
     with fastbp at its default thread count is not slower than the same work all serial (BLAS
-    limited to 1 thread, num_threads=1). Loose bound: this catches a collapse, not a speed-up.
-    Measured on a busy machine, the same mix was 2-8x slower than serial (libgomp's and OpenBLAS's
-    spinning threads fighting other processes for the cores); OMP_WAIT_POLICY=PASSIVE or BLAS
-    limited to one thread (threadpoolctl) removed that."""
+    limited to 1 thread, num_threads=1), within 25 % for the noise of a shared machine. With GNU
+    OpenMP's default spin the mix was 1.2-1.7x the serial time on a quiet machine and 2-8x on a busy
+    one; since fastbp's runtime spins briefly (GOMP_SPINCOUNT=2000, fastbp/__init__.py) it measured
+    0.96-1.05x."""
     skip_if_busy("before")
     serial, default = [], []
     for _ in range(3):       # alternate, so that both see the same machine load
         serial.append(_run_mix("serial")["time"])
         default.append(_run_mix("default")["time"])
     skip_if_busy("after")
-    assert min(default) < 1.5 * min(serial), (default, serial)
+    assert min(default) < 1.25 * min(serial), (default, serial)
 
 
 # ================================================================================================
