@@ -25,8 +25,8 @@ _TILE = 64
 # Below this many flops a call runs on one thread: starting an OpenMP team costs more.
 _SERIAL_FLOPS = 1 << 18
 # Chunks one thread takes per round (one OpenMP region), bounded by the memory of their buffers.
-_ROUND_BYTES = 1 << 18
-_MAX_SLOTS_PER_THREAD = 16
+_ROUND_BYTES = 1 << 22
+_MAX_SLOTS_PER_THREAD = 64
 
 _forked = False
 

@@ -298,7 +298,7 @@ cdef void pack_panels(const Net *net, floating *panels) noexcept nogil:
 
 
 cdef enum:
-    PARALLEL_MERGE = 65536     # below this many additions a merge runs on one thread
+    PARALLEL_MERGE = 16384     # below this many additions a merge runs on one thread
     MERGE_BLOCK = 4096         # parameters per piece of a parallel merge
 
 
