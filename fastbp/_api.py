@@ -84,7 +84,7 @@ def _plan(widths, n_samples, num_threads, itemsize):
     small = _forked or n_samples * flops_per_sample < _SERIAL_FLOPS
     if small and num_threads is None:
         return 1, tile, chunk, slots
-    threads = _checks.check_num_threads(num_threads, available_threads())
+    threads = _checks.check_num_threads(num_threads, available_threads)
     if small:
         return 1, tile, chunk, slots
     return max(1, min(threads, -(-n_samples // chunk))), tile, chunk, slots

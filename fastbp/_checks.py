@@ -300,15 +300,24 @@ def usable_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def check_num_threads(num_threads, available: int) -> int:
-    """The thread count to use: None is every available thread, -k is available + 1 - k."""
+def check_num_threads(num_threads, available) -> int:
+    """The thread count to use: None is every available thread, -k is available + 1 - k.
+
+    `available` is that number, or a function giving it (asked only when it is needed: finding it
+    costs a system call, and a positive count within bounds does not need it)."""
+    if type(num_threads) is int and 0 < num_threads <= MAX_THREADS:
+        return num_threads  # the common case, before the slower isinstance checks below
     if num_threads is None:
-        return available
+        return available() if callable(available) else available
     if isinstance(num_threads, (bool, np.bool_)) or not isinstance(num_threads, numbers.Integral):
         raise TypeError(f"num_threads must be an integer or None, got {_show(num_threads)}")
     n = int(num_threads)
     if n == 0:
         raise ValueError("num_threads must be a positive or negative integer or None, got 0")
+    if 0 < n <= MAX_THREADS:
+        return n
+    if callable(available):
+        available = available()
     if n < 0:
         n = max(1, available + 1 + n)
     if n > MAX_THREADS:
