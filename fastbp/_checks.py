@@ -173,8 +173,24 @@ def check_weights(weights) -> tuple[list[np.ndarray], list[int], np.dtype]:
 
 def _contiguous(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """`a` as a C-contiguous, aligned array of `dtype` (a copy only when needed)."""
-    a = np.ascontiguousarray(a, dtype=dtype)
-    return a if a.flags.aligned else a.copy()
+    with np.errstate(over="ignore"):  # a value too large for float32: named by _converted_finite
+        converted = np.ascontiguousarray(a, dtype=dtype)
+    return converted if converted.flags.aligned else converted.copy()
+
+
+def _converted_finite(original: np.ndarray, converted: np.ndarray, name: str) -> None:
+    """Refuse NaN and infinity, and name a finite value that became infinite on conversion."""
+    flat = _first_nonfinite(converted)
+    if flat < 0:
+        return
+    bad = np.unravel_index(flat, converted.shape)
+    where = "[" + ", ".join(str(int(i)) for i in bad) + "]"
+    value = original.reshape(converted.shape)[bad] if original.size == converted.size else None
+    if value is not None and np.isfinite(value):
+        limit = np.finfo(converted.dtype).max
+        raise ValueError(f"{name}{where} = {value.item()!r} does not fit in {converted.dtype} "
+                         f"(the weights' dtype; largest {limit:.4g})")
+    _check_finite(converted, name)
 
 
 def _weights_ready(weights):
@@ -227,9 +243,9 @@ def check_X(X, widths, dtype, name: str = "X") -> np.ndarray:
                          f"shape {_shape(a)}")
     if a.shape[0] == 0:
         raise ValueError(f"{name} holds no samples (N = 0); need at least one")
-    a = _contiguous(a, dtype)
-    _check_finite(a, name)
-    return a
+    converted = _contiguous(a, dtype)
+    _converted_finite(a, converted, name)
+    return converted
 
 
 def check_y(y, widths, dtype, n: int, name: str = "y") -> np.ndarray:
@@ -243,9 +259,9 @@ def check_y(y, widths, dtype, n: int, name: str = "y") -> np.ndarray:
                          f"{_shape(np.asarray(y))}")
     if a.shape[0] != n:
         raise ValueError(f"{name} has {a.shape[0]} rows but X has {n} samples")
-    a = _contiguous(a, dtype)
-    _check_finite(a, name)
-    return a
+    converted = _contiguous(a, dtype)
+    _converted_finite(a, converted, name)
+    return converted
 
 
 def check_sample(x, y, widths, dtype) -> tuple[np.ndarray, np.ndarray]:

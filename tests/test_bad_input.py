@@ -236,3 +236,18 @@ def test_non_finite_found_anywhere_in_a_large_array(dtype, value):
         i, j = np.unravel_index(flat, X.shape)
         with pytest.raises(ValueError, match=rf"X must be finite, but X\[{i}, {j}\] = "):
             fastbp.gradient(weights, bad, y)
+
+
+def test_float64_data_beyond_float32_is_named_not_called_infinite():
+    weights, X, y = make_problem([3, 4, 1], 10, dtype="float32")
+    big = X.astype(np.float64)
+    big[2, 1] = 1e39
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")      # no NumPy overflow warning leaks out either
+        with pytest.raises(ValueError, match=r"X\[2, 1\] = 1e\+39 does not fit in float32"):
+            fastbp.gradient(weights, big, y)
+    nan = X.astype(np.float64)
+    nan[0, 0] = np.nan
+    with pytest.raises(ValueError, match=r"X must be finite, but X\[0, 0\] = nan"):
+        fastbp.gradient(weights, nan, y)
