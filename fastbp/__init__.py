@@ -21,6 +21,15 @@ if _spin:
     _os.environ["GOMP_SPINCOUNT"] = "2000"
 try:
     from . import _core  # noqa: F401  (loads the OpenMP runtime)
+except ImportError as _exc:
+    _here = _os.path.dirname(_os.path.abspath(__file__))
+    if _os.path.exists(_os.path.join(_here, "_core.pyx")):
+        raise ImportError(
+            f"fastbp is being imported from its source folder {_here}, where its compiled module "
+            f"is not built (Python looks in the current directory first). Build it there with "
+            f"`pip install -e .`, or run from another directory to use an installed fastbp "
+            f"({_exc})") from _exc
+    raise
 finally:
     if _spin:
         del _os.environ["GOMP_SPINCOUNT"]
