@@ -23,7 +23,7 @@ try:
     from . import _core  # noqa: F401  (loads the OpenMP runtime)
 except ImportError as _exc:
     _here = _os.path.dirname(_os.path.abspath(__file__))
-    if _os.path.exists(_os.path.join(_here, "_core.pyx")):
+    if _os.path.exists(_os.path.join(_os.path.dirname(_here), "setup.py")):  # a checkout
         raise ImportError(
             f"fastbp is being imported from its source folder {_here}, where its compiled module "
             f"is not built (Python looks in the current directory first). Build it there with "
