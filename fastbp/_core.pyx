@@ -2,7 +2,7 @@
 #
 # Layers of this file, from the inside out (the design of scikit-learn's _loss.pyx):
 #   (a) per-tile steps, `noexcept nogil`: forward_tile, sensitivities_tile, gradient_tile. Each runs
-#       the lecture's per-sample algorithm for the FASTBP_TILE samples of one tile side by side, with
+#       the lecture's per-sample algorithm for the samples of one tile (64) side by side, with
 #       the inner loops in the micro-kernels of _simd.h;
 #   (b) run_chunk: the tiles of one fixed-size chunk of the batch, summed into that chunk's own buffer;
 #   (c) run_batch: the OpenMP driver. Chunks are handed out in rounds, each chunk's partial sums land
@@ -11,13 +11,13 @@
 #   (d) the private `def` entry points, called by fastbp/_api.py once every argument is checked and
 #       converted (C-contiguous, one float dtype, finite, shapes consistent). Nothing here re-checks.
 #
-# Tile layout: x(l) of a tile is (d(l)+1) rows of FASTBP_TILE samples, row 0 all ones (the bias
+# Tile layout: x(l) of a tile is (d(l)+1) rows of `tile` samples, row 0 all ones (the bias
 # input); delta(l) is d(l) rows. Padded samples of a last, partial tile get zero sensitivities, so
 # they add exactly nothing to the gradient.
 
 from cython.parallel cimport prange, threadid
 from libc.stdlib cimport calloc, free
-from libc.string cimport memset, memcpy
+from libc.string cimport memset
 
 cimport numpy as cnp
 import numpy as np
