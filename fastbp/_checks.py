@@ -120,9 +120,6 @@ def check_weights(weights) -> tuple[list[np.ndarray], list[int], np.dtype]:
     The dtype is the weights' own: float32 or float64 (integer weights become float64). Mixing
     float32 and float64 layers is refused rather than silently promoted.
     """
-    fast = _weights_ready(weights)
-    if fast is not None:
-        return fast
     if not isinstance(weights, (list, tuple)):
         raise TypeError(f"weights must be a list of 2-D arrays W(1), ..., W(L), got "
                         f"{type(weights).__name__}")
@@ -191,33 +188,6 @@ def _converted_finite(original: np.ndarray, converted: np.ndarray, name: str) ->
         raise ValueError(f"{name}{where} = {value.item()!r} does not fit in {converted.dtype} "
                          f"(the weights' dtype; largest {limit:.4g})")
     _check_finite(converted, name)
-
-
-def _weights_ready(weights):
-    """The common case in one quick pass: a list of aligned C-contiguous 2-D arrays of one float
-    dtype, of consistent shapes and finite. Returns what check_weights returns, or None to let the
-    full checks run (and say what is wrong)."""
-    if type(weights) is not list and type(weights) is not tuple or not weights:
-        return None
-    first = weights[0]
-    if type(first) is not np.ndarray:
-        return None
-    dtype = first.dtype
-    if dtype != _F64 and dtype != _F32:
-        return None
-    widths = [first.shape[0] - 1] if first.ndim == 2 else [0]
-    for a in weights:
-        if (type(a) is not np.ndarray or a.dtype != dtype or a.ndim != 2
-                or not (a.flags.c_contiguous and a.flags.aligned)
-                or widths[-1] < 1 or a.shape[0] != widths[-1] + 1 or a.shape[1] < 1):
-            return None
-        widths.append(a.shape[1])
-    if max(widths) > MAX_WIDTH:
-        return None
-    for a in weights:
-        if _first_nonfinite(a) >= 0:
-            return None
-    return list(weights), widths, dtype
 
 
 def check_batch(weights, X, y=None):
