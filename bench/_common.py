@@ -87,19 +87,23 @@ def measure(fn, min_repeats=3, max_repeats=15, budget=3.0, min_sample=0.02):
     return statistics.median(times), min(times), repeats, inner
 
 
+def _best_matmul_gflops(matmul, a, b, c, n, repeats):
+    """GFLOP/s of the fastest of `repeats` calls matmul(a, b, out=c), after one warm-up."""
+    matmul(a, b, out=c)
+    best = math.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        matmul(a, b, out=c)
+        best = min(best, time.perf_counter() - t0)
+    return 2.0 * n ** 3 / best / 1e9
+
+
 def matmul_peak(dtype, n, repeats):
     """GFLOP/s of NumPy's n x n matrix product, the best of `repeats` (after one warm-up)."""
     rng = np.random.default_rng(0)
     a = rng.standard_normal((n, n)).astype(dtype)
     b = rng.standard_normal((n, n)).astype(dtype)
-    c = np.empty((n, n), dtype=dtype)
-    np.matmul(a, b, out=c)
-    best = math.inf
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        np.matmul(a, b, out=c)
-        best = min(best, time.perf_counter() - t0)
-    return 2.0 * n ** 3 / best / 1e9
+    return _best_matmul_gflops(np.matmul, a, b, np.empty((n, n), dtype=dtype), n, repeats)
 
 
 def torch_matmul_peak(dtype, n, repeats):
@@ -109,14 +113,7 @@ def torch_matmul_peak(dtype, n, repeats):
     tdt = torch.float64 if np.dtype(dtype) == np.float64 else torch.float32
     a = torch.randn(n, n, generator=g, dtype=tdt)
     b = torch.randn(n, n, generator=g, dtype=tdt)
-    c = torch.empty(n, n, dtype=tdt)
-    torch.matmul(a, b, out=c)
-    best = math.inf
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        torch.matmul(a, b, out=c)
-        best = min(best, time.perf_counter() - t0)
-    return 2.0 * n ** 3 / best / 1e9
+    return _best_matmul_gflops(torch.matmul, a, b, torch.empty(n, n, dtype=tdt), n, repeats)
 
 
 def cpu_info() -> dict:
