@@ -81,12 +81,11 @@ def _plan(widths, n_samples, num_threads, itemsize):
     (checked here: a small batch runs on one thread whatever it says, but a bad value is still
     refused)."""
     flops_per_sample, tile, chunk, slots = _layout_plan(tuple(widths), itemsize)
-    small = _forked or n_samples * flops_per_sample < _SERIAL_FLOPS
-    if small and num_threads is None:
+    if _forked or n_samples * flops_per_sample < _SERIAL_FLOPS:
+        if num_threads is not None:
+            _checks.check_num_threads(num_threads, available_threads)  # refuse a bad value
         return 1, tile, chunk, slots
     threads = _checks.check_num_threads(num_threads, available_threads)
-    if small:
-        return 1, tile, chunk, slots
     return max(1, min(threads, -(-n_samples // chunk))), tile, chunk, slots
 
 

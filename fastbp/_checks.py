@@ -20,7 +20,7 @@ except ImportError:  # the compiled module is not built: fastbp.reference still 
         bad = np.flatnonzero(~np.isfinite(a))
         return int(bad[0]) if bad.size else -1
 
-    def _ready(weights, X, y):
+    def _ready(weights, X, y, max_width):
         return None
 
 OUTPUTS = ("tanh", "linear")
@@ -194,8 +194,8 @@ def check_batch(weights, X, y=None):
     """(weights, widths, dtype, X, y) checked and converted, as check_weights, check_X and check_y
     do one after the other (y may be None). Arrays that are ready as they are (the common case of
     a training loop) are recognised in one pass in C, without conversion."""
-    widths = _ready(weights, X, y)
-    if widths is not None and max(widths) <= MAX_WIDTH:
+    widths = _ready(weights, X, y, MAX_WIDTH)
+    if widths is not None:
         # a list of our own: the kernel reads the arrays with the GIL released, and another
         # thread replacing an entry of the caller's list must not free an array under it
         return list(weights), widths, X.dtype, X, y

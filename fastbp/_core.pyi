@@ -88,7 +88,7 @@ def first_nonfinite(a: np.ndarray) -> int:
     """Flat index of the first NaN or infinity in a C-contiguous float32/float64 array, or -1."""
     ...
 
-def ready(weights: object, X: object, y: object) -> Optional[List[int]]:
+def ready(weights: object, X: object, y: object, max_width: int) -> Optional[List[int]]:
     """widths [d(0), ..., d(L)] when weights, X (and y, unless None) need no conversion and pass
     every check, else None (the quick path of fastbp._checks.check_batch; it never raises)."""
     ...

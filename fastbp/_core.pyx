@@ -799,10 +799,11 @@ cdef inline bint ready_array(object a, int typenum, int ndim) noexcept:
     return first_nonfinite_run[float](<const float *> cnp.PyArray_DATA(arr), arr.size) < 0
 
 
-def ready(object weights, object X, object y):
+def ready(object weights, object X, object y, Py_ssize_t max_width):
     """widths [d(0), ..., d(L)] when weights, X (and y, unless None) need no conversion and pass
     every check (a list of finite, aligned, C-contiguous 2-D arrays of one float dtype, of
-    consistent shapes; X (N, d(0)) with N >= 1; y (N, d(L)), or (N,) for d(L) = 1), else None.
+    consistent shapes, no layer wider than max_width; X (N, d(0)) with N >= 1; y (N, d(L)), or
+    (N,) for d(L) = 1), else None.
     The quick path of fastbp._checks.check_batch: it never raises, and None only means that the
     full checks must run (and say what is wrong, if anything is)."""
     cdef Py_ssize_t L, l, n
@@ -824,12 +825,12 @@ def ready(object weights, object X, object y):
             return None
         w = <cnp.ndarray> a
         if l == 0:
-            if w.shape[0] < 2:
+            if w.shape[0] < 2 or w.shape[0] - 1 > max_width:
                 return None
             widths[0] = w.shape[0] - 1
         elif w.shape[0] != <Py_ssize_t> widths[l] + 1:
             return None
-        if w.shape[1] < 1:
+        if w.shape[1] < 1 or w.shape[1] > max_width:
             return None
         widths[l + 1] = w.shape[1]
     if not ready_array(X, typenum, 2):
