@@ -134,7 +134,7 @@ cdef inline void forward_tile(
     const Py_ssize_t *rows, # IN  NULL, or the tile's samples are rows rows[t..t+nb-1]
     Py_ssize_t t,           # IN  first sample of the tile
     Py_ssize_t nb,          # IN  samples in the tile, 1..tile
-    int ns,                 # IN  samples to compute: nb rounded up to the kernels' sample block
+    int ns,                 # IN  samples to compute: nb rounded up to a whole vector
     floating *scratch,      # OUT x(l) of the tile, l = 0..L, at net.act_off[l]
 ) noexcept nogil:
     cdef int d0 = net.widths[0]

@@ -19,33 +19,35 @@
 typedef T V __attribute__((vector_size(FASTBP_VBYTES), may_alias));
 
 /* The samples one call of these kernels handles at a time: `ns` must be a multiple of this. */
-FASTBP_ATTR static int FASTBP_SFX(sample_block)(void) { return SBLK; }
+FASTBP_ATTR static int FASTBP_SFX(sample_block)(void) { return LANES; }
 
-/* One block of `linear`: units i..i+RBC-1 of the panel, samples b0..b0+SBLK-1. */
-#define FASTBP_LINEAR_BLOCK(RBC)                                                        \
+/* One block of `linear`: units i..i+RBC-1 of the panel, samples b0..b0+NVC*LANES-1. */
+#define FASTBP_LINEAR_BLOCK(RBC, NVC)                                                   \
     do {                                                                                \
-        V acc[RBC][NV];                                                                 \
+        V acc[RBC][NVC];                                                                \
         for (int r = 0; r < RBC; r++)                                                   \
-            for (int v = 0; v < NV; v++) acc[r][v] = (V){0};                            \
+            for (int v = 0; v < NVC; v++) acc[r][v] = (V){0};                           \
         const T *x = in + b0;                                                           \
         for (int k = 0; k < K; k++, x += ld) {                                          \
             const T *w = p + (ptrdiff_t)k * FASTBP_RB;                                  \
-            V xv[NV];                                                                   \
-            for (int v = 0; v < NV; v++) xv[v] = *(const V *)(x + v * LANES);           \
+            V xv[NVC];                                                                  \
+            for (int v = 0; v < NVC; v++) xv[v] = *(const V *)(x + v * LANES);         \
             for (int r = 0; r < RBC; r++) {                                             \
                 const T wr = w[r];                                                      \
-                for (int v = 0; v < NV; v++) acc[r][v] += wr * xv[v];                   \
+                for (int v = 0; v < NVC; v++) acc[r][v] += wr * xv[v];                  \
             }                                                                           \
         }                                                                               \
         for (int r = 0; r < rows; r++)                                                  \
-            for (int v = 0; v < NV; v++)                                                \
+            for (int v = 0; v < NVC; v++)                                               \
                 *(V *)(o + (ptrdiff_t)r * ld + b0 + v * LANES) = acc[r][v];             \
     } while (0)
 
 /* out[i][b] = sum_k panel_i[k] * in[k][b] for units i < m and samples b < ns (rows `ld` apart).
  * The panel holds the matrix in blocks of FASTBP_RB units, k-major within a block (see
  * fastbp_pack_*): forward it is W(l) (M[k][i] = W[k][i]), backward W(l+1) without its bias row
- * (M[k][i] = W[i+1][k]). */
+ * (M[k][i] = W[i+1][k]). Samples go NV vectors at a time, and the last few one vector at a time
+ * (a mini-batch of SGD need not be padded to a whole block): every lane sums over k in the same
+ * order either way, so each sample's result is the same bits. */
 FASTBP_ATTR static void FASTBP_SFX(linear)(const T *FASTBP_RESTRICT panel, int K, int m,
                                            const T *FASTBP_RESTRICT in, ptrdiff_t ld,
                                            T *FASTBP_RESTRICT out, int ns)
@@ -54,11 +56,18 @@ FASTBP_ATTR static void FASTBP_SFX(linear)(const T *FASTBP_RESTRICT panel, int K
         const T *p = panel + (ptrdiff_t)(i / FASTBP_RB) * K * FASTBP_RB;
         T *o = out + (ptrdiff_t)i * ld;
         const int rows = m - i < FASTBP_RB ? m - i : FASTBP_RB;
-        for (int b0 = 0; b0 < ns; b0 += SBLK) {
+        int b0 = 0;
+        for (; b0 + SBLK <= ns; b0 += SBLK) {
             if (rows == 1)
-                FASTBP_LINEAR_BLOCK(1);
+                FASTBP_LINEAR_BLOCK(1, NV);
             else
-                FASTBP_LINEAR_BLOCK(FASTBP_RB);
+                FASTBP_LINEAR_BLOCK(FASTBP_RB, NV);
+        }
+        for (; b0 < ns; b0 += LANES) {
+            if (rows == 1)
+                FASTBP_LINEAR_BLOCK(1, 1);
+            else
+                FASTBP_LINEAR_BLOCK(FASTBP_RB, 1);
         }
     }
 }
