@@ -95,17 +95,21 @@ static inline void fastbp_aligned_free(void *p) {
 #define FASTBP_GR 4
 #define FASTBP_GC 2
 #define FASTBP_T double
+#define FASTBP_TSIZE 8
 #define FASTBP_IT int64_t
 #define FASTBP_SFX(name) name##_d_base
 #include "_simd_kernels.h"
 #undef FASTBP_T
+#undef FASTBP_TSIZE
 #undef FASTBP_IT
 #undef FASTBP_SFX
 #define FASTBP_T float
+#define FASTBP_TSIZE 4
 #define FASTBP_IT int32_t
 #define FASTBP_SFX(name) name##_f_base
 #include "_simd_kernels.h"
 #undef FASTBP_T
+#undef FASTBP_TSIZE
 #undef FASTBP_IT
 #undef FASTBP_SFX
 #undef FASTBP_ATTR
@@ -122,17 +126,21 @@ static inline void fastbp_aligned_free(void *p) {
 #define FASTBP_GR 4
 #define FASTBP_GC 2
 #define FASTBP_T double
+#define FASTBP_TSIZE 8
 #define FASTBP_IT int64_t
 #define FASTBP_SFX(name) name##_d_avx2
 #include "_simd_kernels.h"
 #undef FASTBP_T
+#undef FASTBP_TSIZE
 #undef FASTBP_IT
 #undef FASTBP_SFX
 #define FASTBP_T float
+#define FASTBP_TSIZE 4
 #define FASTBP_IT int32_t
 #define FASTBP_SFX(name) name##_f_avx2
 #include "_simd_kernels.h"
 #undef FASTBP_T
+#undef FASTBP_TSIZE
 #undef FASTBP_IT
 #undef FASTBP_SFX
 #undef FASTBP_ATTR
@@ -148,6 +156,7 @@ static inline void fastbp_aligned_free(void *p) {
 #define FASTBP_GC 4
 /* 14-bit reciprocals (vrcp14pd/ps): two Newton steps give double precision, one single */
 #define FASTBP_T double
+#define FASTBP_TSIZE 8
 #define FASTBP_IT int64_t
 #define FASTBP_SFX(name) name##_d_avx512
 #define FASTBP_RECIP(v) ((V)_mm512_rcp14_pd((__m512d)(v)))
@@ -156,9 +165,11 @@ static inline void fastbp_aligned_free(void *p) {
 #undef FASTBP_RECIP
 #undef FASTBP_RECIP_STEPS
 #undef FASTBP_T
+#undef FASTBP_TSIZE
 #undef FASTBP_IT
 #undef FASTBP_SFX
 #define FASTBP_T float
+#define FASTBP_TSIZE 4
 #define FASTBP_IT int32_t
 #define FASTBP_SFX(name) name##_f_avx512
 #define FASTBP_RECIP(v) ((V)_mm512_rcp14_ps((__m512)(v)))
@@ -167,6 +178,7 @@ static inline void fastbp_aligned_free(void *p) {
 #undef FASTBP_RECIP
 #undef FASTBP_RECIP_STEPS
 #undef FASTBP_T
+#undef FASTBP_TSIZE
 #undef FASTBP_IT
 #undef FASTBP_SFX
 #undef FASTBP_ATTR

@@ -17,6 +17,89 @@
 #define GC FASTBP_GC
 
 typedef T V __attribute__((vector_size(FASTBP_VBYTES), may_alias));
+typedef FASTBP_IT FASTBP_SFX(ivec) __attribute__((vector_size(FASTBP_VBYTES)));
+
+/* Two-source shuffles with constant indices (0..LANES-1 pick from a, LANES.. from b). */
+#if defined(__clang__)
+#define FASTBP_SHUF(a, b, ...) __builtin_shufflevector(a, b, __VA_ARGS__)
+#else
+#define FASTBP_SHUF(a, b, ...) __builtin_shuffle(a, b, (FASTBP_SFX(ivec)){__VA_ARGS__})
+#endif
+
+/* A LANES x LANES transpose in registers: log2(LANES) stages, each swapping the off-diagonal
+ * blocks of half the size of the last (r[i] and r[i+s] trade the halves that belong to the
+ * other), LANES shuffles a stage: 24 for 8 x 8, against 64 scalar loads and stores. */
+#define FASTBP_LANES_PP (FASTBP_VBYTES / FASTBP_TSIZE)
+#if FASTBP_LANES_PP == 2
+#define FASTBP_TRANSPOSE_STAGES(r) \
+    do { \
+        V t; \
+        t = FASTBP_SHUF(r[0], r[1], 0, 2); r[1] = FASTBP_SHUF(r[0], r[1], 1, 3); r[0] = t; \
+    } while (0)
+#elif FASTBP_LANES_PP == 4
+#define FASTBP_TRANSPOSE_STAGES(r) \
+    do { \
+        V t; \
+        t = FASTBP_SHUF(r[0], r[2], 0, 1, 4, 5); r[2] = FASTBP_SHUF(r[0], r[2], 2, 3, 6, 7); r[0] = t; \
+        t = FASTBP_SHUF(r[1], r[3], 0, 1, 4, 5); r[3] = FASTBP_SHUF(r[1], r[3], 2, 3, 6, 7); r[1] = t; \
+        t = FASTBP_SHUF(r[0], r[1], 0, 4, 2, 6); r[1] = FASTBP_SHUF(r[0], r[1], 1, 5, 3, 7); r[0] = t; \
+        t = FASTBP_SHUF(r[2], r[3], 0, 4, 2, 6); r[3] = FASTBP_SHUF(r[2], r[3], 1, 5, 3, 7); r[2] = t; \
+    } while (0)
+#elif FASTBP_LANES_PP == 8
+#define FASTBP_TRANSPOSE_STAGES(r) \
+    do { \
+        V t; \
+        t = FASTBP_SHUF(r[0], r[4], 0, 1, 2, 3, 8, 9, 10, 11); r[4] = FASTBP_SHUF(r[0], r[4], 4, 5, 6, 7, 12, 13, 14, 15); r[0] = t; \
+        t = FASTBP_SHUF(r[1], r[5], 0, 1, 2, 3, 8, 9, 10, 11); r[5] = FASTBP_SHUF(r[1], r[5], 4, 5, 6, 7, 12, 13, 14, 15); r[1] = t; \
+        t = FASTBP_SHUF(r[2], r[6], 0, 1, 2, 3, 8, 9, 10, 11); r[6] = FASTBP_SHUF(r[2], r[6], 4, 5, 6, 7, 12, 13, 14, 15); r[2] = t; \
+        t = FASTBP_SHUF(r[3], r[7], 0, 1, 2, 3, 8, 9, 10, 11); r[7] = FASTBP_SHUF(r[3], r[7], 4, 5, 6, 7, 12, 13, 14, 15); r[3] = t; \
+        t = FASTBP_SHUF(r[0], r[2], 0, 1, 8, 9, 4, 5, 12, 13); r[2] = FASTBP_SHUF(r[0], r[2], 2, 3, 10, 11, 6, 7, 14, 15); r[0] = t; \
+        t = FASTBP_SHUF(r[1], r[3], 0, 1, 8, 9, 4, 5, 12, 13); r[3] = FASTBP_SHUF(r[1], r[3], 2, 3, 10, 11, 6, 7, 14, 15); r[1] = t; \
+        t = FASTBP_SHUF(r[4], r[6], 0, 1, 8, 9, 4, 5, 12, 13); r[6] = FASTBP_SHUF(r[4], r[6], 2, 3, 10, 11, 6, 7, 14, 15); r[4] = t; \
+        t = FASTBP_SHUF(r[5], r[7], 0, 1, 8, 9, 4, 5, 12, 13); r[7] = FASTBP_SHUF(r[5], r[7], 2, 3, 10, 11, 6, 7, 14, 15); r[5] = t; \
+        t = FASTBP_SHUF(r[0], r[1], 0, 8, 2, 10, 4, 12, 6, 14); r[1] = FASTBP_SHUF(r[0], r[1], 1, 9, 3, 11, 5, 13, 7, 15); r[0] = t; \
+        t = FASTBP_SHUF(r[2], r[3], 0, 8, 2, 10, 4, 12, 6, 14); r[3] = FASTBP_SHUF(r[2], r[3], 1, 9, 3, 11, 5, 13, 7, 15); r[2] = t; \
+        t = FASTBP_SHUF(r[4], r[5], 0, 8, 2, 10, 4, 12, 6, 14); r[5] = FASTBP_SHUF(r[4], r[5], 1, 9, 3, 11, 5, 13, 7, 15); r[4] = t; \
+        t = FASTBP_SHUF(r[6], r[7], 0, 8, 2, 10, 4, 12, 6, 14); r[7] = FASTBP_SHUF(r[6], r[7], 1, 9, 3, 11, 5, 13, 7, 15); r[6] = t; \
+    } while (0)
+#elif FASTBP_LANES_PP == 16
+#define FASTBP_TRANSPOSE_STAGES(r) \
+    do { \
+        V t; \
+        t = FASTBP_SHUF(r[0], r[8], 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23); r[8] = FASTBP_SHUF(r[0], r[8], 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r[0] = t; \
+        t = FASTBP_SHUF(r[1], r[9], 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23); r[9] = FASTBP_SHUF(r[1], r[9], 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r[1] = t; \
+        t = FASTBP_SHUF(r[2], r[10], 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23); r[10] = FASTBP_SHUF(r[2], r[10], 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r[2] = t; \
+        t = FASTBP_SHUF(r[3], r[11], 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23); r[11] = FASTBP_SHUF(r[3], r[11], 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r[3] = t; \
+        t = FASTBP_SHUF(r[4], r[12], 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23); r[12] = FASTBP_SHUF(r[4], r[12], 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r[4] = t; \
+        t = FASTBP_SHUF(r[5], r[13], 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23); r[13] = FASTBP_SHUF(r[5], r[13], 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r[5] = t; \
+        t = FASTBP_SHUF(r[6], r[14], 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23); r[14] = FASTBP_SHUF(r[6], r[14], 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r[6] = t; \
+        t = FASTBP_SHUF(r[7], r[15], 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23); r[15] = FASTBP_SHUF(r[7], r[15], 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); r[7] = t; \
+        t = FASTBP_SHUF(r[0], r[4], 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27); r[4] = FASTBP_SHUF(r[0], r[4], 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r[0] = t; \
+        t = FASTBP_SHUF(r[1], r[5], 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27); r[5] = FASTBP_SHUF(r[1], r[5], 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r[1] = t; \
+        t = FASTBP_SHUF(r[2], r[6], 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27); r[6] = FASTBP_SHUF(r[2], r[6], 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r[2] = t; \
+        t = FASTBP_SHUF(r[3], r[7], 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27); r[7] = FASTBP_SHUF(r[3], r[7], 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r[3] = t; \
+        t = FASTBP_SHUF(r[8], r[12], 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27); r[12] = FASTBP_SHUF(r[8], r[12], 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r[8] = t; \
+        t = FASTBP_SHUF(r[9], r[13], 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27); r[13] = FASTBP_SHUF(r[9], r[13], 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r[9] = t; \
+        t = FASTBP_SHUF(r[10], r[14], 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27); r[14] = FASTBP_SHUF(r[10], r[14], 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r[10] = t; \
+        t = FASTBP_SHUF(r[11], r[15], 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27); r[15] = FASTBP_SHUF(r[11], r[15], 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); r[11] = t; \
+        t = FASTBP_SHUF(r[0], r[2], 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29); r[2] = FASTBP_SHUF(r[0], r[2], 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r[0] = t; \
+        t = FASTBP_SHUF(r[1], r[3], 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29); r[3] = FASTBP_SHUF(r[1], r[3], 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r[1] = t; \
+        t = FASTBP_SHUF(r[4], r[6], 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29); r[6] = FASTBP_SHUF(r[4], r[6], 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r[4] = t; \
+        t = FASTBP_SHUF(r[5], r[7], 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29); r[7] = FASTBP_SHUF(r[5], r[7], 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r[5] = t; \
+        t = FASTBP_SHUF(r[8], r[10], 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29); r[10] = FASTBP_SHUF(r[8], r[10], 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r[8] = t; \
+        t = FASTBP_SHUF(r[9], r[11], 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29); r[11] = FASTBP_SHUF(r[9], r[11], 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r[9] = t; \
+        t = FASTBP_SHUF(r[12], r[14], 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29); r[14] = FASTBP_SHUF(r[12], r[14], 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r[12] = t; \
+        t = FASTBP_SHUF(r[13], r[15], 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29); r[15] = FASTBP_SHUF(r[13], r[15], 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); r[13] = t; \
+        t = FASTBP_SHUF(r[0], r[1], 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30); r[1] = FASTBP_SHUF(r[0], r[1], 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r[0] = t; \
+        t = FASTBP_SHUF(r[2], r[3], 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30); r[3] = FASTBP_SHUF(r[2], r[3], 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r[2] = t; \
+        t = FASTBP_SHUF(r[4], r[5], 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30); r[5] = FASTBP_SHUF(r[4], r[5], 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r[4] = t; \
+        t = FASTBP_SHUF(r[6], r[7], 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30); r[7] = FASTBP_SHUF(r[6], r[7], 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r[6] = t; \
+        t = FASTBP_SHUF(r[8], r[9], 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30); r[9] = FASTBP_SHUF(r[8], r[9], 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r[8] = t; \
+        t = FASTBP_SHUF(r[10], r[11], 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30); r[11] = FASTBP_SHUF(r[10], r[11], 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r[10] = t; \
+        t = FASTBP_SHUF(r[12], r[13], 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30); r[13] = FASTBP_SHUF(r[12], r[13], 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r[12] = t; \
+        t = FASTBP_SHUF(r[14], r[15], 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30); r[15] = FASTBP_SHUF(r[14], r[15], 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); r[14] = t; \
+    } while (0)
+#endif
 
 /* The samples one call of these kernels handles at a time: `ns` must be a multiple of this. */
 FASTBP_ATTR static int FASTBP_SFX(sample_block)(void) { return LANES; }
@@ -131,8 +214,14 @@ FASTBP_ATTR static void FASTBP_SFX(outer)(const T *FASTBP_RESTRICT X, int rows,
 {
     const int vcols = cols / LANES * LANES;
     if (vcols > 0) {
-        for (int b = 0; b < ns; b++)
-            for (int c = 0; c < vcols; c++) work[(ptrdiff_t)b * vcols + c] = D[(ptrdiff_t)c * ld + b];
+        for (int c0 = 0; c0 < vcols; c0 += LANES)
+            for (int b0 = 0; b0 < ns; b0 += LANES) {
+                V r[LANES];
+                for (int i = 0; i < LANES; i++) r[i] = *(const V *)(D + (ptrdiff_t)(c0 + i) * ld + b0);
+                FASTBP_TRANSPOSE_STAGES(r);
+                for (int i = 0; i < LANES; i++)
+                    memcpy(work + (ptrdiff_t)(b0 + i) * vcols + c0, &r[i], sizeof(V));
+            }
         int c0 = 0;
         for (; c0 + GC * LANES <= vcols; c0 += GC * LANES) {
             int j = 0;
@@ -238,6 +327,9 @@ FASTBP_ATTR static void FASTBP_SFX(dtanh_mul)(T *FASTBP_RESTRICT delta, const T 
 }
 
 #undef FASTBP_LINEAR_BLOCK
+#undef FASTBP_SHUF
+#undef FASTBP_LANES_PP
+#undef FASTBP_TRANSPOSE_STAGES
 #undef FASTBP_OUTER_BLOCK
 #undef FASTBP_OUTER_T_BLOCK
 #undef T
