@@ -140,17 +140,21 @@ FASTBP_ATTR static void FASTBP_SFX(linear)(const T *FASTBP_RESTRICT panel, int K
         T *o = out + (ptrdiff_t)i * ld;
         const int rows = m - i < FASTBP_RB ? m - i : FASTBP_RB;
         int b0 = 0;
-        for (; b0 + SBLK <= ns; b0 += SBLK) {
-            if (rows == 1)
-                FASTBP_LINEAR_BLOCK(1, NV);
-            else
-                FASTBP_LINEAR_BLOCK(FASTBP_RB, NV);
-        }
-        for (; b0 < ns; b0 += LANES) {
-            if (rows == 1)
-                FASTBP_LINEAR_BLOCK(1, 1);
-            else
-                FASTBP_LINEAR_BLOCK(FASTBP_RB, 1);
+        /* a last, partial block of units computes only its own rows (32 units = 5 x 6 + 2) */
+        switch (rows) {
+#define FASTBP_LINEAR_ROWS(RBC)                                                         \
+        case RBC:                                                                       \
+            for (b0 = 0; b0 + SBLK <= ns; b0 += SBLK) FASTBP_LINEAR_BLOCK(RBC, NV);     \
+            for (; b0 < ns; b0 += LANES) FASTBP_LINEAR_BLOCK(RBC, 1);                   \
+            break;
+        FASTBP_LINEAR_ROWS(1)
+        FASTBP_LINEAR_ROWS(2)
+        FASTBP_LINEAR_ROWS(3)
+        FASTBP_LINEAR_ROWS(4)
+        FASTBP_LINEAR_ROWS(5)
+        default:
+            FASTBP_LINEAR_ROWS(FASTBP_RB)
+#undef FASTBP_LINEAR_ROWS
         }
     }
 }
