@@ -96,6 +96,7 @@ static inline void fastbp_aligned_free(void *p) {
 #define FASTBP_NV 2
 #define FASTBP_GR 4
 #define FASTBP_GC 2
+#define FASTBP_GR1 8
 #define FASTBP_T double
 #define FASTBP_TSIZE 8
 #define FASTBP_IT int64_t
@@ -119,6 +120,8 @@ static inline void fastbp_aligned_free(void *p) {
 #undef FASTBP_NV
 #undef FASTBP_GR
 #undef FASTBP_GC
+#undef FASTBP_GR1
+#undef FASTBP_GR2
 #endif
 
 #if FASTBP_HAVE_AVX2
@@ -127,6 +130,7 @@ static inline void fastbp_aligned_free(void *p) {
 #define FASTBP_NV 2
 #define FASTBP_GR 4
 #define FASTBP_GC 2
+#define FASTBP_GR1 8
 #define FASTBP_T double
 #define FASTBP_TSIZE 8
 #define FASTBP_IT int64_t
@@ -150,12 +154,16 @@ static inline void fastbp_aligned_free(void *p) {
 #undef FASTBP_NV
 #undef FASTBP_GR
 #undef FASTBP_GC
+#undef FASTBP_GR1
+#undef FASTBP_GR2
 
 #define FASTBP_ATTR __attribute__((target("avx512f,avx512dq,avx512vl,avx2,fma")))
 #define FASTBP_VBYTES 64
 #define FASTBP_NV 4
 #define FASTBP_GR 4
 #define FASTBP_GC 4
+#define FASTBP_GR2 8
+#define FASTBP_GR1 8
 /* 14-bit reciprocals (vrcp14pd/ps): two Newton steps give double precision, one single */
 #define FASTBP_T double
 #define FASTBP_TSIZE 8
@@ -188,6 +196,8 @@ static inline void fastbp_aligned_free(void *p) {
 #undef FASTBP_NV
 #undef FASTBP_GR
 #undef FASTBP_GC
+#undef FASTBP_GR1
+#undef FASTBP_GR2
 #endif
 
 #define FASTBP_KERNEL_SET(T, S)                                                          \

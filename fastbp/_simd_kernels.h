@@ -226,17 +226,26 @@ FASTBP_ATTR static void FASTBP_SFX(outer)(const T *FASTBP_RESTRICT X, int rows,
                 for (int i = 0; i < LANES; i++)
                     memcpy(work + (ptrdiff_t)(b0 + i) * vcols + c0, &r[i], sizeof(V));
             }
+        /* Blocks of rows x column vectors kept in registers. Each accumulator waits a multiply-add
+         * latency (4 cycles) per sample, so a block needs about 8 of them to keep two FMA units
+         * busy: fewer column vectors (a layer of 32 units in float32 has 2) get more rows. The
+         * rows left over go in blocks of 4, 2, 1. Every element sums its samples in order,
+         * whatever block it falls in. */
+#define FASTBP_OUTER_COLS(RC, CC)                                                       \
+        do {                                                                            \
+            int j = 0;                                                                  \
+            for (; j + RC <= rows; j += RC) FASTBP_OUTER_T_BLOCK(RC, CC);                \
+            if (RC > 4 && j + 4 <= rows) { FASTBP_OUTER_T_BLOCK(4, CC); j += 4; }       \
+            if (RC > 2 && j + 2 <= rows) { FASTBP_OUTER_T_BLOCK(2, CC); j += 2; }       \
+            if (RC > 1 && j < rows) FASTBP_OUTER_T_BLOCK(1, CC);                        \
+        } while (0)
         int c0 = 0;
-        for (; c0 + GC * LANES <= vcols; c0 += GC * LANES) {
-            int j = 0;
-            for (; j + GR <= rows; j += GR) FASTBP_OUTER_T_BLOCK(GR, GC);
-            for (; j < rows; j++) FASTBP_OUTER_T_BLOCK(1, GC);
-        }
-        for (; c0 < vcols; c0 += LANES) {
-            int j = 0;
-            for (; j + GR <= rows; j += GR) FASTBP_OUTER_T_BLOCK(GR, 1);
-            for (; j < rows; j++) FASTBP_OUTER_T_BLOCK(1, 1);
-        }
+        for (; c0 + GC * LANES <= vcols; c0 += GC * LANES) FASTBP_OUTER_COLS(GR, GC);
+#if GC > 2
+        for (; c0 + 2 * LANES <= vcols; c0 += 2 * LANES) FASTBP_OUTER_COLS(FASTBP_GR2, 2);
+#endif
+        for (; c0 < vcols; c0 += LANES) FASTBP_OUTER_COLS(FASTBP_GR1, 1);
+#undef FASTBP_OUTER_COLS
     }
     for (int j = 0; j < rows; j++) {
         int c0 = vcols;
