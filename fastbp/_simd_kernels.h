@@ -247,7 +247,15 @@ FASTBP_ATTR static void FASTBP_SFX(outer)(const T *FASTBP_RESTRICT X, int rows,
         for (; c0 < vcols; c0 += LANES) FASTBP_OUTER_COLS(FASTBP_GR1, 1);
 #undef FASTBP_OUTER_COLS
     }
-    for (int j = 0; j < rows; j++) {
+    if (vcols == cols) return;
+    /* four rows at a time, so that their dot products (one dependency chain each) overlap */
+    int j = 0;
+    for (; j + 4 <= rows; j += 4) {
+        int c0 = vcols;
+        for (; c0 + 2 <= cols; c0 += 2) FASTBP_OUTER_BLOCK(4, 2);
+        for (; c0 < cols; c0++) FASTBP_OUTER_BLOCK(4, 1);
+    }
+    for (; j < rows; j++) {
         int c0 = vcols;
         for (; c0 + 2 <= cols; c0 += 2) FASTBP_OUTER_BLOCK(1, 2);
         for (; c0 < cols; c0++) FASTBP_OUTER_BLOCK(1, 1);
