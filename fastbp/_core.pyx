@@ -31,6 +31,7 @@ ctypedef fused floating:
 cdef extern from "_simd.h" nogil:
     enum: FASTBP_RB
     enum: FASTBP_MAX_SAMPLE_BLOCK
+    enum: FASTBP_MAX_LANES
     int fastbp_openmp_enabled()
     int fastbp_openmp_max_threads()
     void *fastbp_aligned_calloc(size_t nbytes)
@@ -78,7 +79,7 @@ cdef struct Net:
     const Py_ssize_t *bwd_off   # offset of W(l+1)'s backward panel, for delta(l) (index l)
     Py_ssize_t n_params         # sum of (d(l-1)+1) d(l)
     Py_ssize_t n_panel          # elements of the panel buffer
-    Py_ssize_t work_off         # offset of the micro-kernels' work space (tile x max d(l))
+    Py_ssize_t work_off         # offset of the micro-kernels' work space, tile x (max d(l) + 16)
     Py_ssize_t scratch_len      # elements of one thread's scratch
     void *panels                # the packed panels of this call
 
@@ -531,7 +532,7 @@ cdef class _Layout:
         self.net.work_off = pos
         for l in range(1, L + 1):
             widest = max(widest, w_c[l])
-        pos += <Py_ssize_t> widest * tile
+        pos += <Py_ssize_t> (widest + FASTBP_MAX_LANES) * tile
         n_params = 0
         for l in range(1, L + 1):
             grad_off[l] = n_params

@@ -259,6 +259,8 @@ static inline const char *fastbp_select_kernels(int max_level) {
 
 /* The widest sample block of any kernel set: tiles are a multiple of it. */
 #define FASTBP_MAX_SAMPLE_BLOCK 64
+/* The most values a vector register of any kernel set holds (16 floats in AVX-512). */
+#define FASTBP_MAX_LANES 16
 
 /* Index of the first NaN or infinity among n values, or -1. Blocks of 64 values are screened with
  * sums of x * 0 (0 for every finite x, NaN otherwise), which vectorise without reassociating

@@ -202,7 +202,7 @@ FASTBP_ATTR static inline T FASTBP_SFX(lanesum)(V a)
                 memcpy(&acc[r][c], G + (ptrdiff_t)(j + r) * cols + c0 + c * LANES, sizeof(V)); \
             }                                                                           \
         const T *wb = work + c0;                                                        \
-        for (int b = 0; b < ns; b++, wb += vcols) {                                     \
+        for (int b = 0; b < ns; b++, wb += wld) {                                       \
             V dv[CC];                                                                   \
             for (int c = 0; c < CC; c++) memcpy(&dv[c], wb + c * LANES, sizeof(V));     \
             for (int r = 0; r < RC; r++) {                                              \
@@ -216,9 +216,9 @@ FASTBP_ATTR static inline T FASTBP_SFX(lanesum)(V a)
     } while (0)
 
 /* G[j][c] += sum_{b < ns} X[j][b] D[c][b]: the gradient update of one layer from a tile, X its
- * inputs x(l-1) (rows units), D its sensitivities delta(l) (cols units), `work` room for ns x cols
- * values. Columns in whole vectors go through D transposed (work[b][c] = D[c][b]): a block of G
- * stays in registers while the samples stream by, each sample one broadcast of x per row and one
+ * inputs x(l-1) (rows units), D its sensitivities delta(l) (cols units), `work` room for
+ * ns x (cols + LANES) values. Columns in whole vectors go through D transposed
+ * (work[b][c] = D[c][b]): a block of G stays in registers while the samples stream by, each sample one broadcast of x per row and one
  * load of delta per vector of columns, nothing summed across lanes. The few columns left over
  * (fewer than a vector) are dot products over the samples, each lane summing its own samples. */
 FASTBP_ATTR static void FASTBP_SFX(outer)(const T *FASTBP_RESTRICT X, int rows,
@@ -226,6 +226,9 @@ FASTBP_ATTR static void FASTBP_SFX(outer)(const T *FASTBP_RESTRICT X, int rows,
                                           int ns, T *FASTBP_RESTRICT G, T *FASTBP_RESTRICT work)
 {
     const int vcols = cols / LANES * LANES;
+    /* rows of `work` one vector longer than needed: 2^k bytes apart (256 columns of doubles:
+     * 2 KiB), the samples' rows would all fall in the same few sets of L1 and evict each other */
+    const ptrdiff_t wld = vcols + LANES;
     if (vcols > 0) {
         for (int c0 = 0; c0 < vcols; c0 += LANES)
             for (int b0 = 0; b0 < ns; b0 += LANES) {
@@ -233,7 +236,7 @@ FASTBP_ATTR static void FASTBP_SFX(outer)(const T *FASTBP_RESTRICT X, int rows,
                 for (int i = 0; i < LANES; i++) r[i] = *(const V *)(D + (ptrdiff_t)(c0 + i) * ld + b0);
                 FASTBP_TRANSPOSE_STAGES(r);
                 for (int i = 0; i < LANES; i++)
-                    memcpy(work + (ptrdiff_t)(b0 + i) * vcols + c0, &r[i], sizeof(V));
+                    memcpy(work + (b0 + i) * wld + c0, &r[i], sizeof(V));
             }
         /* Blocks of rows x column vectors kept in registers. Each accumulator waits a multiply-add
          * latency (4 cycles) per sample, so a block needs about 8 of them to keep two FMA units
