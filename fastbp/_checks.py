@@ -20,7 +20,7 @@ except ImportError:  # the compiled module is not built: fastbp.reference still 
         bad = np.flatnonzero(~np.isfinite(a))
         return int(bad[0]) if bad.size else -1
 
-    def _ready(weights, X, y, max_width):
+    def _ready(weights, X, y, max_width, x_threads=1):
         return None
 
 OUTPUTS = ("tanh", "linear")
@@ -190,11 +190,12 @@ def _converted_finite(original: np.ndarray, converted: np.ndarray, name: str) ->
     _check_finite(converted, name)
 
 
-def check_batch(weights, X, y=None):
+def check_batch(weights, X, y=None, x_threads=1):
     """(weights, widths, dtype, X, y) checked and converted, as check_weights, check_X and check_y
     do one after the other (y may be None). Arrays that are ready as they are (the common case of
-    a training loop) are recognised in one pass in C, without conversion."""
-    widths = _ready(weights, X, y, MAX_WIDTH)
+    a training loop) are recognised in one pass in C, without conversion; X, the large one, is
+    screened for NaN and infinity there on x_threads threads."""
+    widths = _ready(weights, X, y, MAX_WIDTH, x_threads)
     if widths is not None:
         # a list of our own: the kernel reads the arrays with the GIL released, and another
         # thread replacing an entry of the caller's list must not free an array under it

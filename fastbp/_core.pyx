@@ -785,26 +785,62 @@ def first_nonfinite(cnp.ndarray a):
     return i
 
 
-cdef inline bint ready_array(object a, int typenum, int ndim) noexcept:
+cdef Py_ssize_t first_nonfinite_threads(const floating *a, Py_ssize_t n,
+                                        int num_threads) noexcept nogil:
+    """first_nonfinite_run on num_threads threads, each screening pieces of the array: a large X
+    is screened at the speed of memory, not of one core."""
+    cdef Py_ssize_t pieces = 4 * num_threads
+    cdef Py_ssize_t *first
+    cdef Py_ssize_t p, lo, hi, i, found = -1
+    if num_threads <= 1:
+        return first_nonfinite_run(a, n)
+    first = <Py_ssize_t *> calloc(pieces, sizeof(Py_ssize_t))
+    if first == NULL:
+        return first_nonfinite_run(a, n)
+    for p in prange(pieces, schedule='dynamic', num_threads=num_threads):
+        lo = n * p // pieces
+        hi = n * (p + 1) // pieces
+        i = first_nonfinite_run(a + lo, hi - lo)
+        first[p] = lo + i if i >= 0 else -1
+    for p in range(pieces):
+        if first[p] >= 0:
+            found = first[p]
+            break
+    free(first)
+    return found
+
+
+cdef inline bint ready_array(object a, int typenum, int ndim, int num_threads=1) noexcept:
     """An exact ndarray of this dtype (native byte order) and ndim, C-contiguous and aligned,
-    with no NaN or inf."""
+    with no NaN or inf (screened on num_threads threads)."""
     cdef cnp.ndarray arr
+    cdef Py_ssize_t n, found
+    cdef void *data
     if type(a) is not cnp.ndarray:
         return False
     arr = <cnp.ndarray> a
     if (cnp.PyArray_TYPE(arr) != typenum or cnp.PyArray_NDIM(arr) != ndim
             or not cnp.PyArray_ISCARRAY_RO(arr) or not cnp.PyArray_ISNOTSWAPPED(arr)):
         return False
-    if typenum == cnp.NPY_DOUBLE:
-        return first_nonfinite_run[double](<const double *> cnp.PyArray_DATA(arr), arr.size) < 0
-    return first_nonfinite_run[float](<const float *> cnp.PyArray_DATA(arr), arr.size) < 0
+    n = arr.size
+    data = cnp.PyArray_DATA(arr)
+    if num_threads <= 1:
+        if typenum == cnp.NPY_DOUBLE:
+            return first_nonfinite_run[double](<const double *> data, n) < 0
+        return first_nonfinite_run[float](<const float *> data, n) < 0
+    with nogil:
+        if typenum == cnp.NPY_DOUBLE:
+            found = first_nonfinite_threads[double](<const double *> data, n, num_threads)
+        else:
+            found = first_nonfinite_threads[float](<const float *> data, n, num_threads)
+    return found < 0
 
 
-def ready(object weights, object X, object y, Py_ssize_t max_width):
+def ready(object weights, object X, object y, Py_ssize_t max_width, int x_threads=1):
     """widths [d(0), ..., d(L)] when weights, X (and y, unless None) need no conversion and pass
     every check (a list of finite, aligned, C-contiguous 2-D arrays of one float dtype, of
     consistent shapes, no layer wider than max_width; X (N, d(0)) with N >= 1; y (N, d(L)), or
-    (N,) for d(L) = 1), else None.
+    (N,) for d(L) = 1), else None. X is screened for NaN and infinity on x_threads threads.
     The quick path of fastbp._checks.check_batch: it never raises, and None only means that the
     full checks must run (and say what is wrong, if anything is)."""
     cdef Py_ssize_t L, l, n
@@ -834,7 +870,7 @@ def ready(object weights, object X, object y, Py_ssize_t max_width):
         if w.shape[1] < 1 or w.shape[1] > max_width:
             return None
         widths[l + 1] = w.shape[1]
-    if not ready_array(X, typenum, 2):
+    if not ready_array(X, typenum, 2, x_threads):
         return None
     xa = <cnp.ndarray> X
     n = xa.shape[0]
