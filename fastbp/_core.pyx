@@ -56,6 +56,10 @@ cdef extern from "_simd.h" nogil:
     Py_ssize_t fastbp_first_nonfinite_f(const float *a, Py_ssize_t n)
     void fastbp_dtanh_mul_d(double *delta, const double *x, Py_ssize_t n)
     void fastbp_dtanh_mul_f(float *delta, const float *x, Py_ssize_t n)
+    void fastbp_load_inputs_d(const double *X, const Py_ssize_t *rows, Py_ssize_t t, int nb, int d0,
+                              double *x0, Py_ssize_t ld, int ns)
+    void fastbp_load_inputs_f(const float *X, const Py_ssize_t *rows, Py_ssize_t t, int nb, int d0,
+                              float *x0, Py_ssize_t ld, int ns)
 
 RB = FASTBP_RB
 MAX_SAMPLE_BLOCK = FASTBP_MAX_SAMPLE_BLOCK
@@ -138,21 +142,15 @@ cdef inline void forward_tile(
     int ns,                 # IN  samples to compute: nb rounded up to a whole vector
     floating *scratch,      # OUT x(l) of the tile, l = 0..L, at net.act_off[l]
 ) noexcept nogil:
-    cdef int d0 = net.widths[0]
     cdef Py_ssize_t ld = net.tile
     cdef floating *x0 = scratch + net.act_off[0] + ld
     cdef const floating *panels = <const floating *> net.panels
-    cdef Py_ssize_t b
-    cdef int j, l, d_out
+    cdef int l, d_out
     # x(0) without its row of ones: the inputs, turned feature-major; padding samples are zero
-    cdef const floating *xb
-    for b in range(nb):
-        xb = X + (rows[t + b] if rows != NULL else t + b) * d0
-        for j in range(d0):
-            x0[j * ld + b] = xb[j]
-    for j in range(d0):
-        for b in range(nb, ns):
-            x0[j * ld + b] = 0
+    if floating is double:
+        fastbp_load_inputs_d(X, rows, t, <int> nb, net.widths[0], x0, ld, ns)
+    else:
+        fastbp_load_inputs_f(X, rows, t, <int> nb, net.widths[0], x0, ld, ns)
     for l in range(1, net.L + 1):
         d_out = net.widths[l]
         # s(l) = W(l)^T x(l-1), written below the row of ones of x(l)

@@ -207,12 +207,14 @@ static inline void fastbp_aligned_free(void *p) {
         void (*outer)(const T *, int, const T *, int, ptrdiff_t, int, T *, T *);        \
         void (*tanh)(T *, ptrdiff_t);                                                   \
         void (*dtanh_mul)(T *, const T *, ptrdiff_t);                                   \
+        void (*load_inputs)(const T *, const ptrdiff_t *, ptrdiff_t, int, int, T *, ptrdiff_t, int); \
     } fastbp_kernels_##S;
 FASTBP_KERNEL_SET(double, d)
 FASTBP_KERNEL_SET(float, f)
 
 #define FASTBP_KERNELS_OF(S, ISA) \
-    {sample_block_##S##_##ISA, linear_##S##_##ISA, outer_##S##_##ISA, tanh_##S##_##ISA, dtanh_mul_##S##_##ISA}
+    {sample_block_##S##_##ISA, linear_##S##_##ISA, outer_##S##_##ISA, tanh_##S##_##ISA, dtanh_mul_##S##_##ISA, \
+     load_inputs_##S##_##ISA}
 
 static fastbp_kernels_d fastbp_kd = FASTBP_KERNELS_OF(d, base);
 static fastbp_kernels_f fastbp_kf = FASTBP_KERNELS_OF(f, base);
@@ -309,5 +311,13 @@ static inline void fastbp_tanh_d(double *x, ptrdiff_t n) { fastbp_kd.tanh(x, n);
 static inline void fastbp_tanh_f(float *x, ptrdiff_t n) { fastbp_kf.tanh(x, n); }
 static inline void fastbp_dtanh_mul_d(double *d, const double *x, ptrdiff_t n) { fastbp_kd.dtanh_mul(d, x, n); }
 static inline void fastbp_dtanh_mul_f(float *d, const float *x, ptrdiff_t n) { fastbp_kf.dtanh_mul(d, x, n); }
+static inline void fastbp_load_inputs_d(const double *X, const ptrdiff_t *rows, ptrdiff_t t, int nb,
+                                        int d0, double *x0, ptrdiff_t ld, int ns) {
+    fastbp_kd.load_inputs(X, rows, t, nb, d0, x0, ld, ns);
+}
+static inline void fastbp_load_inputs_f(const float *X, const ptrdiff_t *rows, ptrdiff_t t, int nb,
+                                        int d0, float *x0, ptrdiff_t ld, int ns) {
+    fastbp_kf.load_inputs(X, rows, t, nb, d0, x0, ld, ns);
+}
 
 #endif
