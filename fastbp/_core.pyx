@@ -50,12 +50,12 @@ cdef extern from "_simd.h" nogil:
                         int ns, double *G, double *work)
     void fastbp_outer_f(const float *X, int rows, const float *D, int cols, Py_ssize_t ld,
                         int ns, float *G, float *work)
-    void fastbp_tanh_d(double *x, Py_ssize_t n)
-    void fastbp_tanh_f(float *x, Py_ssize_t n)
+    void fastbp_tanh_d(double *x, int rows, Py_ssize_t ld, Py_ssize_t n)
+    void fastbp_tanh_f(float *x, int rows, Py_ssize_t ld, Py_ssize_t n)
     Py_ssize_t fastbp_first_nonfinite_d(const double *a, Py_ssize_t n)
     Py_ssize_t fastbp_first_nonfinite_f(const float *a, Py_ssize_t n)
-    void fastbp_dtanh_mul_d(double *delta, const double *x, Py_ssize_t n)
-    void fastbp_dtanh_mul_f(float *delta, const float *x, Py_ssize_t n)
+    void fastbp_dtanh_mul_d(double *delta, const double *x, int rows, Py_ssize_t ld, Py_ssize_t n)
+    void fastbp_dtanh_mul_f(float *delta, const float *x, int rows, Py_ssize_t ld, Py_ssize_t n)
     void fastbp_load_inputs_d(const double *X, const Py_ssize_t *rows, Py_ssize_t t, int nb, int d0,
                               double *x0, Py_ssize_t ld, int ns)
     void fastbp_load_inputs_f(const float *X, const Py_ssize_t *rows, Py_ssize_t t, int nb, int d0,
@@ -101,29 +101,19 @@ cdef inline void linear(const floating *panel, int K, int m, const floating *inp
 
 cdef inline void tanh_rows(floating *x, int rows, Py_ssize_t ld, int ns) noexcept nogil:
     """tanh in place on the first ns samples of `rows` tile rows."""
-    cdef int j
-    cdef Py_ssize_t n = ns
-    if ns == ld:  # whole rows: one call over all of them
-        rows, n = 1, <Py_ssize_t> rows * ns
-    for j in range(rows):
-        if floating is double:
-            fastbp_tanh_d(x + j * ld, n)
-        else:
-            fastbp_tanh_f(x + j * ld, n)
+    if floating is double:
+        fastbp_tanh_d(x, rows, ld, ns)
+    else:
+        fastbp_tanh_f(x, rows, ld, ns)
 
 
 cdef inline void dtanh_mul_rows(floating *delta, const floating *x, int rows, Py_ssize_t ld,
                                 int ns) noexcept nogil:
     """delta *= 1 - x^2 on the first ns samples of `rows` tile rows."""
-    cdef int j
-    cdef Py_ssize_t n = ns
-    if ns == ld:
-        rows, n = 1, <Py_ssize_t> rows * ns
-    for j in range(rows):
-        if floating is double:
-            fastbp_dtanh_mul_d(delta + j * ld, x + j * ld, n)
-        else:
-            fastbp_dtanh_mul_f(delta + j * ld, x + j * ld, n)
+    if floating is double:
+        fastbp_dtanh_mul_d(delta, x, rows, ld, ns)
+    else:
+        fastbp_dtanh_mul_f(delta, x, rows, ld, ns)
 
 
 cdef inline int sample_block(floating dummy) noexcept nogil:
@@ -722,9 +712,9 @@ def tanh(cnp.ndarray x):
     of the sample block (a test hook: fastbp/_api.py never calls it)."""
     cdef Py_ssize_t n = x.size
     if x.dtype == np.float64:
-        fastbp_tanh_d(<double *> cnp.PyArray_DATA(x), n)
+        fastbp_tanh_d(<double *> cnp.PyArray_DATA(x), 1, n, n)
     else:
-        fastbp_tanh_f(<float *> cnp.PyArray_DATA(x), n)
+        fastbp_tanh_f(<float *> cnp.PyArray_DATA(x), 1, n, n)
 
 
 def sgd_epoch(list weights, list widths, bint output_linear, cnp.ndarray X, cnp.ndarray Y,

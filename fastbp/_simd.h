@@ -205,8 +205,8 @@ static inline void fastbp_aligned_free(void *p) {
         int (*sample_block)(void);                                                      \
         void (*linear)(const T *, int, int, const T *, ptrdiff_t, T *, int);            \
         void (*outer)(const T *, int, const T *, int, ptrdiff_t, int, T *, T *);        \
-        void (*tanh)(T *, ptrdiff_t);                                                   \
-        void (*dtanh_mul)(T *, const T *, ptrdiff_t);                                   \
+        void (*tanh)(T *, int, ptrdiff_t, ptrdiff_t);                                   \
+        void (*dtanh_mul)(T *, const T *, int, ptrdiff_t, ptrdiff_t);                   \
         void (*load_inputs)(const T *, const ptrdiff_t *, ptrdiff_t, int, int, T *, ptrdiff_t, int); \
     } fastbp_kernels_##S;
 FASTBP_KERNEL_SET(double, d)
@@ -307,10 +307,18 @@ static inline void fastbp_outer_d(const double *X, int rows, const double *D, in
                                   int ns, double *G, double *work) { fastbp_kd.outer(X, rows, D, cols, ld, ns, G, work); }
 static inline void fastbp_outer_f(const float *X, int rows, const float *D, int cols, ptrdiff_t ld,
                                   int ns, float *G, float *work) { fastbp_kf.outer(X, rows, D, cols, ld, ns, G, work); }
-static inline void fastbp_tanh_d(double *x, ptrdiff_t n) { fastbp_kd.tanh(x, n); }
-static inline void fastbp_tanh_f(float *x, ptrdiff_t n) { fastbp_kf.tanh(x, n); }
-static inline void fastbp_dtanh_mul_d(double *d, const double *x, ptrdiff_t n) { fastbp_kd.dtanh_mul(d, x, n); }
-static inline void fastbp_dtanh_mul_f(float *d, const float *x, ptrdiff_t n) { fastbp_kf.dtanh_mul(d, x, n); }
+static inline void fastbp_tanh_d(double *x, int rows, ptrdiff_t ld, ptrdiff_t n) {
+    fastbp_kd.tanh(x, rows, ld, n);
+}
+static inline void fastbp_tanh_f(float *x, int rows, ptrdiff_t ld, ptrdiff_t n) {
+    fastbp_kf.tanh(x, rows, ld, n);
+}
+static inline void fastbp_dtanh_mul_d(double *d, const double *x, int rows, ptrdiff_t ld, ptrdiff_t n) {
+    fastbp_kd.dtanh_mul(d, x, rows, ld, n);
+}
+static inline void fastbp_dtanh_mul_f(float *d, const float *x, int rows, ptrdiff_t ld, ptrdiff_t n) {
+    fastbp_kf.dtanh_mul(d, x, rows, ld, n);
+}
 static inline void fastbp_load_inputs_d(const double *X, const ptrdiff_t *rows, ptrdiff_t t, int nb,
                                         int d0, double *x0, ptrdiff_t ld, int ns) {
     fastbp_kd.load_inputs(X, rows, t, nb, d0, x0, ld, ns);

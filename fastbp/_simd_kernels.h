@@ -366,28 +366,40 @@ FASTBP_ATTR static inline __attribute__((always_inline)) V FASTBP_SFX(tanh1)(V v
     }
 }
 
-/* tanh in place on n values, n a multiple of LANES; two vectors at a time, so that two of the
- * long dependency chains above are in flight together. */
-FASTBP_ATTR static void FASTBP_SFX(tanh)(T *FASTBP_RESTRICT x, ptrdiff_t n)
+/* tanh in place on the first n values (a multiple of LANES) of `rows` rows, `ld` apart: one call
+ * a layer, however few samples a tile holds. Two vectors at a time, so that two of the long
+ * dependency chains above are in flight together. */
+FASTBP_ATTR static void FASTBP_SFX(tanh)(T *FASTBP_RESTRICT x, int rows, ptrdiff_t ld, ptrdiff_t n)
 {
-    ptrdiff_t i = 0;
-    for (; i + 2 * LANES <= n; i += 2 * LANES) {
-        V a = FASTBP_SFX(tanh1)(*(V *)(x + i));
-        V b = FASTBP_SFX(tanh1)(*(V *)(x + i + LANES));
-        *(V *)(x + i) = a;
-        *(V *)(x + i + LANES) = b;
+    if (n == ld) {  /* whole rows: one run over all of them */
+        n *= rows;
+        rows = 1;
     }
-    for (; i < n; i += LANES) *(V *)(x + i) = FASTBP_SFX(tanh1)(*(V *)(x + i));
+    for (int j = 0; j < rows; j++, x += ld) {
+        ptrdiff_t i = 0;
+        for (; i + 2 * LANES <= n; i += 2 * LANES) {
+            V a = FASTBP_SFX(tanh1)(*(V *)(x + i));
+            V b = FASTBP_SFX(tanh1)(*(V *)(x + i + LANES));
+            *(V *)(x + i) = a;
+            *(V *)(x + i + LANES) = b;
+        }
+        for (; i < n; i += LANES) *(V *)(x + i) = FASTBP_SFX(tanh1)(*(V *)(x + i));
+    }
 }
 
-/* delta[i] *= 1 - x[i]^2 for n values (n a multiple of LANES): tanh'(s) = 1 - tanh(s)^2. */
+/* delta *= 1 - x^2 (tanh'(s) = 1 - tanh(s)^2) on the first n values of `rows` rows, `ld` apart. */
 FASTBP_ATTR static void FASTBP_SFX(dtanh_mul)(T *FASTBP_RESTRICT delta, const T *FASTBP_RESTRICT x,
-                                              ptrdiff_t n)
+                                              int rows, ptrdiff_t ld, ptrdiff_t n)
 {
-    for (ptrdiff_t i = 0; i < n; i += LANES) {
-        V xv = *(const V *)(x + i);
-        *(V *)(delta + i) *= (T)1 - xv * xv;
+    if (n == ld) {
+        n *= rows;
+        rows = 1;
     }
+    for (int j = 0; j < rows; j++, x += ld, delta += ld)
+        for (ptrdiff_t i = 0; i < n; i += LANES) {
+            V xv = *(const V *)(x + i);
+            *(V *)(delta + i) *= (T)1 - xv * xv;
+        }
 }
 
 #undef FASTBP_LINEAR_BLOCK

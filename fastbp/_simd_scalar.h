@@ -45,14 +45,16 @@ static void FASTBP_SFX(load_inputs)(const T *X, const ptrdiff_t *rows, ptrdiff_t
         for (int b = nb; b < ns; b++) x0[(ptrdiff_t)j * ld + b] = 0;
 }
 
-static void FASTBP_SFX(tanh)(T *x, ptrdiff_t n)
+static void FASTBP_SFX(tanh)(T *x, int rows, ptrdiff_t ld, ptrdiff_t n)
 {
-    for (ptrdiff_t i = 0; i < n; i++) x[i] = (T)tanh((double)x[i]);
+    for (int j = 0; j < rows; j++, x += ld)
+        for (ptrdiff_t i = 0; i < n; i++) x[i] = (T)tanh((double)x[i]);
 }
 
-static void FASTBP_SFX(dtanh_mul)(T *delta, const T *x, ptrdiff_t n)
+static void FASTBP_SFX(dtanh_mul)(T *delta, const T *x, int rows, ptrdiff_t ld, ptrdiff_t n)
 {
-    for (ptrdiff_t i = 0; i < n; i++) delta[i] *= (T)1 - x[i] * x[i];
+    for (int j = 0; j < rows; j++, x += ld, delta += ld)
+        for (ptrdiff_t i = 0; i < n; i++) delta[i] *= (T)1 - x[i] * x[i];
 }
 
 #undef T
