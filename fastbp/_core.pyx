@@ -266,24 +266,29 @@ cdef void init_scratch(const Net *net, floating *scratch) noexcept nogil:
             scratch[net.act_off[l] + b] = 1
 
 
+cdef void pack_layer(const Net *net, int l, floating *panels) noexcept nogil:
+    """The panels W(l) is read from: forward W(l), and (l > 1) W(l) without its bias row as the
+    backward panel of delta(l-1)."""
+    cdef int d = net.widths[l]
+    if floating is double:
+        fastbp_pack_d(<const double *> net.weights[l - 1], d, 1, net.widths[l - 1] + 1, d,
+                      panels + net.fwd_off[l])
+        if l > 1:
+            fastbp_pack_d(<const double *> net.weights[l - 1] + d, 1, d, d, net.widths[l - 1],
+                          panels + net.bwd_off[l - 1])
+    else:
+        fastbp_pack_f(<const float *> net.weights[l - 1], d, 1, net.widths[l - 1] + 1, d,
+                      panels + net.fwd_off[l])
+        if l > 1:
+            fastbp_pack_f(<const float *> net.weights[l - 1] + d, 1, d, d, net.widths[l - 1],
+                          panels + net.bwd_off[l - 1])
+
+
 cdef void pack_panels(const Net *net, floating *panels) noexcept nogil:
     """The weights as the kernels read them: W(l) forward, W(l+1) without its bias row backward."""
-    cdef int l, d_next
+    cdef int l
     for l in range(1, net.L + 1):
-        if floating is double:
-            fastbp_pack_d(<const double *> net.weights[l - 1], net.widths[l], 1,
-                          net.widths[l - 1] + 1, net.widths[l], panels + net.fwd_off[l])
-        else:
-            fastbp_pack_f(<const float *> net.weights[l - 1], net.widths[l], 1,
-                          net.widths[l - 1] + 1, net.widths[l], panels + net.fwd_off[l])
-    for l in range(1, net.L):
-        d_next = net.widths[l + 1]
-        if floating is double:
-            fastbp_pack_d(<const double *> net.weights[l] + d_next, 1, d_next, d_next,
-                          net.widths[l], panels + net.bwd_off[l])
-        else:
-            fastbp_pack_f(<const float *> net.weights[l] + d_next, 1, d_next, d_next,
-                          net.widths[l], panels + net.bwd_off[l])
+        pack_layer(net, l, panels)
 
 
 cdef enum:
@@ -421,18 +426,17 @@ cdef int sgd_epoch_run(
         return -1
     init_scratch(net, scratch)
     net.panels = panels
+    pack_panels(net, panels)
     start = 0
     while start < N:
         stop = min(start + batch_size, N)
-        pack_panels(net, panels)
         scale = 1.0 / (stop - start)
         if stop - start <= chunk:
             # one chunk (the usual mini-batch): its sums go straight to the step, with the same
-            # rounding as through the float64 total (0.0 + x, not x: the sign of a zero included)
+            # rounding as through the float64 total (0.0 + x, not x: the sign of a zero included);
+            # converted layer by layer below, while each layer's sums are in cache
             run_chunk(net, X, Y, order, <floating *> NULL, start, stop, scratch, chunk_grad,
                       MODE_GRADIENT)
-            for p in range(P):
-                grad[p] = <floating> ((0.0 + chunk_grad[p]) * scale)
         else:
             memset(grad64, 0, P * sizeof(double))
             c0 = start
@@ -445,10 +449,15 @@ cdef int sgd_epoch_run(
                 c0 = c1
             for p in range(P):
                 grad[p] = <floating> (grad64[p] * scale)
+        # layer by layer, each layer's update and the packing of its panels for the next step
+        # while its weights are in cache (a wide layer does not fit in L2 twice over)
         for l in range(net.L):
             w = weights[l]
             g = grad + net.grad_off[l + 1]
             n = <Py_ssize_t> (net.widths[l] + 1) * net.widths[l + 1]
+            if stop - start <= chunk:
+                for i in range(n):
+                    g[i] = <floating> ((0.0 + chunk_grad[net.grad_off[l + 1] + i]) * scale)
             if decay != 0:
                 for i in range(n):
                     step = decay * w[i]
@@ -464,6 +473,7 @@ cdef int sgd_epoch_run(
                 for i in range(n):
                     step = lr * g[i]
                     w[i] = w[i] - step
+            pack_layer(net, l + 1, panels)
         start = stop
     net.panels = NULL
     fastbp_aligned_free(scratch)
