@@ -9,7 +9,8 @@ same training loop in PyTorch and scikit-learn's MLPRegressor.partial_fit.
   evaluates E_in after the epoch and records the history;
 - fastbp, full-batch gradient: one fastbp.gradient on all N samples (all threads), the yardstick of
   issue 4's target (epoch <= 1.5x this), and the same on one thread (the SGD epoch runs on one:
-  its steps depend on each other, and a mini-batch is too small to share out);
+  its steps depend on each other, and sharing a batch-32 step out costs more in handing
+  activations between cores than it saves: see fastbp.training._sgd_epoch);
 - PyTorch: nn.Sequential(Linear, Tanh, Linear, Tanh, Linear, Tanh), float64, loss = mean over the
   batch of the summed squared error, torch.optim.SGD, the usual zero_grad / backward / step loop
   over a shuffled index, torch.set_num_threads(threads);

@@ -336,8 +336,11 @@ def _sgd_epoch(weights, X, y, order, batch_size, lr, momentum, velocity, weight_
     velocity     IN/OUT  list of arrays shaped like weights (ignored, may be None, when mu == 0)
     weight_decay IN      lambda >= 0 (N in lambda/N is len(X), the whole training set)
     output       as for `gradient`
-    num_threads  unused: the steps run one after another on one thread (a mini-batch is too small
-                 to share out, and the result does not depend on it)
+    num_threads  unused: the steps run one after another on one thread. Sharing a step of a
+                 small network out among cores costs more than it saves: each step would hand
+                 every layer's activations (a few KiB) from one core to the other, and on the
+                 2-core development machine that alone took about as long as the whole step on
+                 one core (measured; see the notes of issue 4). The result does not depend on it.
 
     Step k, on the batch b = order[k B : (k+1) B], in the weights' dtype, layer by layer:
         g = (1/|b|) sum_{n in b} grad e_n(w)       (fastbp.gradient, reduction="mean")
