@@ -331,23 +331,31 @@ FASTBP_ATTR static inline __attribute__((always_inline)) V FASTBP_SFX(tanh1)(V v
         V kd = t * log2e + shifter;
         V nr = kd - shifter;                              /* round(t / ln2), exactly */
         V r = (t - nr * ln2_hi) - nr * ln2_lo;
-        /* expm1(r) = r + r^2 (1/2! + r/3! + ... + r^(m-2)/m!), m = 14 for double, 8 for float */
-        V p = (V){0} + (T)(1.0 / 40320.0);                /* 1/8! */
+        /* expm1(r) = r + r^2 P(r). Double: P the Taylor series 1/2! + r/3! + ... + r^11/13!
+         * (truncation below 1e-17 relative for |r| <= ln2/2). Float: P of degree 4 fitted here
+         * to expm1 on [-ln2/2, ln2/2] (weighted least squares iterated toward minimax, 1.3e-8
+         * relative, 0.2 ulp), two multiply-adds fewer than the Taylor series it replaces. */
+        V p;
         if (is_double) {
-            p = (V){0} + (T)(1.0 / 87178291200.0);        /* 1/14! */
-            p = p * r + (T)(1.0 / 6227020800.0);
+            p = (V){0} + (T)(1.0 / 6227020800.0);         /* 1/13! */
             p = p * r + (T)(1.0 / 479001600.0);
             p = p * r + (T)(1.0 / 39916800.0);
             p = p * r + (T)(1.0 / 3628800.0);
             p = p * r + (T)(1.0 / 362880.0);
             p = p * r + (T)(1.0 / 40320.0);
+            p = p * r + (T)(1.0 / 5040.0);
+            p = p * r + (T)(1.0 / 720.0);
+            p = p * r + (T)(1.0 / 120.0);
+            p = p * r + (T)(1.0 / 24.0);
+            p = p * r + (T)(1.0 / 6.0);
+            p = p * r + (T)0.5;
+        } else {
+            p = (V){0} + (T)0.0013882521872358318;
+            p = p * r + (T)0.008366513991038719;
+            p = p * r + (T)0.04166719965912572;
+            p = p * r + (T)0.16666543669629305;
+            p = p * r + (T)0.49999998155118097;
         }
-        p = p * r + (T)(1.0 / 5040.0);
-        p = p * r + (T)(1.0 / 720.0);
-        p = p * r + (T)(1.0 / 120.0);
-        p = p * r + (T)(1.0 / 24.0);
-        p = p * r + (T)(1.0 / 6.0);
-        p = p * r + (T)0.5;
         V em1r = r + r * r * p;                           /* expm1(r) */
         VI bits = ((VI)kd + bias) << mant;                /* 2^n: n sits in the low bits of kd */
         V scale = (V)bits;
