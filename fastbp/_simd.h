@@ -259,7 +259,8 @@ static inline const char *fastbp_select_kernels(int max_level) {
     return fastbp_isa;
 }
 
-/* The widest sample block of any kernel set: tiles are a multiple of it. */
+/* The tile of backprop_one (fastbp/_api.py's _TILE sets the batches' tile): a multiple of every kernel
+ * set's sample block, which is its vector width (at most FASTBP_MAX_LANES values). */
 #define FASTBP_MAX_SAMPLE_BLOCK 64
 /* The most values a vector register of any kernel set holds (16 floats in AVX-512). */
 #define FASTBP_MAX_LANES 16
