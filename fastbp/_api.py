@@ -111,7 +111,7 @@ def _run(weights, widths, output, X, y, mode, num_threads, grads=None, scale=1.0
 
 def forward(weights, X, output="tanh") -> np.ndarray:
     """Outputs x(L) for every row of X: shape (N, d(L)), in the weights' dtype."""
-    weights, widths, dtype, X, _ = _checks.check_batch(weights, X)
+    weights, widths, dtype, X, _ = _checks.check_batch(weights, X, None, _screen_threads(X, None))
     output = _checks.check_output(output)
     return _run(weights, widths, output, X, None, _FORWARD, None)[1]
 

@@ -249,9 +249,10 @@ FASTBP_ATTR static inline T FASTBP_SFX(lanesum)(V a)
 /* G[j][c] += sum_{b < ns} X[j][b] D[c][b]: the gradient update of one layer from a tile, X its
  * inputs x(l-1) (rows units), D its sensitivities delta(l) (cols units), `work` room for
  * ns x (cols + LANES) values. Columns in whole vectors go through D transposed
- * (work[b][c] = D[c][b]): a block of G stays in registers while the samples stream by, each sample one broadcast of x per row and one
- * load of delta per vector of columns, nothing summed across lanes. The few columns left over
- * (fewer than a vector) are dot products over the samples, each lane summing its own samples. */
+ * (work[b][c] = D[c][b]): a block of G stays in registers while the samples stream by, each
+ * sample one broadcast of x per row and one load of delta per vector of columns, nothing summed
+ * across lanes. The few columns left over (fewer than a vector) are dot products over the
+ * samples, each lane summing its own samples. */
 FASTBP_ATTR static void FASTBP_SFX(outer)(const T *FASTBP_RESTRICT X, int rows,
                                           const T *FASTBP_RESTRICT D, int cols, ptrdiff_t ld,
                                           int ns, T *FASTBP_RESTRICT G, T *FASTBP_RESTRICT work)
