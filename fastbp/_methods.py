@@ -422,7 +422,21 @@ def import_scipy_minimize():
 # ---------------------------------------------------------------------------------------------
 # Mini-batch methods: the whole epoch in one kernel call
 
-class SGD(Method):
+class MiniBatchMethod(Method):
+    """What sgd and adam share: E at the start, the order of the samples of each epoch."""
+    full_batch = False
+
+    def start(self, state=None):
+        self.E = self.obj.error(self.w, self.w_views)
+        if state is not None:
+            self.restore(state)
+
+    def order(self):
+        n = self.obj.n_samples
+        return self.rng.permutation(n) if self.opts.shuffle else np.arange(n)
+
+
+class SGD(MiniBatchMethod):
     """sgd: mini-batches of `batch_size` (1: the lecture's per-sample SGD; more than N: the whole
     set) in an order reshuffled every epoch from the seeded generator (shuffle=False: in data
     order). Step k, on the batch b = order[k B : (k+1) B], in the weights' dtype, layer by layer:
@@ -433,23 +447,15 @@ class SGD(Method):
     The whole epoch is one call into the compiled kernel, which does exactly these operations in
     this order: no Python runs per step. It runs on one thread (see README, "Threads")."""
     name = "sgd"
-    full_batch = False
     options = {"learning_rate": 0.1, "batch_size": 32, "shuffle": True, "momentum": 0.0,
                "nesterov": False, "warm_start": False}
     carry = ("v",)
     arrays = ("w", "g", "v")
-    rule = "sgd"
 
     def start(self, state=None):
-        self.E = self.obj.error(self.w, self.w_views)
-        if state is not None:
-            self.restore(state)
+        super().start(state)
         if self.v is None and self.opts.momentum:
             self.v = np.zeros_like(self.w)
-
-    def order(self):
-        n = self.obj.n_samples
-        return self.rng.permutation(n) if self.opts.shuffle else np.arange(n)
 
     def epoch(self):
         obj, o = self.obj, self.opts
@@ -462,7 +468,7 @@ class SGD(Method):
         return self.lr, True
 
 
-class Adam(SGD):
+class Adam(MiniBatchMethod):
     """adam: Adam (Kingma and Ba, 2015) on the same mini-batches as sgd, with scikit-learn's bias
     correction. Step t (counted across epochs), on the batch's g (decay included as for sgd):
         m = beta1 m + (1 - beta1) g;  s = beta2 s + (1 - beta2) g^2
