@@ -4,7 +4,9 @@ The file is an uncompressed .npz (a zip of .npy arrays) holding exactly these ar
 
     fastbp_format   int64 scalar, 1
     widths          int64 array [d(0), ..., d(L)]
-    output          string scalar, "tanh" or "linear"
+    output          string scalar, one of fastbp._checks.OUTPUTS ("tanh", "linear", ...)
+    activation      string scalar, one of fastbp._checks.ACTIVATIONS (optional: files of fastbp 0.1
+                    have none, and their networks are tanh networks)
     dtype           string scalar, "float32" or "float64"
     weights_0 ... weights_{L-1}   W(1), ..., W(L), of shape (d(l-1)+1, d(l)) and that dtype
 
@@ -28,13 +30,14 @@ if TYPE_CHECKING:
 
 FORMAT = 1
 _META = ("fastbp_format", "widths", "output", "dtype")
+_OPTIONAL = ("activation",)
 _WEIGHT_KEY = re.compile(r"weights_(0|[1-9][0-9]*)\Z")
 # Longer string scalars than this in "output" or "dtype" are not ours.
 _MAX_STR = 16
 
 
 def save(net: "Network", file: str | os.PathLike | BinaryIO) -> None:
-    """Write `net` (widths, output, dtype, weights) to `file`, a path or a binary file object.
+    """Write `net` (widths, output, activation, dtype, weights) to `file`, a path or a binary file object.
 
     A path is written as given (no ".npz" is appended), through a temporary file renamed into place,
     so that a failed save leaves any previous file intact.
@@ -43,6 +46,7 @@ def save(net: "Network", file: str | os.PathLike | BinaryIO) -> None:
         "fastbp_format": np.array(FORMAT, dtype=np.int64),
         "widths": np.array(net.widths, dtype=np.int64),
         "output": np.array(net.output),
+        "activation": np.array(getattr(net, "activation", "tanh")),
         "dtype": np.array(net.dtype.name),
     }
     checked, widths, dtype = _checks.check_weights(net.weights)
@@ -94,7 +98,7 @@ def _read(npz):
     if missing:
         raise ValueError(f"missing {', '.join(missing)}: not a file written by Network.save")
     weight_keys = {k for k in keys if _WEIGHT_KEY.match(k)}
-    unexpected = sorted(keys - set(_META) - weight_keys)
+    unexpected = sorted(keys - set(_META) - set(_OPTIONAL) - weight_keys)
     if unexpected:
         raise ValueError(f"unexpected arrays {unexpected}")
 
@@ -113,6 +117,9 @@ def _read(npz):
                          f"{L} weight arrays), got shape {shape} and dtype {dtype}")
     widths = _checks.check_widths([int(d) for d in npz["widths"]])
     output = _string(npz, "output", _checks.OUTPUTS)
+    activation = _string(npz, "activation", _checks.ACTIVATIONS) if "activation" in keys else "tanh"
+    if output == "softmax" and widths[-1] < 2:
+        raise ValueError(f"output is 'softmax' but widths {widths} have a single output unit")
     dtype_name = _string(npz, "dtype", tuple(dt.name for dt in _checks.FLOAT_DTYPES))
     want_dtype = np.dtype(dtype_name)
 
@@ -132,7 +139,7 @@ def _read(npz):
             raise ValueError(f"{key} is truncated: {size} bytes cannot hold {want} {dtype_name}")
         weights.append(npz[key])
     checked, _, _ = _checks.check_weights(weights)      # finite values
-    return widths, output, want_dtype, checked
+    return widths, output, activation, want_dtype, checked
 
 
 def load(file: str | os.PathLike | BinaryIO) -> "Network":
@@ -149,11 +156,11 @@ def load(file: str | os.PathLike | BinaryIO) -> "Network":
         if not isinstance(npz, np.lib.npyio.NpzFile):
             raise ValueError("it holds a single array, not an .npz archive")
         with npz:
-            widths, output, dtype, weights = _read(npz)
+            widths, output, activation, dtype, weights = _read(npz)
     except (FileNotFoundError, IsADirectoryError, PermissionError):
         raise
     except (ValueError, TypeError, OSError, EOFError, KeyError, MemoryError, UnicodeError,
             zipfile.BadZipFile, NotImplementedError, RuntimeError) as exc:
         # RuntimeError: zipfile's "File ... is encrypted, password required" (one flipped flag bit)
         raise ValueError(f"cannot load a fastbp model from {name!r}: {exc}") from exc
-    return Network(widths, output=output, dtype=dtype, weights=weights)
+    return Network(widths, output=output, dtype=dtype, weights=weights, activation=activation)

@@ -598,7 +598,7 @@ def changed(**kw):
     (changed(weights_0=np.zeros((3, 3), dtype=np.float32)), r"weights_0 has dtype float32 but "
                                                            r"the file's dtype is float64"),
     (changed(weights_1=np.full((4, 1), np.nan)), r"weights\[1\] must be finite"),
-    (changed(output=np.array("relu")), r"output must be one of 'tanh', 'linear', got 'relu'"),
+    (changed(output=np.array("relu")), r"output must be one of 'tanh', 'linear', 'logistic', 'softmax', got 'relu'"),
     (changed(fastbp_format=np.array(7)), r"fastbp_format is 7"),
     (changed(widths=np.array([2, 0, 1])), r"widths\[1\] = d\(1\) must be at least 1"),
     (changed(widths=np.array([2.0, 3.0, 1.0])), r"widths must be an integer array"),
@@ -724,7 +724,7 @@ def bad_fit(exc, pattern, weights=None, X=None, y=None, **kw):
     (ValueError, r"lr_increase must be > 1, got 0.9", dict(lr_increase=0.9)),
     (ValueError, r"lr_decrease must be < 1, got 1.0", dict(lr_decrease=1.0)),
     (ValueError, r"line_search_steps must be at least 0, got -1", dict(line_search_steps=-1)),
-    (ValueError, r"output must be 'tanh' or 'linear', got 'relu'", dict(output="relu")),
+    (ValueError, r"output must be one of 'tanh', 'linear', 'logistic', 'softmax', got 'relu'", dict(output="relu")),
     (ValueError, r"X must have shape \(N, 1\) for d\(0\) = 1, got shape \(10, 2\)",
      dict(X=np.zeros((10, 2)))),
     (ValueError, r"y has 9 rows but X has 10 samples", dict(y=np.zeros(9))),
