@@ -100,58 +100,92 @@ def _plan(widths, n_samples, num_threads, itemsize):
     return max(1, min(threads, -(-n_samples // chunk))), tile, chunk, slots
 
 
-def _run(weights, widths, output, X, y, mode, num_threads, grads=None, scale=1.0,
+def _spec(activation, output, sample_weight=None) -> tuple:
+    """What the kernel is told about the units and the error: (activation code, output code,
+    sample weights or None), the codes the positions in _checks.ACTIVATIONS and OUTPUTS."""
+    return (_checks.ACTIVATIONS.index(activation), _checks.OUTPUTS.index(output), sample_weight)
+
+
+def _run(weights, widths, spec, X, y, mode, num_threads, grads=None, scale=1.0,
          accumulate=False):
     threads, tile, chunk, slots = _plan(widths, X.shape[0], num_threads, X.dtype.itemsize)
     outputs = np.empty((X.shape[0], widths[-1]), dtype=X.dtype) if mode == _FORWARD else None
-    err = _core.run(weights, widths, output == "linear", X, y, outputs, mode, threads, tile, chunk,
-                    slots, grads, scale, accumulate)
+    err = _core.run(weights, widths, spec, X, y, outputs, mode, threads, tile, chunk, slots, grads,
+                    scale, accumulate)
     return err, outputs
 
 
-def forward(weights, X, output="tanh") -> np.ndarray:
-    """Outputs x(L) for every row of X: shape (N, d(L)), in the weights' dtype."""
-    weights, widths, dtype, X, _ = _checks.check_batch(weights, X, None, _screen_threads(X, None))
+def _check_model(output, activation, widths):
     output = _checks.check_output(output)
-    return _run(weights, widths, output, X, None, _FORWARD, None)[1]
+    activation = _checks.check_activation(activation)
+    _checks.check_output_width(output, widths)
+    return output, activation
 
 
-def error(weights, X, y, output="tanh", num_threads=None) -> float:
-    """E_in = (1/N) sum_n ||x(L)_n - y_n||^2."""
+def forward(weights, X, output="tanh", activation="tanh") -> np.ndarray:
+    """Outputs x(L) for every row of X: shape (N, d(L)), in the weights' dtype.
+
+    `activation` is theta of every hidden layer ("tanh", "relu", "logistic" or "identity");
+    `output` that of the output layer ("tanh", "linear", "logistic" or "softmax").
+    """
+    weights, widths, dtype, X, _ = _checks.check_batch(weights, X, None, _screen_threads(X, None))
+    output, activation = _check_model(output, activation, widths)
+    return _run(weights, widths, _spec(activation, output), X, None, _FORWARD, None)[1]
+
+
+def _weighted_batch(weights, X, y, output, activation, num_threads, sample_weight):
+    """The checks shared by error and gradient: (weights, widths, X, y, spec, total weight)."""
     weights, widths, dtype, X, y = _checks.check_batch(weights, X, y,
                                                        _screen_threads(X, num_threads))
-    output = _checks.check_output(output)
-    err, _ = _run(weights, widths, output, X, y, _ERROR, num_threads)
-    return err / X.shape[0]
+    output, activation = _check_model(output, activation, widths)
+    _checks.check_targets(y if y.ndim == 2 else y.reshape(-1, 1), output)
+    sample_weight = _checks.check_sample_weight(sample_weight, X.shape[0], dtype)
+    # the sum of the weights in float64, one fixed order (NumPy's pairwise sum): no thread count
+    # enters it
+    total = X.shape[0] if sample_weight is None else float(np.sum(sample_weight, dtype=np.float64))
+    return weights, widths, X, y, _spec(activation, output, sample_weight), total
+
+
+def error(weights, X, y, output="tanh", num_threads=None, activation="tanh",
+          sample_weight=None) -> float:
+    """E_in = (1/N) sum_n e_n, or sum_n w_n e_n / sum_n w_n with `sample_weight` (N weights >= 0).
+
+    e_n = ||x(L)_n - y_n||^2 for output "tanh" and "linear"; the binary cross-entropy summed over
+    the output units for "logistic", -sum_k y_nk log x(L)_nk for "softmax" (computed from s(L)
+    by log-sum-exp, so that huge logits and targets of exactly 0 or 1 give finite errors).
+    """
+    weights, widths, X, y, spec, total = _weighted_batch(weights, X, y, output, activation,
+                                                         num_threads, sample_weight)
+    err, _ = _run(weights, widths, spec, X, y, _ERROR, num_threads)
+    return err / total
 
 
 def gradient(weights, X, y, output="tanh", num_threads=None, reduction="mean", out=None,
-             accumulate=False):
+             accumulate=False, activation="tanh", sample_weight=None):
     """(E_in, [dE_in/dW(1), ..., dE_in/dW(L)]) by backpropagation over the batch.
 
-    reduction="sum" gives N E_in and the summed gradient instead. With out= the gradient is written
-    into those arrays (accumulate=True: added to them) and they are returned.
+    E_in as `error` defines it (weighted by `sample_weight` when given). reduction="sum" gives the
+    sums instead: sum_n e_n (sum_n w_n e_n with sample weights) and its gradient. With out= the
+    gradient is written into those arrays (accumulate=True: added to them) and they are returned.
     """
-    weights, widths, dtype, X, y = _checks.check_batch(weights, X, y,
-                                                       _screen_threads(X, num_threads))
-    output = _checks.check_output(output)
+    weights, widths, X, y, spec, total = _weighted_batch(weights, X, y, output, activation,
+                                                         num_threads, sample_weight)
     reduction = _checks.check_reduction(reduction)
     if out is not None:
         out = _checks.check_out(out, weights)
     elif accumulate:
         raise ValueError("accumulate=True needs out=, the arrays to add the gradient into")
-    scale = 1.0 / X.shape[0] if reduction == "mean" else 1.0
+    scale = 1.0 / total if reduction == "mean" else 1.0
     if out is not None and all(o.flags.c_contiguous and o.flags.aligned for o in out):
-        err, _ = _run(weights, widths, output, X, y, _GRADIENT, num_threads, out, scale,
-                      accumulate)
+        err, _ = _run(weights, widths, spec, X, y, _GRADIENT, num_threads, out, scale, accumulate)
         return err * scale, out
     if out is None:
         grads = [np.empty_like(w) for w in weights]
-        err, _ = _run(weights, widths, output, X, y, _GRADIENT, num_threads, grads, scale)
+        err, _ = _run(weights, widths, spec, X, y, _GRADIENT, num_threads, grads, scale)
         return err * scale, grads
     # `out` arrays of other layouts: the same arithmetic on contiguous copies, then copied back
     grads = [np.array(o, order="C") for o in out]
-    err, _ = _run(weights, widths, output, X, y, _GRADIENT, num_threads, grads, scale, accumulate)
+    err, _ = _run(weights, widths, spec, X, y, _GRADIENT, num_threads, grads, scale, accumulate)
     for o, g in zip(out, grads):
         o[...] = g
     return err * scale, out
@@ -161,30 +195,35 @@ SGD_RULES = {"sgd": 0, "nesterov": 1, "adam": 2}
 
 
 def sgd_epoch(weights, widths, X, y, order, batch_size, lr, momentum, velocity, decay, output,
-              rule="sgd", moment2=None, beta2=0.999, eps=1e-8, steps=0) -> int:
+              rule="sgd", moment2=None, beta2=0.999, eps=1e-8, steps=0, activation="tanh",
+              sample_weight=None) -> int:
     """One epoch of mini-batch SGD, Nesterov or Adam in one kernel call (fastbp._methods says
     what a step computes; for Adam, `momentum` is beta1, `velocity` the first and `moment2` the
     second moments, `steps` the step count so far). Returns the step count after the epoch.
     Arguments are already checked: weights and moments C-contiguous and writeable, X, y, weights
-    of one dtype, order a permutation of range(N)."""
+    of one dtype, order a permutation of range(N), y valid targets for `output`
+    (_checks.check_targets), sample_weight None or as _checks.check_sample_weight returns it.
+    With sample weights a step's gradient is the batch's weighted mean,
+    sum_b w_b grad e_b / sum_b w_b (a batch of zero weights makes no step from its gradient)."""
     _, tile, chunk, _ = _plan(widths, batch_size, 1, X.dtype.itemsize)
     code = SGD_RULES[rule]
-    return _core.sgd_epoch(weights, widths, output == "linear", X, y,
+    return _core.sgd_epoch(weights, widths, _spec(activation, output, sample_weight), X, y,
                            np.ascontiguousarray(order, dtype=np.intp), batch_size, lr, momentum,
                            velocity if (momentum or code) else None, decay, tile, chunk, code,
                            moment2, beta2, eps, steps)
 
 
-def backprop(weights, x, y, output="tanh"):
+def backprop(weights, x, y, output="tanh", activation="tanh"):
     """One sample: ([x(0), ..., x(L)], [delta(1), ..., delta(L)]).
 
     Hidden x(l) carry their leading 1; the output x(L) does not. de_n/dW(l) is
     np.outer(xs[l-1], deltas[l-1]).
     """
     weights, widths, dtype = _checks.check_weights(weights)
-    output = _checks.check_output(output)
+    output, activation = _check_model(output, activation, widths)
     x, y = _checks.check_sample(x, y, widths, dtype)
-    return _core.backprop_sample(weights, widths, output == "linear", x, y)
+    _checks.check_targets(y, output)
+    return _core.backprop_sample(weights, widths, _spec(activation, output), x, y)
 
 
 def show_config(file=None) -> None:

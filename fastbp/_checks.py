@@ -24,7 +24,13 @@ except ImportError:  # the compiled module is not built: fastbp.reference still 
     def _ready(weights, X, y, max_width, x_threads=1):
         return None
 
-OUTPUTS = ("tanh", "linear")
+# The order is the kernel's codes (Activation and Output in _core.pyx).
+ACTIVATIONS = ("tanh", "relu", "logistic", "identity")
+OUTPUTS = ("tanh", "linear", "logistic", "softmax")
+# Outputs whose error is a cross-entropy: their targets are probabilities.
+CROSS_ENTROPY_OUTPUTS = ("logistic", "softmax")
+# How far a softmax target row may sum from 1 (rounding of a distribution written in decimals).
+SOFTMAX_ROW_TOL = 1e-6
 REDUCTIONS = ("mean", "sum")
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _F32, _F64 = FLOAT_DTYPES
@@ -103,10 +109,71 @@ def check_widths(widths) -> list[int]:
     return out
 
 
+def _one_of(value, name: str, valid: tuple) -> str:
+    if not isinstance(value, str) or value not in valid:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, valid))}, got {_show(value)}")
+    return value
+
+
 def check_output(output) -> str:
-    if not isinstance(output, str) or output not in OUTPUTS:
-        raise ValueError(f"output must be 'tanh' or 'linear', got {output!r}")
-    return output
+    """The output unit and error measure: one of OUTPUTS."""
+    return _one_of(output, "output", OUTPUTS)
+
+
+def check_activation(activation) -> str:
+    """The hidden units' activation: one of ACTIVATIONS."""
+    return _one_of(activation, "activation", ACTIVATIONS)
+
+
+def check_output_width(output: str, widths) -> None:
+    """A softmax over one unit is the constant 1: refuse it (a logistic output is the one-unit
+    two-class case)."""
+    if output == "softmax" and widths[-1] < 2:
+        raise ValueError(f"output='softmax' needs at least 2 output units, got d(L) = {widths[-1]} "
+                         f"(for two classes with one output unit use output='logistic')")
+
+
+def check_targets(y: np.ndarray, output: str, name: str = "y") -> None:
+    """Cross-entropy targets are probabilities: in [0, 1], and each softmax row sums to 1 (within
+    SOFTMAX_ROW_TOL). `y` is converted already (2-D, finite); nothing to check for squared error."""
+    if output not in CROSS_ENTROPY_OUTPUTS:
+        return
+    outside = (y < 0) | (y > 1)
+    if outside.any():
+        bad = np.unravel_index(int(np.argmax(outside)), y.shape)
+        where = "[" + ", ".join(str(int(i)) for i in bad) + "]"
+        raise ValueError(f"{name} must hold probabilities in [0, 1] for output={output!r} "
+                         f"(cross-entropy), but {name}{where} = {y[bad].item()!r}")
+    if output == "softmax":
+        sums = y.sum(axis=1, dtype=np.float64)
+        off = np.abs(sums - 1) > SOFTMAX_ROW_TOL
+        if off.any():
+            n = int(np.argmax(off))
+            raise ValueError(f"the rows of {name} must sum to 1 for output='softmax' (a one-hot "
+                             f"row or a distribution, within {SOFTMAX_ROW_TOL:g}), but row {n} "
+                             f"sums to {float(sums[n])!r}")
+
+
+def check_sample_weight(sample_weight, n: int, dtype) -> np.ndarray | None:
+    """`sample_weight`: None, or N finite non-negative weights, not all zero; returned
+    C-contiguous in the weights' dtype (a copy: the caller's array is never written)."""
+    if sample_weight is None:
+        return None
+    a = _as_numeric(sample_weight, "sample_weight")
+    if a.ndim != 1 or a.shape[0] != n:
+        raise ValueError(f"sample_weight must have shape ({n},), one weight per sample, got shape "
+                         f"{_shape(a)}")
+    converted = _contiguous(a, dtype)
+    _converted_finite(a, converted, "sample_weight")
+    negative = np.flatnonzero(converted < 0)
+    if negative.size:
+        i = int(negative[0])
+        raise ValueError(f"sample_weight must be non-negative, but sample_weight[{i}] = "
+                         f"{converted[i].item()!r}")
+    if not converted.any():
+        raise ValueError("sample_weight must not be all zero: the weighted mean of the errors "
+                         "would be 0/0")
+    return converted
 
 
 def check_reduction(reduction) -> str:

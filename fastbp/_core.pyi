@@ -8,6 +8,11 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
+# (activation code, output code, sample weights or None): the codes are the positions in
+# fastbp._checks.ACTIVATIONS and fastbp._checks.OUTPUTS; the sample weights (N,) C-contiguous, of
+# the weights' dtype.
+Spec = Tuple[int, int, Optional[np.ndarray]]
+
 # Units per block of a packed weight panel (the same for every instruction set).
 RB: int
 # The largest number of samples one micro-kernel call handles (the widest vector set's block).
@@ -33,7 +38,7 @@ def openmp_max_threads() -> int:
 def run(
     weights: List[np.ndarray],
     widths: List[int],
-    output_linear: bool,
+    spec: Spec,
     X: np.ndarray,
     Y: Optional[np.ndarray],
     outputs: Optional[np.ndarray],
@@ -47,13 +52,14 @@ def run(
     accumulate: bool = False,
 ) -> float:
     """Run the batch (mode 0 forward into `outputs`, 1 error, 2 gradient into `grads`, times
-    `scale`, added with `accumulate`); return the sum of squared errors (0.0 in forward mode)."""
+    `scale`, added with `accumulate`); return the sum of the errors w_n e_n (0.0 in forward
+    mode)."""
     ...
 
 def backprop_sample(
     weights: List[np.ndarray],
     widths: List[int],
-    output_linear: bool,
+    spec: Spec,
     x: np.ndarray,
     y: np.ndarray,
 ) -> Tuple[List[np.ndarray], List[np.ndarray]]:
@@ -65,10 +71,18 @@ def tanh(x: np.ndarray) -> None:
     of the sample block (a test hook)."""
     ...
 
+def exp(x: np.ndarray) -> None:
+    """The kernels' exp, in place, on an array as for `tanh` (a test hook)."""
+    ...
+
+def logistic(x: np.ndarray) -> None:
+    """The kernels' logistic function, in place, on an array as for `tanh` (a test hook)."""
+    ...
+
 def sgd_epoch(
     weights: List[np.ndarray],
     widths: List[int],
-    output_linear: bool,
+    spec: Spec,
     X: np.ndarray,
     Y: np.ndarray,
     order: np.ndarray,

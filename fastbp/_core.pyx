@@ -18,7 +18,8 @@
 from cython.parallel cimport prange, threadid
 from libc.math cimport pow, sqrt, sqrtf
 from libc.stdlib cimport calloc, free
-from libc.string cimport memset
+from libc.math cimport exp as libm_exp, fabs, log1p
+from libc.string cimport memcpy, memset
 
 cimport numpy as cnp
 import numpy as np
@@ -53,6 +54,22 @@ cdef extern from "_simd.h" nogil:
                         int ns, float *G, float *work)
     void fastbp_tanh_d(double *x, int rows, Py_ssize_t ld, Py_ssize_t n)
     void fastbp_tanh_f(float *x, int rows, Py_ssize_t ld, Py_ssize_t n)
+    void fastbp_exp_d(double *x, int rows, Py_ssize_t ld, Py_ssize_t n)
+    void fastbp_exp_f(float *x, int rows, Py_ssize_t ld, Py_ssize_t n)
+    void fastbp_logistic_d(double *x, int rows, Py_ssize_t ld, Py_ssize_t n)
+    void fastbp_logistic_f(float *x, int rows, Py_ssize_t ld, Py_ssize_t n)
+    void fastbp_relu_d(double *x, int rows, Py_ssize_t ld, Py_ssize_t n)
+    void fastbp_relu_f(float *x, int rows, Py_ssize_t ld, Py_ssize_t n)
+    void fastbp_softmax_d(double *x, int rows, Py_ssize_t ld, Py_ssize_t n, double *mx,
+                          double *logsum)
+    void fastbp_softmax_f(float *x, int rows, Py_ssize_t ld, Py_ssize_t n, float *mx,
+                          float *logsum)
+    void fastbp_drelu_mul_d(double *delta, const double *x, int rows, Py_ssize_t ld, Py_ssize_t n)
+    void fastbp_drelu_mul_f(float *delta, const float *x, int rows, Py_ssize_t ld, Py_ssize_t n)
+    void fastbp_dlogistic_mul_d(double *delta, const double *x, int rows, Py_ssize_t ld,
+                                Py_ssize_t n)
+    void fastbp_dlogistic_mul_f(float *delta, const float *x, int rows, Py_ssize_t ld,
+                                Py_ssize_t n)
     Py_ssize_t fastbp_first_nonfinite_d(const double *a, Py_ssize_t n)
     Py_ssize_t fastbp_first_nonfinite_f(const float *a, Py_ssize_t n)
     void fastbp_dtanh_mul_d(double *delta, const double *x, int rows, Py_ssize_t ld, Py_ssize_t n)
@@ -67,13 +84,28 @@ MAX_SAMPLE_BLOCK = FASTBP_MAX_SAMPLE_BLOCK
 
 cdef enum Mode:
     MODE_FORWARD = 0    # write x(L) of every sample
-    MODE_ERROR = 1      # sum of squared errors only
-    MODE_GRADIENT = 2   # sum of squared errors and of x(l-1) delta(l)^T
+    MODE_ERROR = 1      # sum of the errors e_n only
+    MODE_GRADIENT = 2   # sum of the errors and of x(l-1) delta(l)^T
+
+# The codes of fastbp._checks.ACTIVATIONS and fastbp._checks.OUTPUTS, in their order.
+cdef enum Activation:
+    ACT_TANH = 0
+    ACT_RELU = 1
+    ACT_LOGISTIC = 2
+    ACT_IDENTITY = 3
+
+cdef enum Output:
+    OUT_TANH = 0        # x(L) = tanh(s(L)), squared error
+    OUT_LINEAR = 1      # x(L) = s(L), squared error
+    OUT_LOGISTIC = 2    # x(L) = sigma(s(L)), binary cross-entropy summed over the units
+    OUT_SOFTMAX = 3     # x(L) = softmax(s(L)), cross-entropy -sum_k y_k log x_k
 
 
 cdef struct Net:
     int L                       # number of layers with weights
-    int output_linear           # 1: x(L) = s(L); 0: x(L) = tanh(s(L))
+    int activation              # theta of the hidden layers, an Activation
+    int output                  # theta of the output layer and the error measure, an Output
+    const void *sample_weight   # (N,) weights w_n of the samples, the weights' dtype; NULL: all 1
     int tile                    # samples per tile: the row length of every tile array
     const int *widths           # d(0), ..., d(L)
     const void **weights        # W(1), ..., W(L), each (d(l-1)+1, d(l)) row-major
@@ -85,6 +117,7 @@ cdef struct Net:
     Py_ssize_t n_params         # sum of (d(l-1)+1) d(l)
     Py_ssize_t n_panel          # elements of the panel buffer
     Py_ssize_t work_off         # offset of the micro-kernels' work space, tile x (max d(l) + 16)
+    Py_ssize_t out_off          # offset of s(L) (d(L) rows), then softmax's two log-sum-exp rows
     Py_ssize_t scratch_len      # elements of one thread's scratch
     void *panels                # the packed panels of this call
 
@@ -117,6 +150,40 @@ cdef inline void dtanh_mul_rows(floating *delta, const floating *x, int rows, Py
         fastbp_dtanh_mul_f(delta, x, rows, ld, ns)
 
 
+cdef inline void activate_rows(int activation, floating *x, int rows, Py_ssize_t ld,
+                               int ns) noexcept nogil:
+    """x = theta(s) in place on the first ns samples of `rows` tile rows."""
+    if activation == ACT_TANH:
+        tanh_rows(x, rows, ld, ns)
+    elif activation == ACT_RELU:
+        if floating is double:
+            fastbp_relu_d(x, rows, ld, ns)
+        else:
+            fastbp_relu_f(x, rows, ld, ns)
+    elif activation == ACT_LOGISTIC:
+        if floating is double:
+            fastbp_logistic_d(x, rows, ld, ns)
+        else:
+            fastbp_logistic_f(x, rows, ld, ns)
+
+
+cdef inline void dactivation_mul_rows(int activation, floating *delta, const floating *x, int rows,
+                                      Py_ssize_t ld, int ns) noexcept nogil:
+    """delta *= theta'(s), from x = theta(s), on the first ns samples of `rows` tile rows."""
+    if activation == ACT_TANH:
+        dtanh_mul_rows(delta, x, rows, ld, ns)
+    elif activation == ACT_RELU:
+        if floating is double:
+            fastbp_drelu_mul_d(delta, x, rows, ld, ns)
+        else:
+            fastbp_drelu_mul_f(delta, x, rows, ld, ns)
+    elif activation == ACT_LOGISTIC:
+        if floating is double:
+            fastbp_dlogistic_mul_d(delta, x, rows, ld, ns)
+        else:
+            fastbp_dlogistic_mul_f(delta, x, rows, ld, ns)
+
+
 cdef inline int sample_block(floating dummy) noexcept nogil:
     if floating is double:
         return fastbp_sample_block_d()
@@ -137,6 +204,8 @@ cdef inline void forward_tile(
     cdef floating *x0 = scratch + net.act_off[0] + ld
     cdef const floating *panels = <const floating *> net.panels
     cdef int l, d_out
+    cdef floating *x
+    cdef floating *sL = scratch + net.out_off
     # x(0) without its row of ones: the inputs, turned feature-major; padding samples are zero
     if floating is double:
         fastbp_load_inputs_d(X, rows, t, <int> nb, net.widths[0], x0, ld, ns)
@@ -145,10 +214,25 @@ cdef inline void forward_tile(
     for l in range(1, net.L + 1):
         d_out = net.widths[l]
         # s(l) = W(l)^T x(l-1), written below the row of ones of x(l)
+        x = scratch + net.act_off[l] + ld
         linear(panels + net.fwd_off[l], net.widths[l - 1] + 1, d_out,
-               scratch + net.act_off[l - 1], ld, scratch + net.act_off[l] + ld, ns)
-        if l < net.L or not net.output_linear:
-            tanh_rows(scratch + net.act_off[l] + ld, d_out, ld, ns)
+               scratch + net.act_off[l - 1], ld, x, ns)
+        if l < net.L:
+            activate_rows(net.activation, x, d_out, ld, ns)
+        elif net.output == OUT_TANH:
+            tanh_rows(x, d_out, ld, ns)
+        elif net.output != OUT_LINEAR:
+            # the cross-entropy is computed from s(L), never from the rounded x(L)
+            memcpy(sL, x, d_out * ld * sizeof(floating))
+            if net.output == OUT_LOGISTIC:
+                if floating is double:
+                    fastbp_logistic_d(x, d_out, ld, ns)
+                else:
+                    fastbp_logistic_f(x, d_out, ld, ns)
+            elif floating is double:
+                fastbp_softmax_d(x, d_out, ld, ns, sL + d_out * ld, sL + (d_out + 1) * ld)
+            else:
+                fastbp_softmax_f(x, d_out, ld, ns, sL + d_out * ld, sL + (d_out + 1) * ld)
 
 
 cdef inline double sensitivities_tile(
@@ -158,41 +242,79 @@ cdef inline double sensitivities_tile(
     Py_ssize_t t,           # IN  first sample of the tile
     Py_ssize_t nb,          # IN  samples in the tile
     int ns,                 # IN  samples computed (padding ones get zero sensitivities)
-    floating *scratch,      # IN  x(l) from forward_tile; OUT delta(l), l = 1..L
+    floating *scratch,      # IN  x(l) (and s(L)) from forward_tile; OUT delta(l), l = 1..L
     bint backward,          # IN  0: only the error, no sensitivities
 ) noexcept nogil:
-    """Sum over the tile of ||x(L) - y||^2; with `backward`, every delta(l) of the tile."""
+    """Sum over the tile of w_n e_n (w_n = 1 without sample weights); with `backward`, every
+    delta(l) of the tile, each times w_n (backpropagation is linear in delta(L), so this weights
+    the sample's whole gradient)."""
     cdef int L = net.L
     cdef int dL = net.widths[L]
     cdef Py_ssize_t ld = net.tile
     cdef const floating *xL = scratch + net.act_off[L] + ld
+    cdef const floating *sL = scratch + net.out_off
+    cdef const floating *mx = sL + dL * ld
+    cdef const floating *logsum = sL + (dL + 1) * ld
     cdef const floating *panels = <const floating *> net.panels
+    cdef const floating *sw = <const floating *> net.sample_weight
     cdef floating *delta = scratch + net.delta_off[L]
-    cdef floating e, xv
+    cdef floating e, xv, wn
     cdef double err = 0.0
-    cdef Py_ssize_t b
+    cdef double en, sv
+    cdef Py_ssize_t b, n
     cdef int j, l
     cdef const floating *yb
-    for j in range(dL):
-        for b in range(nb):
-            yb = Y + (rows[t + b] if rows != NULL else t + b) * dL
-            xv = xL[j * ld + b]
-            e = xv - yb[j]
-            err += e * e
+    if net.output <= OUT_LINEAR and sw == NULL:
+        # squared error, the lecture's case (and fastbp 0.1's arithmetic, bit for bit)
+        for j in range(dL):
+            for b in range(nb):
+                yb = Y + (rows[t + b] if rows != NULL else t + b) * dL
+                xv = xL[j * ld + b]
+                e = xv - yb[j]
+                err += e * e
+                if backward:
+                    # delta(L) = 2 (x(L) - y) theta'(s(L)), theta' = 1 - x^2 for tanh, 1 for linear
+                    delta[j * ld + b] = 2 * e if net.output == OUT_LINEAR else 2 * e * (1 - xv * xv)
             if backward:
-                # delta(L) = 2 (x(L) - y) theta'(s(L)), theta' = 1 - x^2 for tanh, 1 for linear
-                delta[j * ld + b] = 2 * e if net.output_linear else 2 * e * (1 - xv * xv)
-        if backward:
-            for b in range(nb, ns):
-                delta[j * ld + b] = 0
+                for b in range(nb, ns):
+                    delta[j * ld + b] = 0
+    else:
+        for j in range(dL):
+            for b in range(nb):
+                n = rows[t + b] if rows != NULL else t + b
+                yb = Y + n * dL
+                xv = xL[j * ld + b]
+                e = xv - yb[j]
+                wn = sw[n] if sw != NULL else 1
+                if net.output <= OUT_LINEAR:
+                    en = e * e
+                    e = 2 * e if net.output == OUT_LINEAR else 2 * e * (1 - xv * xv)
+                elif net.output == OUT_LOGISTIC:
+                    # -y log sigma(s) - (1 - y) log(1 - sigma(s)) = max(s, 0) - y s + log(1 + e^-|s|)
+                    sv = sL[j * ld + b]
+                    en = (sv if sv > 0 else 0.0) - yb[j] * sv + log1p(libm_exp(-fabs(sv)))
+                else:
+                    # -y_k log x_k = y_k (log-sum-exp(s) - s_k), the log-sum-exp as mx + logsum
+                    en = yb[j] * ((<double> mx[b] - sL[j * ld + b]) + logsum[b])
+                # delta(L) = x(L) - y for both cross-entropies (their theta' cancels the log's 1/x)
+                if sw != NULL:
+                    en = en * wn
+                    e = e * wn
+                err += en
+                if backward:
+                    delta[j * ld + b] = e
+            if backward:
+                for b in range(nb, ns):
+                    delta[j * ld + b] = 0
     if not backward:
         return err
     for l in range(L - 1, 0, -1):
-        # delta(l) = (1 - x(l)^2) * [W(l+1) delta(l+1)] without the bias row
+        # delta(l) = theta'(s(l)) * [W(l+1) delta(l+1)] without the bias row
         delta = scratch + net.delta_off[l]
         linear(panels + net.bwd_off[l], net.widths[l + 1], net.widths[l],
                scratch + net.delta_off[l + 1], ld, delta, ns)
-        dtanh_mul_rows(delta, scratch + net.act_off[l] + ld, net.widths[l], ld, ns)
+        dactivation_mul_rows(net.activation, delta, scratch + net.act_off[l] + ld, net.widths[l],
+                             ld, ns)
     return err
 
 
@@ -381,6 +503,21 @@ cdef int run_batch(
     return 0
 
 
+cdef inline double batch_scale(const Net *net, const floating *sw, const Py_ssize_t *order,
+                              Py_ssize_t start, Py_ssize_t stop) noexcept nogil:
+    """1 / (the total weight of the samples order[start:stop]), the `mean` of a mini-batch:
+    1 / |batch| without sample weights; 0 for a batch whose weights are all 0 (no step from it).
+    The weights are added one by one in float64; fastbp.gradient adds them with NumPy's pairwise
+    sum, which may round the total differently in its last bit."""
+    cdef double total = 0.0
+    cdef Py_ssize_t i
+    if sw == NULL:
+        return 1.0 / (stop - start)
+    for i in range(start, stop):
+        total += sw[order[i]]
+    return 1.0 / total if total > 0 else 0.0
+
+
 cdef inline floating root(floating a) noexcept nogil:
     """The square root, correctly rounded in the argument's own type (as NumPy's np.sqrt)."""
     if floating is double:
@@ -416,7 +553,8 @@ cdef int sgd_epoch_run(
 ) noexcept nogil:
     """One epoch of mini-batch SGD (or Adam), step after step, without returning to Python.
 
-    Each step computes exactly what fastbp.gradient(reduction="mean") returns for the batch (the
+    Each step computes exactly what fastbp.gradient(reduction="mean") returns for the batch
+    (with sample weights, those of the batch; see batch_scale) (the
     same tiles and chunks, float64 sums in chunk order, scaled by 1/|batch|, rounded to the weights'
     dtype) and then, in the weights' dtype and in this order of operations, g += decay w and
       RULE_SGD:       v = momentum v; v -= lr g; w += v (momentum > 0) or w -= lr g;
@@ -465,7 +603,7 @@ cdef int sgd_epoch_run(
     start = 0
     while start < N:
         stop = min(start + batch_size, N)
-        scale = 1.0 / (stop - start)
+        scale = batch_scale(net, <const floating *> net.sample_weight, order, start, stop)
         if stop - start <= chunk:
             # one chunk (the usual mini-batch): its sums go straight to the step, with the same
             # rounding as through the float64 total (0.0 + x, not x: the sign of a zero included);
@@ -547,8 +685,11 @@ cdef class _Layout:
     cdef Net net
     cdef void *block
     cdef list weights
+    cdef object sample_weight
 
-    def __cinit__(self, list weights, list widths, bint output_linear, int tile):
+    def __cinit__(self, list weights, list widths, tuple spec, int tile):
+        """spec: (activation code, output code, sample weights or None), the codes those of
+        Activation and Output; sample weights C-contiguous (N,) of the weights' dtype."""
         cdef int L = len(weights)
         cdef int l
         cdef Py_ssize_t pos, n_params, n_panel
@@ -558,6 +699,7 @@ cdef class _Layout:
         cdef const void **ptrs
         self.block = NULL
         self.weights = weights  # keeps the arrays alive while the kernel reads them
+        self.sample_weight = spec[2]
         # 5 offset arrays of L+1 entries, L+1 widths, L weight pointers
         self.block = calloc(1, 5 * (L + 1) * sizeof(Py_ssize_t) + (L + 1) * sizeof(int)
                             + (L + 1) * sizeof(void *))
@@ -586,6 +728,8 @@ cdef class _Layout:
         for l in range(1, L + 1):
             widest = max(widest, w_c[l])
         pos += <Py_ssize_t> (widest + FASTBP_MAX_LANES) * tile
+        self.net.out_off = pos
+        pos += <Py_ssize_t> (w_c[L] + 2) * tile
         n_params = 0
         for l in range(1, L + 1):
             grad_off[l] = n_params
@@ -598,7 +742,10 @@ cdef class _Layout:
             bwd_off[l] = n_panel
             n_panel += <Py_ssize_t> ((w_c[l] + FASTBP_RB - 1) // FASTBP_RB) * FASTBP_RB * w_c[l + 1]
         self.net.L = L
-        self.net.output_linear = output_linear
+        self.net.activation = spec[0]
+        self.net.output = spec[1]
+        self.net.sample_weight = (NULL if spec[2] is None
+                                  else cnp.PyArray_DATA(<cnp.ndarray> spec[2]))
         self.net.tile = tile
         self.net.widths = w_c
         self.net.weights = ptrs
@@ -666,16 +813,17 @@ cdef void write_gradient(const Net *net, const double *grad_sum, floating **grad
                 dst[p] = <floating> (src[p] * scale)
 
 
-def run(list weights, list widths, bint output_linear, cnp.ndarray X, object Y, object outputs,
+def run(list weights, list widths, tuple spec, cnp.ndarray X, object Y, object outputs,
         int mode, int num_threads, int tile, Py_ssize_t chunk, int slots_per_thread,
         list grads=None, double scale=1.0, bint accumulate=False):
-    """Run the batch; return the sum of squared errors (0.0 in MODE_FORWARD).
+    """Run the batch; return the sum of the errors w_n e_n (0.0 in MODE_FORWARD).
 
-    X, Y, outputs share the weights' dtype. In MODE_GRADIENT, `grads` holds one C-contiguous,
+    spec is (activation code, output code, sample weights or None), as _Layout takes it.
+    X, Y, outputs (and the sample weights) share the weights' dtype. In MODE_GRADIENT, `grads` holds one C-contiguous,
     aligned array per layer, of the weights' shapes and dtype: the float64 sums times `scale` are
     written there (added to them with `accumulate`).
     """
-    cdef _Layout layout = _Layout(weights, widths, output_linear, tile)
+    cdef _Layout layout = _Layout(weights, widths, spec, tile)
     cdef Py_ssize_t N = X.shape[0]
     cdef int L = len(weights)
     cdef int l
@@ -736,10 +884,10 @@ cdef int backprop_one(Net *net, const floating *x, const floating *y, floating *
     return 0
 
 
-def backprop_sample(list weights, list widths, bint output_linear, cnp.ndarray x, cnp.ndarray y):
+def backprop_sample(list weights, list widths, tuple spec, cnp.ndarray x, cnp.ndarray y):
     """One sample through the tile steps: ([x(0), ..., x(L)], [delta(1), ..., delta(L)])."""
     cdef int tile = MAX_SAMPLE_BLOCK
-    cdef _Layout layout = _Layout(weights, widths, output_linear, tile)
+    cdef _Layout layout = _Layout(weights, widths, spec, tile)
     cdef int L = len(weights)
     cdef double err = 0.0
     cdef int status
@@ -782,7 +930,26 @@ def tanh(cnp.ndarray x):
         fastbp_tanh_f(<float *> cnp.PyArray_DATA(x), 1, n, n)
 
 
-def sgd_epoch(list weights, list widths, bint output_linear, cnp.ndarray X, cnp.ndarray Y,
+def exp(cnp.ndarray x):
+    """The kernels' exp, in place, on an array as for `tanh` (a test hook)."""
+    cdef Py_ssize_t n = x.size
+    if x.dtype == np.float64:
+        fastbp_exp_d(<double *> cnp.PyArray_DATA(x), 1, n, n)
+    else:
+        fastbp_exp_f(<float *> cnp.PyArray_DATA(x), 1, n, n)
+
+
+def logistic(cnp.ndarray x):
+    """The kernels' logistic function 1 / (1 + exp(-x)), in place, on an array as for `tanh` (a
+    test hook)."""
+    cdef Py_ssize_t n = x.size
+    if x.dtype == np.float64:
+        fastbp_logistic_d(<double *> cnp.PyArray_DATA(x), 1, n, n)
+    else:
+        fastbp_logistic_f(<float *> cnp.PyArray_DATA(x), 1, n, n)
+
+
+def sgd_epoch(list weights, list widths, tuple spec, cnp.ndarray X, cnp.ndarray Y,
               cnp.ndarray order, Py_ssize_t batch_size, double lr, double momentum,
               object velocity, double decay, int tile, Py_ssize_t chunk, int rule=RULE_SGD,
               object moment2=None, double beta2=0.999, double eps=1e-8, long long steps=0):
@@ -790,9 +957,9 @@ def sgd_epoch(list weights, list widths, bint output_linear, cnp.ndarray X, cnp.
     sgd_epoch_run. Returns Adam's step count after the epoch (`steps` unchanged for SGD).
 
     weights, velocity and moment2 are C-contiguous, writeable, of X's dtype; order is an intp
-    permutation. rule: 0 SGD (with momentum when momentum > 0), 1 Nesterov, 2 Adam (momentum is
-    then beta1, velocity the first moments and moment2 the second)."""
-    cdef _Layout layout = _Layout(weights, widths, output_linear, tile)
+    permutation; spec as for run. rule: 0 SGD (with momentum when momentum > 0), 1 Nesterov,
+    2 Adam (momentum is then beta1, velocity the first moments and moment2 the second)."""
+    cdef _Layout layout = _Layout(weights, widths, spec, tile)
     cdef int L = len(weights)
     cdef int l
     cdef int status

@@ -10,36 +10,48 @@ from ._objective import DataObjective
 
 def check_gradient(weights: list[np.ndarray], X: ArrayLike, y: ArrayLike, output: str = "tanh",
                    eps: float = 1e-6, weight_decay: float = 0.0,
-                   num_threads: int | None = None) -> float:
+                   num_threads: int | None = None, activation: str = "tanh",
+                   sample_weight: ArrayLike | None = None) -> float:
     """Worst relative error of the backpropagation gradient against finite differences.
 
     The gradient is the one `fit` follows: grad E_aug = `fastbp.gradient` + (2 lambda/N) w, computed
-    in the weights' dtype (lambda = `weight_decay`, 0 by default: then E_aug = E_in). The finite
-    differences are central, (E_aug(w + eps e_i) - E_aug(w - eps e_i)) / (2 eps) for every weight
-    w_i (bias rows included), evaluated in float64 whatever the weights' dtype.
+    in the weights' dtype (lambda = `weight_decay`, 0 by default: then E_aug = E_in; N the number
+    of samples). E_in is the one of `fastbp.error` with these `output`, `activation` and
+    `sample_weight` (then the weighted mean sum_n w_n e_n / sum_n w_n). The finite differences are
+    central, (E_aug(w + eps e_i) - E_aug(w - eps e_i)) / (2 eps) for every weight w_i (bias rows
+    included), evaluated in float64 whatever the weights' dtype.
 
     Returns max_i |a_i - n_i| / max(|a_i|, |n_i|, floor) with a the analytic and n the numerical
     derivative, floor = 1e-6 * max(1, E_aug(w)): derivatives far below the error's scale are
     compared in absolute terms, since finite differences cannot resolve them. Expect about 1e-8 or
     less for float64 weights, about 1e-3 or less for float32; a wrong gradient gives about 1.
-    Costs 2 error evaluations per weight: meant for small networks and data sets.
+    Costs 2 error evaluations per weight: meant for small networks and data sets. (A ReLU unit
+    whose s is within eps of 0 for some sample has a kink there: the difference quotient straddles
+    it and disagrees, rightly.)
     """
     checked, widths, dtype = _checks.check_weights(weights)
     output = _checks.check_output(output)
+    activation = _checks.check_activation(activation)
+    _checks.check_output_width(output, widths)
     X = _checks.check_X(X, widths, dtype)
     y = _checks.check_y(y, widths, dtype, X.shape[0])
+    _checks.check_targets(y, output)
+    sample_weight = _checks.check_sample_weight(sample_weight, X.shape[0], dtype)
     eps = _checks.check_real(eps, "eps", low=0, low_open=True)
     weight_decay = _checks.check_real(weight_decay, "weight_decay", low=0)
     threads = _checks.check_num_threads(num_threads, _api.available_threads())
 
-    obj = DataObjective(widths, dtype, X, y, output, threads, weight_decay)
+    obj = DataObjective(widths, dtype, X, y, output, threads, weight_decay, activation=activation,
+                        sample_weight=sample_weight)
     w = obj.flat(checked)
     g = np.empty_like(w)
     E_in, E_aug = obj.gradient(w, g)
     analytic = g.astype(np.float64)
 
     obj64 = DataObjective(widths, np.dtype(np.float64), X.astype(np.float64), y.astype(np.float64),
-                       output, threads, weight_decay)
+                          output, threads, weight_decay, activation=activation,
+                          sample_weight=None if sample_weight is None
+                          else sample_weight.astype(np.float64))
     w64 = w.astype(np.float64)
     views = obj64.views(w64)
     numeric = np.empty_like(w64)

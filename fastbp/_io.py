@@ -4,7 +4,9 @@ The file is an uncompressed .npz (a zip of .npy arrays) holding exactly these ar
 
     fastbp_format   int64 scalar, 1
     widths          int64 array [d(0), ..., d(L)]
-    output          string scalar, "tanh" or "linear"
+    output          string scalar, one of fastbp._checks.OUTPUTS ("tanh", "linear", ...)
+    activation      string scalar, one of fastbp._checks.ACTIVATIONS (optional: files of fastbp 0.1
+                    have none, and their networks are tanh networks)
     dtype           string scalar, "float32" or "float64"
     weights_0 ... weights_{L-1}   W(1), ..., W(L), of shape (d(l-1)+1, d(l)) and that dtype
 
@@ -25,14 +27,16 @@ from . import _checks
 
 FORMAT = 1
 _META = ("fastbp_format", "widths", "output", "dtype")
+_OPTIONAL = ("activation",)
 _WEIGHT_KEY = re.compile(r"weights_(0|[1-9][0-9]*)\Z")
 # Longer string scalars than this in "output" or "dtype" are not ours.
 _MAX_STR = 16
 
 
-def write(file: str | os.PathLike | BinaryIO, widths, output: str, dtype, weights) -> None:
-    """Write a network (widths, output, dtype, checked weights) to `file`, a path or a binary
-    file object (Network.save).
+def write(file: str | os.PathLike | BinaryIO, widths, output: str, activation: str, dtype,
+          weights) -> None:
+    """Write a network (widths, output, activation, dtype, checked weights) to `file`, a path or
+    a binary file object (Network.save).
 
     A path is written as given (no ".npz" is appended), through a temporary file renamed into place,
     so that a failed save leaves any previous file intact.
@@ -41,6 +45,7 @@ def write(file: str | os.PathLike | BinaryIO, widths, output: str, dtype, weight
         "fastbp_format": np.array(FORMAT, dtype=np.int64),
         "widths": np.array(widths, dtype=np.int64),
         "output": np.array(output),
+        "activation": np.array(activation),
         "dtype": np.array(np.dtype(dtype).name),
     }
     for l, w in enumerate(weights):
@@ -88,7 +93,7 @@ def _read(npz):
     if missing:
         raise ValueError(f"missing {', '.join(missing)}: not a file written by Network.save")
     weight_keys = {k for k in keys if _WEIGHT_KEY.match(k)}
-    unexpected = sorted(keys - set(_META) - weight_keys)
+    unexpected = sorted(keys - set(_META) - set(_OPTIONAL) - weight_keys)
     if unexpected:
         raise ValueError(f"unexpected arrays {unexpected}")
 
@@ -107,6 +112,9 @@ def _read(npz):
                          f"{L} weight arrays), got shape {shape} and dtype {dtype}")
     widths = _checks.check_widths([int(d) for d in npz["widths"]])
     output = _string(npz, "output", _checks.OUTPUTS)
+    activation = _string(npz, "activation", _checks.ACTIVATIONS) if "activation" in keys else "tanh"
+    if output == "softmax" and widths[-1] < 2:
+        raise ValueError(f"output is 'softmax' but widths {widths} have a single output unit")
     dtype_name = _string(npz, "dtype", tuple(dt.name for dt in _checks.FLOAT_DTYPES))
     want_dtype = np.dtype(dtype_name)
 
@@ -126,11 +134,12 @@ def _read(npz):
             raise ValueError(f"{key} is truncated: {size} bytes cannot hold {want} {dtype_name}")
         weights.append(npz[key])
     checked, _, _ = _checks.check_weights(weights)      # finite values
-    return widths, output, want_dtype, checked
+    return widths, output, activation, want_dtype, checked
 
 
 def read(file: str | os.PathLike | BinaryIO):
-    """(widths, output, dtype, weights) of a network written by `write` (fastbp.load).
+    """(widths, output, activation, dtype, weights) of a network written by `write`
+    (fastbp.load); files without an activation (fastbp 0.1) have tanh units.
 
     Raises ValueError for a file that is not such a model; a missing file raises
     FileNotFoundError as usual.

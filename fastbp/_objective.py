@@ -97,17 +97,23 @@ class Objective:
 
 class DataObjective(Objective):
     """The objective on a data set in memory: X (N, d(0)) and y (N, d(L)), checked and converted
-    to the network's dtype already, computed by the compiled kernels on `threads` threads.
-    The mini-batch methods read X, y and output from here too."""
+    to the network's dtype already (sample weights too, or None), computed by the compiled kernels
+    on `threads` threads with these hidden `activation` and `output` units. The mini-batch
+    methods read X, y, sample_weight, activation and output from here too. (lambda / N counts
+    samples, weighted or not.)"""
 
-    def __init__(self, widths, dtype, X, y, output: str, threads: int, weight_decay: float = 0.0):
+    def __init__(self, widths, dtype, X, y, output: str, threads: int, weight_decay: float = 0.0,
+                 activation: str = "tanh", sample_weight=None):
         super().__init__(widths, dtype, X.shape[0], weight_decay)
         self.X, self.y, self.output, self.threads = X, y, output, threads
+        self.activation, self.sample_weight = activation, sample_weight
 
     def error_in(self, weights) -> float:
-        return _api.error(weights, self.X, self.y, output=self.output, num_threads=self.threads)
+        return _api.error(weights, self.X, self.y, output=self.output, num_threads=self.threads,
+                          activation=self.activation, sample_weight=self.sample_weight)
 
     def gradient_in(self, weights, grads) -> float:
         E_in, _ = _api.gradient(weights, self.X, self.y, output=self.output,
-                                num_threads=self.threads, out=grads)
+                                num_threads=self.threads, out=grads, activation=self.activation,
+                                sample_weight=self.sample_weight)
         return E_in

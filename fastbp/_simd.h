@@ -208,13 +208,20 @@ static inline void fastbp_aligned_free(void *p) {
         void (*tanh)(T *, int, ptrdiff_t, ptrdiff_t);                                   \
         void (*dtanh_mul)(T *, const T *, int, ptrdiff_t, ptrdiff_t);                   \
         void (*load_inputs)(const T *, const ptrdiff_t *, ptrdiff_t, int, int, T *, ptrdiff_t, int); \
+        void (*exp)(T *, int, ptrdiff_t, ptrdiff_t);                                    \
+        void (*logistic)(T *, int, ptrdiff_t, ptrdiff_t);                               \
+        void (*relu)(T *, int, ptrdiff_t, ptrdiff_t);                                   \
+        void (*drelu_mul)(T *, const T *, int, ptrdiff_t, ptrdiff_t);                   \
+        void (*dlogistic_mul)(T *, const T *, int, ptrdiff_t, ptrdiff_t);               \
+        void (*softmax)(T *, int, ptrdiff_t, ptrdiff_t, T *, T *);                      \
     } fastbp_kernels_##S;
 FASTBP_KERNEL_SET(double, d)
 FASTBP_KERNEL_SET(float, f)
 
 #define FASTBP_KERNELS_OF(S, ISA) \
     {sample_block_##S##_##ISA, linear_##S##_##ISA, outer_##S##_##ISA, tanh_##S##_##ISA, dtanh_mul_##S##_##ISA, \
-     load_inputs_##S##_##ISA}
+     load_inputs_##S##_##ISA, exp_##S##_##ISA, logistic_##S##_##ISA, relu_##S##_##ISA, \
+     drelu_mul_##S##_##ISA, dlogistic_mul_##S##_##ISA, softmax_##S##_##ISA}
 
 static fastbp_kernels_d fastbp_kd = FASTBP_KERNELS_OF(d, base);
 static fastbp_kernels_f fastbp_kf = FASTBP_KERNELS_OF(f, base);
@@ -319,6 +326,37 @@ static inline void fastbp_dtanh_mul_d(double *d, const double *x, int rows, ptrd
 }
 static inline void fastbp_dtanh_mul_f(float *d, const float *x, int rows, ptrdiff_t ld, ptrdiff_t n) {
     fastbp_kf.dtanh_mul(d, x, rows, ld, n);
+}
+#define FASTBP_ROW_KERNEL(NAME)                                                          \
+    static inline void fastbp_##NAME##_d(double *x, int rows, ptrdiff_t ld, ptrdiff_t n) {   \
+        fastbp_kd.NAME(x, rows, ld, n);                                                 \
+    }                                                                                   \
+    static inline void fastbp_##NAME##_f(float *x, int rows, ptrdiff_t ld, ptrdiff_t n) {    \
+        fastbp_kf.NAME(x, rows, ld, n);                                                 \
+    }
+FASTBP_ROW_KERNEL(exp)
+FASTBP_ROW_KERNEL(logistic)
+FASTBP_ROW_KERNEL(relu)
+#undef FASTBP_ROW_KERNEL
+static inline void fastbp_drelu_mul_d(double *d, const double *x, int rows, ptrdiff_t ld, ptrdiff_t n) {
+    fastbp_kd.drelu_mul(d, x, rows, ld, n);
+}
+static inline void fastbp_drelu_mul_f(float *d, const float *x, int rows, ptrdiff_t ld, ptrdiff_t n) {
+    fastbp_kf.drelu_mul(d, x, rows, ld, n);
+}
+static inline void fastbp_dlogistic_mul_d(double *d, const double *x, int rows, ptrdiff_t ld, ptrdiff_t n) {
+    fastbp_kd.dlogistic_mul(d, x, rows, ld, n);
+}
+static inline void fastbp_dlogistic_mul_f(float *d, const float *x, int rows, ptrdiff_t ld, ptrdiff_t n) {
+    fastbp_kf.dlogistic_mul(d, x, rows, ld, n);
+}
+static inline void fastbp_softmax_d(double *x, int rows, ptrdiff_t ld, ptrdiff_t n, double *mx,
+                                    double *logsum) {
+    fastbp_kd.softmax(x, rows, ld, n, mx, logsum);
+}
+static inline void fastbp_softmax_f(float *x, int rows, ptrdiff_t ld, ptrdiff_t n, float *mx,
+                                    float *logsum) {
+    fastbp_kf.softmax(x, rows, ld, n, mx, logsum);
 }
 static inline void fastbp_load_inputs_d(const double *X, const ptrdiff_t *rows, ptrdiff_t t, int nb,
                                         int d0, double *x0, ptrdiff_t ld, int ns) {

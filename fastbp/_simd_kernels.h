@@ -306,6 +306,37 @@ FASTBP_ATTR static void FASTBP_SFX(outer)(const T *FASTBP_RESTRICT X, int rows,
     }
 }
 
+/* expm1(r) for |r| <= ln2/2, the reduced argument of tanh1 and exp1: r + r^2 P(r). Double: P the
+ * Taylor series 1/2! + r/3! + ... + r^11/13! (truncation below 1e-17 relative for |r| <= ln2/2).
+ * Float: P of degree 4 fitted here to expm1 on [-ln2/2, ln2/2] (weighted least squares iterated
+ * toward minimax, 1.3e-8 relative, 0.2 ulp), two multiply-adds fewer than the Taylor series it
+ * replaces. */
+FASTBP_ATTR static inline __attribute__((always_inline)) V FASTBP_SFX(expm1_reduced)(V r)
+{
+    V p;
+    if (sizeof(T) == 8) {
+        p = (V){0} + (T)(1.0 / 6227020800.0);             /* 1/13! */
+        p = p * r + (T)(1.0 / 479001600.0);
+        p = p * r + (T)(1.0 / 39916800.0);
+        p = p * r + (T)(1.0 / 3628800.0);
+        p = p * r + (T)(1.0 / 362880.0);
+        p = p * r + (T)(1.0 / 40320.0);
+        p = p * r + (T)(1.0 / 5040.0);
+        p = p * r + (T)(1.0 / 720.0);
+        p = p * r + (T)(1.0 / 120.0);
+        p = p * r + (T)(1.0 / 24.0);
+        p = p * r + (T)(1.0 / 6.0);
+        p = p * r + (T)0.5;
+    } else {
+        p = (V){0} + (T)0.0013882521872358318;
+        p = p * r + (T)0.008366513991038719;
+        p = p * r + (T)0.04166719965912572;
+        p = p * r + (T)0.16666543669629305;
+        p = p * r + (T)0.49999998155118097;
+    }
+    return r + r * r * p;
+}
+
 /* tanh of one vector, accurate to a few ulp:
  * tanh(x) = sign(x) e / (e + 2) with e = expm1(2|x|); expm1 by Cody-Waite reduction
  * 2|x| = n ln2 + r, |r| <= ln2/2, a Taylor polynomial of expm1(r) long enough for the type, and
@@ -332,32 +363,7 @@ FASTBP_ATTR static inline __attribute__((always_inline)) V FASTBP_SFX(tanh1)(V v
         V kd = t * log2e + shifter;
         V nr = kd - shifter;                              /* round(t / ln2), exactly */
         V r = (t - nr * ln2_hi) - nr * ln2_lo;
-        /* expm1(r) = r + r^2 P(r). Double: P the Taylor series 1/2! + r/3! + ... + r^11/13!
-         * (truncation below 1e-17 relative for |r| <= ln2/2). Float: P of degree 4 fitted here
-         * to expm1 on [-ln2/2, ln2/2] (weighted least squares iterated toward minimax, 1.3e-8
-         * relative, 0.2 ulp), two multiply-adds fewer than the Taylor series it replaces. */
-        V p;
-        if (is_double) {
-            p = (V){0} + (T)(1.0 / 6227020800.0);         /* 1/13! */
-            p = p * r + (T)(1.0 / 479001600.0);
-            p = p * r + (T)(1.0 / 39916800.0);
-            p = p * r + (T)(1.0 / 3628800.0);
-            p = p * r + (T)(1.0 / 362880.0);
-            p = p * r + (T)(1.0 / 40320.0);
-            p = p * r + (T)(1.0 / 5040.0);
-            p = p * r + (T)(1.0 / 720.0);
-            p = p * r + (T)(1.0 / 120.0);
-            p = p * r + (T)(1.0 / 24.0);
-            p = p * r + (T)(1.0 / 6.0);
-            p = p * r + (T)0.5;
-        } else {
-            p = (V){0} + (T)0.0013882521872358318;
-            p = p * r + (T)0.008366513991038719;
-            p = p * r + (T)0.04166719965912572;
-            p = p * r + (T)0.16666543669629305;
-            p = p * r + (T)0.49999998155118097;
-        }
-        V em1r = r + r * r * p;                           /* expm1(r) */
+        V em1r = FASTBP_SFX(expm1_reduced)(r);           /* expm1(r) */
         VI bits = ((VI)kd + bias) << mant;                /* 2^n: n sits in the low bits of kd */
         V scale = (V)bits;
         V e = scale * em1r + (scale - (T)1);              /* expm1(2|x|) */
@@ -411,7 +417,150 @@ FASTBP_ATTR static void FASTBP_SFX(dtanh_mul)(T *FASTBP_RESTRICT delta, const T 
         }
 }
 
+/* Lanes of a where mask is all ones, of b where it is zero (C has no ?: on vectors). */
+#define FASTBP_SELECT(mask, a, b) ((V)(((VI)(a) & (mask)) | ((VI)(b) & ~(mask))))
+#define VI FASTBP_SFX(ivec)
+
+/* exp of one vector, accurate to a few ulp for results in the normal range: the reduction of tanh1,
+ * v = n ln2 + r, and exp(v) = 2^n + 2^n expm1(r). Arguments are clamped to [lo, hi]: below lo the
+ * result would be subnormal and is 0 instead (an absolute error under 2^-1021 for double, 2^-125
+ * for float), above hi it stays exp(hi) (the kernels only call it with v <= 0). */
+FASTBP_ATTR static inline __attribute__((always_inline)) V FASTBP_SFX(exp1)(V v)
+{
+    const int is_double = sizeof(T) == 8;
+    const T lo = is_double ? (T)-708.0 : (T)-87.0;
+    const T hi = is_double ? (T)709.0 : (T)88.0;
+    const T log2e = (T)1.4426950408889634;
+    const T ln2_hi = is_double ? (T)6.93147180369123816490e-01 : (T)0.693145751953125;
+    const T ln2_lo = is_double ? (T)1.90821492927058770002e-10 : (T)1.428606765330187e-06;
+    const T shifter = is_double ? (T)6755399441055744.0 : (T)12582912.0;
+    const int mant = is_double ? 52 : 23;
+    const FASTBP_IT bias = is_double ? 1023 : 127;
+    VI under = (VI)(v < lo);
+    V a = FASTBP_SELECT(under, (V){0} + lo, v);
+    a = FASTBP_SELECT((VI)(a > hi), (V){0} + hi, a);
+    V kd = a * log2e + shifter;
+    V nr = kd - shifter;
+    V r = (a - nr * ln2_hi) - nr * ln2_lo;
+    V em1r = FASTBP_SFX(expm1_reduced)(r);
+    V scale = (V)(((VI)kd + bias) << mant);
+    V e = scale + scale * em1r;
+    return (V)((VI)e & ~under);
+}
+
+/* The logistic function 1 / (1 + exp(-x)) of one vector, from e = exp(-|x|) only, which never
+ * overflows: 1 / (1 + e) for x >= 0 and e / (1 + e) for x < 0. */
+FASTBP_ATTR static inline __attribute__((always_inline)) V FASTBP_SFX(logistic1)(V v)
+{
+    const VI sign = (VI){0} + ((FASTBP_IT)1 << (8 * sizeof(T) - 1));
+    V e = FASTBP_SFX(exp1)((V)((VI)v | sign));          /* exp(-|x|) */
+    V den = e + (T)1;
+#ifdef FASTBP_RECIP
+    V rec = FASTBP_RECIP(den);
+    for (int it = 0; it < FASTBP_RECIP_STEPS; it++) rec = rec + rec * ((T)1 - den * rec);
+#else
+    V rec = (T)1 / den;
+#endif
+    return FASTBP_SELECT((VI)(v < 0), e * rec, rec);
+}
+
+/* exp in place on the first n values (a multiple of LANES) of `rows` rows, `ld` apart (a test hook
+ * for exp1: the kernels call exp1 itself). */
+FASTBP_ATTR static void FASTBP_SFX(exp)(T *FASTBP_RESTRICT x, int rows, ptrdiff_t ld, ptrdiff_t n)
+{
+    for (int j = 0; j < rows; j++, x += ld)
+        for (ptrdiff_t i = 0; i < n; i += LANES) *(V *)(x + i) = FASTBP_SFX(exp1)(*(V *)(x + i));
+}
+
+/* The logistic function in place, laid out as for tanh. */
+FASTBP_ATTR static void FASTBP_SFX(logistic)(T *FASTBP_RESTRICT x, int rows, ptrdiff_t ld, ptrdiff_t n)
+{
+    if (n == ld) {
+        n *= rows;
+        rows = 1;
+    }
+    for (int j = 0; j < rows; j++, x += ld)
+        for (ptrdiff_t i = 0; i < n; i += LANES)
+            *(V *)(x + i) = FASTBP_SFX(logistic1)(*(V *)(x + i));
+}
+
+/* max(x, 0) in place, laid out as for tanh. A select, not a multiply: -0 and +0 both give +0. */
+FASTBP_ATTR static void FASTBP_SFX(relu)(T *FASTBP_RESTRICT x, int rows, ptrdiff_t ld, ptrdiff_t n)
+{
+    if (n == ld) {
+        n *= rows;
+        rows = 1;
+    }
+    for (int j = 0; j < rows; j++, x += ld)
+        for (ptrdiff_t i = 0; i < n; i += LANES) {
+            V xv = *(V *)(x + i);
+            *(V *)(x + i) = (V)((VI)xv & (VI)(xv > 0));
+        }
+}
+
+/* delta *= relu'(s), which is 1 where x = relu(s) > 0 and 0 elsewhere (relu'(0) = 0, as PyTorch
+ * and scikit-learn take it). */
+FASTBP_ATTR static void FASTBP_SFX(drelu_mul)(T *FASTBP_RESTRICT delta, const T *FASTBP_RESTRICT x,
+                                              int rows, ptrdiff_t ld, ptrdiff_t n)
+{
+    if (n == ld) {
+        n *= rows;
+        rows = 1;
+    }
+    for (int j = 0; j < rows; j++, x += ld, delta += ld)
+        for (ptrdiff_t i = 0; i < n; i += LANES) {
+            V xv = *(const V *)(x + i);
+            V dv = *(V *)(delta + i);
+            *(V *)(delta + i) = (V)((VI)dv & (VI)(xv > 0));
+        }
+}
+
+/* delta *= x (1 - x) (sigma'(s) = sigma(s) (1 - sigma(s))), laid out as dtanh_mul. */
+FASTBP_ATTR static void FASTBP_SFX(dlogistic_mul)(T *FASTBP_RESTRICT delta, const T *FASTBP_RESTRICT x,
+                                                  int rows, ptrdiff_t ld, ptrdiff_t n)
+{
+    if (n == ld) {
+        n *= rows;
+        rows = 1;
+    }
+    for (int j = 0; j < rows; j++, x += ld, delta += ld)
+        for (ptrdiff_t i = 0; i < n; i += LANES) {
+            V xv = *(const V *)(x + i);
+            *(V *)(delta + i) *= xv * ((T)1 - xv);
+        }
+}
+
+/* Softmax over the `rows` units of each of the first n samples (columns), in place, with each
+ * sample's log-sum-exp in two parts, mx[b] + logsum[b] (kept apart so that the cross-entropy
+ * log-sum-exp - s_k = (mx - s_k) + logsum loses nothing to cancellation at huge logits): x_k = exp(s_k - m) / sum_j exp(s_j - m) with m the sample's
+ * largest s, so that no exp overflows and the largest term is 1 (the sum is in [1, rows]). The
+ * samples of a vector go side by side; the sum runs over the units in order, the same in every
+ * lane. The log is libm's, once per sample. */
+FASTBP_ATTR static void FASTBP_SFX(softmax)(T *FASTBP_RESTRICT x, int rows, ptrdiff_t ld, ptrdiff_t n,
+                                            T *FASTBP_RESTRICT mx, T *FASTBP_RESTRICT logsum)
+{
+    for (ptrdiff_t i = 0; i < n; i += LANES) {
+        V m = *(V *)(x + i);
+        for (int k = 1; k < rows; k++) {
+            V s = *(V *)(x + (ptrdiff_t)k * ld + i);
+            m = FASTBP_SELECT((VI)(s > m), s, m);
+        }
+        V sum = (V){0};
+        for (int k = 0; k < rows; k++) {
+            V *p = (V *)(x + (ptrdiff_t)k * ld + i);
+            V e = FASTBP_SFX(exp1)(*p - m);
+            *p = e;
+            sum += e;
+        }
+        for (int k = 0; k < rows; k++) *(V *)(x + (ptrdiff_t)k * ld + i) /= sum;
+        *(V *)(mx + i) = m;
+        for (int b = 0; b < LANES; b++) logsum[i + b] = (T)log((double)sum[b]);
+    }
+}
+
 #undef FASTBP_LINEAR_BLOCK
+#undef FASTBP_SELECT
+#undef VI
 #undef FASTBP_SHUF
 #undef FASTBP_LANES_PP
 #undef FASTBP_TRANSPOSE_STAGES

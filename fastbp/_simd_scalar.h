@@ -57,4 +57,54 @@ static void FASTBP_SFX(dtanh_mul)(T *delta, const T *x, int rows, ptrdiff_t ld, 
         for (ptrdiff_t i = 0; i < n; i++) delta[i] *= (T)1 - x[i] * x[i];
 }
 
+static void FASTBP_SFX(exp)(T *x, int rows, ptrdiff_t ld, ptrdiff_t n)
+{
+    for (int j = 0; j < rows; j++, x += ld)
+        for (ptrdiff_t i = 0; i < n; i++) x[i] = (T)exp((double)x[i]);
+}
+
+static void FASTBP_SFX(logistic)(T *x, int rows, ptrdiff_t ld, ptrdiff_t n)
+{
+    for (int j = 0; j < rows; j++, x += ld)
+        for (ptrdiff_t i = 0; i < n; i++) {
+            double e = exp(-fabs((double)x[i]));
+            x[i] = (T)(x[i] < 0 ? e / (1 + e) : 1 / (1 + e));
+        }
+}
+
+static void FASTBP_SFX(relu)(T *x, int rows, ptrdiff_t ld, ptrdiff_t n)
+{
+    for (int j = 0; j < rows; j++, x += ld)
+        for (ptrdiff_t i = 0; i < n; i++) x[i] = x[i] > 0 ? x[i] : (T)0;
+}
+
+static void FASTBP_SFX(drelu_mul)(T *delta, const T *x, int rows, ptrdiff_t ld, ptrdiff_t n)
+{
+    for (int j = 0; j < rows; j++, x += ld, delta += ld)
+        for (ptrdiff_t i = 0; i < n; i++) delta[i] = x[i] > 0 ? delta[i] : (T)0;
+}
+
+static void FASTBP_SFX(dlogistic_mul)(T *delta, const T *x, int rows, ptrdiff_t ld, ptrdiff_t n)
+{
+    for (int j = 0; j < rows; j++, x += ld, delta += ld)
+        for (ptrdiff_t i = 0; i < n; i++) delta[i] *= x[i] * ((T)1 - x[i]);
+}
+
+static void FASTBP_SFX(softmax)(T *x, int rows, ptrdiff_t ld, ptrdiff_t n, T *mx, T *logsum)
+{
+    for (ptrdiff_t i = 0; i < n; i++) {
+        T m = x[i];
+        for (int k = 1; k < rows; k++) m = x[(ptrdiff_t)k * ld + i] > m ? x[(ptrdiff_t)k * ld + i] : m;
+        T sum = 0;
+        for (int k = 0; k < rows; k++) {
+            T e = (T)exp((double)(x[(ptrdiff_t)k * ld + i] - m));
+            x[(ptrdiff_t)k * ld + i] = e;
+            sum += e;
+        }
+        for (int k = 0; k < rows; k++) x[(ptrdiff_t)k * ld + i] /= sum;
+        mx[i] = m;
+        logsum[i] = (T)log((double)sum);
+    }
+}
+
 #undef T
