@@ -195,8 +195,8 @@ SGD_RULES = {"sgd": 0, "nesterov": 1, "adam": 2}
 
 
 def sgd_epoch(weights, widths, X, y, order, batch_size, lr, momentum, velocity, decay, output,
-              rule="sgd", moment2=None, beta2=0.999, eps=1e-8, steps=0, activation="tanh",
-              sample_weight=None) -> int:
+              activation="tanh", sample_weight=None, rule="sgd", moment2=None, beta2=0.999,
+              eps=1e-8, steps=0) -> int:
     """One epoch of mini-batch SGD, Nesterov or Adam in one kernel call (fastbp._methods says
     what a step computes; for Adam, `momentum` is beta1, `velocity` the first and `moment2` the
     second moments, `steps` the step count so far). Returns the step count after the epoch.
