@@ -475,7 +475,7 @@ class SGD(MiniBatchMethod):
         _api.sgd_epoch(self.w_views, obj.widths, obj.X, obj.y, self.order(),
                        min(o.batch_size, obj.n_samples), self.lr, o.momentum,
                        obj.views(self.v) if o.momentum else None, 2.0 * obj.decay, obj.output,
-                       rule=rule)
+                       obj.activation, obj.sample_weight, rule=rule)
         self.E = self.error_after_epoch()
         return self.lr, True
 
@@ -505,7 +505,8 @@ class Adam(MiniBatchMethod):
         obj, o = self.obj, self.opts
         self.t = _api.sgd_epoch(self.w_views, obj.widths, obj.X, obj.y, self.order(),
                                 min(o.batch_size, obj.n_samples), self.lr, o.beta1,
-                                obj.views(self.m), 2.0 * obj.decay, obj.output, rule="adam",
+                                obj.views(self.m), 2.0 * obj.decay, obj.output,
+                                obj.activation, obj.sample_weight, rule="adam",
                                 moment2=obj.views(self.s), beta2=o.beta2, eps=o.eps,
                                 steps=self.t)
         self.E = self.error_after_epoch()

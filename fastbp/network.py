@@ -72,9 +72,10 @@ class Network:
         become the best network's; its History is returned; `self.restart_histories` holds all K.
         """
         from .training import fit, fit_many
-        if "output" in options:
-            raise TypeError("fit() got an unexpected keyword argument 'output' (a Network's "
-                            "output is fixed when it is made)")
+        for fixed in ("output", "activation"):
+            if fixed in options:
+                raise TypeError(f"fit() got an unexpected keyword argument {fixed!r} (a "
+                                f"Network's {fixed} is fixed when it is made)")
         restarts = _checks.check_integer(restarts, "restarts", 1)
         if options.get("warm_start") is True:
             if self.history is None:
@@ -82,7 +83,8 @@ class Network:
                                  "has not been fitted yet")
             options["warm_start"] = self.history
         if restarts == 1:
-            self.history = fit(self.weights, X, y, output=self.output, method=method, **options)
+            self.history = fit(self.weights, X, y, output=self.output, method=method,
+                               activation=self.activation, **options)
             return self.history
         if options.get("warm_start") not in (None, False):
             raise ValueError("restarts > 1 trains fresh networks: it cannot warm_start")
@@ -91,7 +93,7 @@ class Network:
             init_weights(self.widths, seed=_restart_rng(options.get("seed", 0), k),
                          dtype=self.dtype) for k in range(1, restarts)]
         histories = fit_many(starts, X, y, output=self.output, method=method,
-                             num_threads=num_threads, **options)
+                             num_threads=num_threads, activation=self.activation, **options)
         best = min(range(restarts), key=lambda k: _final_error(histories[k]))
         for w, b in zip(self.weights, starts[best]):
             np.copyto(w, b)

@@ -286,8 +286,14 @@ def check_validation(opts: FitOptions, X, y, widths, dtype, rng):
 
 
 def fit(weights: list[np.ndarray], X: ArrayLike, y: ArrayLike, output: str = "tanh",
-        method: str = "sgd", **options) -> History:
+        method: str = "sgd", *, activation: str = "tanh", sample_weight: ArrayLike | None = None,
+        **options) -> History:
     """Train `weights` (a list of float arrays W(1..L), updated in place) on (X, y).
+
+    The network's units are `activation` (hidden layers) and `output` (with its error measure),
+    as for `fastbp.gradient`; `sample_weight` (N weights >= 0) weights E_in and every method's
+    gradients (each mini-batch's gradient is its weighted mean). With validation_fraction the
+    held-out samples keep their weights, and E_val is weighted by them.
 
     Continues from the current weights, so a second call goes on training. Returns a `History`.
 
@@ -324,7 +330,8 @@ def fit(weights: list[np.ndarray], X: ArrayLike, y: ArrayLike, output: str = "ta
     stops with a RuntimeWarning. The same seed, data, arguments and thread count give bitwise the
     same weights.
     """
-    job = _check_fit(weights, X, y, output, method, options)
+    job = _check_fit(weights, X, y, output, method, options, activation=activation,
+                     sample_weight=sample_weight)
     return train(*_start_fit(job))
 
 
@@ -342,19 +349,28 @@ class _FitJob:
     output: str
     threads: int
     opts: FitOptions
+    activation: str = "tanh"
+    sample_weight: Any = None
 
 
-def _check_fit(weights, X, y, output, method, options, num_threads=None) -> _FitJob:
+def _check_fit(weights, X, y, output, method, options, num_threads=None, activation="tanh",
+               sample_weight=None) -> _FitJob:
     """Every check of a fit, before anything changes or is drawn from a generator.
     num_threads (when not None) overrides the option: fit_many gives each network one thread."""
     opts = FitOptions.check(method, **options)
     checked, widths, dtype = _checks.check_trainable(weights)
     output = _checks.check_output(output)
+    activation = _checks.check_activation(activation)
+    _checks.check_output_width(output, widths)
     X = _checks.check_X(X, widths, dtype)
     y = _checks.check_y(y, widths, dtype, X.shape[0])
+    _checks.check_targets(y, output)
+    sample_weight = _checks.check_sample_weight(sample_weight, X.shape[0], dtype)
     threads = _checks.check_num_threads(opts.num_threads if num_threads is None else num_threads,
                                         _api.available_threads())
     X, y, Xv, yv, n_val = check_validation(opts, X, y, widths, dtype, None)
+    if Xv is not None:
+        _checks.check_targets(yv, output, name="validation_data[1]")
     check_not_symmetric(checked)
     if opts.warm_start is True:
         raise ValueError("warm_start=True means Network.fit's own last fit; fastbp.fit takes the "
@@ -364,27 +380,38 @@ def _check_fit(weights, X, y, output, method, options, num_threads=None) -> _Fit
         _check_carried(opts.warm_start.state, opts.method_class, size)
     if opts.method == "lbfgs":
         import_scipy_minimize()         # a missing SciPy is refused before anything changes
-    return _FitJob(list(weights), widths, dtype, X, y, Xv, yv, n_val, output, threads, opts)
+    return _FitJob(list(weights), widths, dtype, X, y, Xv, yv, n_val, output, threads, opts,
+                   activation, sample_weight)
 
 
 def _start_fit(job: _FitJob):
     """The arguments of `train` for a checked fit; draws the validation split (from `seed`)."""
-    X, y, Xv, yv = job.X, job.y, job.Xv, job.yv
+    X, y, Xv, yv, sw = job.X, job.y, job.Xv, job.yv, job.sample_weight
+    sw_val = None
     rng = np.random.default_rng(job.opts.seed)
     if job.n_val:
         perm = rng.permutation(X.shape[0])
         val, train_rows = np.sort(perm[:job.n_val]), np.sort(perm[job.n_val:])
         Xv, yv, X, y = X[val], y[val], X[train_rows], y[train_rows]
+        if sw is not None:
+            sw_val, sw = sw[val], sw[train_rows]
+            for part, name in ((sw, "training"), (sw_val, "validation")):
+                if not part.any():
+                    raise ValueError(f"validation_fraction={job.opts.validation_fraction!r} "
+                                     f"(seed {job.opts.seed!r}) left a {name} set whose "
+                                     f"sample weights are all 0")
     objective = DataObjective(job.widths, job.dtype, X, y, job.output, job.threads,
-                              job.opts.weight_decay)
-    validation = (DataObjective(job.widths, job.dtype, Xv, yv, job.output, job.threads)
+                              job.opts.weight_decay, activation=job.activation, sample_weight=sw)
+    validation = (DataObjective(job.widths, job.dtype, Xv, yv, job.output, job.threads,
+                                activation=job.activation, sample_weight=sw_val)
                   if Xv is not None else None)
     return job.targets, objective, job.opts, validation, rng
 
 
 def fit_many(weights: list[list[np.ndarray]], X: ArrayLike, y: ArrayLike, output: str = "tanh",
              method: str = "sgd", options: list[dict] | None = None,
-             num_threads: int | None = None, **common) -> list[History]:
+             num_threads: int | None = None, *, activation: str = "tanh",
+             sample_weight: ArrayLike | None = None, **common) -> list[History]:
     """Train K networks on (X, y) at once, one per thread; returns their K histories.
 
     weights[k] (a list of arrays, updated in place) is trained as
@@ -420,7 +447,8 @@ def fit_many(weights: list[list[np.ndarray]], X: ArrayLike, y: ArrayLike, output
     jobs = []
     for k, (w, own) in enumerate(zip(weights, options)):
         try:
-            jobs.append(_check_fit(w, X, y, output, method, {**common, **own}, num_threads=1))
+            jobs.append(_check_fit(w, X, y, output, method, {**common, **own}, num_threads=1,
+                                   activation=activation, sample_weight=sample_weight))
         except (TypeError, ValueError) as exc:
             raise type(exc)(f"network {k}: {exc}") from None
     every = [a for w in weights for a in w]
