@@ -1,0 +1,682 @@
+"""scikit-learn estimators over fastbp's kernels: `MLPClassifier` and `MLPRegressor`.
+
+    from fastbp.sklearn import MLPClassifier      # instead of sklearn.neural_network
+
+They take scikit-learn's parameters with its defaults, expose its fitted attributes, and compute
+scikit-learn's model: its initialisation (Glorot uniform from `check_random_state(random_state)`,
+in its order), its loss (half the squared error averaged over samples and outputs; log-loss), its L2
+term (alpha, on the weights and not the intercepts), its gradient (as its `_backprop` forms it),
+its mini-batches (the same shuffling calls on the same random state), learning-rate schedules,
+stopping rules, validation split and its L-BFGS call. fastbp's kernels compute the sums; this
+module is the thin layer that turns them into scikit-learn's numbers:
+
+    fastbp, W(l) = [intercepts_; coefs_],  E_in = sum_n w_n e_n / sum_n w_n  (w_n sample weights)
+    squared error:  loss = E_in / (2 d(L)) + alpha/2 ||coefs||^2 / sum w,
+                    grad = (1/2) dE_in/dW + alpha / sum w [0; coefs]
+    log-loss:       loss = E_in + alpha/2 ||coefs||^2 / sum w,  grad = dE_in/dW + alpha / sum w [0; coefs]
+(scikit-learn's squared-error gradient is that of half the error summed over outputs, not of its
+loss, which averages over outputs: with several outputs the two differ by d(L), and fastbp follows
+scikit-learn.)
+
+On top of scikit-learn's solvers ("lbfgs", "sgd", "adam") fastbp's full-batch methods are there
+too: solver="gd", "variable-lr", "steepest", "cg" or "rprop", on the same loss. `num_threads` is
+fastbp's (None: every core this process may use, capped by OMP_NUM_THREADS; joblib's worker
+processes, as in GridSearchCV(n_jobs=k), set that to cores / k, so nothing is oversubscribed).
+The stochastic solvers run their steps on one thread (see the README, "Threads").
+
+scikit-learn is an optional dependency (pip install "fastbp[sklearn]"); `import fastbp` does not
+import this module.
+"""
+from __future__ import annotations
+
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+
+try:
+    import sklearn  # noqa: F401
+except ImportError:  # pragma: no cover - exercised in an environment without scikit-learn
+    raise ImportError("fastbp.sklearn needs scikit-learn, an optional dependency that is not "
+                      "installed: pip install \"fastbp[sklearn]\"") from None
+
+import scipy.sparse
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils import check_random_state, gen_batches, shuffle
+from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
+from sklearn.utils.validation import (_check_sample_weight, check_is_fitted, column_or_1d,
+                                      validate_data)
+
+from . import _api
+from ._objective import Objective
+from ._options import FitOptions
+from .training import train
+
+__all__ = ["MLPClassifier", "MLPRegressor"]
+
+_STOCHASTIC = ("sgd", "adam")
+_FULL_BATCH = ("lbfgs", "gd", "variable-lr", "steepest", "cg", "rprop")
+# scikit-learn's output activations as fastbp's outputs
+_OUTPUT = {"identity": "linear", "logistic": "logistic", "softmax": "softmax"}
+
+
+# ---------------------------------------------------------------------------------------------
+# scikit-learn's loss over fastbp's kernels
+
+class _Model:
+    """A fitted estimator's network as fastbp sees it: weights W(l) = [intercepts_; coefs_]."""
+
+    def __init__(self, est, dtype):
+        self.activation = est.activation
+        self.output = _OUTPUT[est.out_activation_]
+        self.squared = est.out_activation_ == "identity"
+        self.n_outputs = est.n_outputs_
+        self.threads = est.num_threads
+        self.dtype = np.dtype(dtype)
+
+    def weights(self, coefs, intercepts):
+        return [np.vstack([b[None, :], c]).astype(self.dtype, copy=False)
+                for c, b in zip(coefs, intercepts)]
+
+    def forward(self, weights, X):
+        return _api.forward(weights, X, output=self.output, activation=self.activation)
+
+    def loss_and_gradient(self, weights, X, y, sample_weight, alpha, grads=None):
+        """scikit-learn's (loss, gradient as fastbp arrays) on a batch (gradient in place into
+        `grads` when given)."""
+        E_in, grads = _api.gradient(weights, X, y, output=self.output, activation=self.activation,
+                                    sample_weight=sample_weight, num_threads=self.threads,
+                                    out=grads)
+        sw_sum = X.shape[0] if sample_weight is None else float(sample_weight.sum())
+        values = 0.0
+        for w in weights:
+            c = w[1:].ravel()
+            values += np.dot(c, c)
+        if self.squared:
+            loss = E_in / (2 * self.n_outputs)
+            for g in grads:
+                g *= 0.5
+        else:
+            loss = E_in
+        loss += (0.5 * alpha) * values / sw_sum
+        for g, w in zip(grads, weights):
+            g[1:] += (alpha / sw_sum) * w[1:]
+        return float(loss), grads
+
+
+class _LossObjective(Objective):
+    """scikit-learn's loss as a flat objective, for fastbp's full-batch methods (lbfgs included):
+    E_in is the data term, the penalty alpha/2 ||coefs||^2 / sum w (intercept rows excluded)."""
+
+    def __init__(self, model: _Model, widths, X, y, sample_weight, alpha):
+        super().__init__(widths, model.dtype, X.shape[0], 0.0)
+        self.model, self.X, self.y, self.sample_weight = model, X, y, sample_weight
+        sw_sum = X.shape[0] if sample_weight is None else float(sample_weight.sum())
+        self.alpha = alpha
+        self.decay = alpha / sw_sum          # non-zero switches the penalty on in Objective
+        self.mask = self.flat([np.vstack([np.zeros((1, b)), np.ones((a, b))])
+                               for a, b in zip(widths[:-1], widths[1:])])
+        self.scale = 0.5 if model.squared else 1.0
+        self.loss_scale = 1.0 / (2 * model.n_outputs) if model.squared else 1.0
+
+    def error_in(self, weights):
+        m = self.model
+        E = _api.error(weights, self.X, self.y, output=m.output, activation=m.activation,
+                       sample_weight=self.sample_weight, num_threads=m.threads)
+        return E * self.loss_scale
+
+    def gradient_in(self, weights, grads):
+        m = self.model
+        E, _ = _api.gradient(weights, self.X, self.y, output=m.output, activation=m.activation,
+                             sample_weight=self.sample_weight, num_threads=m.threads, out=grads)
+        if self.scale != 1.0:
+            for g in grads:
+                g *= self.scale
+        return E * self.loss_scale
+
+    def penalty(self, w):
+        c = w * self.mask
+        return 0.5 * self.decay * float(np.dot(c, c))
+
+    def add_penalty_gradient(self, w, g):
+        g += self.decay * (w * self.mask)
+
+
+# ---------------------------------------------------------------------------------------------
+# scikit-learn's stochastic optimisers, on fastbp's weight arrays
+
+class _SGD:
+    def __init__(self, params, learning_rate_init, lr_schedule, momentum, nesterov, power_t):
+        self.learning_rate_init = learning_rate_init
+        self.learning_rate = float(learning_rate_init)
+        self.lr_schedule, self.momentum, self.nesterov = lr_schedule, momentum, nesterov
+        self.power_t = power_t
+        self.velocities = [np.zeros_like(p) for p in params]
+
+    def update_params(self, params, grads):
+        mu, lr = self.momentum, self.learning_rate
+        self.velocities = [mu * v - lr * g for v, g in zip(self.velocities, grads)]
+        updates = self.velocities
+        if self.nesterov:
+            updates = [mu * v - lr * g for v, g in zip(self.velocities, grads)]
+        for p, u in zip(params, updates):
+            p += u
+
+    def iteration_ends(self, time_step):
+        if self.lr_schedule == "invscaling":
+            self.learning_rate = float(self.learning_rate_init) / (time_step + 1) ** self.power_t
+
+    def trigger_stopping(self, msg, verbose):
+        if self.lr_schedule != "adaptive":
+            if verbose:
+                print(msg + " Stopping.")
+            return True
+        if self.learning_rate <= 1e-6:
+            if verbose:
+                print(msg + " Learning rate too small. Stopping.")
+            return True
+        self.learning_rate /= 5.0
+        if verbose:
+            print(msg + " Setting learning rate to %f" % self.learning_rate)
+        return False
+
+
+class _Adam:
+    def __init__(self, params, learning_rate_init, beta_1, beta_2, epsilon):
+        self.learning_rate_init = learning_rate_init
+        self.learning_rate = float(learning_rate_init)
+        self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
+        self.t = 0
+        self.ms = [np.zeros_like(p) for p in params]
+        self.vs = [np.zeros_like(p) for p in params]
+
+    def update_params(self, params, grads):
+        b1, b2 = self.beta_1, self.beta_2
+        self.t += 1
+        self.ms = [b1 * m + (1 - b1) * g for m, g in zip(self.ms, grads)]
+        self.vs = [b2 * v + (1 - b2) * (g ** 2) for v, g in zip(self.vs, grads)]
+        self.learning_rate = (self.learning_rate_init * np.sqrt(1 - b2 ** self.t)
+                              / (1 - b1 ** self.t))
+        for p, m, v in zip(params, self.ms, self.vs):
+            p += -self.learning_rate * m / (np.sqrt(v) + self.epsilon)
+
+    def iteration_ends(self, time_step):
+        pass
+
+    def trigger_stopping(self, msg, verbose):
+        if verbose:
+            print(msg + " Stopping.")
+        return True
+
+
+# ---------------------------------------------------------------------------------------------
+# The estimators
+
+class _BaseMLP(BaseEstimator):
+    _parameter_constraints: dict = {
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "activation": [StrOptions({"identity", "logistic", "tanh", "relu"})],
+        "solver": [StrOptions({"lbfgs", "sgd", "adam", "gd", "variable-lr", "steepest", "cg",
+                               "rprop"})],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "power_t": [Interval(Real, 0, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "shuffle": ["boolean"],
+        "random_state": ["random_state"],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+        "momentum": [Interval(Real, 0, 1, closed="both")],
+        "nesterovs_momentum": ["boolean"],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+        "beta_1": [Interval(Real, 0, 1, closed="left")],
+        "beta_2": [Interval(Real, 0, 1, closed="left")],
+        "epsilon": [Interval(Real, 0, None, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), Options(Real, {np.inf})],
+        "max_fun": [Interval(Integral, 1, None, closed="left")],
+        "num_threads": [Interval(Integral, None, None, closed="neither"), None],
+    }
+
+    # --- fitting --------------------------------------------------------------------------------
+    def _fit(self, X, y, sample_weight=None, incremental=False):
+        hidden = self.hidden_layer_sizes
+        if not hasattr(hidden, "__iter__"):
+            hidden = [hidden]
+        hidden = list(hidden)
+        if np.any(np.array(hidden) <= 0):
+            raise ValueError("hidden_layer_sizes must be > 0, got %s." % hidden)
+        if self.num_threads == 0:
+            raise ValueError("num_threads must be a positive or negative integer or None, got 0")
+        first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
+        X, y = self._validate_input(X, y, incremental, reset=first_pass)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X)
+        if y.ndim == 1:
+            y = y.reshape((-1, 1))
+        y = y.astype(X.dtype, copy=False)
+        self.n_outputs_ = y.shape[1]
+        layer_units = [X.shape[1]] + hidden + [self.n_outputs_]
+        self._random_state = check_random_state(self.random_state)
+        if first_pass:
+            self._initialize(y, layer_units, X.dtype)
+        elif [c.shape[0] for c in self.coefs_] + [self.coefs_[-1].shape[1]] != layer_units:
+            raise ValueError(f"the layers {layer_units} of this fit differ from those of the "
+                             f"fitted network")
+        model = _Model(self, X.dtype)
+        if self.solver in _STOCHASTIC:
+            self._fit_stochastic(model, X, y, sample_weight, incremental)
+        else:
+            self._fit_full_batch(model, layer_units, X, y, sample_weight)
+        if not all(np.isfinite(w).all() for w in self.coefs_ + self.intercepts_):
+            raise ValueError("Solver produced non-finite parameter weights. The input data may "
+                             "contain large values and need to be preprocessed.")
+        return self
+
+    def _initialize(self, y, layer_units, dtype):
+        self.n_iter_ = 0
+        self.t_ = 0
+        self.n_outputs_ = y.shape[1]
+        self.n_layers_ = len(layer_units)
+        if not isinstance(self, ClassifierMixin):
+            self.out_activation_ = "identity"
+        elif self._label_binarizer.y_type_ == "multiclass":
+            self.out_activation_ = "softmax"
+        else:
+            self.out_activation_ = "logistic"
+        self.coefs_, self.intercepts_ = [], []
+        factor = 2.0 if self.activation == "logistic" else 6.0
+        for fan_in, fan_out in zip(layer_units[:-1], layer_units[1:]):
+            bound = np.sqrt(factor / (fan_in + fan_out))
+            coef = self._random_state.uniform(-bound, bound, (fan_in, fan_out))
+            intercept = self._random_state.uniform(-bound, bound, fan_out)
+            self.coefs_.append(coef.astype(dtype, copy=False))
+            self.intercepts_.append(intercept.astype(dtype, copy=False))
+        self._best_coefs = [c.copy() for c in self.coefs_]
+        self._best_intercepts = [i.copy() for i in self.intercepts_]
+        if self.solver in _STOCHASTIC:
+            self.loss_curve_ = []
+            self._no_improvement_count = 0
+            if self.early_stopping:
+                self.validation_scores_ = []
+                self.best_validation_score_ = -np.inf
+                self.best_loss_ = None
+            else:
+                self.best_loss_ = np.inf
+                self.validation_scores_ = None
+                self.best_validation_score_ = None
+
+    def _set_weights(self, weights):
+        self.coefs_ = [np.array(w[1:]) for w in weights]
+        self.intercepts_ = [np.array(w[0]) for w in weights]
+
+    def _split(self, X, y, sample_weight):
+        """scikit-learn's validation split for early stopping (stratified for one-output
+        classifiers), drawn from the estimator's random state."""
+        stratify = y if isinstance(self, ClassifierMixin) and self.n_outputs_ == 1 else None
+        arrays = (X, y) if sample_weight is None else (X, y, sample_weight)
+        parts = train_test_split(*arrays, random_state=self._random_state,
+                                 test_size=self.validation_fraction, stratify=stratify)
+        X_train, X_val, y_train, y_val = parts[:4]
+        sw_train, sw_val = (None, None) if sample_weight is None else parts[4:]
+        if X_val.shape[0] < 2:
+            raise ValueError("The validation set is too small. Increase 'validation_fraction' "
+                             "or the size of your dataset.")
+        if isinstance(self, ClassifierMixin):
+            y_val = self._label_binarizer.inverse_transform(y_val)
+        return X_train, y_train, sw_train, X_val, y_val, sw_val
+
+    def _fit_stochastic(self, model, X, y, sample_weight, incremental):
+        weights = model.weights(self.coefs_, self.intercepts_)
+        if not incremental or not hasattr(self, "_optimizer"):
+            if self.solver == "sgd":
+                self._optimizer = _SGD(weights, self.learning_rate_init, self.learning_rate,
+                                       self.momentum, self.nesterovs_momentum, self.power_t)
+            else:
+                self._optimizer = _Adam(weights, self.learning_rate_init, self.beta_1,
+                                        self.beta_2, self.epsilon)
+        if self.early_stopping and incremental:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        early_stopping = self.early_stopping
+        if early_stopping:
+            X_train, y_train, sw_train, X_val, y_val, sw_val = self._split(X, y, sample_weight)
+        else:
+            X_train, y_train, sw_train = X, y, sample_weight
+            X_val = y_val = sw_val = None
+        n_samples = X_train.shape[0]
+        sample_idx = np.arange(n_samples, dtype=int)
+        if self.batch_size == "auto":
+            batch_size = min(200, n_samples)
+        else:
+            if self.batch_size > n_samples:
+                warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is "
+                              "going to be clipped")
+            batch_size = int(np.clip(self.batch_size, 1, n_samples))
+        grads = [np.empty_like(w) for w in weights]
+        try:
+            self.n_iter_ = 0
+            for _ in range(self.max_iter):
+                if self.shuffle:
+                    sample_idx = shuffle(sample_idx, random_state=self._random_state)
+                accumulated_loss = 0.0
+                for batch in gen_batches(n_samples, batch_size):
+                    idx = sample_idx[batch] if self.shuffle else batch
+                    sw = None if sw_train is None else sw_train[idx]
+                    loss, _ = model.loss_and_gradient(weights, X_train[idx], y_train[idx], sw,
+                                                      self.alpha, grads)
+                    accumulated_loss += loss * (batch.stop - batch.start)
+                    self._optimizer.update_params(weights, grads)
+                self.n_iter_ += 1
+                self.loss_ = accumulated_loss / X_train.shape[0]
+                self.t_ += n_samples
+                self.loss_curve_.append(self.loss_)
+                if self.verbose:
+                    print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
+                self._set_weights(weights)
+                self._update_no_improvement_count(early_stopping, X_val, y_val, sw_val)
+                self._optimizer.iteration_ends(self.t_)
+                if self._no_improvement_count > self.n_iter_no_change:
+                    what = ("Validation score" if early_stopping else "Training loss")
+                    msg = (f"{what} did not improve more than tol={self.tol:f} for "
+                           f"{self.n_iter_no_change} consecutive epochs.")
+                    if self._optimizer.trigger_stopping(msg, self.verbose):
+                        break
+                    self._no_improvement_count = 0
+                if incremental:
+                    break
+                if self.n_iter_ == self.max_iter:
+                    warnings.warn("Stochastic Optimizer: Maximum iterations (%d) reached and the "
+                                  "optimization hasn't converged yet." % self.max_iter,
+                                  ConvergenceWarning)
+        except KeyboardInterrupt:
+            warnings.warn("Training interrupted by user.")
+        if early_stopping:
+            self.coefs_ = self._best_coefs
+            self.intercepts_ = self._best_intercepts
+        else:
+            self._set_weights(weights)
+
+    def _update_no_improvement_count(self, early_stopping, X, y, sample_weight):
+        if early_stopping:
+            score = self._score(X, y, sample_weight=sample_weight)
+            self.validation_scores_.append(score)
+            if self.verbose:
+                print("Validation score: %f" % self.validation_scores_[-1])
+            last = self.validation_scores_[-1]
+            if last < self.best_validation_score_ + self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if last > self.best_validation_score_:
+                self.best_validation_score_ = last
+                self._best_coefs = [c.copy() for c in self.coefs_]
+                self._best_intercepts = [i.copy() for i in self.intercepts_]
+        else:
+            if self.loss_curve_[-1] > self.best_loss_ - self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if self.loss_curve_[-1] < self.best_loss_:
+                self.best_loss_ = self.loss_curve_[-1]
+
+    def _fit_full_batch(self, model, layer_units, X, y, sample_weight):
+        """lbfgs as scikit-learn runs it (scipy's L-BFGS-B: maxiter, maxfun, gtol = tol), and
+        fastbp's own full-batch methods, all through fastbp.training.train on scikit-learn's
+        loss. n_iter_ counts iterations (epochs), loss_ is the loss at the end."""
+        weights = [np.array(w) for w in model.weights(self.coefs_, self.intercepts_)]
+        objective = _LossObjective(model, layer_units, X, y, sample_weight, self.alpha)
+        if self.solver == "lbfgs":
+            opts = FitOptions.check("lbfgs", epochs=self.max_iter, max_fun=self.max_fun,
+                                    gtol=self.tol, num_threads=self.num_threads)
+        else:
+            opts = self._fastbp_options(layer_units)
+        history = train(weights, objective, opts)
+        self.n_iter_ = len(history)
+        self.loss_ = history.E_aug[-1] if len(history) else history.start["E_aug"]
+        if self.solver != "lbfgs":
+            self.loss_curve_ = list(history.E_aug)
+            self.best_loss_ = min(self.loss_curve_, default=self.loss_)
+        if self.solver == "lbfgs" and history.stop_reason in ("epochs", "max_fun"):
+            warnings.warn(f"lbfgs failed to converge after {self.n_iter_} iteration(s) "
+                          f"(stopped by {'max_iter' if history.stop_reason == 'epochs' else 'max_fun'})."
+                          " Increase the number of iterations to improve the convergence.",
+                          ConvergenceWarning)
+        self._set_weights(weights)
+
+    def _fastbp_options(self, layer_units):
+        """FitOptions of fastbp's own full-batch solvers: max_iter epochs; stop when the loss has
+        not fallen by tol for n_iter_no_change epochs, as scikit-learn's stochastic solvers do."""
+        best = [np.inf, 0]
+
+        def no_improvement(history):
+            loss = history.E_aug[-1]
+            best[1] = best[1] + 1 if loss > best[0] - self.tol else 0
+            best[0] = min(best[0], loss)
+            return best[1] <= self.n_iter_no_change
+
+        own = {} if self.solver == "rprop" else {"learning_rate": self.learning_rate_init}
+        if self.solver == "gd":
+            own.update(momentum=self.momentum, nesterov=self.nesterovs_momentum)
+        return FitOptions.check(self.solver, epochs=self.max_iter, num_threads=self.num_threads,
+                                callback=no_improvement, **own)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model to data matrix X and target(s) y (scikit-learn's MLP: see there)."""
+        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+
+    def _check_solver(self):
+        if self.solver not in _STOCHASTIC:
+            raise AttributeError("partial_fit is only available for stochastic optimizers. "
+                                 "%s is not stochastic." % self.solver)
+        return True
+
+    # --- predicting ---------------------------------------------------------------------------
+    def _forward_pass_fast(self, X, check_input=True):
+        if check_input:
+            X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
+        X = _dense(X)
+        model = _Model(self, self.coefs_[0].dtype)
+        return model.forward(model.weights(self.coefs_, self.intercepts_), X)
+
+    def _score_with_function(self, X, y, sample_weight, score_function):
+        y_pred = self._predict(X, check_input=False)
+        if np.issubdtype(y_pred.dtype, np.floating) and not np.isfinite(y_pred).all():
+            return np.nan
+        return score_function(y, y_pred, sample_weight=sample_weight)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
+
+
+def _dense(X):
+    """fastbp's kernels read dense rows: a sparse X becomes a dense array (in its dtype)."""
+    return X.toarray() if scipy.sparse.issparse(X) else X
+
+
+class MLPClassifier(ClassifierMixin, _BaseMLP):
+    """scikit-learn's MLPClassifier, computed by fastbp (same parameters and defaults, same
+    model; `num_threads` is fastbp's, and `solver` also takes fastbp's full-batch methods "gd",
+    "variable-lr", "steepest", "cg" and "rprop"). See the module docstring."""
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
+                 alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 num_threads=None):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.num_threads = num_threads
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
+                             dtype=(np.float64, np.float32), reset=reset)
+        X = _dense(X)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
+            self._label_binarizer = LabelBinarizer()
+            self._label_binarizer.fit(y)
+            self.classes_ = self._label_binarizer.classes_
+        else:
+            classes = unique_labels(y)
+            if self.warm_start:
+                if set(classes) != set(self.classes_):
+                    raise ValueError("warm_start can only be used where `y` has the same classes "
+                                     f"as in the previous call to fit. Previously got "
+                                     f"{self.classes_}, `y` has {classes}")
+            elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
+                raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` has "
+                                 f"{self.classes_}. 'y' has {classes}.")
+        y = self._label_binarizer.transform(y).astype(bool)
+        return X, y
+
+    def predict(self, X):
+        """The predicted classes, shape (n_samples,) or (n_samples, n_classes) (multilabel)."""
+        check_is_fitted(self)
+        return self._predict(X)
+
+    def _predict(self, X, check_input=True):
+        y_pred = self._forward_pass_fast(X, check_input=check_input)
+        if self.n_outputs_ == 1:
+            y_pred = y_pred.ravel()
+        return self._label_binarizer.inverse_transform(y_pred)
+
+    def _score(self, X, y, sample_weight=None):
+        return self._score_with_function(X, y, sample_weight, accuracy_score)
+
+    @available_if(lambda est: est._check_solver())
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """One epoch over (X, y) (stochastic solvers); `classes` on the first call."""
+        if _check_partial_fit_first_call(self, classes):
+            self._label_binarizer = LabelBinarizer()
+            if type_of_target(y).startswith("multilabel"):
+                self._label_binarizer.fit(y)
+            else:
+                self._label_binarizer.fit(classes)
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
+
+    def predict_log_proba(self, X):
+        """log(predict_proba(X))."""
+        y_prob = self.predict_proba(X)
+        return np.log(y_prob, out=y_prob)
+
+    def predict_proba(self, X):
+        """Probability of each class, shape (n_samples, n_classes), in the order of classes_."""
+        check_is_fitted(self)
+        y_pred = self._forward_pass_fast(X)
+        if self.n_outputs_ == 1:
+            y_pred = y_pred.ravel()
+        if y_pred.ndim == 1:
+            return np.vstack([1 - y_pred, y_pred]).T
+        return y_pred
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+
+
+class MLPRegressor(RegressorMixin, _BaseMLP):
+    """scikit-learn's MLPRegressor, computed by fastbp (same parameters and defaults, same
+    model; loss="squared_error" only; `num_threads` is fastbp's, and `solver` also takes
+    fastbp's full-batch methods). See the module docstring."""
+
+    _parameter_constraints: dict = {**_BaseMLP._parameter_constraints,
+                                    "loss": [StrOptions({"squared_error"})]}
+
+    def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *,
+                 solver="adam", alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 num_threads=None):
+        self.loss = loss
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.num_threads = num_threads
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
+                             y_numeric=True, dtype=(np.float64, np.float32), reset=reset)
+        X = _dense(X)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        return X, y
+
+    def predict(self, X):
+        """The predicted values, shape (n_samples,) or (n_samples, n_outputs)."""
+        check_is_fitted(self)
+        return self._predict(X)
+
+    def _predict(self, X, check_input=True):
+        y_pred = self._forward_pass_fast(X, check_input=check_input)
+        if y_pred.shape[1] == 1:
+            return y_pred.ravel()
+        return y_pred
+
+    def _score(self, X, y, sample_weight=None):
+        return self._score_with_function(X, y, sample_weight, r2_score)
+
+    @available_if(lambda est: est._check_solver())
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None):
+        """One epoch over (X, y) (stochastic solvers)."""
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True)

@@ -1,0 +1,245 @@
+"""fastbp.sklearn: real scikit-learn estimators that compute scikit-learn's own MLP model."""
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+
+sklearn = pytest.importorskip("sklearn")
+
+from sklearn import neural_network as sk  # noqa: E402
+from sklearn.datasets import (make_classification, make_multilabel_classification,  # noqa: E402
+                              make_regression)
+from sklearn.exceptions import ConvergenceWarning  # noqa: E402
+from sklearn.model_selection import GridSearchCV, cross_val_score  # noqa: E402
+from sklearn.pipeline import make_pipeline  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
+from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
+
+from fastbp import sklearn as fb  # noqa: E402
+
+SK_VERSION = tuple(int(p) for p in sklearn.__version__.split(".")[:2])
+
+
+@parametrize_with_checks([fb.MLPRegressor(), fb.MLPClassifier()])
+def test_scikit_learn_estimator_checks(estimator, check):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        check(estimator)
+
+
+# ------------------------------------------------------------------------------------------------
+# The same model as scikit-learn's
+
+def regression(n_outputs=1):
+    X, y = make_regression(n_samples=60, n_features=5, n_targets=n_outputs, noise=0.1,
+                           random_state=0)
+    return X / X.std(0), y / y.std(0)
+
+
+def classification(n_classes):
+    X, y = make_classification(n_samples=80, n_features=6, n_informative=4,
+                               n_classes=n_classes, random_state=0)
+    return X, y
+
+
+def multilabel():
+    X, y = make_multilabel_classification(n_samples=60, n_features=5, n_classes=3,
+                                          random_state=0)
+    return X / X.std(0), y
+
+
+PROBLEMS = {"regression": (fb.MLPRegressor, sk.MLPRegressor, regression),
+            "regression-2-outputs": (fb.MLPRegressor, sk.MLPRegressor, lambda: regression(2)),
+            "binary": (fb.MLPClassifier, sk.MLPClassifier, lambda: classification(2)),
+            "4-classes": (fb.MLPClassifier, sk.MLPClassifier, lambda: classification(4)),
+            "multilabel": (fb.MLPClassifier, sk.MLPClassifier, multilabel)}
+
+SOLVERS = {
+    "sgd": dict(solver="sgd", learning_rate_init=0.05, momentum=0.9, nesterovs_momentum=False),
+    "sgd-nesterov": dict(solver="sgd", learning_rate_init=0.05, momentum=0.9,
+                         nesterovs_momentum=True),
+    "sgd-invscaling": dict(solver="sgd", learning_rate="invscaling", learning_rate_init=0.1,
+                           power_t=0.3),
+    "sgd-adaptive": dict(solver="sgd", learning_rate="adaptive", learning_rate_init=0.05,
+                         n_iter_no_change=2, tol=0.5),
+    "adam": dict(solver="adam", learning_rate_init=0.01),
+}
+
+
+def fitted_pair(problem, params, **fit):
+    ours, theirs, data = PROBLEMS[problem]
+    X, y = data()
+    a, b = ours(**params), theirs(**params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        a.fit(X, y, **fit)
+        b.fit(X, y, **fit)
+    return a, b, X, y
+
+
+def assert_same_model(a, b, rtol):
+    assert len(a.coefs_) == len(b.coefs_) and a.n_iter_ == b.n_iter_ and a.t_ == b.t_
+    for x, z in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_):
+        assert x.dtype == z.dtype and x.shape == z.shape
+        np.testing.assert_allclose(x, z, rtol=rtol, atol=rtol * np.abs(z).max())
+    assert a.out_activation_ == b.out_activation_ and a.n_outputs_ == b.n_outputs_
+    assert a.n_layers_ == b.n_layers_ and a.n_features_in_ == b.n_features_in_
+
+
+@pytest.mark.parametrize("problem", PROBLEMS)
+@pytest.mark.parametrize("solver", SOLVERS)
+@pytest.mark.parametrize("activation", ["identity", "logistic", "tanh", "relu"])
+@pytest.mark.parametrize("epochs,rtol", [(1, 1e-12), (20, 1e-8)])
+def test_stochastic_solvers_compute_scikit_learns_model(problem, solver, activation, epochs, rtol):
+    params = dict(hidden_layer_sizes=(7, 5), activation=activation, batch_size=16, alpha=1e-3,
+                  max_iter=epochs, random_state=3, **SOLVERS[solver])
+    a, b, X, y = fitted_pair(problem, params)
+    assert_same_model(a, b, rtol)
+    np.testing.assert_allclose(a.loss_curve_, b.loss_curve_, rtol=rtol)
+    assert a.loss_ == pytest.approx(b.loss_, rel=rtol) and a.best_loss_ == pytest.approx(
+        b.best_loss_, rel=rtol)
+    np.testing.assert_allclose(a.predict(X), b.predict(X), rtol=1e-6, atol=1e-8)
+    if hasattr(b, "predict_proba"):
+        np.testing.assert_allclose(a.predict_proba(X), b.predict_proba(X), rtol=1e-6, atol=1e-9)
+        np.testing.assert_array_equal(a.classes_, b.classes_)
+
+
+@pytest.mark.parametrize("problem", PROBLEMS)
+@pytest.mark.parametrize("activation", ["identity", "logistic", "tanh", "relu"])
+def test_lbfgs_computes_scikit_learns_model(problem, activation):
+    pytest.importorskip("scipy")
+    params = dict(hidden_layer_sizes=(6,), activation=activation, solver="lbfgs", alpha=1e-3,
+                  max_iter=20, random_state=1)
+    a, b, X, y = fitted_pair(problem, params)
+    assert_same_model(a, b, 1e-6)
+    assert a.loss_ == pytest.approx(b.loss_, rel=1e-6)
+
+
+@pytest.mark.parametrize("problem", ["regression", "4-classes"])
+def test_early_stopping_splits_and_scores_as_scikit_learn(problem):
+    params = dict(hidden_layer_sizes=(8,), solver="adam", learning_rate_init=0.02, max_iter=30,
+                  early_stopping=True, validation_fraction=0.2, n_iter_no_change=3,
+                  random_state=0)
+    a, b, X, y = fitted_pair(problem, params)
+    assert_same_model(a, b, 1e-8)
+    np.testing.assert_allclose(a.validation_scores_, b.validation_scores_, rtol=1e-8)
+    assert a.best_validation_score_ == pytest.approx(b.best_validation_score_, rel=1e-8)
+    assert a.best_loss_ is None and b.best_loss_ is None
+
+
+@pytest.mark.skipif(SK_VERSION < (1, 7), reason="scikit-learn's MLP takes sample_weight from 1.7")
+@pytest.mark.parametrize("problem", ["regression", "4-classes"])
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+def test_sample_weight_as_scikit_learn(problem, solver):
+    rng = np.random.default_rng(0)
+    n = len(PROBLEMS[problem][2]()[0])
+    sw = rng.uniform(0, 3, n)
+    params = dict(hidden_layer_sizes=(6,), solver=solver, max_iter=10, random_state=0,
+                  learning_rate_init=0.01)
+    a, b, X, y = fitted_pair(problem, params, sample_weight=sw)
+    assert_same_model(a, b, 1e-8)
+
+
+def test_integer_sample_weights_equal_repetition():
+    X, y = regression()
+    counts = np.arange(len(X)) % 3
+    params = dict(hidden_layer_sizes=(5,), solver="lbfgs", max_iter=15, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        a = fb.MLPRegressor(**params).fit(X, y, sample_weight=counts)
+        b = fb.MLPRegressor(**params).fit(np.repeat(X, counts, 0), np.repeat(y, counts, 0))
+    for x, z in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_):
+        np.testing.assert_allclose(x, z, rtol=1e-8, atol=1e-10)
+
+
+# ------------------------------------------------------------------------------------------------
+# In scikit-learn's workflows
+
+def test_pipeline_grid_search_cross_val_score():
+    X, y = classification(3)
+    pipe = make_pipeline(StandardScaler(), fb.MLPClassifier(max_iter=30, random_state=0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        scores = cross_val_score(pipe, X, y, cv=3)
+        grid = GridSearchCV(pipe, {"mlpclassifier__hidden_layer_sizes": [(5,), (10,)],
+                                   "mlpclassifier__alpha": [1e-4, 1e-2]}, cv=2, n_jobs=2)
+        grid.fit(X, y)
+    assert len(scores) == 3 and all(0 <= s <= 1 for s in scores)
+    assert set(grid.best_params_) == {"mlpclassifier__hidden_layer_sizes",
+                                      "mlpclassifier__alpha"}
+    # what a grid point scored in a worker process is what it scores here
+    point = grid.best_params_
+    again = make_pipeline(StandardScaler(), fb.MLPClassifier(max_iter=30, random_state=0))
+    again.set_params(**point)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        again_score = cross_val_score(again, X, y, cv=2).mean()
+    assert again_score == pytest.approx(grid.best_score_, rel=1e-12)
+
+
+@pytest.mark.parametrize("est", [fb.MLPRegressor(hidden_layer_sizes=(4,), max_iter=5),
+                                 fb.MLPClassifier(hidden_layer_sizes=(4,), max_iter=5)])
+def test_pickle_round_trip_predicts_identically(est):
+    X, y = regression() if isinstance(est, fb.MLPRegressor) else classification(3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X, y)
+    back = pickle.loads(pickle.dumps(est))
+    np.testing.assert_array_equal(back.predict(X), est.predict(X))
+
+
+def test_warm_start_and_partial_fit_as_scikit_learn():
+    X, y = classification(3)
+    params = dict(hidden_layer_sizes=(6,), solver="sgd", learning_rate_init=0.05, shuffle=False,
+                  random_state=0, max_iter=3)
+    pairs = []
+    for cls in (fb.MLPClassifier, sk.MLPClassifier):
+        est = cls(warm_start=True, **params)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            est.fit(X, y)
+            est.fit(X, y)
+        inc = cls(**params)
+        for _ in range(4):
+            inc.partial_fit(X, y, classes=np.unique(y))
+        pairs.append((est, inc))
+    assert_same_model(pairs[0][0], pairs[1][0], 1e-10)
+    assert_same_model(pairs[0][1], pairs[1][1], 1e-10)
+    # with shuffle=False, partial_fit k times is fit(max_iter=k)
+    once = fb.MLPClassifier(**{**params, "max_iter": 4, "n_iter_no_change": 100})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        once.fit(X, y)
+    for x, z in zip(once.coefs_, pairs[0][1].coefs_):
+        np.testing.assert_array_equal(x, z)
+
+
+def test_float32_trains_in_float32():
+    X, y = classification(2)
+    est = fb.MLPClassifier(hidden_layer_sizes=(5,), max_iter=5, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X.astype(np.float32), y)
+    assert all(c.dtype == np.float32 for c in est.coefs_ + est.intercepts_)
+    assert est.predict_proba(X.astype(np.float32)).dtype == np.float32
+
+
+@pytest.mark.parametrize("solver", ["gd", "variable-lr", "steepest", "cg", "rprop"])
+def test_fastbp_solvers_fit_scikit_learns_loss(solver):
+    X, y = classification(3)
+    est = fb.MLPClassifier(hidden_layer_sizes=(8,), solver=solver, max_iter=60, random_state=0,
+                           learning_rate_init=0.1)
+    est.fit(X, y)
+    assert est.n_iter_ == len(est.loss_curve_) <= 60
+    assert est.loss_curve_[-1] < 0.7 * est.loss_curve_[0]
+    assert est.score(X, y) > 0.6
+
+
+def test_import_fastbp_does_not_import_scikit_learn():
+    import subprocess
+    import sys
+    code = ("import sys, fastbp; w = fastbp.init_weights([2, 3, 1]); "
+            "print(sorted(m for m in ('sklearn', 'scipy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
