@@ -54,7 +54,7 @@ from sklearn.utils.validation import (_check_sample_weight, check_is_fitted, col
                                       validate_data)
 
 from . import _api
-from ._objective import Objective
+from ._objective import DataObjective, Objective
 from ._options import FitOptions
 from .training import train
 
@@ -113,30 +113,25 @@ class _Model:
 
 
 class _LossObjective(Objective):
-    """scikit-learn's loss as a flat objective, for fastbp's full-batch methods (lbfgs included):
-    E_in is the data term, the penalty alpha/2 ||coefs||^2 / sum w (intercept rows excluded)."""
+    """scikit-learn's loss as a flat objective, for fastbp's full-batch methods (lbfgs included),
+    over an objective that computes fastbp's E_in and gradient (`inner`: the data in memory, or
+    on a cluster): the data term is E_in scaled, the penalty alpha/2 ||coefs||^2 / sum w (the
+    intercept rows excluded)."""
 
-    def __init__(self, model: _Model, widths, X, y, sample_weight, alpha):
-        super().__init__(widths, model.dtype, X.shape[0], 0.0)
-        self.model, self.X, self.y, self.sample_weight = model, X, y, sample_weight
-        sw_sum = X.shape[0] if sample_weight is None else float(sample_weight.sum())
-        self.alpha = alpha
+    def __init__(self, model: _Model, inner: Objective, sw_sum: float, alpha: float):
+        super().__init__(inner.widths, model.dtype, inner.n_samples, 0.0)
+        self.inner = inner
         self.decay = alpha / sw_sum          # non-zero switches the penalty on in Objective
         self.mask = self.flat([np.vstack([np.zeros((1, b)), np.ones((a, b))])
-                               for a, b in zip(widths[:-1], widths[1:])])
+                               for a, b in zip(self.widths[:-1], self.widths[1:])])
         self.scale = 0.5 if model.squared else 1.0
         self.loss_scale = 1.0 / (2 * model.n_outputs) if model.squared else 1.0
 
     def error_in(self, weights):
-        m = self.model
-        E = _api.error(weights, self.X, self.y, output=m.output, activation=m.activation,
-                       sample_weight=self.sample_weight, num_threads=m.threads)
-        return E * self.loss_scale
+        return self.inner.error_in(weights) * self.loss_scale
 
     def gradient_in(self, weights, grads):
-        m = self.model
-        E, _ = _api.gradient(weights, self.X, self.y, output=m.output, activation=m.activation,
-                             sample_weight=self.sample_weight, num_threads=m.threads, out=grads)
+        E = self.inner.gradient_in(weights, grads)
         if self.scale != 1.0:
             for g in grads:
                 g *= self.scale
@@ -144,7 +139,7 @@ class _LossObjective(Objective):
 
     def penalty(self, w):
         c = w * self.mask
-        return 0.5 * self.decay * float(np.dot(c, c))
+        return 0.5 * self.decay * float(np.multiply(c, c).sum())
 
     def add_penalty_gradient(self, w, g):
         g += self.decay * (w * self.mask)
@@ -435,7 +430,10 @@ class _BaseMLP(BaseEstimator):
         fastbp's own full-batch methods, all through fastbp.training.train on scikit-learn's
         loss. n_iter_ counts iterations (epochs), loss_ is the loss at the end."""
         weights = [np.array(w) for w in model.weights(self.coefs_, self.intercepts_)]
-        objective = _LossObjective(model, layer_units, X, y, sample_weight, self.alpha)
+        inner = DataObjective(layer_units, model.dtype, X, y, model.output, model.threads,
+                              activation=model.activation, sample_weight=sample_weight)
+        sw_sum = X.shape[0] if sample_weight is None else float(sample_weight.sum())
+        objective = _LossObjective(model, inner, sw_sum, self.alpha)
         if self.solver == "lbfgs":
             opts = FitOptions.check("lbfgs", epochs=self.max_iter, max_fun=self.max_fun,
                                     gtol=self.tol, num_threads=self.num_threads)
