@@ -196,10 +196,12 @@ SGD_RULES = {"sgd": 0, "nesterov": 1, "adam": 2}
 
 def sgd_epoch(weights, widths, X, y, order, batch_size, lr, momentum, velocity, decay, output,
               activation="tanh", sample_weight=None, rule="sgd", moment2=None, beta2=0.999,
-              eps=1e-8, steps=0) -> int:
+              eps=1e-8, steps=0, grad_scale=1.0, l2=0.0):
     """One epoch of mini-batch SGD, Nesterov or Adam in one kernel call (fastbp._methods says
     what a step computes; for Adam, `momentum` is beta1, `velocity` the first and `moment2` the
-    second moments, `steps` the step count so far). Returns the step count after the epoch.
+    second moments, `steps` the step count so far). Returns (the step count after the epoch, the
+    epoch's summed L2 and error parts of scikit-learn's loss); `grad_scale` and `l2` are
+    scikit-learn's gradient factor and alpha (fastbp._core.sgd_epoch_run says what they do).
     Arguments are already checked: weights and moments C-contiguous and writeable, X, y, weights
     of one dtype, order a permutation of range(N), y valid targets for `output`
     (_checks.check_targets), sample_weight None or as _checks.check_sample_weight returns it.
@@ -210,7 +212,7 @@ def sgd_epoch(weights, widths, X, y, order, batch_size, lr, momentum, velocity, 
     return _core.sgd_epoch(weights, widths, _spec(activation, output, sample_weight), X, y,
                            np.ascontiguousarray(order, dtype=np.intp), batch_size, lr, momentum,
                            velocity if (momentum or code) else None, decay, tile, chunk, code,
-                           moment2, beta2, eps, steps)
+                           moment2, beta2, eps, steps, grad_scale, l2)
 
 
 def backprop(weights, x, y, output="tanh", activation="tanh"):

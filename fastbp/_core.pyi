@@ -98,7 +98,9 @@ def sgd_epoch(
     beta2: float = 0.999,
     eps: float = 1e-8,
     steps: int = 0,
-) -> int:
+    grad_scale: float = 1.0,
+    l2: float = 0.0,
+) -> Tuple[int, float, float]:
     """One epoch of mini-batch SGD (rule 0), Nesterov (1) or Adam (2) in place on `weights` (and
     `velocity`, `moment2`); `order` is an intp permutation of the samples. Returns Adam's step
     count after the epoch."""

@@ -550,6 +550,9 @@ cdef int sgd_epoch_run(
     double eps,                 # IN  Adam's epsilon
     long long *steps,           # IN/OUT Adam's step count t, before and after the epoch
     double decay,               # IN  2 lambda / N, or 0
+    double grad_scale,          # IN  c: the step follows c times the mean gradient (1: fastbp)
+    double l2,                  # IN  alpha of scikit-learn's L2 term, or 0
+    double *loss,               # OUT scikit-learn's epoch loss, summed (see below), when l2 or c
 ) noexcept nogil:
     """One epoch of mini-batch SGD (or Adam), step after step, without returning to Python.
 
@@ -565,6 +568,14 @@ cdef int sgd_epoch_run(
     the steps of fastbp._methods (scalars rounded to the weights' dtype, as NumPy rounds a Python
     float against a float32 array). The code here is compiled for the baseline instruction set, so
     no multiply-add is fused and the rounding is that of those NumPy expressions.
+
+    scikit-learn's MLP (fastbp.sklearn) steps along another gradient of the same sums: c times the
+    mean (c = grad_scale, 1/2 for its squared error), plus alpha / (the batch's total weight)
+    times the weights of rows 1.. (its L2 term spares the intercepts: l2 = alpha). Its epoch loss
+    sums, over the batches, |batch| times the batch's loss at the weights the batch saw; the two
+    parts of that sum come back apart, since scikit-learn scales the error part by its own
+    factor: loss[1] += |batch| err_batch / total (err_batch the kernel's sum of w_n e_n) and
+    loss[0] += |batch| (l2 / 2) ||W(rows 1..)||^2 / total (0 when l2 = 0).
     Return 0, or -1 when memory could not be had (the weights are untouched then).
     """
     cdef Py_ssize_t P = net.n_params
@@ -590,6 +601,9 @@ cdef int sgd_epoch_run(
     cdef floating eps_f = <floating> eps
     cdef floating lr_t = 0
     cdef floating decay_f = <floating> decay
+    cdef floating l2_f
+    cdef double batch_err, coef_sq
+    cdef Py_ssize_t first_coef
     if scratch == NULL or chunk_grad == NULL or grad == NULL or grad64 == NULL or panels == NULL:
         fastbp_aligned_free(scratch)
         fastbp_aligned_free(chunk_grad)
@@ -604,24 +618,36 @@ cdef int sgd_epoch_run(
     while start < N:
         stop = min(start + batch_size, N)
         scale = batch_scale(net, <const floating *> net.sample_weight, order, start, stop)
+        l2_f = <floating> (l2 * scale)
         if stop - start <= chunk:
             # one chunk (the usual mini-batch): its sums go straight to the step, with the same
             # rounding as through the float64 total (0.0 + x, not x: the sign of a zero included);
             # converted layer by layer below, while each layer's sums are in cache
-            run_chunk(net, X, Y, order, <floating *> NULL, start, stop, scratch, chunk_grad,
-                      MODE_GRADIENT)
+            batch_err = run_chunk(net, X, Y, order, <floating *> NULL, start, stop, scratch,
+                                  chunk_grad, MODE_GRADIENT)
         else:
             memset(grad64, 0, P * sizeof(double))
+            batch_err = 0.0
             c0 = start
             while c0 < stop:
                 c1 = min(c0 + chunk, stop)
-                run_chunk(net, X, Y, order, <floating *> NULL, c0, c1, scratch, chunk_grad,
-                          MODE_GRADIENT)
+                batch_err += run_chunk(net, X, Y, order, <floating *> NULL, c0, c1, scratch,
+                                       chunk_grad, MODE_GRADIENT)
                 for p in range(P):
                     grad64[p] = grad64[p] + chunk_grad[p]
                 c0 = c1
             for p in range(P):
-                grad[p] = <floating> (grad64[p] * scale)
+                grad[p] = <floating> (grad64[p] * scale * grad_scale)
+        if loss != NULL:
+            coef_sq = 0.0
+            if l2 != 0:
+                for l in range(net.L):
+                    w = weights[l]
+                    n = <Py_ssize_t> (net.widths[l] + 1) * net.widths[l + 1]
+                    for i in range(net.widths[l + 1], n):
+                        coef_sq += <double> w[i] * w[i]
+            loss[1] += batch_err * scale * (stop - start)
+            loss[0] += 0.5 * l2 * coef_sq * scale * (stop - start)
         if rule == RULE_ADAM:
             steps[0] += 1
             lr_t = <floating> (lr * sqrt(1.0 - pow(beta2, <double> steps[0]))
@@ -634,10 +660,16 @@ cdef int sgd_epoch_run(
             n = <Py_ssize_t> (net.widths[l] + 1) * net.widths[l + 1]
             if stop - start <= chunk:
                 for i in range(n):
-                    g[i] = <floating> ((0.0 + chunk_grad[net.grad_off[l + 1] + i]) * scale)
+                    g[i] = <floating> ((0.0 + chunk_grad[net.grad_off[l + 1] + i]) * scale
+                                       * grad_scale)
             if decay != 0:
                 for i in range(n):
                     step = decay_f * w[i]
+                    g[i] = g[i] + step
+            if l2 != 0:
+                first_coef = net.widths[l + 1]          # row 0, the intercepts, has no L2
+                for i in range(first_coef, n):
+                    step = l2_f * w[i]
                     g[i] = g[i] + step
             if rule == RULE_ADAM:
                 v = velocity[l]
@@ -952,9 +984,11 @@ def logistic(cnp.ndarray x):
 def sgd_epoch(list weights, list widths, tuple spec, cnp.ndarray X, cnp.ndarray Y,
               cnp.ndarray order, Py_ssize_t batch_size, double lr, double momentum,
               object velocity, double decay, int tile, Py_ssize_t chunk, int rule=RULE_SGD,
-              object moment2=None, double beta2=0.999, double eps=1e-8, long long steps=0):
+              object moment2=None, double beta2=0.999, double eps=1e-8, long long steps=0,
+              double grad_scale=1.0, double l2=0.0):
     """One epoch of mini-batch SGD or Adam in place on `weights` (and `velocity`, `moment2`); see
-    sgd_epoch_run. Returns Adam's step count after the epoch (`steps` unchanged for SGD).
+    sgd_epoch_run. Returns (Adam's step count after the epoch (`steps` unchanged for SGD),
+    the epoch's summed L2 loss, its summed error part) (see sgd_epoch_run: scikit-learn's loss).
 
     weights, velocity and moment2 are C-contiguous, writeable, of X's dtype; order is an intp
     permutation; spec as for run. rule: 0 SGD (with momentum when momentum > 0), 1 Nesterov,
@@ -965,6 +999,9 @@ def sgd_epoch(list weights, list widths, tuple spec, cnp.ndarray X, cnp.ndarray 
     cdef int status
     cdef Py_ssize_t N = X.shape[0]
     cdef const Py_ssize_t *order_ptr = <const Py_ssize_t *> cnp.PyArray_DATA(order)
+    cdef double loss[2]
+    loss[0] = 0.0
+    loss[1] = 0.0
     ptrs = np.zeros(3 * L, dtype=np.uintp)
     cdef size_t[::1] ptr_view = ptrs
     for l in range(L):
@@ -979,17 +1016,19 @@ def sgd_epoch(list weights, list widths, tuple spec, cnp.ndarray X, cnp.ndarray 
                 &layout.net, <double **> &ptr_view[0], <double **> &ptr_view[L],
                 <double **> &ptr_view[2 * L],
                 <const double *> cnp.PyArray_DATA(X), <const double *> cnp.PyArray_DATA(Y),
-                order_ptr, N, batch_size, chunk, rule, lr, momentum, beta2, eps, &steps, decay)
+                order_ptr, N, batch_size, chunk, rule, lr, momentum, beta2, eps, &steps, decay,
+                grad_scale, l2, loss)
     else:
         with nogil:
             status = sgd_epoch_run[float](
                 &layout.net, <float **> &ptr_view[0], <float **> &ptr_view[L],
                 <float **> &ptr_view[2 * L],
                 <const float *> cnp.PyArray_DATA(X), <const float *> cnp.PyArray_DATA(Y),
-                order_ptr, N, batch_size, chunk, rule, lr, momentum, beta2, eps, &steps, decay)
+                order_ptr, N, batch_size, chunk, rule, lr, momentum, beta2, eps, &steps, decay,
+                grad_scale, l2, loss)
     if status != 0:
         raise MemoryError("fastbp could not allocate its scratch memory")
-    return steps
+    return steps, loss[0], loss[1]
 
 
 cdef inline Py_ssize_t first_nonfinite_run(const floating *a, Py_ssize_t n) noexcept nogil:

@@ -503,12 +503,12 @@ class Adam(MiniBatchMethod):
 
     def epoch(self):
         obj, o = self.obj, self.opts
-        self.t = _api.sgd_epoch(self.w_views, obj.widths, obj.X, obj.y, self.order(),
-                                min(o.batch_size, obj.n_samples), self.lr, o.beta1,
-                                obj.views(self.m), 2.0 * obj.decay, obj.output,
-                                obj.activation, obj.sample_weight, rule="adam",
-                                moment2=obj.views(self.s), beta2=o.beta2, eps=o.eps,
-                                steps=self.t)
+        self.t, _, _ = _api.sgd_epoch(self.w_views, obj.widths, obj.X, obj.y, self.order(),
+                                      min(o.batch_size, obj.n_samples), self.lr, o.beta1,
+                                      obj.views(self.m), 2.0 * obj.decay, obj.output,
+                                      obj.activation, obj.sample_weight, rule="adam",
+                                      moment2=obj.views(self.s), beta2=o.beta2, eps=o.eps,
+                                      steps=self.t)
         self.E = self.error_after_epoch()
         return self.lr, True
 

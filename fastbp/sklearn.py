@@ -149,6 +149,9 @@ class _LossObjective(Objective):
 # scikit-learn's stochastic optimisers, on fastbp's weight arrays
 
 class _SGD:
+    """scikit-learn's SGD optimiser's state and schedules; its steps (v = mu v - lr g; w += v, or
+    Nesterov's w += mu v - lr g) run in fastbp's kernel, a whole epoch per call."""
+
     def __init__(self, params, learning_rate_init, lr_schedule, momentum, nesterov, power_t):
         self.learning_rate_init = learning_rate_init
         self.learning_rate = float(learning_rate_init)
@@ -156,14 +159,12 @@ class _SGD:
         self.power_t = power_t
         self.velocities = [np.zeros_like(p) for p in params]
 
-    def update_params(self, params, grads):
-        mu, lr = self.momentum, self.learning_rate
-        self.velocities = [mu * v - lr * g for v, g in zip(self.velocities, grads)]
-        updates = self.velocities
-        if self.nesterov:
-            updates = [mu * v - lr * g for v, g in zip(self.velocities, grads)]
-        for p, u in zip(params, updates):
-            p += u
+    def epoch(self, run):
+        """One epoch of steps through run(**rule); returns what it returns."""
+        rule = "nesterov" if self.nesterov and self.momentum else "sgd"
+        steps, *loss = run(lr=self.learning_rate, momentum=self.momentum,
+                           velocity=self.velocities, rule=rule)
+        return loss
 
     def iteration_ends(self, time_step):
         if self.lr_schedule == "invscaling":
@@ -185,6 +186,10 @@ class _SGD:
 
 
 class _Adam:
+    """scikit-learn's Adam's state (t, the moments ms and vs); its steps run in fastbp's kernel
+    (m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2; lr_t = lr sqrt(1 - b2^t) / (1 - b1^t);
+    w -= lr_t m / (sqrt(v) + eps)), a whole epoch per call."""
+
     def __init__(self, params, learning_rate_init, beta_1, beta_2, epsilon):
         self.learning_rate_init = learning_rate_init
         self.learning_rate = float(learning_rate_init)
@@ -193,15 +198,14 @@ class _Adam:
         self.ms = [np.zeros_like(p) for p in params]
         self.vs = [np.zeros_like(p) for p in params]
 
-    def update_params(self, params, grads):
+    def epoch(self, run):
+        self.t, *loss = run(lr=self.learning_rate_init, momentum=self.beta_1, velocity=self.ms,
+                            rule="adam", moment2=self.vs, beta2=self.beta_2, eps=self.epsilon,
+                            steps=self.t)
         b1, b2 = self.beta_1, self.beta_2
-        self.t += 1
-        self.ms = [b1 * m + (1 - b1) * g for m, g in zip(self.ms, grads)]
-        self.vs = [b2 * v + (1 - b2) * (g ** 2) for v, g in zip(self.vs, grads)]
         self.learning_rate = (self.learning_rate_init * np.sqrt(1 - b2 ** self.t)
-                              / (1 - b1 ** self.t))
-        for p, m, v in zip(params, self.ms, self.vs):
-            p += -self.learning_rate * m / (np.sqrt(v) + self.epsilon)
+                              / (1 - b1 ** self.t)) if self.t else self.learning_rate
+        return loss
 
     def iteration_ends(self, time_step):
         pass
@@ -358,20 +362,30 @@ class _BaseMLP(BaseEstimator):
                 warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is "
                               "going to be clipped")
             batch_size = int(np.clip(self.batch_size, 1, n_samples))
-        grads = [np.empty_like(w) for w in weights]
+        widths = layer_units_of(weights)
+        X_train, y_train = np.ascontiguousarray(X_train), np.ascontiguousarray(y_train)
+        if sw_train is not None:
+            sw_train = np.ascontiguousarray(sw_train, dtype=X.dtype)
+        loss_scale = 1.0 / (2 * model.n_outputs) if model.squared else 1.0
+
+        def run(sample_idx):
+            """The kernel's epoch over the batches of sample_idx, for the optimiser to call with
+            its rule: scikit-learn's gradient (grad_scale, l2) and loss (its two parts)."""
+            def kernel(**rule):
+                return _api.sgd_epoch(weights, widths, X_train, y_train, sample_idx, batch_size,
+                                      decay=0.0, output=model.output,
+                                      activation=model.activation, sample_weight=sw_train,
+                                      grad_scale=0.5 if model.squared else 1.0, l2=self.alpha,
+                                      **rule)
+            return kernel
+
         try:
             self.n_iter_ = 0
             for _ in range(self.max_iter):
                 if self.shuffle:
                     sample_idx = shuffle(sample_idx, random_state=self._random_state)
-                accumulated_loss = 0.0
-                for batch in gen_batches(n_samples, batch_size):
-                    idx = sample_idx[batch] if self.shuffle else batch
-                    sw = None if sw_train is None else sw_train[idx]
-                    loss, _ = model.loss_and_gradient(weights, X_train[idx], y_train[idx], sw,
-                                                      self.alpha, grads)
-                    accumulated_loss += loss * (batch.stop - batch.start)
-                    self._optimizer.update_params(weights, grads)
+                l2_part, error_part = self._optimizer.epoch(run(sample_idx))
+                accumulated_loss = loss_scale * error_part + l2_part
                 self.n_iter_ += 1
                 self.loss_ = accumulated_loss / X_train.shape[0]
                 self.t_ += n_samples
@@ -498,6 +512,11 @@ class _BaseMLP(BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         return tags
+
+
+def layer_units_of(weights):
+    """[d(0), ..., d(L)] of fastbp weight arrays."""
+    return [weights[0].shape[0] - 1] + [w.shape[1] for w in weights]
 
 
 def _dense(X):
