@@ -152,11 +152,8 @@ class Method:
 # ---------------------------------------------------------------------------------------------
 # Full-batch methods
 
-class GradientDescent(Method):
-    """gd: w <- w - eta grad E_aug(w); with momentum mu > 0, v <- mu v - eta g, w <- w + v
-    (nesterov=True: w <- w + mu v - eta g). One full-batch gradient per epoch."""
-    name = "gd"
-    options = {"learning_rate": 0.1, "momentum": 0.0, "nesterov": False, "warm_start": False}
+class Momentum:
+    """The velocity v of gd and sgd (with momentum > 0), carried by warm_start."""
     carry = ("v",)
     arrays = ("w", "g", "v")
 
@@ -164,6 +161,13 @@ class GradientDescent(Method):
         super().start(state)
         if self.v is None and self.opts.momentum:
             self.v = np.zeros_like(self.w)
+
+
+class GradientDescent(Momentum, Method):
+    """gd: w <- w - eta grad E_aug(w); with momentum mu > 0, v <- mu v - eta g, w <- w + v
+    (nesterov=True: w <- w + mu v - eta g). One full-batch gradient per epoch."""
+    name = "gd"
+    options = {"learning_rate": 0.1, "momentum": 0.0, "nesterov": False, "warm_start": False}
 
     def epoch(self):
         lr, mu = self.lr, self.opts.momentum
@@ -448,7 +452,7 @@ class MiniBatchMethod(Method):
         return self.obj.error(self.w, self.w_views)
 
 
-class SGD(MiniBatchMethod):
+class SGD(Momentum, MiniBatchMethod):
     """sgd: mini-batches of `batch_size` (1: the lecture's per-sample SGD; more than N: the whole
     set) in an order reshuffled every epoch from the seeded generator (shuffle=False: in data
     order). Step k, on the batch b = order[k B : (k+1) B], in the weights' dtype, layer by layer:
@@ -461,13 +465,6 @@ class SGD(MiniBatchMethod):
     name = "sgd"
     options = {"learning_rate": 0.1, "batch_size": 32, "shuffle": True, "momentum": 0.0,
                "nesterov": False, "warm_start": False}
-    carry = ("v",)
-    arrays = ("w", "g", "v")
-
-    def start(self, state=None):
-        super().start(state)
-        if self.v is None and self.opts.momentum:
-            self.v = np.zeros_like(self.w)
 
     def epoch(self):
         obj, o = self.obj, self.opts

@@ -215,29 +215,6 @@ def test_lbfgs_honours_validation_early_stopping_callback_and_ctrl_c():
     assert h.interrupted and len(h) == 3 and bitwise_equal(w, seen[-1])
 
 
-@pytest.mark.parametrize("method", ["adam", "rprop", "lbfgs"])
-def test_ctrl_c_mid_epoch_keeps_the_last_completed_epoch(method, monkeypatch):
-    lbfgs_or_skip(method)
-    widths, output, X, y = regression(8)
-    weights = fastbp.init_weights(widths, seed=1)
-    seen = []
-    name = "sgd_epoch" if method == "adam" else "gradient"
-    real = getattr(fastbp._api, name)
-    count = [0]
-
-    def interrupted(*a, **k):
-        count[0] += 1
-        result = real(*a, **k)
-        if count[0] == 5:
-            raise KeyboardInterrupt
-        return result
-    monkeypatch.setattr(fastbp._api, name, interrupted)
-    h = fastbp.fit(weights, X, y, output=output, method=method, epochs=20,
-                   callback=lambda hist: seen.append(copies(weights)))
-    assert h.interrupted and 1 <= len(h) == len(seen) <= 4
-    assert bitwise_equal(weights, seen[-1])
-
-
 # ------------------------------------------------------------------------------------------------
 # Reproducible, warm starts
 
