@@ -180,13 +180,33 @@ def test_pipeline_grid_search_cross_val_score():
 
 @pytest.mark.parametrize("est", [fb.MLPRegressor(hidden_layer_sizes=(4,), max_iter=5),
                                  fb.MLPClassifier(hidden_layer_sizes=(4,), max_iter=5)])
-def test_pickle_round_trip_predicts_identically(est):
+def test_pickle_round_trip_predicts_identically(est, tmp_path):
     X, y = regression() if isinstance(est, fb.MLPRegressor) else classification(3)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         est.fit(X, y)
     back = pickle.loads(pickle.dumps(est))
     np.testing.assert_array_equal(back.predict(X), est.predict(X))
+    joblib = pytest.importorskip("joblib")
+    path = tmp_path / "model.joblib"
+    joblib.dump(est, path)
+    np.testing.assert_array_equal(joblib.load(path).predict(X), est.predict(X))
+
+
+def _threads_in_worker(_):
+    from fastbp import _api
+    return _api.available_threads()
+
+
+def test_joblib_workers_share_the_cores_out():
+    """In joblib's worker processes (GridSearchCV(n_jobs=k) runs its fits there) num_threads=None
+    means cores / k threads: fastbp's default never oversubscribes the machine."""
+    import os
+
+    from joblib import Parallel, delayed
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    threads = Parallel(n_jobs=2)(delayed(_threads_in_worker)(i) for i in range(2))
+    assert all(1 <= t <= max(1, cores // 2) for t in threads)
 
 
 def test_warm_start_and_partial_fit_as_scikit_learn():
