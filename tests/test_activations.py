@@ -490,10 +490,11 @@ def check_vector_functions():
         _core.exp(y)
         err = ulps(y, np.exp(x.astype(np.longdouble)), dtype)
         assert err.max() <= VECTOR_ULPS["exp"], (dtype, x[err.argmax()], err.max())
-        # below lo the result is 0 (it would be subnormal, or underflow anyway)
+        # below lo the vector kernels give 0 (the result would be subnormal, or underflow anyway);
+        # the plain-C kernels (libm) may give the subnormal
         tiny = aligned([lo - 0.5, lo - 1000, -1e30], dtype)
         _core.exp(tiny)
-        assert np.all(tiny[:3] == 0)
+        assert np.all((tiny[:3] >= 0) & (tiny[:3] < np.finfo(dtype).tiny))
 
         x = aligned(np.concatenate([np.linspace(lo + 1, 60, 200001), np.geomspace(1e-30, 50, 20000),
                                     -np.geomspace(1e-30, 50, 20000), [0.0, -0.0]]), dtype)
