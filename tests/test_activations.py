@@ -435,6 +435,14 @@ for dt in ('float64', 'float32'):
                 out = fastbp.forward(w, X, o, a)
                 assert rel_err(out, reference.forward([v.astype(float) for v in w],
                                                       X.astype(float), o, a)) < tol
+        # 1 and 2 threads bitwise equal with this kernel set too
+        widths = [10, 24, 12, 4]
+        n = _api._plan(widths, 10**9, 2, np.dtype(dt).itemsize)[2] * 3 + 5
+        w, X, y = problem(widths, n, a, o, dtype=dt, seed=2)
+        kw = dict(output=o, activation=a, sample_weight=sample_weights(n).astype(dt))
+        e1, g1 = fastbp.gradient(w, X, y, num_threads=1, **kw)
+        e2, g2 = fastbp.gradient(w, X, y, num_threads=2, **kw)
+        assert e1 == e2 and all(np.array_equal(p, q) for p, q in zip(g1, g2)), (dt, a, o)
 print('ok')
 """
 
