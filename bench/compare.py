@@ -34,7 +34,11 @@ CONFIGS = {
     "D": ([784, 256, 256, 10], 20_000, ("float64", "float32")),
     "E": ([16] + [64] * 8 + [1], 50_000, ("float64", "float32")),
     "A32": ([2, 3, 1], 32, ("float64",)),          # one mini-batch through the public API
+    # D as a classifier (issue 11): ReLU hidden units, softmax output, mean cross-entropy, one-hot y
+    "Dsm": ([784, 256, 256, 10], 20_000, ("float64", "float32")),
 }
+# (activation, output) of the configurations that are not tanh networks with a tanh output
+MODELS = {"Dsm": ("relu", "softmax")}
 PEER_ORDER = ["reference", "numpy", "torch", "torch.compile", "jax", "sklearn", "fann"]
 # Peers that count for "the fastest peer": every one but the reference (the baseline). FANN runs
 # on one thread only, but a user could pick it, so it counts (it is never the fastest anyway).
@@ -42,7 +46,9 @@ FASTEST_AMONG = [p for p in PEER_ORDER if p != "reference"]
 # Issue 3's targets: fastbp's speed-up over the fastest peer, per (config, dtype).
 SPEEDUP_TARGETS = {("A", "float64"): 3.0, ("B", "float64"): 3.0, ("B", "float32"): 3.0,
                    ("C", "float64"): 1.5, ("C", "float32"): 1.5, ("D", "float64"): 1.2,
-                   ("D", "float32"): 1.0, ("E", "float64"): 2.0, ("E", "float32"): 1.5}
+                   ("D", "float32"): 1.0, ("E", "float64"): 2.0, ("E", "float32"): 1.5,
+                   # issue 11's, for the ReLU + softmax classifier
+                   ("Dsm", "float64"): 1.2, ("Dsm", "float32"): 1.0}
 PEAK_TARGET = {("C", "float64"): 60.0, ("D", "float64"): 60.0, ("E", "float64"): 60.0}
 MINIBATCH_TARGET_S = 5e-6
 THREAD_SCALING_TARGET = 1.8
@@ -117,12 +123,17 @@ def run_row(key, dtype, args, available, peak, log):
     """Check and time fastbp and every available peer on one configuration: a list of records."""
     import _common
     import fastbp
+    import numpy as np
     import peers
 
     widths, n, _ = CONFIGS[key]
+    activation, model_output = MODELS.get(key, ("tanh", "tanh"))
     if args.quick and key != "A32":
         n //= 10
     weights, X, y = _common.make_problem(widths, n, dtype, seed=args.seed)
+    if model_output == "softmax":       # one-hot classes
+        classes = np.random.default_rng(args.seed + 2).integers(0, widths[-1], n)
+        y = np.eye(widths[-1], dtype=dtype)[classes]
     flops_per_sample = _common.work_flops(widths)
     rtol = tolerance(dtype)
     timing = dict(min_repeats=3, max_repeats=5 if args.quick else 15, budget=args.budget,
@@ -134,7 +145,8 @@ def run_row(key, dtype, args, available, peak, log):
     def fastbp_result(output, X_, y_):
         k = (output, X_.shape[0])
         if k not in expected:
-            expected[k] = fastbp.gradient(weights, X_, y_, output=output, num_threads=args.threads)
+            expected[k] = fastbp.gradient(weights, X_, y_, output=output, num_threads=args.threads,
+                                          activation=activation)
         return expected[k]
 
     def record(impl, status, med=None, best=None, reps=None, inner=None, scale=1.0, **extra):
@@ -154,9 +166,10 @@ def run_row(key, dtype, args, available, peak, log):
         fb_runs.append(("fastbp-1thread", 1))
     for impl, th in fb_runs:
         def run(th=th):
-            return fastbp.gradient(weights, X, y, num_threads=th)
+            return fastbp.gradient(weights, X, y, num_threads=th, output=model_output,
+                                   activation=activation)
         got = run()
-        err_E, err_g = _common.rel_errors(got, fastbp_result("tanh", X, y))
+        err_E, err_g = _common.rel_errors(got, fastbp_result(model_output, X, y))
         if impl != "fastbp" and (err_E > rtol or err_g > rtol):
             record(impl, "disagrees", err_E=err_E, err_g=err_g)
             continue
@@ -176,7 +189,7 @@ def run_row(key, dtype, args, available, peak, log):
         p = None
         try:
             t0 = time.perf_counter()
-            p = peers.PEERS[name](weights, Xp, yp, args.threads)
+            p = peers.prepare(name, weights, Xp, yp, args.threads, activation, model_output)
             got = p.convert(p.run())          # the check; also the warm-up (compiles)
             setup_s = time.perf_counter() - t0
             want = fastbp_result(p.output, Xp, yp)
@@ -204,6 +217,9 @@ def run_row(key, dtype, args, available, peak, log):
                    err_E=err_E, err_g=err_g, output=p.output, setup_s=setup_s, **extra)
             log(f"  {key:>3} {dtype} {name:16} {_common.fmt_time(med * scale)}"
                 + (f" (x{scale:g} from {args.ref_samples} samples)" if scale != 1 else ""))
+        except peers.NotApplicable as exc:
+            record(name, "n/a", error=str(exc))
+            log(f"  {key:>3} {dtype} {name:16} not applicable: {exc}")
         except Exception as exc:
             msg = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
             record(name, "error", error=msg, traceback=traceback.format_exc(limit=3))
@@ -245,7 +261,8 @@ def print_table(rows, peak, file=sys.stdout):
         else:
             ratio = ""
         status = {"ok": "", "disagrees": "DISAGREES with fastbp, not timed",
-                  "error": "error: " + str(r.get("error", ""))}.get(r["status"], r["status"])
+                  "error": "error: " + str(r.get("error", "")),
+                  "n/a": "not applicable: " + str(r.get("error", ""))}.get(r["status"], r["status"])
         if r["status"] == "disagrees":
             status += f" (E_in {r.get('err_E', math.nan):.1e}, gradient {r.get('err_g', math.nan):.1e})"
         if r["status"] == "ok" and r.get("notes") and r["impl"] in ("fann",):
@@ -263,6 +280,9 @@ def print_table(rows, peak, file=sys.stdout):
     print("fastbp x: a peer's median time / fastbp's (above 1: fastbp is faster); on fastbp's row, "
           "the fastest peer's time / fastbp's. *: timed on a slice and scaled linearly to N.",
           file=file)
+    print("Dsm: D's widths with ReLU hidden units and a softmax output, E_in the mean "
+          "cross-entropy (one-hot targets); every other configuration is a tanh network with the "
+          "squared error.", file=file)
 
 
 def summary_table(rows):

@@ -24,6 +24,12 @@ own automatic or hand-written backpropagation:
   fann        FANN 2.2 (Debian's libfann2) through ctypes: batch training epoch with learning rate 0
               in effect (see prepare_fann), single-threaded; float64 uses libdoublefann, float32
               libfloatfann
+
+A classifier configuration (ReLU hidden units, softmax output, E_in the mean cross-entropy
+-(1/N) sum_n sum_k y_nk log x(L)_nk, one-hot y) goes through `prepare(name, ..., activation="relu",
+output="softmax")`: the same peers with their own ReLU and cross-entropy (torch.nn.functional.relu
+and cross_entropy, jax.nn.relu and log_softmax), and scikit-learn's MLPClassifier._backprop
+instead of MLPRegressor's. FANN has no softmax output: it is not run there (NotApplicable).
 """
 from __future__ import annotations
 
@@ -506,6 +512,168 @@ def prepare_fann(weights, X, y, threads, output="tanh"):
     return Prepared(run=run, convert=lambda r: r, output=output, threads="1 (FANN is serial)",
                     close=close, recheck=recheck,
                     notes=["E_in from FANN's single-precision MSE; tanh' clipped at |x| > 0.98"])
+
+
+# --------------------------------------------------------------------------------------------------
+# Classifiers: ReLU hidden units, softmax output, cross-entropy
+# --------------------------------------------------------------------------------------------------
+
+class NotApplicable(Exception):
+    """The peer cannot compute this network (FANN has no softmax output)."""
+
+
+def numpy_gradient_relu_softmax(weights, X, y):
+    """(E_in, grads) of the mean cross-entropy of a ReLU network with a softmax output, batched.
+
+    Forward as numpy_gradient with max(s, 0) for the hidden layers; log-sum-exp of s(L) with its
+    row maximum taken out; E_in = (1/N) sum_n y_n . (lse_n - s_n); delta(L) = (softmax(s) - y)/N;
+    delta(l-1) = (delta(l) W(l)[1:]^T) * [x(l-1) > 0].
+    """
+    n = X.shape[0]
+    L = len(weights)
+    xs = [X]
+    for l, W in enumerate(weights):
+        s = xs[-1] @ W[1:]
+        s += W[0]
+        if l < L - 1:
+            np.maximum(s, 0, out=s)
+        xs.append(s)
+    s = xs[-1]
+    m = s.max(axis=1, keepdims=True)
+    p = np.exp(s - m)
+    total = p.sum(axis=1, keepdims=True)
+    lse = m + np.log(total)
+    E_in = float(np.vdot(y, lse - s)) / n
+    p /= total
+    delta = p - y
+    delta *= 1.0 / n
+    grads = [None] * L
+    for l in range(L - 1, -1, -1):
+        W = weights[l]
+        g = np.empty_like(W)
+        np.matmul(xs[l].T, delta, out=g[1:])
+        np.sum(delta, axis=0, out=g[0])
+        grads[l] = g
+        if l > 0:
+            back = delta @ W[1:].T
+            back *= xs[l] > 0
+            delta = back
+    return E_in, grads
+
+
+def _torch_classifier(weights, X, y, threads, compiled):
+    torch, Ws, bs, Xt, yt = _torch_setup(weights, X, y, threads)
+    import torch.nn.functional as F
+    L = len(weights)
+
+    def loss_fn(Ws, bs, X, y):
+        a = X
+        for l in range(L):
+            a = torch.addmm(bs[l], a, Ws[l])
+            if l < L - 1:
+                a = F.relu(a)
+        return F.cross_entropy(a, y)   # probability targets, mean over samples
+    if compiled:
+        loss_fn = torch.compile(loss_fn, dynamic=False)
+    params = Ws + bs
+
+    def run():
+        loss = loss_fn(Ws, bs, Xt, yt)
+        g = torch.autograd.grad(loss, params)
+        return loss, g[:L], g[L:]
+    p = Prepared(run=run, convert=_torch_convert, output="softmax",
+                 threads=f"torch.set_num_threads({threads})")
+    if compiled:
+        p.notes.append("compiled in the warm-up call, not timed")
+    return p
+
+
+def _jax_classifier(weights, X, y, threads):
+    import jax
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+    L = len(weights)
+
+    def loss(params, X, y):
+        a = X
+        for l, (W, b) in enumerate(params):
+            a = a @ W + b
+            if l < L - 1:
+                a = jax.nn.relu(a)
+        return -jnp.sum(y * jax.nn.log_softmax(a, axis=1)) / X.shape[0]
+
+    f = jax.jit(jax.value_and_grad(loss))
+    params = [(jnp.asarray(np.ascontiguousarray(w[1:])), jnp.asarray(np.ascontiguousarray(w[0])))
+              for w in weights]
+    Xj, yj = jnp.asarray(X), jnp.asarray(y)
+    if Xj.dtype != X.dtype:
+        raise RuntimeError(f"JAX turned {X.dtype} into {Xj.dtype}")
+
+    def convert(result):
+        value, grads = result
+        return float(value), [np.vstack([np.asarray(gb)[None, :], np.asarray(gW)])
+                              for gW, gb in grads]
+    threads_note = ("1 (XLA_FLAGS=--xla_cpu_multi_thread_eigen=false)" if threads == 1
+                    else "XLA's own pool (all usable cores; JAX cannot be limited to a count)")
+    return Prepared(run=lambda: jax.block_until_ready(f(params, Xj, yj)), convert=convert,
+                    output="softmax", threads=threads_note,
+                    notes=["compiled in the warm-up call, not timed"])
+
+
+def _sklearn_classifier(weights, X, y, threads):
+    """MLPClassifier._backprop on fastbp's weights: ReLU hidden layers, softmax output, log_loss
+    (the mean cross-entropy, E_in itself; alpha = 0) and its gradient, as they are."""
+    from sklearn.neural_network import MLPClassifier
+    L = len(weights)
+    widths = [weights[0].shape[0] - 1] + [w.shape[1] for w in weights]
+    m = MLPClassifier(hidden_layer_sizes=tuple(widths[1:-1]), activation="relu", alpha=0.0)
+    m.n_layers_ = L + 1
+    m.n_outputs_ = widths[-1]
+    m.out_activation_ = "softmax"
+    m.coefs_ = [np.ascontiguousarray(w[1:]) for w in weights]
+    m.intercepts_ = [np.ascontiguousarray(w[0]) for w in weights]
+    Y = np.ascontiguousarray(y)
+    activations = [X] + [None] * L
+    deltas = [None] * L
+    coef_grads = [np.empty_like(c) for c in m.coefs_]
+    intercept_grads = [np.empty_like(b) for b in m.intercepts_]
+    if "sample_weight" in inspect.signature(m._backprop).parameters:   # scikit-learn >= 1.5
+        def run():
+            return m._backprop(X, Y, None, activations, deltas, coef_grads, intercept_grads)
+    else:
+        def run():
+            return m._backprop(X, Y, activations, deltas, coef_grads, intercept_grads)
+
+    def convert(result):
+        loss, cg, ig = result
+        return float(loss), [np.vstack([b[None, :], c]) for c, b in zip(cg, ig)]
+    return Prepared(run=run, convert=convert, output="softmax",
+                    threads=f"BLAS {threads} (threadpoolctl)",
+                    notes=["MLPClassifier._backprop: log_loss and its gradient as they are"])
+
+
+def prepare(name, weights, X, y, threads, activation="tanh", output="tanh"):
+    """The peer `name` for this network: the tanh networks of PEERS, or a ReLU + softmax
+    cross-entropy classifier."""
+    if activation == "tanh" and output in ("tanh", "linear"):
+        return PEERS[name](weights, X, y, threads)
+    if (activation, output) != ("relu", "softmax"):
+        raise ValueError(f"no peers for activation={activation!r}, output={output!r}")
+    if name == "reference":
+        return Prepared(run=lambda: fastbp.reference.gradient(weights, X, y, output="softmax",
+                                                              activation="relu"),
+                        convert=lambda r: r, output="softmax", threads="1 (Python loop)")
+    if name == "numpy":
+        return Prepared(run=lambda: numpy_gradient_relu_softmax(weights, X, y),
+                        convert=lambda r: r, output="softmax",
+                        threads=f"BLAS {threads} (threadpoolctl)")
+    if name in ("torch", "torch.compile"):
+        return _torch_classifier(weights, X, y, threads, compiled=name == "torch.compile")
+    if name == "jax":
+        return _jax_classifier(weights, X, y, threads)
+    if name == "sklearn":
+        return _sklearn_classifier(weights, X, y, threads)
+    raise NotApplicable(f"{name} has no softmax output")
 
 
 # --------------------------------------------------------------------------------------------------

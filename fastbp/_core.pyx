@@ -118,6 +118,7 @@ cdef struct Net:
     Py_ssize_t n_panel          # elements of the panel buffer
     Py_ssize_t work_off         # offset of the micro-kernels' work space, tile x (max d(l) + 16)
     Py_ssize_t out_off          # offset of s(L) (d(L) rows), then softmax's two log-sum-exp rows
+                                # (cross-entropy outputs only)
     Py_ssize_t scratch_len      # elements of one thread's scratch
     void *panels                # the packed panels of this call
 
@@ -761,7 +762,8 @@ cdef class _Layout:
             widest = max(widest, w_c[l])
         pos += <Py_ssize_t> (widest + FASTBP_MAX_LANES) * tile
         self.net.out_off = pos
-        pos += <Py_ssize_t> (w_c[L] + 2) * tile
+        if spec[1] == OUT_LOGISTIC or spec[1] == OUT_SOFTMAX:   # s(L) for the cross-entropy
+            pos += <Py_ssize_t> (w_c[L] + 2) * tile
         n_params = 0
         for l in range(1, L + 1):
             grad_off[l] = n_params
