@@ -10,10 +10,24 @@ import sys
 import warnings
 from pathlib import Path
 
-import fastbp
-
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+
+
+def _prefer_the_installed_fastbp() -> None:
+    """`python -m sphinx` run in the checkout puts the checkout first on sys.path, so `import fastbp`
+    would find the source folder. After `pip install -e .` that folder holds the compiled module and
+    is the package; after `pip install ".[docs]"` it does not, and the installed copy must be
+    imported instead: then the checkout is taken off sys.path (for these pages and the examples,
+    which run in this process)."""
+    source = ROOT / "fastbp"
+    if any(source.glob("_core*.so")) or any(source.glob("_core*.pyd")):
+        return
+    sys.path[:] = [p for p in sys.path if Path(p or os.curdir).resolve() != ROOT]
+
+
+_prefer_the_installed_fastbp()
+import fastbp  # noqa: E402
 
 project = "fastbp"
 author = "the fastbp developers"
@@ -81,6 +95,9 @@ sphinx_gallery_conf = {
     "matplotlib_animations": False,
     "reset_modules": ("matplotlib",),
     "min_reported_time": 1,
+    # the execution-time pages load DataTables from a CDN: left out, so the site is whole offline
+    # (each example still says how long it ran)
+    "write_computation_times": False,
 }
 # the examples run in this process: matplotlib without a display
 os.environ.setdefault("MPLBACKEND", "Agg")
