@@ -6,7 +6,7 @@
 
 `fastbp.reference` has the same functions in plain Python, one sample at a time.
 """
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 import os as _os
 

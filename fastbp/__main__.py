@@ -4,10 +4,14 @@ The data: N points in the square [-1, 1]^2, labelled +1 or -1 by which side of a
 fall (a problem a linear model cannot solve). The network [2, 16, 16, 1] is trained by gradient
 descent; E_in is printed after every epoch, then the time taken and the speed of one full-batch
 gradient against fastbp.reference, timed on a slice of the same data.
+
+With `--plot out.png` it also writes a picture (matplotlib needed): the learning curve and the
+decision regions the network learned, with the true boundary and a sample of the data.
 """
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 import numpy as np
@@ -28,7 +32,11 @@ def main(argv=None) -> None:
     parser.add_argument("--samples", type=int, default=20000)
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--plot", metavar="FILE", default=None,
+                        help="also write the learning curve and the decision regions to FILE "
+                             "(a .png, .pdf, .svg, ...; needs matplotlib)")
     args = parser.parse_args(argv)
+    pyplot = _import_pyplot() if args.plot is not None else None   # before any work is done
 
     fastbp.show_config()
     X, y = make_data(args.samples)
@@ -56,6 +64,54 @@ def main(argv=None) -> None:
     print(f"One gradient of E_in: {fast * 1e9:.0f} ns per sample with fastbp, "
           f"{slow * 1e9:.0f} ns with fastbp.reference (timed on {m} samples): "
           f"{slow / fast:.0f}x faster")
+
+    if pyplot is not None:
+        _plot(pyplot, net, X, y, history, args.plot)
+        print(f"Wrote the learning curve and the decision regions to {args.plot}")
+
+
+def _import_pyplot():
+    """matplotlib.pyplot without a display, or exit with a message saying how to get it."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as pyplot
+    except ImportError as exc:
+        print(f"python -m fastbp: --plot needs matplotlib, which is not installed ({exc}); "
+              f"install it with `pip install matplotlib`, or run without --plot",
+              file=sys.stderr)
+        raise SystemExit(2) from None
+    return pyplot
+
+
+def _plot(pyplot, net, X, y, history, path):
+    """Two panels: E_in per epoch, and the sign of the network's output over the square."""
+    fig, (left, right) = pyplot.subplots(1, 2, figsize=(10, 4.2))
+    left.plot(range(len(history)), history, marker=".")
+    left.set_yscale("log")
+    left.set_xlabel("epoch")
+    left.set_ylabel("E_in")
+    left.set_title("Learning curve (variable learning rate)")
+    left.grid(True, which="both", alpha=0.3)
+
+    grid = np.linspace(-1, 1, 201)
+    gx, gy = np.meshgrid(grid, grid)
+    out = net.forward(np.column_stack([gx.ravel(), gy.ravel()])).reshape(gx.shape)
+    right.contourf(gx, gy, out, levels=[-1, 0, 1], colors=["#f4b6b6", "#b6cff4"], alpha=0.8)
+    right.contour(gx, gy, out, levels=[0], colors="black", linewidths=1.5)
+    show = np.random.default_rng(1).permutation(len(X))[:600]
+    for label, colour in ((-1.0, "#c0392b"), (1.0, "#1f5fa8")):
+        pick = show[y[show] == label]
+        right.scatter(X[pick, 0], X[pick, 1], s=6, color=colour, label=f"y = {label:+.0f}")
+    right.plot(grid, 0.5 * np.sin(3 * grid), "--", color="grey", label="true boundary")
+    right.set_xlim(-1, 1)
+    right.set_ylim(-1, 1)
+    right.set_aspect("equal")
+    right.set_title("Decision regions (black: output 0)")
+    right.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    pyplot.close(fig)
 
 
 def _train(net, X, y, epochs, threads):

@@ -21,7 +21,7 @@ def check_gradient(weights: list[np.ndarray], X: ArrayLike, y: ArrayLike, output
     central, (E_aug(w + eps e_i) - E_aug(w - eps e_i)) / (2 eps) for every weight w_i (bias rows
     included), evaluated in float64 whatever the weights' dtype.
 
-    Returns max_i |a_i - n_i| / max(|a_i|, |n_i|, floor) with a the analytic and n the numerical
+    Returns ``max_i |a_i - n_i| / max(|a_i|, |n_i|, floor)`` with a the analytic and n the numerical
     derivative, floor = 1e-6 * max(1, E_aug(w)): derivatives far below the error's scale are
     compared in absolute terms, since finite differences cannot resolve them. Expect about 1e-8 or
     less for float64 weights, about 1e-3 or less for float32; a wrong gradient gives about 1.

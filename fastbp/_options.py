@@ -95,7 +95,8 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
 class FitOptions:
     """The options of one `fit`, checked; None where the method does not use the option.
 
-    Common to every method:
+    Common to every method::
+
       epochs           epochs to run (one epoch is one step, except for sgd and adam: one pass)
       weight_decay     lambda >= 0: minimise E_aug = E_in + (lambda/N) * sum of all squared weights
       validation_data  (X_val, y_val), or validation_fraction: that fraction of (X, y) held out at
@@ -107,7 +108,9 @@ class FitOptions:
       progress         a tqdm progress bar (tqdm is optional)
       num_threads      as for `fastbp.gradient`
       seed             int, numpy Generator or None: the shuffling (sgd, adam) and the validation split
-    Of some methods (see `fastbp.fit` for which):
+
+    Of some methods (see `fastbp.fit` for which)::
+
       learning_rate    eta (gd, sgd, adam, variable-lr; the first trial step of steepest and cg)
       batch_size, shuffle          mini-batches (sgd, adam)
       momentum, nesterov           mu in [0, 1) and Nesterov's form (gd, sgd)

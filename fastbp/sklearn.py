@@ -616,7 +616,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return np.log(y_prob, out=y_prob)
 
     def predict_proba(self, X):
-        """Probability of each class, shape (n_samples, n_classes), in the order of classes_."""
+        """Probability of each class, shape (n_samples, n_classes), in the order of `classes_`."""
         check_is_fitted(self)
         y_pred = self._forward_pass_fast(X)
         if self.n_outputs_ == 1:

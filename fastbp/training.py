@@ -47,6 +47,7 @@ class History:
       found; for variable-lr: the one tried; NaN for rprop and lbfgs, which have none);
     - `accepted`: False for a step that variable-lr rejected (always True for the other methods);
     - `time`: wall-clock seconds since the start of the call, at the end of the epoch.
+
     `start` holds E_in, E_aug (and E_val) of the weights `fit` started from. `stop_reason` is one
     of "epochs", "tol", "early_stopping", "callback", "converged", "diverged", "interrupted",
     "max_fun" (lbfgs: max_fun evaluations used up). `state` is the method's state at the end (its
@@ -316,6 +317,7 @@ def fit(weights: list[np.ndarray], X: ArrayLike, y: ArrayLike, output: str = "ta
                     step_max], starting at step_initial; full batch;
       "lbfgs"       L-BFGS-B from scipy.optimize (SciPy needed: pip install "fastbp[scipy]"), as
                     scikit-learn's MLP uses it: maxiter = epochs, maxfun = max_fun, gtol.
+
     The options, each method's own with their defaults and the common ones, are those of
     `fastbp.training.FitOptions` (see its docstring); an option the method does not take is an
     error. Defaults: learning_rate 0.1 (adam 0.001), epochs 100, batch_size 32, shuffle True,
