@@ -547,9 +547,9 @@ cdef int sgd_epoch_run(
 ) noexcept nogil:
     """One epoch of mini-batch SGD, step after step, without returning to Python.
 
-    Each step computes exactly what fastbp.gradient(reduction="mean") returns for the batch
-    (with sample weights, those of the batch; see batch_scale) (the
-    same tiles and chunks, float64 sums in chunk order, scaled by 1/|batch|, rounded to the weights'
+    Each step computes exactly what fastbp.gradient(reduction="mean") returns for the batch (the
+    same tiles and chunks, float64 sums in chunk order, scaled by 1/|batch| (see batch_scale for
+    sample weights), rounded to the weights'
     dtype) and then, in the weights' dtype and in this order of operations, g += decay w;
     v = momentum v; v -= lr g; w += v (momentum > 0) or w -= lr g: the steps of
     fastbp.training._sgd_epoch. The code here is compiled for the baseline instruction set, so no
