@@ -115,7 +115,15 @@ def set_thread_environment(threads):
                                        "intra_op_parallelism_threads=1").strip()
 
 
-def tolerance(dtype):
+# The classifier's gradient is a mean of p - y over 20000 samples that nearly cancels (p near 1/10,
+# one-hot y): in float32 fastbp is 3.5e-4 from its float64 result on this data, PyTorch 5.0e-4 and
+# JAX 1.1e-3. Peers are checked against fastbp's float32 result, so Dsm allows 3e-3 there.
+CLASSIFIER_F32_TOLERANCE = 3e-3
+
+
+def tolerance(dtype, key=None):
+    if dtype == "float32" and key in MODELS:
+        return CLASSIFIER_F32_TOLERANCE
     return 1e-6 if dtype == "float64" else 1e-3
 
 
@@ -135,7 +143,7 @@ def run_row(key, dtype, args, available, peak, log):
         classes = np.random.default_rng(args.seed + 2).integers(0, widths[-1], n)
         y = np.eye(widths[-1], dtype=dtype)[classes]
     flops_per_sample = _common.work_flops(widths)
-    rtol = tolerance(dtype)
+    rtol = tolerance(dtype, key)
     timing = dict(min_repeats=3, max_repeats=5 if args.quick else 15, budget=args.budget,
                   min_sample=0.005 if args.quick else 0.02)
     base = {"config": key, "widths": widths, "n": n, "dtype": dtype}
@@ -517,6 +525,7 @@ def main(argv=None):
         "load_average": {"start": load_start, "end": load_end},
         "wall_time_s": round(time.time() - t_start, 1),
         "tolerances": {"float64": tolerance("float64"), "float32": tolerance("float32"),
+                       "classifier_float32": CLASSIFIER_F32_TOLERANCE,
                        "fann_E_in": 1e-4},
         "work_flops_per_sample": "6 * sum_l (d(l-1)+1) d(l)",
     }

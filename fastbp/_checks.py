@@ -156,7 +156,8 @@ def check_targets(y: np.ndarray, output: str, name: str = "y") -> None:
 
 def check_sample_weight(sample_weight, n: int, dtype) -> np.ndarray | None:
     """`sample_weight`: None, or N finite non-negative weights, not all zero; returned
-    C-contiguous in the weights' dtype (a copy: the caller's array is never written)."""
+    C-contiguous in the weights' dtype (converted only when it is not already; the kernels only
+    read it)."""
     if sample_weight is None:
         return None
     a = _as_numeric(sample_weight, "sample_weight")

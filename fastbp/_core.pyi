@@ -75,6 +75,14 @@ def exp(x: np.ndarray) -> None:
     """The kernels' exp, in place, on an array as for `tanh` (a test hook)."""
     ...
 
+def log(x: np.ndarray) -> None:
+    """The kernels' log of values >= 1, in place, on an array as for `tanh` (a test hook)."""
+    ...
+
+def log1p_exp(x: np.ndarray) -> None:
+    """The kernels' log(1 + exp(-|x|)), in place, on an array as for `tanh` (a test hook)."""
+    ...
+
 def logistic(x: np.ndarray) -> None:
     """The kernels' logistic function, in place, on an array as for `tanh` (a test hook)."""
     ...

@@ -18,7 +18,6 @@
 from cython.parallel cimport prange, threadid
 from libc.math cimport pow, sqrt, sqrtf
 from libc.stdlib cimport calloc, free
-from libc.math cimport exp as libm_exp, fabs, log1p
 from libc.string cimport memcpy, memset
 
 cimport numpy as cnp
@@ -56,6 +55,10 @@ cdef extern from "_simd.h" nogil:
     void fastbp_tanh_f(float *x, int rows, Py_ssize_t ld, Py_ssize_t n)
     void fastbp_exp_d(double *x, int rows, Py_ssize_t ld, Py_ssize_t n)
     void fastbp_exp_f(float *x, int rows, Py_ssize_t ld, Py_ssize_t n)
+    void fastbp_log_d(double *x, int rows, Py_ssize_t ld, Py_ssize_t n)
+    void fastbp_log_f(float *x, int rows, Py_ssize_t ld, Py_ssize_t n)
+    void fastbp_log1p_exp_d(double *x, int rows, Py_ssize_t ld, Py_ssize_t n)
+    void fastbp_log1p_exp_f(float *x, int rows, Py_ssize_t ld, Py_ssize_t n)
     void fastbp_logistic_d(double *x, int rows, Py_ssize_t ld, Py_ssize_t n)
     void fastbp_logistic_f(float *x, int rows, Py_ssize_t ld, Py_ssize_t n)
     void fastbp_relu_d(double *x, int rows, Py_ssize_t ld, Py_ssize_t n)
@@ -117,7 +120,8 @@ cdef struct Net:
     Py_ssize_t n_params         # sum of (d(l-1)+1) d(l)
     Py_ssize_t n_panel          # elements of the panel buffer
     Py_ssize_t work_off         # offset of the micro-kernels' work space, tile x (max d(l) + 16)
-    Py_ssize_t out_off          # offset of s(L) (d(L) rows), then softmax's two log-sum-exp rows
+    Py_ssize_t out_off          # offset of s(L) (d(L) rows), then d(L) rows for the logistic loss's
+                                # log(1 + exp(-|s|)) or softmax's two log-sum-exp rows
                                 # (cross-entropy outputs only)
     Py_ssize_t scratch_len      # elements of one thread's scratch
     void *panels                # the packed panels of this call
@@ -254,6 +258,7 @@ cdef inline double sensitivities_tile(
     cdef Py_ssize_t ld = net.tile
     cdef const floating *xL = scratch + net.act_off[L] + ld
     cdef const floating *sL = scratch + net.out_off
+    cdef floating *tail = scratch + net.out_off + dL * ld
     cdef const floating *mx = sL + dL * ld
     cdef const floating *logsum = sL + (dL + 1) * ld
     cdef const floating *panels = <const floating *> net.panels
@@ -280,6 +285,14 @@ cdef inline double sensitivities_tile(
                 for b in range(nb, ns):
                     delta[j * ld + b] = 0
     else:
+        if net.output == OUT_LOGISTIC:
+            # log(1 + exp(-|s(L)|)) of the tile, vectorised (libm's log1p and exp, value by value,
+            # cost several times a small network's whole gradient)
+            memcpy(tail, sL, dL * ld * sizeof(floating))
+            if floating is double:
+                fastbp_log1p_exp_d(tail, dL, ld, ns)
+            else:
+                fastbp_log1p_exp_f(tail, dL, ld, ns)
         for j in range(dL):
             for b in range(nb):
                 n = rows[t + b] if rows != NULL else t + b
@@ -293,7 +306,7 @@ cdef inline double sensitivities_tile(
                 elif net.output == OUT_LOGISTIC:
                     # -y log sigma(s) - (1 - y) log(1 - sigma(s)) = max(s, 0) - y s + log(1 + e^-|s|)
                     sv = sL[j * ld + b]
-                    en = (sv if sv > 0 else 0.0) - yb[j] * sv + log1p(libm_exp(-fabs(sv)))
+                    en = ((sv if sv > 0 else 0.0) - yb[j] * sv) + tail[j * ld + b]
                 else:
                     # -y_k log x_k = y_k (log-sum-exp(s) - s_k), the log-sum-exp as mx + logsum
                     en = yb[j] * ((<double> mx[b] - sL[j * ld + b]) + logsum[b])
@@ -557,10 +570,9 @@ cdef int sgd_epoch_run(
 ) noexcept nogil:
     """One epoch of mini-batch SGD (or Adam), step after step, without returning to Python.
 
-    Each step computes exactly what fastbp.gradient(reduction="mean") returns for the batch
-    (with sample weights, those of the batch; see batch_scale) (the
-    same tiles and chunks, float64 sums in chunk order, scaled by 1/|batch|, rounded to the weights'
-    dtype) and then, in the weights' dtype and in this order of operations, g += decay w and
+    Each step computes exactly what fastbp.gradient(reduction="mean") returns for the batch (the
+    same tiles and chunks, float64 sums in chunk order, scaled by 1/|batch| (see batch_scale for
+    sample weights), rounded to the weights' dtype) and then, in the weights' dtype and in this order of operations, g += decay w and
       RULE_SGD:       v = momentum v; v -= lr g; w += v (momentum > 0) or w -= lr g;
       RULE_NESTEROV:  v = momentum v; v -= lr g; w += momentum v - lr g;
       RULE_ADAM:      t += 1; lr_t = lr sqrt(1 - beta2^t) / (1 - beta1^t) (in double);
@@ -763,7 +775,7 @@ cdef class _Layout:
         pos += <Py_ssize_t> (widest + FASTBP_MAX_LANES) * tile
         self.net.out_off = pos
         if spec[1] == OUT_LOGISTIC or spec[1] == OUT_SOFTMAX:   # s(L) for the cross-entropy
-            pos += <Py_ssize_t> (w_c[L] + 2) * tile
+            pos += <Py_ssize_t> (2 * w_c[L] + 2) * tile
         n_params = 0
         for l in range(1, L + 1):
             grad_off[l] = n_params
@@ -971,6 +983,24 @@ def exp(cnp.ndarray x):
         fastbp_exp_d(<double *> cnp.PyArray_DATA(x), 1, n, n)
     else:
         fastbp_exp_f(<float *> cnp.PyArray_DATA(x), 1, n, n)
+
+
+def log(cnp.ndarray x):
+    """The kernels' log of values >= 1, in place, on an array as for `tanh` (a test hook)."""
+    cdef Py_ssize_t n = x.size
+    if x.dtype == np.float64:
+        fastbp_log_d(<double *> cnp.PyArray_DATA(x), 1, n, n)
+    else:
+        fastbp_log_f(<float *> cnp.PyArray_DATA(x), 1, n, n)
+
+
+def log1p_exp(cnp.ndarray x):
+    """The kernels' log(1 + exp(-|x|)), in place, on an array as for `tanh` (a test hook)."""
+    cdef Py_ssize_t n = x.size
+    if x.dtype == np.float64:
+        fastbp_log1p_exp_d(<double *> cnp.PyArray_DATA(x), 1, n, n)
+    else:
+        fastbp_log1p_exp_f(<float *> cnp.PyArray_DATA(x), 1, n, n)
 
 
 def logistic(cnp.ndarray x):

@@ -209,6 +209,8 @@ static inline void fastbp_aligned_free(void *p) {
         void (*dtanh_mul)(T *, const T *, int, ptrdiff_t, ptrdiff_t);                   \
         void (*load_inputs)(const T *, const ptrdiff_t *, ptrdiff_t, int, int, T *, ptrdiff_t, int); \
         void (*exp)(T *, int, ptrdiff_t, ptrdiff_t);                                    \
+        void (*log)(T *, int, ptrdiff_t, ptrdiff_t);                                    \
+        void (*log1p_exp)(T *, int, ptrdiff_t, ptrdiff_t);                              \
         void (*logistic)(T *, int, ptrdiff_t, ptrdiff_t);                               \
         void (*relu)(T *, int, ptrdiff_t, ptrdiff_t);                                   \
         void (*drelu_mul)(T *, const T *, int, ptrdiff_t, ptrdiff_t);                   \
@@ -220,7 +222,8 @@ FASTBP_KERNEL_SET(float, f)
 
 #define FASTBP_KERNELS_OF(S, ISA) \
     {sample_block_##S##_##ISA, linear_##S##_##ISA, outer_##S##_##ISA, tanh_##S##_##ISA, dtanh_mul_##S##_##ISA, \
-     load_inputs_##S##_##ISA, exp_##S##_##ISA, logistic_##S##_##ISA, relu_##S##_##ISA, \
+     load_inputs_##S##_##ISA, exp_##S##_##ISA, log_##S##_##ISA, log1p_exp_##S##_##ISA, \
+     logistic_##S##_##ISA, relu_##S##_##ISA, \
      drelu_mul_##S##_##ISA, dlogistic_mul_##S##_##ISA, softmax_##S##_##ISA}
 
 static fastbp_kernels_d fastbp_kd = FASTBP_KERNELS_OF(d, base);
@@ -335,6 +338,8 @@ static inline void fastbp_dtanh_mul_f(float *d, const float *x, int rows, ptrdif
         fastbp_kf.NAME(x, rows, ld, n);                                                 \
     }
 FASTBP_ROW_KERNEL(exp)
+FASTBP_ROW_KERNEL(log)
+FASTBP_ROW_KERNEL(log1p_exp)
 FASTBP_ROW_KERNEL(logistic)
 FASTBP_ROW_KERNEL(relu)
 #undef FASTBP_ROW_KERNEL

@@ -63,6 +63,18 @@ static void FASTBP_SFX(exp)(T *x, int rows, ptrdiff_t ld, ptrdiff_t n)
         for (ptrdiff_t i = 0; i < n; i++) x[i] = (T)exp((double)x[i]);
 }
 
+static void FASTBP_SFX(log)(T *x, int rows, ptrdiff_t ld, ptrdiff_t n)
+{
+    for (int j = 0; j < rows; j++, x += ld)
+        for (ptrdiff_t i = 0; i < n; i++) x[i] = (T)log((double)x[i]);
+}
+
+static void FASTBP_SFX(log1p_exp)(T *x, int rows, ptrdiff_t ld, ptrdiff_t n)
+{
+    for (int j = 0; j < rows; j++, x += ld)
+        for (ptrdiff_t i = 0; i < n; i++) x[i] = (T)log1p(exp(-fabs((double)x[i])));
+}
+
 static void FASTBP_SFX(logistic)(T *x, int rows, ptrdiff_t ld, ptrdiff_t n)
 {
     for (int j = 0; j < rows; j++, x += ld)

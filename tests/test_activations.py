@@ -478,7 +478,7 @@ def ulps(got, want, dtype):
 
 
 # the kernels' accuracy, as stated in _simd_kernels.h; every kernel set is checked in a subprocess
-VECTOR_ULPS = {"exp": 2, "logistic": 3}
+VECTOR_ULPS = {"exp": 2, "logistic": 3, "log": 3, "log1p_exp": 4}
 VECTOR_CODE = """
 import sys
 sys.path.insert(0, '.')
@@ -514,6 +514,31 @@ def check_vector_functions():
         huge = aligned([1e4, -1e4, 1e30, -1e30], dtype)
         _core.logistic(huge)
         assert np.array_equal(huge[:4], np.array([1, 0, 1, 0], dtype))
+
+        # log of u >= 1 (softmax's log of its sum of exponentials)
+        top = 1e300 if dtype == "float64" else 1e37
+        u = aligned(np.concatenate([np.linspace(1, 2, 100001), np.linspace(2, 64, 100001),
+                                    np.geomspace(1, top, 100000),
+                                    1 + np.geomspace(1e-20, 1, 20000)]), dtype)
+        u = aligned(np.maximum(u, 1), dtype)                    # the padding too
+        y = aligned(u, dtype)
+        _core.log(y)
+        want = np.log(u.astype(np.longdouble))
+        assert np.all(y[want == 0] == 0)
+        err = ulps(y[want > 0], want[want > 0], dtype)
+        assert err.max() <= VECTOR_ULPS["log"], (dtype, err.max())
+
+        # log(1 + exp(-|x|)), the binary cross-entropy's tail, where it is not subnormal
+        x = aligned(np.concatenate([np.linspace(lo - 40, hi + 40, 200001),
+                                    np.geomspace(1e-30, 50, 20000), -np.geomspace(1e-30, 50, 20000),
+                                    [0.0, -0.0]]), dtype)
+        y = aligned(x, dtype)
+        _core.log1p_exp(y)
+        want = np.log1p(np.exp(-np.abs(x.astype(np.longdouble))))
+        inside = np.abs(x) <= -lo       # beyond, exp(-|x|) is below exp(lo): 0 or subnormal
+        err = ulps(y[inside], want[inside], dtype)
+        assert err.max() <= VECTOR_ULPS["log1p_exp"], (dtype, x[inside][err.argmax()], err.max())
+        assert np.all((y[~inside] >= 0) & (y[~inside] <= np.exp(np.longdouble(lo))))
 
         # softmax (through forward on s(L) = X): each probability within a few ulps of its value,
         # relative to the sample's largest probability
