@@ -1,0 +1,270 @@
+"""fastbp.distributed on a LocalCluster of 2 worker processes x 1 thread (one cluster for the module).
+
+Everything is compared with fastbp on the same data in memory, and repeated runs (and runs on 1, 2
+and 3 workers) must agree bitwise.
+"""
+import os
+import subprocess
+import sys
+import time
+import warnings
+
+import numpy as np
+import pytest
+
+pytest.importorskip("distributed", reason="Dask is not installed: fastbp.distributed needs "
+                                          "pip install 'fastbp[dask]' (the test extra has it)")
+import dask.array as da  # noqa: E402
+from distributed import Client, LocalCluster, get_task_stream  # noqa: E402
+
+import fastbp  # noqa: E402
+import fastbp.distributed as fd  # noqa: E402
+from conftest import make_problem, rel_err  # noqa: E402
+
+CHUNKINGS = {
+    "even": 100,
+    "uneven": (1, 37, 200, 3, 109, 50),
+    "one": 400,
+}
+
+
+@pytest.fixture(scope="module")
+def client():
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster:
+        # not the default client: the "no client" test needs there to be none
+        with Client(cluster, set_as_default=False) as c:
+            yield c
+
+
+def dask_data(X, y, chunks):
+    rows = chunks if isinstance(chunks, tuple) else chunks
+    return (da.from_array(X, chunks=(rows, X.shape[1])),
+            da.from_array(y, chunks=(rows,) if y.ndim == 1 else (rows, y.shape[1])))
+
+
+def same(a, b):
+    """Bitwise equality of two (E, [arrays]) results."""
+    return a[0] == b[0] and all(np.array_equal(u, v) and u.dtype == v.dtype
+                                for u, v in zip(a[1], b[1]))
+
+
+def test_import_fastbp_does_not_import_dask():
+    code = "import sys, fastbp; print(sorted(m for m in sys.modules if m.split('.')[0] in " \
+           "('dask', 'distributed')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=os.path.dirname(__file__), check=True).stdout.strip()
+    assert out == "[]"
+
+
+@pytest.mark.parametrize("chunking", sorted(CHUNKINGS))
+@pytest.mark.parametrize("widths, output", [([3, 6, 2], "tanh"), ([4, 1], "linear"),
+                                            ([3, 5, 4, 3, 1], "tanh")])
+def test_gradient_and_error_agree_with_memory_f64(client, widths, output, chunking):
+    weights, X, y = make_problem(widths, 400, seed=len(widths))
+    if widths[-1] == 1:
+        y = y[:, 0]  # 1-D targets
+    Xd, yd = dask_data(X, y, CHUNKINGS[chunking])
+    E, g = fastbp.gradient(weights, X, y, output=output)
+    Ed, gd = fd.gradient(weights, Xd, yd, output=output, client=client)
+    assert abs(Ed - E) <= 1e-12 * E
+    for a, b in zip(gd, g):
+        assert a.dtype == np.float64 and a.shape == b.shape
+        assert rel_err(a, b) <= 1e-12
+    Es, gs = fastbp.gradient(weights, X, y, output=output, reduction="sum")
+    Eds, gds = fd.gradient(weights, Xd, yd, output=output, reduction="sum", client=client)
+    assert abs(Eds - Es) <= 1e-12 * Es
+    assert all(rel_err(a, b) <= 1e-12 for a, b in zip(gds, gs))
+    e = fd.error(weights, Xd, yd, output=output, client=client)
+    assert abs(e - fastbp.error(weights, X, y, output=output)) <= 1e-12 * e
+    assert e == Ed  # the same partial sums, added in the same order
+
+
+def test_gradient_float32(client):
+    weights, X, y = make_problem([5, 8, 3], 500, dtype="float32", seed=3)
+    Xd, yd = dask_data(X, y, CHUNKINGS["uneven"][:4] + (259,))
+    E, g = fastbp.gradient(weights, X, y)
+    Ed, gd = fd.gradient(weights, Xd, yd, client=client)
+    assert abs(Ed - E) <= 1e-5 * E
+    for a, b in zip(gd, g):
+        assert a.dtype == np.float32
+        assert rel_err(a, b) <= 1e-5
+    # float64 data with float32 weights: converted on the workers, as fastbp does in memory
+    Ed64, gd64 = fd.gradient(weights, *dask_data(X.astype(np.float64), y.astype(np.float64),
+                                                 CHUNKINGS["uneven"][:4] + (259,)),
+                             client=client)
+    assert same((Ed, gd), (Ed64, gd64))
+
+
+def test_forward_and_predict(client):
+    weights, X, y = make_problem([4, 7, 3], 300, seed=5)
+    Xd, _ = dask_data(X, y, (120, 1, 179))
+    out = fd.forward(weights, Xd, output="linear")
+    assert isinstance(out, da.Array) and out.shape == (300, 3) and out.chunks[0] == Xd.chunks[0]
+    got = client.compute(out).result()
+    np.testing.assert_array_equal(got, fastbp.forward(weights, X, output="linear"))
+    got = client.compute(fd.predict(weights, Xd)).result()
+    np.testing.assert_array_equal(got, fastbp.forward(weights, X))
+
+
+def _workers_that_ran(ts, prefix):
+    return {t["worker"] for t in ts.data if str(t["key"]).startswith(prefix)}
+
+
+def _wait_for(client, n, timeout=30):
+    t0 = time.time()
+    while len(client.scheduler_info(n_workers=-1)["workers"]) != n:
+        if time.time() - t0 > timeout:
+            raise TimeoutError(f"the cluster did not reach {n} workers")
+        time.sleep(0.05)
+
+
+def test_bitwise_across_runs_and_worker_counts(client):
+    """The same chunking gives bitwise the same E_in and gradient on 2, 3 and 1 workers, and on
+    every run; the task stream shows that the chunks were really spread over the workers."""
+    weights, X, y = make_problem([6, 9, 2], 1200, seed=7)
+    Xd, yd = dask_data(X, y, (150, 200, 90, 160, 250, 110, 140, 100))
+    results = {}
+    cluster = client.cluster
+    try:
+        for n in (2, 3, 1):
+            cluster.scale(n)
+            _wait_for(client, n)
+            with get_task_stream(client=client) as ts:
+                results[n] = [fd.gradient(weights, Xd, yd, client=client) for _ in range(2)]
+            assert len(_workers_that_ran(ts, "fastbp-gradient")) == n
+    finally:
+        cluster.scale(2)
+        _wait_for(client, 2)
+    first = results[2][0]
+    assert all(same(r, first) for runs in results.values() for r in runs)
+    assert abs(first[0] - fastbp.error(weights, X, y)) <= 1e-12 * first[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad input: a clear exception on the client, naming the argument and what was expected
+
+def _bad_cases():
+    w, X, y = make_problem([3, 4, 2], 50, seed=1)
+    Xd, yd = dask_data(X, y, 20)
+    wide = da.from_array(X, chunks=(20, 2))
+    cases = {
+        "X split across columns": (dict(X=wide), ValueError, "X must be chunked by rows only"),
+        "y split across columns": (dict(y=da.from_array(y, chunks=(20, 1))), ValueError,
+                                   "y must be chunked by rows only"),
+        "X and y row chunks differ": (dict(y=da.from_array(y, chunks=(25, 2))), ValueError,
+                                      "X and y must have the same row chunks, got (20, 20, 10) "
+                                      "for X and (25, 25) for y"),
+        "X width": (dict(X=da.from_array(X[:, :2], chunks=(20, 2))), ValueError,
+                    "X must have shape (N, 3) for d(0) = 3, got shape (50, 2)"),
+        "y width": (dict(y=da.from_array(y[:, :1], chunks=(20, 1))), ValueError,
+                    "y must have shape (50, 2) for d(L) = 2, got shape (50, 1)"),
+        "y rows": (dict(y=da.from_array(y[:40], chunks=(20, 2))), ValueError,
+                   "y has 40 rows but X has 50 samples"),
+        "empty X": (dict(X=da.zeros((0, 3), chunks=(10, 3)), y=da.zeros((0, 2), chunks=(10, 2))),
+                    ValueError, "X holds no samples"),
+        "numpy X": (dict(X=X), TypeError, "X must be a dask.array.Array chunked by rows, got "
+                                          "numpy.ndarray"),
+        "unknown chunks": (dict(X=Xd[Xd[:, 0] > 0]), ValueError,
+                           "X has row chunks of unknown size"),
+        "bool X": (dict(X=Xd > 0), TypeError, "X must hold real numbers"),
+        "X weights mismatch": (dict(weights=w[:1]), ValueError,
+                               "y must have shape (50, 4) for d(L) = 4, got shape (50, 2)"),
+        "sample_weight": (dict(sample_weight=np.ones(50)), ValueError,
+                          "sample_weight must be None"),
+        "client": (dict(client="tcp://127.0.0.1:1"), TypeError,
+                   "client must be a dask.distributed.Client or None, got str"),
+    }
+    return w, Xd, yd, cases
+
+
+@pytest.mark.parametrize("case", sorted(_bad_cases()[3]))
+def test_bad_input(client, case):
+    w, Xd, yd, cases = _bad_cases()
+    change, exc, message = cases[case]
+    args = dict(weights=w, X=Xd, y=yd, client=client)
+    args.update(change)
+    with pytest.raises(exc) as info:
+        fd.gradient(**args)
+    assert message in str(info.value)
+    if "sample_weight" not in change:
+        args.pop("sample_weight", None)
+        with pytest.raises(exc, match=None) as info:
+            fd.error(**args)
+        assert message in str(info.value)
+
+
+def test_nan_is_named_by_chunk_and_row(client):
+    w, X, y = make_problem([3, 4, 2], 100, seed=2)
+    X[57, 2] = np.nan
+    y[93, 1] = np.inf
+    Xd, yd = dask_data(X, y, (30, 20, 30, 20))
+    with pytest.raises(ValueError, match=r"X must be finite, but chunk 2 of X \(rows 50 to 79\) "
+                                         r"holds X\[57, 2\] = nan"):
+        fd.gradient(w, Xd, yd, client=client)
+    X[57, 2] = 0.0
+    Xd, yd = dask_data(X, y, (30, 20, 30, 20))
+    with pytest.raises(ValueError, match=r"y must be finite, but chunk 3 of y \(rows 80 to 99\) "
+                                         r"holds y\[93, 1\] = inf"):
+        fd.error(w, Xd, yd, client=client)
+    X[5, 0] = np.inf
+    with pytest.raises(ValueError, match=r"chunk 0 of X \(rows 0 to 29\) holds X\[5, 0\] = inf"):
+        client.compute(fd.forward(w, dask_data(X, y, 30)[0])).result()
+
+
+def test_no_client():
+    w, X, y = make_problem([3, 4, 2], 50, seed=1)
+    Xd, yd = dask_data(X, y, 20)
+    with pytest.raises(ValueError, match="fastbp.distributed needs a Dask client: pass client="):
+        fd.gradient(w, Xd, yd)
+
+
+# ---------------------------------------------------------------------------------------------
+# Kernel sets
+
+def test_kernel_sets_reported_pinned_and_mixing_warned(client):
+    """A worker started with FASTBP_SIMD=baseline runs the baseline kernels; with it in the
+    cluster, kernels() and show_config() say so, and an evaluation whose chunks ran on different
+    kernel sets warns."""
+    best = fastbp._api.ISA
+    sets = fd.kernels(client)
+    assert len(sets) == 2 and set(sets.values()) == {best}
+    if best == "baseline":
+        pytest.skip("this CPU runs the baseline kernels only: no second kernel set to mix in")
+    address = client.scheduler.address
+    env = dict(os.environ, FASTBP_SIMD="baseline")
+    proc = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address,
+                             "--nthreads", "1", "--nworkers", "1", "--no-dashboard",
+                             "--name", "fastbp-baseline-worker"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_for(client, 3)
+        sets = fd.kernels(client)
+        assert sorted(sets.values()) == sorted([best, best, "baseline"])
+        import io
+        text = io.StringIO()
+        fd.show_config(client, file=text)
+        assert "MIXED" in text.getvalue() and "FASTBP_SIMD='baseline'" in text.getvalue()
+        # one chunk on each worker: scatter them there
+        baseline = next(a for a, s in sets.items() if s == "baseline")
+        others = sorted(a for a, s in sets.items() if s != "baseline")
+        w, X, y = make_problem([8, 16, 1], 3000, seed=4)
+        futures = [client.scatter((X[i::3], y[i::3]), workers=[addr])
+                   for i, addr in enumerate([baseline] + others)]
+        import dask
+        Xd = da.concatenate([da.from_delayed(dask.delayed(lambda p: p[0])(f), (1000, 8), float)
+                             for f in futures])
+        yd = da.concatenate([da.from_delayed(dask.delayed(lambda p: p[1])(f), (1000, 1), float)
+                             for f in futures])
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with get_task_stream(client=client) as ts:
+                fd.gradient(w, Xd, yd, client=client)
+        ran = _workers_that_ran(ts, "fastbp-gradient")
+        mixed = [str(c.message) for c in caught if "different kernel sets" in str(c.message)]
+        assert (baseline in ran and len(ran) > 1) == bool(mixed), (ran, mixed)
+        assert baseline in ran and mixed
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        _wait_for(client, 2)
