@@ -225,12 +225,21 @@ def _chunk_sums(flat_w, shapes, output, mode, Xb, yb, index, row0, names):
     return float(err), g, n, frozenset([_api.ISA]), None
 
 
-def _add(a, b):
-    """The sum of two partial sums (a first: the order is part of the result)."""
-    if a[4] is not None or b[4] is not None:
-        return a if a[4] is not None else b
-    g = None if a[1] is None else a[1] + b[1]
-    return a[0] + b[0], g, a[2] + b[2], a[3] | b[3], None
+def _add(*parts):
+    """The sum of partial sums, added one after the other in the order given (the order is part
+    of the result). The first bad chunk's message, if any, replaces the sum."""
+    for p in parts:
+        if p[4] is not None:
+            return p
+    err, g, n, isas = parts[0][:4]
+    g = None if g is None else g.copy()
+    for p in parts[1:]:
+        err += p[0]
+        if g is not None:
+            g += p[1]
+        n += p[2]
+        isas = isas | p[3]
+    return err, g, n, isas, None
 
 
 def _forward_block(Xb, flat_w, shapes, output, index, row0, names):
@@ -252,18 +261,22 @@ def _forward_block(Xb, flat_w, shapes, output, index, row0, names):
 # ---------------------------------------------------------------------------------------------
 # The reduction
 
+# Partial sums added by one task of the tree: fewer tasks and fewer hops between workers than a
+# binary tree (each task costs the scheduler milliseconds), yet no worker receives every chunk's
+# gradient at once.
+_FAN_IN = 8
+
+
 def _tree(parts, token):
-    """Add the partial sums pairwise, level by level, always in chunk order:
-    ((p0 + p1) + (p2 + p3)) + p4, ... The shape depends on the number of chunks only."""
+    """Add the partial sums in chunk order, _FAN_IN at a time, level by level: for 20 chunks,
+    (p0 + ... + p7) + (p8 + ... + p15) + (p16 + ... + p19). The shape of the tree, hence the order
+    of every addition, depends on the number of chunks only."""
     level = 0
     while len(parts) > 1:
-        nxt = []
-        for i in range(0, len(parts) - 1, 2):
-            nxt.append(dask.delayed(_add, pure=False)(
-                parts[i], parts[i + 1], dask_key_name=f"fastbp-add-{token}-{level}-{i // 2}"))
-        if len(parts) % 2:
-            nxt.append(parts[-1])
-        parts = nxt
+        parts = [dask.delayed(_add, pure=False)(
+                     *parts[i:i + _FAN_IN], dask_key_name=f"fastbp-add-{token}-{level}-{i}")
+                 if len(parts[i:i + _FAN_IN]) > 1 else parts[i]
+                 for i in range(0, len(parts), _FAN_IN)]
         level += 1
     return parts[0]
 
@@ -271,11 +284,13 @@ def _tree(parts, token):
 def _sums(client, weights, shapes, output, mode, data, blocks=None):
     """(sum of e_n, flat float64 gradient sum or None, N) over every chunk of `data`.
 
-    weights: the flat weights, sent once to every worker (broadcast) for this evaluation, so that
-    a chunk's task finds them where the chunk is and a worker that dies does not take the only
-    copy with it. blocks: data.blocks(), when the caller keeps them (fit, on persisted data)."""
+    weights: the flat weights, sent once per evaluation as one key of the graph (not with every
+    chunk's task): the scheduler hands them to one worker and the others fetch them from there.
+    They are not scattered, because scattered data that a dying worker held cannot be rebuilt
+    (and a scatter to a dying worker fails), whereas a key of the graph is recomputed elsewhere.
+    blocks: data.blocks(), when the caller keeps them (fit, on persisted data)."""
     token = uuid.uuid4().hex
-    w_future = client.scatter(weights, broadcast=True, hash=False)
+    w_future = dask.delayed(weights, name=f"fastbp-weights-{token}")
     parts = []
     for i, (xb, yb) in enumerate(blocks if blocks is not None else data.blocks()):
         parts.append(dask.delayed(_chunk_sums, pure=False)(
@@ -423,3 +438,51 @@ def show_config(client=None, file=None) -> None:
         lines.append(f"  {addr}: fastbp {c['fastbp']}, kernels {c['kernels']}, "
                      f"FASTBP_SIMD={c['FASTBP_SIMD']!r}, threads {c['threads']}")
     print("\n".join(lines), file=file)
+
+
+# ---------------------------------------------------------------------------------------------
+# Training: an objective over data held by the workers
+
+def _screen_chunk(Xb, yb, index, row0, names, dtype):
+    """None, or a message naming this chunk's first NaN or infinity (in the weights' dtype)."""
+    return _nonfinite_message(Xb, yb, dtype, index, row0, names)
+
+
+class _ClusterData:
+    """A training (or validation) set persisted once in the workers' memory, in the weights'
+    dtype, screened for NaN and infinity once; and its E_in and gradient at flat weights."""
+
+    def __init__(self, client, data: _Data, widths, dtype, output):
+        self.client, self.output, self.dtype = client, output, np.dtype(dtype)
+        self.shapes = _shapes(widths)
+        self.data = data.persisted(client, dtype)
+        self.blocks = self.data.blocks()
+        self.n = self.data.n
+        screens = [dask.delayed(_screen_chunk, pure=False)(xb, yb, i, self.data.starts[i],
+                                                          data.names, self.dtype)
+                   for i, (xb, yb) in enumerate(self.blocks)]
+        problems = [p for p in client.compute(screens, sync=True) if p is not None]
+        if problems:
+            self.release()
+            raise ValueError(problems[0])
+
+    def _sums(self, w, mode):
+        # a copy: the method goes on changing w while the evaluation's data are in flight
+        return _sums(self.client, np.array(w, dtype=self.dtype), self.shapes, self.output, mode,
+                     self.data, self.blocks)
+
+    def error(self, w) -> float:
+        """E_in at the flat weights w."""
+        err, _, n = self._sums(w, _ERROR)
+        return err / n
+
+    def gradient(self, w, g) -> float:
+        """E_in at the flat weights w; writes grad E_in into the flat g (in g's dtype)."""
+        err, total, n = self._sums(w, _GRADIENT)
+        np.divide(total, n, out=total)
+        g[...] = total
+        return err / n
+
+    def release(self):
+        self.blocks = None
+        self.data = None
