@@ -32,6 +32,7 @@ import ctypes.util
 import importlib
 import inspect
 import os
+import types
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -281,7 +282,7 @@ def prepare_sklearn(weights, X, y, threads, output="linear"):
 # --------------------------------------------------------------------------------------------------
 
 _FANN_LINEAR, _FANN_SIGMOID_SYMMETRIC = 0, 5
-_FANN_TRAIN_BATCH = 1
+_FANN_TRAIN_BATCH, FANN_TRAIN_RPROP = 1, 2
 _FANN_ERRORFUNC_LINEAR = 0
 
 
@@ -312,21 +313,12 @@ def fann_version():
     return "2 (" + path + ")"
 
 
-def prepare_fann(weights, X, y, threads, output="tanh"):
-    """FANN's batch backprop: fann_train_epoch with FANN_TRAIN_BATCH over the whole data set.
-
-    FANN does not return a gradient: a batch epoch accumulates the slopes sum_n err_n x_n and then
-    adds slope * learning_rate / N to every weight. With tanh units (FANN_SIGMOID_SYMMETRIC, steepness
-    1) and the linear error function, FANN's err for a symmetric output is theta'(s) (y - x(L)) / 2,
-    so dE_in/dW = -4 (w_after - w_before) / learning_rate for one epoch, and
-    E_in = 4 d(L) MSE (FANN halves the difference of symmetric outputs and averages over outputs).
-    That epoch runs at learning rate 2^20, so that the step dwarfs the weights and w_after - w_before
-    keeps the step's precision (in float32 at rate 1 the step of a deep layer drowns in rounding).
-    For timing the learning rate is set to 1e-12, so the weights stay put (to rounding) and every
-    timed epoch does the same work. FANN keeps its MSE in single precision, and clips tanh' to
-    1 - 0.98^2 where |x| > 0.98: where a unit saturates, its "gradient" is not the gradient. The
-    weights are written through the `weights` pointer of `struct fann` (FANN 2.2's fann_set_weight
-    is a linear search per weight), after checking that the layout is the one expected.
+def fann_network(weights, X, y, output="tanh", algorithm=_FANN_TRAIN_BATCH):
+    """A FANN 2.2 network with fastbp's `weights` (tanh units, steepness 1, linear error function,
+    no momentum) and its training data (X, y), trained by `algorithm` (FANN_TRAIN_BATCH, RPROP,
+    ...). Returns a namespace: lib, ann, data, the weights array FANN trains (`fann_w`, FANN's
+    order), `perm` (fastbp's flat index of each FANN weight), `w0` (the start in FANN's order),
+    `flat`, `offsets`, `widths`, `L`, `Y` and `close()`.
     """
     dtype = np.dtype(weights[0].dtype)
     lib, _ = _fann_library(dtype)
@@ -397,7 +389,7 @@ def prepare_fann(weights, X, y, threads, output="tanh"):
             ann, _FANN_SIGMOID_SYMMETRIC if output == "tanh" else _FANN_LINEAR)
         lib.fann_set_activation_steepness_hidden(ann, 1.0)
         lib.fann_set_activation_steepness_output(ann, 1.0)
-        lib.fann_set_training_algorithm(ann, _FANN_TRAIN_BATCH)
+        lib.fann_set_training_algorithm(ann, algorithm)
         lib.fann_set_train_error_function(ann, _FANN_ERRORFUNC_LINEAR)
         lib.fann_set_learning_momentum(ann, 0.0)
 
@@ -447,6 +439,31 @@ def prepare_fann(weights, X, y, threads, output="tanh"):
         close()
         raise
 
+    return types.SimpleNamespace(lib=lib, ann=ann, data=data, fann_w=fann_w, perm=perm, w0=w0,
+                                 flat=flat, offsets=offsets, widths=widths, L=L, Y=Y,
+                                 close=close, dtype=dtype)
+
+
+def prepare_fann(weights, X, y, threads, output="tanh"):
+    """FANN's batch backprop: fann_train_epoch with FANN_TRAIN_BATCH over the whole data set.
+
+    FANN does not return a gradient: a batch epoch accumulates the slopes sum_n err_n x_n and then
+    adds slope * learning_rate / N to every weight. With tanh units (FANN_SIGMOID_SYMMETRIC, steepness
+    1) and the linear error function, FANN's err for a symmetric output is theta'(s) (y - x(L)) / 2,
+    so dE_in/dW = -4 (w_after - w_before) / learning_rate for one epoch, and
+    E_in = 4 d(L) MSE (FANN halves the difference of symmetric outputs and averages over outputs).
+    That epoch runs at learning rate 2^20, so that the step dwarfs the weights and w_after - w_before
+    keeps the step's precision (in float32 at rate 1 the step of a deep layer drowns in rounding).
+    For timing the learning rate is set to 1e-12, so the weights stay put (to rounding) and every
+    timed epoch does the same work. FANN keeps its MSE in single precision, and clips tanh' to
+    1 - 0.98^2 where |x| > 0.98: where a unit saturates, its "gradient" is not the gradient. The
+    weights are written through the `weights` pointer of `struct fann` (FANN 2.2's fann_set_weight
+    is a linear search per weight), after checking that the layout is the one expected.
+    """
+    net = fann_network(weights, X, y, output)
+    lib, ann, data, fann_w, perm, w0 = net.lib, net.ann, net.data, net.fann_w, net.perm, net.w0
+    flat, offsets, widths, L, Y, close, dtype = (net.flat, net.offsets, net.widths, net.L, net.Y,
+                                                 net.close, net.dtype)
     factor = 4.0 if output == "tanh" else 2.0      # FANN halves the error of symmetric outputs
 
     def epoch_gradient():

@@ -10,7 +10,7 @@ same training loop in PyTorch and scikit-learn's MLPRegressor.partial_fit.
 - fastbp, full-batch gradient: one fastbp.gradient on all N samples (all threads), the yardstick of
   issue 4's target (epoch <= 1.5x this), and the same on one thread (the SGD epoch runs on one:
   its steps depend on each other, and sharing a batch-32 step out costs more in handing
-  activations between cores than it saves: see fastbp.training._sgd_epoch);
+  activations between cores than it saves: see fastbp._methods.SGD);
 - PyTorch: nn.Sequential(Linear, Tanh, Linear, Tanh, Linear, Tanh), float64, loss = mean over the
   batch of the summed squared error, torch.optim.SGD, the usual zero_grad / backward / step loop
   over a shuffled index, torch.set_num_threads(threads);
@@ -36,7 +36,7 @@ from _common import (blas_limit, cpu_info, fastbp_config, fmt_time, make_problem
                      python_info, threadpools, warn_openblas_env)
 
 import fastbp  # noqa: E402
-from fastbp import training  # noqa: E402
+from fastbp import _api  # noqa: E402
 
 WIDTHS = [8, 32, 32, 1]
 BATCH = 32
@@ -55,12 +55,12 @@ def timed(fn, repeats):
 def fastbp_runs(weights0, X, y, threads, repeats):
     rows = {}
     n = X.shape[0]
+    widths = [weights0[0].shape[0] - 1] + [w.shape[1] for w in weights0]
     rng = np.random.default_rng(0)
 
     def kernel_epoch():
         w = [a.copy() for a in weights0]
-        training._sgd_epoch(w, X, y, rng.permutation(n), BATCH, LR, 0.0, None, 0.0, "tanh",
-                            threads)
+        _api.sgd_epoch(w, widths, X, y, rng.permutation(n), BATCH, LR, 0.0, None, 0.0, "tanh")
     kernel_epoch()
     rows["fastbp kernel epoch"] = timed(kernel_epoch, repeats)
 

@@ -36,10 +36,9 @@ finally:
 
 from ._api import backprop, error, forward, gradient, show_config
 from ._weights import init_weights
-from .network import Network
+from .network import Network, load
 from .training import History, fit
 from ._gradcheck import check_gradient
-from ._io import load
 
 __all__ = ["__version__", "init_weights", "forward", "error", "gradient", "backprop", "Network",
            "show_config", "fit", "History", "check_gradient", "load"]

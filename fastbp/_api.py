@@ -157,14 +157,22 @@ def gradient(weights, X, y, output="tanh", num_threads=None, reduction="mean", o
     return err * scale, out
 
 
-def sgd_epoch(weights, widths, X, y, order, batch_size, lr, momentum, velocity, decay, output):
-    """One epoch of mini-batch SGD in one kernel call (fastbp.training._sgd_epoch says what a
-    step computes). Arguments are already checked: weights and velocity C-contiguous and
-    writeable, X, y, weights of one dtype, order a permutation of range(N)."""
+SGD_RULES = {"sgd": 0, "nesterov": 1, "adam": 2}
+
+
+def sgd_epoch(weights, widths, X, y, order, batch_size, lr, momentum, velocity, decay, output,
+              rule="sgd", moment2=None, beta2=0.999, eps=1e-8, steps=0) -> int:
+    """One epoch of mini-batch SGD, Nesterov or Adam in one kernel call (fastbp._methods says
+    what a step computes; for Adam, `momentum` is beta1, `velocity` the first and `moment2` the
+    second moments, `steps` the step count so far). Returns the step count after the epoch.
+    Arguments are already checked: weights and moments C-contiguous and writeable, X, y, weights
+    of one dtype, order a permutation of range(N)."""
     _, tile, chunk, _ = _plan(widths, batch_size, 1, X.dtype.itemsize)
-    _core.sgd_epoch(weights, widths, output == "linear", X, y,
-                    np.ascontiguousarray(order, dtype=np.intp), batch_size, lr, momentum,
-                    velocity if momentum else None, decay, tile, chunk)
+    code = SGD_RULES[rule]
+    return _core.sgd_epoch(weights, widths, output == "linear", X, y,
+                           np.ascontiguousarray(order, dtype=np.intp), batch_size, lr, momentum,
+                           velocity if (momentum or code) else None, decay, tile, chunk, code,
+                           moment2, beta2, eps, steps)
 
 
 def backprop(weights, x, y, output="tanh"):

@@ -6,6 +6,7 @@ so a call that raises leaves the caller's arrays as they were.
 """
 from __future__ import annotations
 
+import math
 import numbers
 import os
 import warnings
@@ -312,3 +313,61 @@ def check_num_threads(num_threads, available) -> int:
                       f"of usable cores", RuntimeWarning, stacklevel=3)
         n = available
     return n
+
+
+# ---------------------------------------------------------------------------------------------
+# Scalars and the trainable weights (the options of `fit`, `check_gradient`)
+
+def check_real(value, name: str, low=None, high=None, low_open=False, high_open=False) -> float:
+    """A finite real number within [low, high] (an open end with low_open / high_open)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    v = float(value)
+    if not math.isfinite(v):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    if low is not None and (v < low or (low_open and v == low)):
+        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {value!r}")
+    if high is not None and (v > high or (high_open and v == high)):
+        raise ValueError(f"{name} must be {'<' if high_open else '<='} {high}, got {value!r}")
+    return v
+
+
+def check_integer(value, name: str, low: int) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if value < low:
+        raise ValueError(f"{name} must be at least {low}, got {value!r}")
+    return int(value)
+
+
+def check_flag(value, name: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def check_seed(seed):
+    """An int >= 0, a numpy Generator or None (what np.random.default_rng takes)."""
+    if seed is None or isinstance(seed, np.random.Generator):
+        return seed
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"seed must be a non-negative integer, a numpy Generator or None, "
+                        f"got {seed!r}")
+    if seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    return int(seed)
+
+
+def check_trainable(weights) -> tuple[list[np.ndarray], list[int], np.dtype]:
+    """weights as `fit` needs them: the checked arrays, widths and dtype. The caller's arrays must
+    be writeable float ndarrays sharing no memory, since `fit` updates them in place."""
+    checked, widths, dtype = check_weights(weights)
+    for l, w in enumerate(weights):
+        if not isinstance(w, np.ndarray) or w.dtype.kind != "f":
+            got = type(w).__name__ if not isinstance(w, np.ndarray) else f"dtype {w.dtype}"
+            raise TypeError(f"fit trains the weights in place, so weights[{l}] must be a numpy "
+                            f"array of float32 or float64, got {got}")
+        if not w.flags.writeable:
+            raise ValueError(f"fit trains the weights in place, but weights[{l}] is read-only")
+    check_disjoint(weights, "weights")
+    return checked, widths, dtype

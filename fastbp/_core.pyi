@@ -79,9 +79,15 @@ def sgd_epoch(
     decay: float,
     tile: int,
     chunk: int,
-) -> None:
-    """One epoch of mini-batch SGD in place on `weights` (and `velocity`); `order` is an intp
-    permutation of the samples."""
+    rule: int = 0,
+    moment2: Optional[List[np.ndarray]] = None,
+    beta2: float = 0.999,
+    eps: float = 1e-8,
+    steps: int = 0,
+) -> int:
+    """One epoch of mini-batch SGD (rule 0), Nesterov (1) or Adam (2) in place on `weights` (and
+    `velocity`, `moment2`); `order` is an intp permutation of the samples. Returns Adam's step
+    count after the epoch."""
     ...
 
 def first_nonfinite(a: np.ndarray) -> int:

@@ -16,6 +16,7 @@
 # they add exactly nothing to the gradient.
 
 from cython.parallel cimport prange, threadid
+from libc.math cimport pow, sqrt, sqrtf
 from libc.stdlib cimport calloc, free
 from libc.string cimport memset
 
@@ -380,28 +381,52 @@ cdef int run_batch(
     return 0
 
 
+cdef inline floating root(floating a) noexcept nogil:
+    """The square root, correctly rounded in the argument's own type (as NumPy's np.sqrt)."""
+    if floating is double:
+        return sqrt(a)
+    else:
+        return sqrtf(a)
+
+
+cdef enum Rule:
+    RULE_SGD = 0         # w -= lr g, or with momentum: v = mu v - lr g; w += v
+    RULE_NESTEROV = 1    # v = mu v - lr g; w += mu v - lr g
+    RULE_ADAM = 2        # Adam, with scikit-learn's bias correction folded into the step
+
+
 cdef int sgd_epoch_run(
     Net *net,
     floating **weights,         # IN/OUT W(1..L), updated after every mini-batch
-    floating **velocity,        # IN/OUT v(1..L) when momentum > 0, else unused
+    floating **velocity,        # IN/OUT v(1..L) (momentum > 0), Adam's first moments m, or unused
+    floating **moment2,         # IN/OUT Adam's second moments, else unused
     const floating *X,          # IN  (N, d(0))
     const floating *Y,          # IN  (N, d(L))
     const Py_ssize_t *order,    # IN  the epoch's permutation of 0..N-1
     Py_ssize_t N,
     Py_ssize_t batch_size,
     Py_ssize_t chunk,           # IN  samples per chunk, as `gradient` would use
-    floating lr,
-    floating momentum,
-    floating decay,             # IN  2 lambda / N, or 0
+    int rule,                   # IN  RULE_SGD, RULE_NESTEROV or RULE_ADAM
+    double lr,
+    double momentum,            # IN  mu (RULE_SGD, RULE_NESTEROV); Adam's beta1
+    double beta2,               # IN  Adam's beta2
+    double eps,                 # IN  Adam's epsilon
+    long long *steps,           # IN/OUT Adam's step count t, before and after the epoch
+    double decay,               # IN  2 lambda / N, or 0
 ) noexcept nogil:
-    """One epoch of mini-batch SGD, step after step, without returning to Python.
+    """One epoch of mini-batch SGD (or Adam), step after step, without returning to Python.
 
     Each step computes exactly what fastbp.gradient(reduction="mean") returns for the batch (the
     same tiles and chunks, float64 sums in chunk order, scaled by 1/|batch|, rounded to the weights'
-    dtype) and then, in the weights' dtype and in this order of operations, g += decay w;
-    v = momentum v; v -= lr g; w += v (momentum > 0) or w -= lr g: the steps of
-    fastbp.training._sgd_epoch. The code here is compiled for the baseline instruction set, so no
-    multiply-add is fused and the rounding is that of the NumPy expressions.
+    dtype) and then, in the weights' dtype and in this order of operations, g += decay w and
+      RULE_SGD:       v = momentum v; v -= lr g; w += v (momentum > 0) or w -= lr g;
+      RULE_NESTEROV:  v = momentum v; v -= lr g; w += momentum v - lr g;
+      RULE_ADAM:      t += 1; lr_t = lr sqrt(1 - beta2^t) / (1 - beta1^t) (in double);
+                      m = beta1 m + (1 - beta1) g; s = beta2 s + (1 - beta2) g^2;
+                      w -= lr_t m / (sqrt(s) + eps),
+    the steps of fastbp._methods (scalars rounded to the weights' dtype, as NumPy rounds a Python
+    float against a float32 array). The code here is compiled for the baseline instruction set, so
+    no multiply-add is fused and the rounding is that of those NumPy expressions.
     Return 0, or -1 when memory could not be had (the weights are untouched then).
     """
     cdef Py_ssize_t P = net.n_params
@@ -416,7 +441,17 @@ cdef int sgd_epoch_run(
     cdef floating *w
     cdef floating *g
     cdef floating *v
-    cdef floating step
+    cdef floating *s2
+    cdef floating step, update
+    cdef floating lr_f = <floating> lr
+    cdef floating mu = <floating> momentum
+    cdef floating b1 = <floating> momentum
+    cdef floating one_b1 = <floating> (1.0 - momentum)
+    cdef floating b2 = <floating> beta2
+    cdef floating one_b2 = <floating> (1.0 - beta2)
+    cdef floating eps_f = <floating> eps
+    cdef floating lr_t = 0
+    cdef floating decay_f = <floating> decay
     if scratch == NULL or chunk_grad == NULL or grad == NULL or grad64 == NULL or panels == NULL:
         fastbp_aligned_free(scratch)
         fastbp_aligned_free(chunk_grad)
@@ -449,6 +484,10 @@ cdef int sgd_epoch_run(
                 c0 = c1
             for p in range(P):
                 grad[p] = <floating> (grad64[p] * scale)
+        if rule == RULE_ADAM:
+            steps[0] += 1
+            lr_t = <floating> (lr * sqrt(1.0 - pow(beta2, <double> steps[0]))
+                               / (1.0 - pow(momentum, <double> steps[0])))
         # layer by layer, each layer's update and the packing of its panels for the next step
         # while its weights are in cache (a wide layer does not fit in L2 twice over)
         for l in range(net.L):
@@ -460,18 +499,34 @@ cdef int sgd_epoch_run(
                     g[i] = <floating> ((0.0 + chunk_grad[net.grad_off[l + 1] + i]) * scale)
             if decay != 0:
                 for i in range(n):
-                    step = decay * w[i]
+                    step = decay_f * w[i]
                     g[i] = g[i] + step
-            if momentum != 0:
+            if rule == RULE_ADAM:
+                v = velocity[l]
+                s2 = moment2[l]
+                for i in range(n):
+                    v[i] = b1 * v[i] + one_b1 * g[i]
+                    s2[i] = b2 * s2[i] + one_b2 * (g[i] * g[i])
+                    update = lr_t * v[i] / (root(s2[i]) + eps_f)
+                    w[i] = w[i] - update
+            elif rule == RULE_NESTEROV:
                 v = velocity[l]
                 for i in range(n):
-                    v[i] = v[i] * momentum
-                    step = lr * g[i]
+                    v[i] = v[i] * mu
+                    step = lr_f * g[i]
+                    v[i] = v[i] - step
+                    update = mu * v[i] - step
+                    w[i] = w[i] + update
+            elif momentum != 0:
+                v = velocity[l]
+                for i in range(n):
+                    v[i] = v[i] * mu
+                    step = lr_f * g[i]
                     v[i] = v[i] - step
                     w[i] = w[i] + v[i]
             else:
                 for i in range(n):
-                    step = lr * g[i]
+                    step = lr_f * g[i]
                     w[i] = w[i] - step
             pack_layer(net, l + 1, panels)
         start = stop
@@ -729,37 +784,45 @@ def tanh(cnp.ndarray x):
 
 def sgd_epoch(list weights, list widths, bint output_linear, cnp.ndarray X, cnp.ndarray Y,
               cnp.ndarray order, Py_ssize_t batch_size, double lr, double momentum,
-              object velocity, double decay, int tile, Py_ssize_t chunk):
-    """One epoch of mini-batch SGD in place on `weights` (and `velocity`); see sgd_epoch_run.
+              object velocity, double decay, int tile, Py_ssize_t chunk, int rule=RULE_SGD,
+              object moment2=None, double beta2=0.999, double eps=1e-8, long long steps=0):
+    """One epoch of mini-batch SGD or Adam in place on `weights` (and `velocity`, `moment2`); see
+    sgd_epoch_run. Returns Adam's step count after the epoch (`steps` unchanged for SGD).
 
-    weights (and velocity) are C-contiguous, writeable, of X's dtype; order is an intp permutation.
-    """
+    weights, velocity and moment2 are C-contiguous, writeable, of X's dtype; order is an intp
+    permutation. rule: 0 SGD (with momentum when momentum > 0), 1 Nesterov, 2 Adam (momentum is
+    then beta1, velocity the first moments and moment2 the second)."""
     cdef _Layout layout = _Layout(weights, widths, output_linear, tile)
     cdef int L = len(weights)
     cdef int l
     cdef int status
     cdef Py_ssize_t N = X.shape[0]
     cdef const Py_ssize_t *order_ptr = <const Py_ssize_t *> cnp.PyArray_DATA(order)
-    ptrs = np.zeros(2 * L, dtype=np.uintp)
+    ptrs = np.zeros(3 * L, dtype=np.uintp)
     cdef size_t[::1] ptr_view = ptrs
     for l in range(L):
         ptr_view[l] = <size_t> cnp.PyArray_DATA(<cnp.ndarray> weights[l])
         if velocity is not None:
             ptr_view[L + l] = <size_t> cnp.PyArray_DATA(<cnp.ndarray> velocity[l])
+        if moment2 is not None:
+            ptr_view[2 * L + l] = <size_t> cnp.PyArray_DATA(<cnp.ndarray> moment2[l])
     if X.dtype == np.float64:
         with nogil:
             status = sgd_epoch_run[double](
                 &layout.net, <double **> &ptr_view[0], <double **> &ptr_view[L],
+                <double **> &ptr_view[2 * L],
                 <const double *> cnp.PyArray_DATA(X), <const double *> cnp.PyArray_DATA(Y),
-                order_ptr, N, batch_size, chunk, lr, momentum, decay)
+                order_ptr, N, batch_size, chunk, rule, lr, momentum, beta2, eps, &steps, decay)
     else:
         with nogil:
             status = sgd_epoch_run[float](
                 &layout.net, <float **> &ptr_view[0], <float **> &ptr_view[L],
+                <float **> &ptr_view[2 * L],
                 <const float *> cnp.PyArray_DATA(X), <const float *> cnp.PyArray_DATA(Y),
-                order_ptr, N, batch_size, chunk, <float> lr, <float> momentum, <float> decay)
+                order_ptr, N, batch_size, chunk, rule, lr, momentum, beta2, eps, &steps, decay)
     if status != 0:
         raise MemoryError("fastbp could not allocate its scratch memory")
+    return steps
 
 
 cdef inline Py_ssize_t first_nonfinite_run(const floating *a, Py_ssize_t n) noexcept nogil:

@@ -5,7 +5,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from . import _api, _checks
-from .training import _Objective, _real
+from ._objective import DataObjective
 
 
 def check_gradient(weights: list[np.ndarray], X: ArrayLike, y: ArrayLike, output: str = "tanh",
@@ -28,17 +28,17 @@ def check_gradient(weights: list[np.ndarray], X: ArrayLike, y: ArrayLike, output
     output = _checks.check_output(output)
     X = _checks.check_X(X, widths, dtype)
     y = _checks.check_y(y, widths, dtype, X.shape[0])
-    eps = _real(eps, "eps", low=0, low_open=True)
-    weight_decay = _real(weight_decay, "weight_decay", low=0)
+    eps = _checks.check_real(eps, "eps", low=0, low_open=True)
+    weight_decay = _checks.check_real(weight_decay, "weight_decay", low=0)
     threads = _checks.check_num_threads(num_threads, _api.available_threads())
 
-    obj = _Objective(widths, dtype, X, y, output, threads, weight_decay)
+    obj = DataObjective(widths, dtype, X, y, output, threads, weight_decay)
     w = obj.flat(checked)
     g = np.empty_like(w)
     E_in, E_aug = obj.gradient(w, g)
     analytic = g.astype(np.float64)
 
-    obj64 = _Objective(widths, np.dtype(np.float64), X.astype(np.float64), y.astype(np.float64),
+    obj64 = DataObjective(widths, np.dtype(np.float64), X.astype(np.float64), y.astype(np.float64),
                        output, threads, weight_decay)
     w64 = w.astype(np.float64)
     views = obj64.views(w64)

@@ -17,14 +17,11 @@ from __future__ import annotations
 import os
 import re
 import zipfile
-from typing import TYPE_CHECKING, BinaryIO
+from typing import BinaryIO
 
 import numpy as np
 
 from . import _checks
-
-if TYPE_CHECKING:
-    from .network import Network
 
 FORMAT = 1
 _META = ("fastbp_format", "widths", "output", "dtype")
@@ -33,23 +30,20 @@ _WEIGHT_KEY = re.compile(r"weights_(0|[1-9][0-9]*)\Z")
 _MAX_STR = 16
 
 
-def save(net: "Network", file: str | os.PathLike | BinaryIO) -> None:
-    """Write `net` (widths, output, dtype, weights) to `file`, a path or a binary file object.
+def write(file: str | os.PathLike | BinaryIO, widths, output: str, dtype, weights) -> None:
+    """Write a network (widths, output, dtype, checked weights) to `file`, a path or a binary
+    file object (Network.save).
 
     A path is written as given (no ".npz" is appended), through a temporary file renamed into place,
     so that a failed save leaves any previous file intact.
     """
     arrays = {
         "fastbp_format": np.array(FORMAT, dtype=np.int64),
-        "widths": np.array(net.widths, dtype=np.int64),
-        "output": np.array(net.output),
-        "dtype": np.array(net.dtype.name),
+        "widths": np.array(widths, dtype=np.int64),
+        "output": np.array(output),
+        "dtype": np.array(np.dtype(dtype).name),
     }
-    checked, widths, dtype = _checks.check_weights(net.weights)
-    if widths != list(net.widths) or dtype != net.dtype:
-        raise ValueError(f"net.weights are for widths {widths} and dtype {dtype}, but the network "
-                         f"has widths {list(net.widths)} and dtype {net.dtype}")
-    for l, w in enumerate(checked):
+    for l, w in enumerate(weights):
         arrays[f"weights_{l}"] = w
     if hasattr(file, "write"):
         np.savez(file, **arrays)
@@ -135,25 +129,22 @@ def _read(npz):
     return widths, output, want_dtype, checked
 
 
-def load(file: str | os.PathLike | BinaryIO) -> "Network":
-    """Read a Network written by `Network.save` (a path or a binary file object).
+def read(file: str | os.PathLike | BinaryIO):
+    """(widths, output, dtype, weights) of a network written by `write` (fastbp.load).
 
-    Raises ValueError for a file that is not such a model (not an .npz, missing or unexpected
-    arrays, shapes that do not match the widths, non-finite weights, pickled objects, ...);
-    a missing file raises FileNotFoundError as usual.
+    Raises ValueError for a file that is not such a model; a missing file raises
+    FileNotFoundError as usual.
     """
-    from .network import Network
     name = getattr(file, "name", file) if hasattr(file, "read") else os.fspath(file)
     try:
         npz = np.load(file, allow_pickle=False)
         if not isinstance(npz, np.lib.npyio.NpzFile):
             raise ValueError("it holds a single array, not an .npz archive")
         with npz:
-            widths, output, dtype, weights = _read(npz)
+            return _read(npz)
     except (FileNotFoundError, IsADirectoryError, PermissionError):
         raise
     except (ValueError, TypeError, OSError, EOFError, KeyError, MemoryError, UnicodeError,
             zipfile.BadZipFile, NotImplementedError, RuntimeError) as exc:
         # RuntimeError: zipfile's "File ... is encrypted, password required" (one flipped flag bit)
         raise ValueError(f"cannot load a fastbp model from {name!r}: {exc}") from exc
-    return Network(widths, output=output, dtype=dtype, weights=weights)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _checks
+from . import _api, _checks, _io
 from ._weights import init_weights
 
 
@@ -12,6 +12,9 @@ class Network:
 
     `weights` is the list W(1), ..., W(L), W(l) of shape (d(l-1)+1, d(l)), row 0 the bias.
     """
+
+    # the module that computes forward, error and gradient (fastbp.reference.Network: the reference)
+    _compute = _api
 
     def __init__(self, widths, output="tanh", dtype="float64", seed=0, weights=None):
         self.widths = _checks.check_widths(widths)
@@ -24,48 +27,43 @@ class Network:
             if widths_w != self.widths:
                 raise ValueError(f"weights are for widths {widths_w}, not {self.widths}")
             self.weights = [np.array(w, dtype=self.dtype) for w in checked]
-
-    @staticmethod
-    def _functions():
-        import fastbp
-        return fastbp
+        self.history = None      # the History of the last fit
 
     def __repr__(self) -> str:
         return (f"{type(self).__module__}.{type(self).__qualname__}({self.widths}, "
                 f"output={self.output!r}, dtype={self.dtype.name!r})")
 
     def forward(self, X) -> np.ndarray:
-        return self._functions().forward(self.weights, X, output=self.output)
+        return self._compute.forward(self.weights, X, output=self.output)
 
     def error(self, X, y) -> float:
-        return self._functions().error(self.weights, X, y, output=self.output)
+        return self._compute.error(self.weights, X, y, output=self.output)
 
     def gradient(self, X, y, num_threads=None, reduction="mean", out=None, accumulate=False):
-        return self._functions().gradient(self.weights, X, y, output=self.output,
+        return self._compute.gradient(self.weights, X, y, output=self.output,
                                           num_threads=num_threads, reduction=reduction, out=out,
                                           accumulate=accumulate)
 
     # --- training and its companions (fastbp.training, fastbp._io) -------------------------------
 
-    def fit(self, X, y, method: str = "sgd", learning_rate: float = 0.1, epochs: int = 100,
-            batch_size: int = 32, shuffle: bool = True, momentum: float = 0.0,
-            weight_decay: float = 0.0, validation_data=None, validation_fraction=None,
-            early_stopping: bool = False, patience: int = 10, tol=None, callback=None,
-            progress: bool = False, num_threads=None, seed=0, lr_increase: float = 1.1,
-            lr_decrease: float = 0.5, line_search_steps: int = 20):
-        """Train the weights in place from where they are; returns a `fastbp.training.History`.
+    def fit(self, X, y, method: str = "sgd", **options):
+        """Train the weights in place from where they are; returns a `fastbp.training.History`
+        (also kept as `self.history`).
 
-        The arguments are those of `fastbp.fit` (see there), with this network's output.
+        The method and options are those of `fastbp.fit` (see there), with this network's
+        output; `warm_start=True` goes on from the state the last fit of this network ended with.
         """
         from .training import fit
-        return fit(self.weights, X, y, output=self.output, method=method,
-                   learning_rate=learning_rate, epochs=epochs, batch_size=batch_size,
-                   shuffle=shuffle, momentum=momentum, weight_decay=weight_decay,
-                   validation_data=validation_data, validation_fraction=validation_fraction,
-                   early_stopping=early_stopping, patience=patience, tol=tol, callback=callback,
-                   progress=progress, num_threads=num_threads, seed=seed,
-                   lr_increase=lr_increase, lr_decrease=lr_decrease,
-                   line_search_steps=line_search_steps)
+        if "output" in options:
+            raise TypeError("fit() got an unexpected keyword argument 'output' (a Network's "
+                            "output is fixed when it is made)")
+        if options.get("warm_start") is True:
+            if self.history is None:
+                raise ValueError("warm_start=True goes on from this network's last fit, but it "
+                                 "has not been fitted yet")
+            options["warm_start"] = self.history
+        self.history = fit(self.weights, X, y, output=self.output, method=method, **options)
+        return self.history
 
     def predict(self, X) -> np.ndarray:
         """The outputs x(L), shape (N, d(L)): the same as `forward`."""
@@ -98,5 +96,19 @@ class Network:
     def save(self, file) -> None:
         """Write the widths, output, dtype and weights to a .npz file (path or binary file object);
         `fastbp.load(file)` reads it back bitwise."""
-        from ._io import save
-        save(self, file)
+        checked, widths, dtype = _checks.check_weights(self.weights)
+        if widths != list(self.widths) or dtype != self.dtype:
+            raise ValueError(f"net.weights are for widths {widths} and dtype {dtype}, but the "
+                             f"network has widths {list(self.widths)} and dtype {self.dtype}")
+        _io.write(file, self.widths, self.output, self.dtype, checked)
+
+
+def load(file) -> Network:
+    """Read a Network written by `Network.save` (a path or a binary file object).
+
+    Raises ValueError for a file that is not such a model (not an .npz, missing or unexpected
+    arrays, shapes that do not match the widths, non-finite weights, pickled objects, ...);
+    a missing file raises FileNotFoundError as usual.
+    """
+    widths, output, dtype, weights = _io.read(file)
+    return Network(widths, output=output, dtype=dtype, weights=weights)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import fastbp
-from fastbp import reference, training
+from fastbp import _methods, _objective, reference, training
 
 METHODS = ["gd", "sgd", "variable-lr", "steepest", "cg"]
 # Settings under which each method solves the small problems below in 100 epochs.
@@ -179,12 +179,12 @@ def test_cg_and_steepest_find_least_squares_on_a_quadratic():
 def test_line_search_brackets_and_refines():
     for target in (1e-3, 0.37, 50.0):            # found from below (halving) and above (doubling)
         phi = lambda t: (t - target) ** 2 + 1          # noqa: E731
-        eta, E = training._line_search(phi, phi(0.0), 1.0, 20)
+        eta, E = _methods.line_search(phi, phi(0.0), 1.0, 20)
         assert eta == pytest.approx(target, rel=1e-6) and E == pytest.approx(1.0)
     # A non-quadratic: the bisection safeguard still converges.
-    eta, _ = training._line_search(lambda t: abs(t - 0.3) ** 1.5, 0.3 ** 1.5, 1.0, 40)
+    eta, _ = _methods.line_search(lambda t: abs(t - 0.3) ** 1.5, 0.3 ** 1.5, 1.0, 40)
     assert eta == pytest.approx(0.3, abs=1e-4)
-    assert training._line_search(lambda t: 1.0 + t, 1.0, 1.0, 20) == (0.0, 1.0)  # no descent
+    assert _methods.line_search(lambda t: 1.0 + t, 1.0, 1.0, 20) == (0.0, 1.0)  # no descent
 
 
 # ------------------------------------------------------------------------------------------------
@@ -268,7 +268,8 @@ def test_weight_decay_matches_its_formula():
     rng = np.random.default_rng(1)
     weights = fastbp.init_weights([2, 3, 1], seed=5)
     X, y = rng.standard_normal((5, 2)), rng.uniform(-0.9, 0.9, 5)
-    obj = training._Objective([2, 3, 1], np.dtype(np.float64), X, y.reshape(-1, 1), "tanh", 1, 0.4)
+    obj = _objective.DataObjective([2, 3, 1], np.dtype(np.float64), X, y.reshape(-1, 1), "tanh", 1,
+                                   0.4)
     w = obj.flat(weights)
     g = np.empty_like(w)
     E_in, E_aug = obj.gradient(w, g)
@@ -422,8 +423,9 @@ def test_ctrl_c_mid_epoch_rolls_back_to_the_last_epoch(method, monkeypatch):
             raise KeyboardInterrupt             # during the 4th epoch
         return result
     monkeypatch.setattr(fastbp._api, name, interrupted)
-    h = fastbp.fit(weights, X, y, output=output, method=method, batch_size=1, epochs=20,
-                   learning_rate=0.01, callback=lambda hist: seen.append(copies(weights)))
+    extra = dict(batch_size=1) if method == "sgd" else {}
+    h = fastbp.fit(weights, X, y, output=output, method=method, epochs=20, learning_rate=0.01,
+                   callback=lambda hist: seen.append(copies(weights)), **extra)
     assert h.interrupted
     assert 1 <= len(h) == len(seen) <= 3
     assert bitwise_equal(weights, seen[-1])
@@ -681,8 +683,8 @@ def bad_fit(exc, pattern, weights=None, X=None, y=None, **kw):
 
 
 @pytest.mark.parametrize("exc,pattern,kw", [
-    (ValueError, r"method must be one of 'gd', 'sgd', 'variable-lr', 'steepest', 'cg', got 'adam'",
-     dict(method="adam")),
+    (ValueError, r"method must be one of 'gd', 'sgd', 'variable-lr', 'steepest', 'cg', 'adam', "
+                 r"'rprop', 'lbfgs', got 'newton'", dict(method="newton")),
     (ValueError, r"learning_rate must be > 0, got 0", dict(learning_rate=0)),
     (ValueError, r"learning_rate must be > 0, got -0.1", dict(learning_rate=-0.1)),
     (ValueError, r"learning_rate must be finite, got nan", dict(learning_rate=float("nan"))),
@@ -693,8 +695,8 @@ def bad_fit(exc, pattern, weights=None, X=None, y=None, **kw):
     (ValueError, r"epochs must be at least 1, got 0", dict(epochs=0)),
     (ValueError, r"momentum must be < 1, got 1", dict(momentum=1)),
     (ValueError, r"momentum must be >= 0, got -0.5", dict(momentum=-0.5)),
-    (ValueError, r"momentum applies to method 'gd' and 'sgd' only, got momentum=0.9 with "
-                 r"method='cg'", dict(momentum=0.9, method="cg")),
+    (ValueError, r"method 'cg' does not take the option momentum; its own options are "
+                 r"learning_rate, line_search_steps, warm_start", dict(momentum=0.9, method="cg")),
     (ValueError, r"weight_decay must be >= 0, got -1", dict(weight_decay=-1)),
     (ValueError, r"validation_data\[0\] must have shape \(N, 1\) for d\(0\) = 1, got shape "
                  r"\(3, 2\)", dict(validation_data=(np.zeros((3, 2)), np.zeros(3)))),
@@ -721,9 +723,9 @@ def bad_fit(exc, pattern, weights=None, X=None, y=None, **kw):
     (ValueError, r"seed must be a non-negative integer, got -1", dict(seed=-1)),
     (TypeError, r"seed must be a non-negative integer, a numpy Generator or None, got 'a'",
      dict(seed="a")),
-    (ValueError, r"lr_increase must be > 1, got 0.9", dict(lr_increase=0.9)),
-    (ValueError, r"lr_decrease must be < 1, got 1.0", dict(lr_decrease=1.0)),
-    (ValueError, r"line_search_steps must be at least 0, got -1", dict(line_search_steps=-1)),
+    (ValueError, r"lr_increase must be > 1, got 0.9", dict(lr_increase=0.9, method="variable-lr")),
+    (ValueError, r"lr_decrease must be < 1, got 1.0", dict(lr_decrease=1.0, method="variable-lr")),
+    (ValueError, r"line_search_steps must be at least 0, got -1", dict(line_search_steps=-1, method="cg")),
     (ValueError, r"output must be 'tanh' or 'linear', got 'relu'", dict(output="relu")),
     (ValueError, r"X must have shape \(N, 1\) for d\(0\) = 1, got shape \(10, 2\)",
      dict(X=np.zeros((10, 2)))),
