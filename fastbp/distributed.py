@@ -44,8 +44,13 @@ except ImportError as _exc:  # pragma: no cover - exercised only without dask
                       f"({_exc})") from _exc
 
 from . import _api, _checks
+from ._methods import REGISTRY, import_scipy_minimize
+from ._objective import Objective
+from ._options import FitOptions
+from .training import History, check_not_symmetric, train
 
-__all__ = ["gradient", "error", "forward", "predict", "kernels", "show_config", "fit"]
+__all__ = ["gradient", "error", "forward", "predict", "kernels", "show_config", "fit",
+           "ClusterObjective"]
 
 _GRADIENT, _ERROR = "gradient", "error"
 
@@ -296,7 +301,12 @@ def _sums(client, weights, shapes, output, mode, data, blocks=None):
         parts.append(dask.delayed(_chunk_sums, pure=False)(
             w_future, shapes, output, mode, xb, yb, i, data.starts[i], data.names,
             dask_key_name=f"fastbp-{mode}-{token}-{i}"))
-    err, g, n, isas, problem = client.compute(_tree(parts, token)).result()
+    future = client.compute(_tree(parts, token))
+    try:
+        err, g, n, isas, problem = future.result()
+    except BaseException:               # Ctrl-C on the client included: stop the computation
+        future.cancel()
+        raise
     if problem is not None:
         raise ValueError(problem)
     if n != data.n:  # cannot happen unless the data changed under us; never divide by a wrong N
@@ -441,48 +451,147 @@ def show_config(client=None, file=None) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Training: an objective over data held by the workers
+# Training: an objective over data held by the workers, and fit
 
 def _screen_chunk(Xb, yb, index, row0, names, dtype):
     """None, or a message naming this chunk's first NaN or infinity (in the weights' dtype)."""
     return _nonfinite_message(Xb, yb, dtype, index, row0, names)
 
 
-class _ClusterData:
-    """A training (or validation) set persisted once in the workers' memory, in the weights'
-    dtype, screened for NaN and infinity once; and its E_in and gradient at flat weights."""
+class ClusterObjective(Objective):
+    """E_in and its gradient over a data set held by the workers of a Dask cluster.
 
-    def __init__(self, client, data: _Data, widths, dtype, output):
-        self.client, self.output, self.dtype = client, output, np.dtype(dtype)
-        self.shapes = _shapes(widths)
-        self.data = data.persisted(client, dtype)
+    The data are converted to the network's dtype, persisted in the workers' memory and screened
+    for NaN and infinity once, here; every evaluation then sends the weights (once) and gets the
+    partial sums back (see `gradient`). With fastbp.training.train, every full-batch method runs
+    on it unchanged, the method itself on the client.
+
+    Parameters
+    ----------
+    client : dask.distributed.Client
+    X, y : dask.array.Array, checked by `_Data` (rows chunks, widths)
+    widths, dtype, output : the network's
+    weight_decay : lambda (N is the number of rows of X)
+    names : the names of X and y in messages
+    """
+
+    def __init__(self, client, X, y, widths, dtype, output, weight_decay=0.0,
+                 names=("X", "y")):
+        data = _Data(X, y, widths, names)
+        super().__init__(widths, dtype, data.n, weight_decay)
+        self.client, self.output = client, output
+        self.data = data.persisted(client, self.dtype)
         self.blocks = self.data.blocks()
-        self.n = self.data.n
         screens = [dask.delayed(_screen_chunk, pure=False)(xb, yb, i, self.data.starts[i],
-                                                          data.names, self.dtype)
+                                                          names, self.dtype)
                    for i, (xb, yb) in enumerate(self.blocks)]
         problems = [p for p in client.compute(screens, sync=True) if p is not None]
         if problems:
             self.release()
             raise ValueError(problems[0])
 
-    def _sums(self, w, mode):
-        # a copy: the method goes on changing w while the evaluation's data are in flight
-        return _sums(self.client, np.array(w, dtype=self.dtype), self.shapes, self.output, mode,
-                     self.data, self.blocks)
+    def _sums(self, weights, mode):
+        # a new flat vector: the method goes on changing its own while this one is in flight
+        flat = np.concatenate([w.ravel() for w in weights])
+        return _sums(self.client, flat, _shapes(self.widths), self.output, mode, self.data,
+                     self.blocks)
 
-    def error(self, w) -> float:
-        """E_in at the flat weights w."""
-        err, _, n = self._sums(w, _ERROR)
+    def error_in(self, weights) -> float:
+        err, _, n = self._sums(weights, _ERROR)
         return err / n
 
-    def gradient(self, w, g) -> float:
-        """E_in at the flat weights w; writes grad E_in into the flat g (in g's dtype)."""
-        err, total, n = self._sums(w, _GRADIENT)
+    def gradient_in(self, weights, grads) -> float:
+        err, total, n = self._sums(weights, _GRADIENT)
         np.divide(total, n, out=total)
-        g[...] = total
+        for g, t in zip(grads, _views(total, _shapes(self.widths))):
+            g[...] = t                      # rounded once to the network's dtype
         return err / n
 
-    def release(self):
+    def release(self) -> None:
+        """Let the workers drop the persisted data."""
         self.blocks = None
         self.data = None
+
+
+def fit(weights, X, y, output: str = "tanh", method: str = "lbfgs", client=None,
+        **options) -> History:
+    """Train `weights` (in the client's memory, updated in place) on Dask arrays X, y with a
+    full-batch method, every error and gradient computed on the cluster.
+
+    Parameters
+    ----------
+    weights : list of float arrays W(1..L), writeable, updated in place at every epoch's end.
+    X, y : dask.array.Array chunked by rows (as `gradient`).
+    output : "tanh" or "linear".
+    method : one of the full-batch methods "gd", "variable-lr", "steepest", "cg", "rprop",
+        "lbfgs" (SciPy needed). The mini-batch methods sgd and adam are sequential by nature (each
+        step needs the weights the previous one left); see the README for them on a cluster.
+    client : a dask.distributed.Client; None takes the default client.
+    **options : those of `fastbp.fit` that apply: the method's own, epochs, weight_decay,
+        validation_data (a pair of Dask arrays), early_stopping, patience, tol, callback,
+        progress, warm_start (a History). Not: num_threads (each worker uses its own threads,
+        `threads_per_worker`), validation_fraction (split the Dask arrays yourself).
+
+    Returns
+    -------
+    History, as `fastbp.fit`.
+
+    Raises
+    ------
+    TypeError, ValueError : bad arguments or data (a NaN is named by its chunk and row), raised on
+        the client before any weight changes.
+
+    Notes
+    -----
+    X and y are persisted on the workers once (converted to the network's dtype), the weights
+    sent once per evaluation, the method runs on the client. The result is bitwise the same from
+    run to run, on any number of workers and when a worker dies mid-fit (Dask recomputes its
+    chunks from their source), for a given chunking and one kernel set on every worker. A Ctrl-C
+    on the client stops as in `fastbp.fit`: the weights are those of the last completed epoch.
+    """
+    opts = FitOptions.check(method, **options)
+    cls = opts.method_class
+    if not cls.full_batch:
+        full = [name for name, c in REGISTRY.items() if c.full_batch]
+        raise ValueError(f"method {opts.method!r} steps through mini-batches one after another, "
+                         f"which a cluster cannot share out; fastbp.distributed.fit runs the "
+                         f"full-batch methods {', '.join(map(repr, full))}")
+    if opts.num_threads is not None:
+        raise ValueError(f"num_threads does not apply to fastbp.distributed.fit: each worker "
+                         f"runs fastbp on its own threads (threads_per_worker), got "
+                         f"num_threads={opts.num_threads!r}")
+    if opts.validation_fraction is not None:
+        raise ValueError("validation_fraction does not apply to fastbp.distributed.fit: give "
+                         "validation_data=(X_val, y_val), Dask arrays split off the data")
+    if opts.warm_start is True:
+        raise ValueError("warm_start=True means Network.fit's own last fit; "
+                         "fastbp.distributed.fit takes the History an earlier fit returned")
+    checked, widths, dtype = _checks.check_trainable(weights)
+    output = _checks.check_output(output)
+    _Data(X, y, widths)
+    validation = opts.validation_data
+    names_val = ("validation_data[0]", "validation_data[1]")
+    if validation is not None:
+        if not isinstance(validation, (tuple, list)) or len(validation) != 2:
+            raise TypeError(f"validation_data must be a pair (X_val, y_val) of Dask arrays, got "
+                            f"{type(validation).__name__}"
+                            + (f" of length {len(validation)}"
+                               if isinstance(validation, (tuple, list)) else ""))
+        _Data(validation[0], validation[1], widths, names_val)
+    check_not_symmetric(checked)
+    if opts.method == "lbfgs":
+        import_scipy_minimize()          # a missing SciPy is refused before anything changes
+    client = _client(client)
+
+    objective = ClusterObjective(client, X, y, widths, dtype, output, opts.weight_decay)
+    val_objective = None
+    try:
+        if validation is not None:
+            val_objective = ClusterObjective(client, validation[0], validation[1], widths,
+                                             dtype, output, names=names_val)
+        return train(list(weights), objective, opts, val_objective,
+                     np.random.default_rng(opts.seed))
+    finally:
+        objective.release()
+        if val_objective is not None:
+            val_objective.release()

@@ -268,3 +268,171 @@ def test_kernel_sets_reported_pinned_and_mixing_warned(client):
         proc.terminate()
         proc.wait(30)
         _wait_for(client, 2)
+
+
+# ---------------------------------------------------------------------------------------------
+# fit: every full-batch method against fastbp.fit in memory
+
+def fit_problem(n=600, chunks=(250, 100, 250), seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, 4))
+    y = 0.8 * np.tanh(X[:, :1] - X[:, 1:2])
+    return fastbp.init_weights([4, 6, 1], seed=1), X, y, dask_data(X, y, chunks)
+
+
+# (method, options, relative tolerance on every epoch's E_aug and on the final weights): the line
+# searches of steepest and cg take many evaluations per epoch and amplify rounding differences
+FIT_CASES = [
+    ("gd", dict(learning_rate=0.5, momentum=0.5), 1e-12),
+    ("variable-lr", dict(learning_rate=0.5), 1e-12),
+    ("steepest", dict(line_search_steps=3), 1e-9),
+    ("cg", dict(line_search_steps=3), 1e-9),
+    ("rprop", dict(), 1e-12),
+    ("lbfgs", dict(), 1e-12),
+]
+
+
+@pytest.mark.parametrize("method, options, tol", FIT_CASES, ids=[c[0] for c in FIT_CASES])
+def test_fit_agrees_with_fastbp_fit(client, method, options, tol):
+    if method == "lbfgs":
+        pytest.importorskip("scipy", reason="method='lbfgs' needs SciPy")
+    w0, X, y, (Xd, yd) = fit_problem()
+    mem, dist = [w.copy() for w in w0], [w.copy() for w in w0]
+    h_mem = fastbp.fit(mem, X, y, method=method, epochs=4, weight_decay=0.01, **options)
+    h = fd.fit(dist, Xd, yd, method=method, epochs=4, weight_decay=0.01, client=client,
+               **options)
+    assert len(h) == len(h_mem) == 4 and h.stop_reason == h_mem.stop_reason == "epochs"
+    assert h.E_aug[-1] < h.start["E_aug"]
+    for a, b in zip(h.E_aug + h.E_in, h_mem.E_aug + h_mem.E_in):
+        assert abs(a - b) <= tol * b
+    for a, b in zip(dist, mem):
+        assert rel_err(a, b) <= tol
+
+
+def test_fit_validation_early_stopping_tol_callback(client):
+    w0, X, y, (Xd, yd) = fit_problem()
+    Xv, yv = X[:200] + 0.3, y[:200]
+    Xvd, yvd = dask_data(Xv, yv, (120, 80))
+    seen = []
+    kw = dict(method="rprop", epochs=30, early_stopping=True, patience=3, tol=1e-9)
+    mem, dist = [w.copy() for w in w0], [w.copy() for w in w0]
+    h_mem = fastbp.fit(mem, X, y, validation_data=(Xv, yv), **kw)
+    h = fd.fit(dist, Xd, yd, validation_data=(Xvd, yvd), client=client,
+               callback=lambda hist: seen.append(len(hist)), **kw)
+    assert (h.stop_reason, h.best_epoch, len(h)) == (h_mem.stop_reason, h_mem.best_epoch,
+                                                    len(h_mem))
+    assert seen == list(range(1, len(h) + 1))
+    assert max(abs(a - b) / b for a, b in zip(h.E_val, h_mem.E_val)) <= 1e-12
+    assert abs(h.start["E_val"] - h_mem.start["E_val"]) <= 1e-12 * h_mem.start["E_val"]
+    assert all(rel_err(a, b) <= 1e-12 for a, b in zip(dist, mem))
+    # a callback that returns False stops
+    h = fd.fit([w.copy() for w in w0], Xd, yd, method="gd", epochs=10, client=client,
+               callback=lambda hist: len(hist) < 2)
+    assert h.stop_reason == "callback" and len(h) == 2
+
+
+def test_fit_float32(client):
+    w0, X, y, _ = fit_problem()
+    w32 = [w.astype(np.float32) for w in w0]
+    mem, dist = [w.copy() for w in w32], [w.copy() for w in w32]
+    h_mem = fastbp.fit(mem, X.astype(np.float32), y.astype(np.float32), method="rprop", epochs=3)
+    h = fd.fit(dist, *dask_data(X, y, 300), method="rprop", epochs=3, client=client)
+    assert all(a.dtype == np.float32 for a in dist)
+    assert max(abs(a - b) / b for a, b in zip(h.E_in, h_mem.E_in)) <= 1e-5
+
+
+def test_fit_is_bitwise_repeatable(client):
+    w0, X, y, (Xd, yd) = fit_problem()
+    runs = []
+    for _ in range(2):
+        w = [a.copy() for a in w0]
+        h = fd.fit(w, Xd, yd, method="cg", epochs=3, line_search_steps=2, client=client)
+        runs.append((h.E_aug, w))
+    assert runs[0][0] == runs[1][0]
+    assert all(np.array_equal(a, b) for a, b in zip(runs[0][1], runs[1][1]))
+
+
+def test_worker_killed_mid_fit_gives_the_same_weights(client):
+    """A worker process killed (SIGKILL) in the middle of fit: Dask recomputes the chunks it held
+    from their source, and the fit ends with bitwise the weights of an undisturbed run."""
+    w0, X, y, (Xd, yd) = fit_problem(n=2000, chunks=(500, 500, 500, 500))
+    kw = dict(method="rprop", epochs=8, client=client)
+    calm = [w.copy() for w in w0]
+    h_calm = fd.fit(calm, Xd, yd, **kw)
+    killed = []
+
+    def kill_one(history):
+        if len(history) == 3:
+            pids = client.run(os.getpid)
+            victim = sorted(pids)[0]
+            os.kill(pids[victim], 9)
+            killed.append(pids[victim])
+
+    hit = [w.copy() for w in w0]
+    h_hit = fd.fit(hit, Xd, yd, callback=kill_one, **kw)
+    assert killed, "the callback did not kill a worker"
+    _wait_for(client, 2)
+    assert killed[0] not in client.run(os.getpid).values()
+    assert h_hit.E_aug == h_calm.E_aug and len(h_hit) == 8
+    assert all(np.array_equal(a, b) for a, b in zip(hit, calm))
+
+
+def test_ctrl_c_on_the_client_keeps_the_last_completed_epoch(client):
+    """SIGINT while the client waits for the cluster: fit stops, "interrupted", and the weights
+    are bitwise those of an undisturbed fit of the epochs it completed."""
+    import signal
+    import threading
+    w0, X, y, (Xd, yd) = fit_problem()
+    timers = []
+
+    def interrupt_soon(history):
+        if len(history) == 3:
+            timers.append(threading.Timer(0.02, os.kill, (os.getpid(), signal.SIGINT)))
+            timers[0].start()
+
+    w = [a.copy() for a in w0]
+    h = fd.fit(w, Xd, yd, method="gd", epochs=1000, callback=interrupt_soon, client=client)
+    timers[0].join()
+    assert h.stop_reason == "interrupted" and 3 <= len(h) < 1000
+    ref = [a.copy() for a in w0]
+    fd.fit(ref, Xd, yd, method="gd", epochs=len(h), client=client)
+    assert all(np.array_equal(a, b) for a, b in zip(w, ref))
+    # the cluster is still usable
+    assert fd.error(w, Xd, yd, client=client) == h.E_in[-1]
+
+
+def test_fit_bad_input_leaves_the_weights_alone(client):
+    w0, X, y, (Xd, yd) = fit_problem()
+    Xnan = X.copy()
+    Xnan[444, 1] = np.nan
+    ro = [w.copy() for w in w0]
+    ro[1].flags.writeable = False
+    cases = [
+        (dict(method="sgd"), ValueError, "method 'sgd' steps through mini-batches"),
+        (dict(method="adam"), ValueError, "fastbp.distributed.fit runs the full-batch methods"),
+        (dict(method="gd", num_threads=2), ValueError, "num_threads does not apply"),
+        (dict(method="gd", validation_fraction=0.2), ValueError,
+         "validation_fraction does not apply"),
+        (dict(method="gd", batch_size=10), ValueError, "method 'gd' does not take the option"),
+        (dict(method="gd", validation_data=(Xd,)), TypeError,
+         "validation_data must be a pair (X_val, y_val) of Dask arrays"),
+        (dict(method="gd", validation_data=(Xd[:, :2], yd)), ValueError,
+         "validation_data[0] must have shape (N, 4) for d(0) = 4, got shape (600, 2)"),
+        (dict(method="gd", X=dask_data(Xnan, y, (250, 100, 250))[0]), ValueError,
+         "X must be finite, but chunk 2 of X (rows 350 to 599) holds X[444, 1] = nan"),
+        (dict(method="gd", validation_data=dask_data(Xnan, y, (250, 100, 250))), ValueError,
+         "validation_data[0] must be finite, but chunk 2 of validation_data[0]"),
+        (dict(method="gd", y=da.from_array(y, chunks=(300, 1))), ValueError,
+         "X and y must have the same row chunks"),
+        (dict(method="gd", weights=ro), ValueError, "weights[1] is read-only"),
+        (dict(method="gd", client=None), ValueError, "needs a Dask client"),
+    ]
+    for change, exc, message in cases:
+        w = change.pop("weights", [a.copy() for a in w0])
+        before = [a.copy() for a in w]
+        args = dict(weights=w, X=Xd, y=yd, client=client, epochs=2)
+        args.update(change)
+        with pytest.raises(exc) as info:
+            fd.fit(**args)
+        assert message in str(info.value), (change, str(info.value))
+        assert all(np.array_equal(a, b) for a, b in zip(w, before))
