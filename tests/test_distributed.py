@@ -31,7 +31,7 @@ CHUNKINGS = {
 @pytest.fixture(scope="module")
 def client():
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster:
+                      dashboard_address=":0") as cluster:
         # not the default client: the "no client" test needs there to be none
         with Client(cluster, set_as_default=False) as c:
             yield c
@@ -436,3 +436,20 @@ def test_fit_bad_input_leaves_the_weights_alone(client):
             fd.fit(**args)
         assert message in str(info.value), (change, str(info.value))
         assert all(np.array_equal(a, b) for a, b in zip(w, before))
+
+
+def test_a_worker_of_two_threads_uses_both_and_agrees_bitwise(client):
+    """LocalCluster(n_workers=1, threads_per_worker=2): fastbp runs on the worker's 2 threads
+    (not OMP_NUM_THREADS=1, which Dask's nanny sets), and the results are bitwise those of 2
+    workers x 1 thread."""
+    weights, X, y = make_problem([6, 9, 2], 3000, seed=8)
+    Xd, yd = dask_data(X, y, (1000, 1200, 800))
+    two_by_one = fd.gradient(weights, Xd, yd, client=client)
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=True,
+                      dashboard_address=":0") as cluster:
+        with Client(cluster, set_as_default=False) as c:
+            threads = c.submit(lambda: fd._worker_slot()[0], pure=False).result()
+            omp = c.run(lambda: os.environ.get("OMP_NUM_THREADS"))
+            one_by_two = fd.gradient(weights, Xd, yd, client=c)
+    assert threads == 2 and list(omp.values()) == ["1"]
+    assert same(one_by_two, two_by_one)
