@@ -134,20 +134,46 @@ class _Data:
 
     def blocks(self):
         """[(X block, y block or None)] as Delayed objects, in row order."""
+        if getattr(self, "_blocks", None) is not None:
+            return list(self._blocks)
         xs = self.X.to_delayed().ravel().tolist()
         ys = self.y.to_delayed().ravel().tolist() if self.y is not None else [None] * len(xs)
         return list(zip(xs, ys))
 
     def persisted(self, client, dtype) -> "_Data":
-        """The same data converted to `dtype` and held in the workers' memory (once, for fit)."""
+        """The same data converted to `dtype` and held in the workers' memory (once, for fit).
+
+        Consecutive chunks go to the same worker and every worker gets its share (chunk i to
+        worker i W // n of W): left to itself, Dask may place a few large chunks on one worker
+        and leave another idle. The placement is a preference (allow_other_workers), so that a
+        chunk whose worker dies is recomputed on another."""
         X, y = self.X.astype(dtype), None if self.y is None else self.y.astype(dtype)
         if y is not None and y.ndim == 1:
             y = y.reshape(-1, 1)  # a reshape of a 1-D array keeps its row chunks
-        X, y = client.persist([X, y]) if y is not None else (client.persist(X), None)
+        workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
+        xs = X.to_delayed().ravel().tolist()
+        ys = y.to_delayed().ravel().tolist() if y is not None else [None] * len(xs)
+        token = uuid.uuid4().hex
+        placed = []
+        for i, (xb, yb) in enumerate(zip(xs, ys)):
+            where = [workers[i * len(workers) // len(xs)]] if workers else None
+            with dask.annotate(workers=where, allow_other_workers=True):
+                placed.append(tuple(
+                    None if b is None else dask.delayed(_hold, pure=False)(
+                        b, dask_key_name=f"fastbp-data-{token}-{name}-{i}")
+                    for name, b in (("X", xb), ("y", yb))))
+        flat = [b for pair in placed for b in pair if b is not None]
+        done = iter(client.persist(flat, optimize_graph=False))
         out = _Data.__new__(_Data)
         out.__dict__.update(self.__dict__)
         out.X, out.y = X, y
+        out._blocks = [tuple(None if b is None else next(done) for b in pair) for pair in placed]
         return out
+
+
+def _hold(block):
+    """A chunk as it is (the task that keeps it on the worker chosen for it)."""
+    return block
 
 
 # ---------------------------------------------------------------------------------------------

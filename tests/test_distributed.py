@@ -453,3 +453,20 @@ def test_a_worker_of_two_threads_uses_both_and_agrees_bitwise(client):
             one_by_two = fd.gradient(weights, Xd, yd, client=c)
     assert threads == 2 and list(omp.values()) == ["1"]
     assert same(one_by_two, two_by_one)
+
+
+def test_persisted_chunks_are_spread_in_row_order(client):
+    """fit's data: consecutive chunks on one worker, every worker its share (Dask alone may put
+    two large chunks on one worker and leave the other idle)."""
+    w0, X, y, (Xd, yd) = fit_problem(n=800, chunks=(200, 200, 200, 200))
+    obj = fd.ClusterObjective(client, Xd, yd, [4, 6, 1], np.float64, "tanh")
+    try:
+        holders = client.who_has([b for pair in obj.blocks for b in pair])
+        workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
+        first = [holders[pair[0].key] for pair in obj.blocks]
+        assert [h[0] for h in first] == [workers[0], workers[0], workers[1], workers[1]]
+        g = np.empty(obj.size)
+        E = obj.gradient(obj.flat(w0), g)
+        assert abs(E[0] - fastbp.error(w0, X, y)) <= 1e-12 * E[0]
+    finally:
+        obj.release()
