@@ -25,6 +25,7 @@ CHUNKINGS = {
     "even": 100,
     "uneven": (1, 37, 200, 3, 109, 50),
     "one": 400,
+    "an empty chunk": (100, 0, 300),
 }
 
 
@@ -120,11 +121,12 @@ def _wait_for(client, n, timeout=30):
 
 
 def test_bitwise_across_runs_and_worker_counts(client):
-    """The same chunking gives bitwise the same E_in and gradient on 2, 3 and 1 workers, and on
-    every run; the task stream shows that the chunks were really spread over the workers."""
+    """The same chunking gives bitwise the same E_in and gradient, and the same fit, on 2, 3 and
+    1 workers, and on every run; the task stream shows that the chunks were really spread over
+    the workers."""
     weights, X, y = make_problem([6, 9, 2], 1200, seed=7)
     Xd, yd = dask_data(X, y, (150, 200, 90, 160, 250, 110, 140, 100))
-    results = {}
+    results, fits = {}, {}
     cluster = client.cluster
     try:
         for n in (2, 3, 1):
@@ -132,6 +134,9 @@ def test_bitwise_across_runs_and_worker_counts(client):
             _wait_for(client, n)
             with get_task_stream(client=client) as ts:
                 results[n] = [fd.gradient(weights, Xd, yd, client=client) for _ in range(2)]
+                w = [a.copy() for a in weights]
+                h = fd.fit(w, Xd, yd, method="rprop", epochs=3, client=client)
+                fits[n] = (h.E_aug, w)
             assert len(_workers_that_ran(ts, "fastbp-gradient")) == n
     finally:
         cluster.scale(2)
@@ -139,6 +144,9 @@ def test_bitwise_across_runs_and_worker_counts(client):
     first = results[2][0]
     assert all(same(r, first) for runs in results.values() for r in runs)
     assert abs(first[0] - fastbp.error(weights, X, y)) <= 1e-12 * first[0]
+    E_aug, w = fits[2]
+    assert all(f[0] == E_aug and all(np.array_equal(a, b) for a, b in zip(f[1], w))
+               for f in fits.values())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -336,7 +344,7 @@ def test_fit_float32(client):
     w32 = [w.astype(np.float32) for w in w0]
     mem, dist = [w.copy() for w in w32], [w.copy() for w in w32]
     h_mem = fastbp.fit(mem, X.astype(np.float32), y.astype(np.float32), method="rprop", epochs=3)
-    h = fd.fit(dist, *dask_data(X, y, 300), method="rprop", epochs=3, client=client)
+    h = fd.fit(dist, *dask_data(X, y[:, 0], 300), method="rprop", epochs=3, client=client)
     assert all(a.dtype == np.float32 for a in dist)
     assert max(abs(a - b) / b for a, b in zip(h.E_in, h_mem.E_in)) <= 1e-5
 
