@@ -168,7 +168,14 @@ class _Data:
         out.__dict__.update(self.__dict__)
         out.X, out.y = X, y
         out._blocks = [tuple(None if b is None else next(done) for b in pair) for pair in placed]
+        out.futures = [tuple(None if b is None else _future_of(b) for b in pair)
+                       for pair in out._blocks]
         return out
+
+
+def _future_of(block):
+    """The Future behind a persisted Delayed block."""
+    return next(f for f in distributed.futures_of(block) if f.key == block.key)
 
 
 def _hold(block):
@@ -298,36 +305,57 @@ def _forward_block(Xb, flat_w, shapes, output, index, row0, names):
 _FAN_IN = 8
 
 
-def _tree(parts, token):
+def _tree(parts, combine):
     """Add the partial sums in chunk order, _FAN_IN at a time, level by level: for 20 chunks,
     (p0 + ... + p7) + (p8 + ... + p15) + (p16 + ... + p19). The shape of the tree, hence the order
-    of every addition, depends on the number of chunks only."""
+    of every addition, depends on the number of chunks only. combine(level, index, group) makes
+    the node that adds a group."""
     level = 0
     while len(parts) > 1:
-        parts = [dask.delayed(_add, pure=False)(
-                     *parts[i:i + _FAN_IN], dask_key_name=f"fastbp-add-{token}-{level}-{i}")
-                 if len(parts[i:i + _FAN_IN]) > 1 else parts[i]
-                 for i in range(0, len(parts), _FAN_IN)]
+        parts = [combine(level, i, parts[i:i + _FAN_IN]) if len(parts[i:i + _FAN_IN]) > 1
+                 else parts[i] for i in range(0, len(parts), _FAN_IN)]
         level += 1
     return parts[0]
 
 
-def _sums(client, weights, shapes, output, mode, data, blocks=None):
+def _submit(client, weights, shapes, output, mode, data, token):
+    """The evaluation's graph, submitted: a Future of the root of the tree."""
+    w_key = f"fastbp-weights-{token}"
+    args = (shapes, output, mode)
+    futures = getattr(data, "futures", None)
+    if futures is not None:
+        # data persisted by fit: a plain graph around the chunks' futures (building Delayed
+        # objects costs the client about 2 ms per chunk and evaluation)
+        dsk = {w_key: weights}
+        keys = []
+        for i, (xf, yf) in enumerate(futures):
+            key = f"fastbp-{mode}-{token}-{i}"
+            dsk[key] = (_chunk_sums, w_key, *args, xf, yf, i, data.starts[i], data.names)
+            keys.append(key)
+
+        def combine(level, i, group):
+            key = f"fastbp-add-{token}-{level}-{i}"
+            dsk[key] = (_add, *group)
+            return key
+
+        return client.get(dsk, _tree(keys, combine), sync=False)
+    w_node = dask.delayed(weights, name=w_key)
+    parts = [dask.delayed(_chunk_sums, pure=False)(
+                 w_node, *args, xb, yb, i, data.starts[i], data.names,
+                 dask_key_name=f"fastbp-{mode}-{token}-{i}")
+             for i, (xb, yb) in enumerate(data.blocks())]
+    return client.compute(_tree(parts, lambda level, i, group: dask.delayed(_add, pure=False)(
+        *group, dask_key_name=f"fastbp-add-{token}-{level}-{i}")))
+
+
+def _sums(client, weights, shapes, output, mode, data):
     """(sum of e_n, flat float64 gradient sum or None, N) over every chunk of `data`.
 
     weights: the flat weights, sent once per evaluation as one key of the graph (not with every
     chunk's task): the scheduler hands them to one worker and the others fetch them from there.
     They are not scattered, because scattered data that a dying worker held cannot be rebuilt
-    (and a scatter to a dying worker fails), whereas a key of the graph is recomputed elsewhere.
-    blocks: data.blocks(), when the caller keeps them (fit, on persisted data)."""
-    token = uuid.uuid4().hex
-    w_future = dask.delayed(weights, name=f"fastbp-weights-{token}")
-    parts = []
-    for i, (xb, yb) in enumerate(blocks if blocks is not None else data.blocks()):
-        parts.append(dask.delayed(_chunk_sums, pure=False)(
-            w_future, shapes, output, mode, xb, yb, i, data.starts[i], data.names,
-            dask_key_name=f"fastbp-{mode}-{token}-{i}"))
-    future = client.compute(_tree(parts, token))
+    (and a scatter to a dying worker fails), whereas a key of the graph is recomputed elsewhere."""
+    future = _submit(client, weights, shapes, output, mode, data, uuid.uuid4().hex)
     try:
         err, g, n, isas, problem = future.result()
     except BaseException:               # Ctrl-C on the client included: stop the computation
@@ -519,8 +547,7 @@ class ClusterObjective(Objective):
     def _sums(self, weights, mode):
         # a new flat vector: the method goes on changing its own while this one is in flight
         flat = np.concatenate([w.ravel() for w in weights])
-        return _sums(self.client, flat, _shapes(self.widths), self.output, mode, self.data,
-                     self.blocks)
+        return _sums(self.client, flat, _shapes(self.widths), self.output, mode, self.data)
 
     def error_in(self, weights) -> float:
         err, _, n = self._sums(weights, _ERROR)

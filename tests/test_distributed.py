@@ -478,3 +478,11 @@ def test_persisted_chunks_are_spread_in_row_order(client):
         assert abs(E[0] - fastbp.error(w0, X, y)) <= 1e-12 * E[0]
     finally:
         obj.release()
+
+
+def test_without_dask_the_import_error_names_the_extra():
+    code = ("import sys; sys.modules['distributed'] = None\n"
+            "try:\n    import fastbp.distributed\nexcept ImportError as e:\n    print(e)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=os.path.dirname(__file__), check=True).stdout
+    assert 'fastbp.distributed needs Dask' in out and 'pip install "fastbp[dask]"' in out
