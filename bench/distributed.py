@@ -11,15 +11,17 @@ For each network (B = [8, 32, 32, 1], D = [784, 256, 256, 10]) on the same 2 cor
 Printed: time per gradient, the overhead per evaluation (the cluster's time minus what each worker's
 kernel needs for its half on 1 thread; and, measured directly, an evaluation on 2 chunks of 64 rows),
 efficiency (in-process / cluster time), the bytes moved per evaluation (counted: worker-to-worker
-transfers; from the sizes: the weights to each worker and the sum back to the client), and a model of
-the time per evaluation on 10 and 100 machines like this one (2 cores each):
+transfers; from the sizes: the weights client -> scheduler -> a worker, and the sum back), and a
+model of the time per gd iteration (one gradient) on 10 and 100 machines like this one (2 cores each),
+for the same N shared out and for N per machine (M times the data):
 
     T(M) = T_kernel(N) / M + overhead + ceil(log_8 M) * (latency + 8 * 8P / bandwidth)
-           + M * s P / bandwidth
+           + M * s P / bandwidth                      (N per machine: T_kernel(N), not / M)
 
 T_kernel(N) the in-process time on the 2 cores, overhead the measured per-evaluation overhead on 2
 workers (scheduling, the graph, the client), P the number of weights, s their item size; the
-last two terms are the fan-in-8 reduction tree and the weights sent to each machine, for a network
+last two terms are the fan-in-8 reduction tree and the weights sent to each machine (as if one
+after another: an upper bound, since workers also fetch them from each other), for a network
 of `--bandwidth` Gbit/s and `--latency` ms (assumptions, printed). The table says when M machines
 stop paying: when T(M) stops falling.
 
@@ -127,7 +129,9 @@ def run_network(name, widths, args, client):
     small.release()
 
     overhead = max(t_cluster - t_half_1, 0.0)
-    sent = dtype.itemsize * P * 2          # the weights, to each of the 2 workers
+    # the weights in the graph: client -> scheduler -> the worker that holds them (the others
+    # fetch them from there: counted in bytes_peer, with the partial sums of the tree)
+    sent = dtype.itemsize * P * 2
     back = 8 * P                           # the float64 sum, to the client
     row = dict(network=name, widths=widths, N=n, dtype=str(dtype), params=P,
                t_local=t_local, t_worker_half_1thread=t_half_1, t_cluster=t_cluster,
@@ -138,12 +142,13 @@ def run_network(name, widths, args, client):
                bytes_total=moved_peer + sent + back)
     bw = args.bandwidth * 1e9 / 8
     lat = args.latency * 1e-3
-    model = {}
+    model, model_weak = {}, {}
     for M in (1, 2, 10, 100):
         depth = math.ceil(math.log(M, FAN_IN)) if M > 1 else 0
-        model[M] = (t_local / M + overhead + depth * (lat + FAN_IN * 8 * P / bw)
-                    + M * dtype.itemsize * P / bw)
-    row["model"] = model
+        comm = depth * (lat + FAN_IN * 8 * P / bw) + M * dtype.itemsize * P / bw
+        model[M] = t_local / M + overhead + comm           # the same N shared by M machines
+        model_weak[M] = t_local + overhead + comm          # N per machine: M times the data
+    row["model"], row["model_weak"] = model, model_weak
     return row
 
 
@@ -197,11 +202,13 @@ def main(argv=None):
           + ", ".join(f"{r['network']} {'met' if r['ratio'] <= 1.25 else 'NOT met'}"
                       for r in rows))
     print()
-    print(f"model, time per evaluation on M machines of 2 cores (same N; {args.bandwidth:g} "
+    print(f"model, time per gd iteration (one gradient) on M machines of 2 cores ({args.bandwidth:g} "
           f"Gbit/s, {args.latency:g} ms per message, the overhead measured above):")
-    print(f"{'net':4} " + " ".join(f"{'M=' + str(M):>10}" for M in (1, 2, 10, 100)))
+    print(f"{'net':4} {'data':>14} " + " ".join(f"{'M=' + str(M):>10}" for M in (1, 2, 10, 100)))
     for r in rows:
-        print(f"{r['network']:4} " + " ".join(f"{f(r['model'][M]):>10}" for M in (1, 2, 10, 100)))
+        for key, label in (("model", "N in all"), ("model_weak", "N per machine")):
+            print(f"{r['network']:4} {label:>14} "
+                  + " ".join(f"{f(r[key][M]):>10}" for M in (1, 2, 10, 100)))
     path = args.json or (None if args.quick else os.path.join(os.path.dirname(__file__),
                                                               "distributed.json"))
     if path:
