@@ -71,6 +71,13 @@ def fastbp_runs(weights0, X, y, threads, repeats):
     fit_epoch()
     rows["fastbp fit(epochs=1)"] = timed(fit_epoch, repeats)
 
+    def fit_many_epoch():
+        ws = [[a.copy() for a in weights0] for _ in range(threads)]
+        fastbp.fit_many(ws, X, y, method="sgd", learning_rate=LR, epochs=1, batch_size=BATCH,
+                        num_threads=threads)
+    fit_many_epoch()
+    rows[f"fastbp fit_many, {threads} nets"] = timed(fit_many_epoch, repeats)
+
     def full_gradient():
         fastbp.gradient(weights0, X, y, num_threads=threads)
     full_gradient()
@@ -168,6 +175,9 @@ def main(argv=None):
     full1 = rows["fastbp gradient, 1 thread"][0]
     print(f"fastbp epoch / its full-batch gradient: {kernel / full:.2f} (target <= 1.5); "
           f"the epoch runs on one thread: against the gradient on one thread {kernel / full1:.2f}")
+    many = rows[f"fastbp fit_many, {args.threads} nets"][0] / rows["fastbp fit(epochs=1)"][0]
+    print(f"fit_many: {args.threads} networks on {args.threads} threads take {many:.2f}x the time "
+          f"of one network's epoch (target <= 1.15), {args.threads / many:.2f}x the throughput")
     if "PyTorch loop" in rows:
         print(f"PyTorch epoch / fastbp epoch: {rows['PyTorch loop'][0] / kernel:.1f} (target >= 20)")
     record = {"widths": WIDTHS, "N": n, "batch_size": BATCH, "dtype": "float64",
@@ -176,7 +186,8 @@ def main(argv=None):
               "threadpools": threadpools(),
               "rows": {k: {"median_s": v[0], "min_s": v[1]} for k, v in rows.items()},
               "epoch_over_full_gradient": kernel / full,
-              "epoch_over_full_gradient_1_thread": kernel / full1}
+              "epoch_over_full_gradient_1_thread": kernel / full1,
+              "fit_many_over_one_fit": many}
     os.makedirs(os.path.dirname(args.json), exist_ok=True)
     with open(args.json, "w") as f:
         json.dump(record, f, indent=2)

@@ -37,8 +37,8 @@ finally:
 from ._api import backprop, error, forward, gradient, show_config
 from ._weights import init_weights
 from .network import Network, load
-from .training import History, fit
+from .training import History, fit, fit_many
 from ._gradcheck import check_gradient
 
 __all__ = ["__version__", "init_weights", "forward", "error", "gradient", "backprop", "Network",
-           "show_config", "fit", "History", "check_gradient", "load"]
+           "show_config", "fit", "fit_many", "History", "check_gradient", "load"]

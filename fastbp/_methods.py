@@ -95,7 +95,10 @@ class Method:
 
     # --- helpers for the full-batch methods ---------------------------------------------------
     def gradient(self):
-        self.E = self.obj.gradient(self.w, self.g, self.w_views, self.g_views)
+        if not np.isfinite(self.w).all():       # a step overflowed: the trainer stops, warned
+            self.E = (math.nan, math.nan)
+        else:
+            self.E = self.obj.gradient(self.w, self.g, self.w_views, self.g_views)
         return self.E
 
     def move(self, eta, d):
@@ -106,6 +109,8 @@ class Method:
     def error_at(self, eta, d):
         """(E_in, E_aug) at w + eta d, left in self.trial."""
         self.move(eta, d)
+        if not np.isfinite(self.trial).all():
+            return math.inf, math.inf           # never accepted: a line search looks elsewhere
         return self.obj.error(self.trial, self.trial_views)
 
     def accept_trial(self):
@@ -435,6 +440,13 @@ class MiniBatchMethod(Method):
         n = self.obj.n_samples
         return self.rng.permutation(n) if self.opts.shuffle else np.arange(n)
 
+    def error_after_epoch(self):
+        """E at the weights the kernel's epoch left; NaN when a step made them infinite or NaN
+        (the error functions refuse such weights; the trainer then stops with a warning)."""
+        if not np.isfinite(self.w).all():
+            return math.nan, math.nan
+        return self.obj.error(self.w, self.w_views)
+
 
 class SGD(MiniBatchMethod):
     """sgd: mini-batches of `batch_size` (1: the lecture's per-sample SGD; more than N: the whole
@@ -464,7 +476,7 @@ class SGD(MiniBatchMethod):
                        min(o.batch_size, obj.n_samples), self.lr, o.momentum,
                        obj.views(self.v) if o.momentum else None, 2.0 * obj.decay, obj.output,
                        rule=rule)
-        self.E = obj.error(self.w, self.w_views)
+        self.E = self.error_after_epoch()
         return self.lr, True
 
 
@@ -496,7 +508,7 @@ class Adam(MiniBatchMethod):
                                 obj.views(self.m), 2.0 * obj.decay, obj.output, rule="adam",
                                 moment2=obj.views(self.s), beta2=o.beta2, eps=o.eps,
                                 steps=self.t)
-        self.E = obj.error(self.w, self.w_views)
+        self.E = self.error_after_epoch()
         return self.lr, True
 
 

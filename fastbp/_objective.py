@@ -69,8 +69,17 @@ class Objective:
         """A new flat vector of the network's dtype holding the per-layer arrays."""
         return np.concatenate([np.asarray(a, dtype=self.dtype).ravel() for a in arrays])
 
+    # --- the penalty of E_aug (a subclass may regularise otherwise) ----------------------------
+    def penalty(self, w) -> float:
+        """E_aug - E_in at the flat w: (lambda / N) sum w^2."""
+        return self.decay * sum_squares(w)
+
+    def add_penalty_gradient(self, w, g) -> None:
+        """g += the gradient of the penalty at w."""
+        g += (2.0 * self.decay) * w
+
     def augment(self, E_in: float, w) -> float:
-        return E_in + self.decay * sum_squares(w) if self.decay else E_in
+        return E_in + self.penalty(w) if self.decay else E_in
 
     def error(self, w, views=None) -> tuple[float, float]:
         """(E_in, E_aug) at the flat weights w."""
@@ -82,7 +91,7 @@ class Objective:
         E_in = self.gradient_in(w_views if w_views is not None else self.views(w),
                                 g_views if g_views is not None else self.views(g))
         if self.decay:
-            g += (2.0 * self.decay) * w
+            self.add_penalty_gradient(w, g)
         return E_in, self.augment(E_in, w)
 
 

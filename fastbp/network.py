@@ -28,6 +28,7 @@ class Network:
                 raise ValueError(f"weights are for widths {widths_w}, not {self.widths}")
             self.weights = [np.array(w, dtype=self.dtype) for w in checked]
         self.history = None      # the History of the last fit
+        self.restart_histories = None   # all K histories of the last fit with restarts=K
 
     def __repr__(self) -> str:
         return (f"{type(self).__module__}.{type(self).__qualname__}({self.widths}, "
@@ -46,23 +47,45 @@ class Network:
 
     # --- training and its companions (fastbp.training, fastbp._io) -------------------------------
 
-    def fit(self, X, y, method: str = "sgd", **options):
+    def fit(self, X, y, method: str = "sgd", restarts: int = 1, **options):
         """Train the weights in place from where they are; returns a `fastbp.training.History`
         (also kept as `self.history`).
 
         The method and options are those of `fastbp.fit` (see there), with this network's
         output; `warm_start=True` goes on from the state the last fit of this network ended with.
+
+        restarts=K > 1 trains K networks side by side (`fastbp.fit_many`, one per thread): this
+        one from its current weights and K - 1 from fresh `init_weights` (seeded by `seed` and the
+        restart's number), and keeps the best: the lowest E_val when there is a validation set
+        (with early stopping: at the restored epoch), else the lowest final E_in. The weights
+        become the best network's; its History is returned; `self.restart_histories` holds all K.
         """
-        from .training import fit
+        from .training import fit, fit_many
         if "output" in options:
             raise TypeError("fit() got an unexpected keyword argument 'output' (a Network's "
                             "output is fixed when it is made)")
+        restarts = _checks.check_integer(restarts, "restarts", 1)
         if options.get("warm_start") is True:
             if self.history is None:
                 raise ValueError("warm_start=True goes on from this network's last fit, but it "
                                  "has not been fitted yet")
             options["warm_start"] = self.history
-        self.history = fit(self.weights, X, y, output=self.output, method=method, **options)
+        if restarts == 1:
+            self.history = fit(self.weights, X, y, output=self.output, method=method, **options)
+            return self.history
+        if options.get("warm_start") not in (None, False):
+            raise ValueError("restarts > 1 trains fresh networks: it cannot warm_start")
+        num_threads = options.pop("num_threads", None)
+        starts = [[w.copy() for w in self.weights]] + [
+            init_weights(self.widths, seed=_restart_rng(options.get("seed", 0), k),
+                         dtype=self.dtype) for k in range(1, restarts)]
+        histories = fit_many(starts, X, y, output=self.output, method=method,
+                             num_threads=num_threads, **options)
+        best = min(range(restarts), key=lambda k: _final_error(histories[k]))
+        for w, b in zip(self.weights, starts[best]):
+            np.copyto(w, b)
+        self.restart_histories = histories
+        self.history = histories[best]
         return self.history
 
     def predict(self, X) -> np.ndarray:
@@ -112,3 +135,28 @@ def load(file) -> Network:
     """
     widths, output, dtype, weights = _io.read(file)
     return Network(widths, output=output, dtype=dtype, weights=weights)
+
+
+def _restart_rng(seed, k):
+    """The generator of restart k's initial weights: from (seed, k), or fresh for seed None."""
+    if seed is None:
+        return np.random.default_rng()
+    if isinstance(seed, np.random.Generator):
+        return np.random.default_rng(seed.integers(0, 2 ** 63))
+    return np.random.default_rng([int(seed), k])
+
+
+def _final_error(history) -> float:
+    """What restarts compare: E_val of the weights kept (the restored epoch with early stopping),
+    or the final E_in without a validation set; NaN-free (a diverged network ranks last)."""
+    if history.E_val:
+        if history.best_epoch is not None:
+            value = (history.start["E_val"] if history.best_epoch == 0
+                     else history.E_val[history.best_epoch - 1])
+        else:
+            value = history.E_val[-1]
+    elif len(history):
+        value = history.E_in[-1]
+    else:
+        value = history.start.get("E_in", np.inf)
+    return value if np.isfinite(value) else np.inf

@@ -131,7 +131,7 @@ class _Trainer:
     """What every method's epochs report to: commits, history, stopping rules, progress."""
 
     def __init__(self, targets, objective: Objective, validation: Objective | None,
-                 opts: FitOptions, history: History):
+                 opts: FitOptions, history: History, stop=None):
         self.targets, self.obj, self.validation = targets, objective, validation
         self.opts, self.history = opts, history
         self.epochs = opts.epochs
@@ -141,6 +141,7 @@ class _Trainer:
         self.since_best = 0
         self.bar = None
         self.method = None           # the method's committed state (set by Method.run)
+        self.stop = stop             # a threading.Event: set, training stops after the epoch
 
     def E_val(self, w):
         return self.validation.error(w)[0] if self.validation is not None else None
@@ -175,7 +176,7 @@ class _Trainer:
             if improved:
                 self.best = (E_val, epoch, w.copy())
 
-        if _uninterrupted(commit_epoch):
+        if _uninterrupted(commit_epoch) or (self.stop is not None and self.stop.is_set()):
             return "interrupted"
         E_prev, self.E_prev = self.E_prev, E_aug
 
@@ -197,12 +198,13 @@ class _Trainer:
 
 
 def train(targets: list[np.ndarray], objective: Objective, opts: FitOptions,
-          validation: Objective | None = None, rng: Any = None) -> History:
+          validation: Objective | None = None, rng: Any = None, stop=None) -> History:
     """Run `opts.method` on `objective` from the weights in `targets` (the caller's arrays,
     updated in place at the end of every epoch); E_val from `validation`, if given.
 
     Everything must be checked already: targets writeable arrays of the objective's shapes and
-    dtype, opts from FitOptions.check. The mini-batch methods need a DataObjective.
+    dtype, opts from FitOptions.check. The mini-batch methods need a DataObjective. `stop`, a
+    threading.Event, ends training after the epoch during which it is set ("interrupted").
     """
     cls = opts.method_class
     if not cls.full_batch and not isinstance(objective, DataObjective):
@@ -212,9 +214,9 @@ def train(targets: list[np.ndarray], objective: Objective, opts: FitOptions,
     warm = opts.warm_start
     carried = warm.state if warm not in (None, False, True) else None
     if carried is not None:
-        _check_carried(carried, cls, objective)
+        _check_carried(carried, cls, objective.size)
     history = History(method=opts.method)
-    trainer = _Trainer(targets, objective, validation, opts, history)
+    trainer = _Trainer(targets, objective, validation, opts, history, stop)
     method = cls(objective, opts, rng, objective.flat(targets))
     trainer.method = method
     stop_reason = "epochs"
@@ -245,16 +247,16 @@ def train(targets: list[np.ndarray], objective: Objective, opts: FitOptions,
     return history
 
 
-def _check_carried(state, cls, objective):
+def _check_carried(state, cls, size):
     """warm_start's state must come from the same method and a network of the same shape."""
     if state.get("method") != cls.name:
         raise ValueError(f"warm_start is the history of a fit with method "
                          f"{state.get('method')!r}, not {cls.name!r}: its state does not apply")
     for name in cls.carry:
         value = state.get(name)
-        if isinstance(value, np.ndarray) and value.shape != (objective.size,):
+        if isinstance(value, np.ndarray) and value.shape != (size,):
             raise ValueError(f"warm_start's {name} has shape {value.shape}, but this network has "
-                             f"{objective.size} weights")
+                             f"{size} weights")
         if value is None:
             raise ValueError(f"warm_start's history has no {name}: it did not end with a state "
                              f"of method {cls.name!r}")
@@ -322,27 +324,139 @@ def fit(weights: list[np.ndarray], X: ArrayLike, y: ArrayLike, output: str = "ta
     stops with a RuntimeWarning. The same seed, data, arguments and thread count give bitwise the
     same weights.
     """
+    job = _check_fit(weights, X, y, output, method, options)
+    return train(*_start_fit(job))
+
+
+@dataclass
+class _FitJob:
+    """One fit, every argument checked: what `_start_fit` needs to begin it."""
+    targets: list
+    widths: list
+    dtype: Any
+    X: Any
+    y: Any
+    Xv: Any
+    yv: Any
+    n_val: Any
+    output: str
+    threads: int
+    opts: FitOptions
+
+
+def _check_fit(weights, X, y, output, method, options, num_threads=None) -> _FitJob:
+    """Every check of a fit, before anything changes or is drawn from a generator.
+    num_threads (when not None) overrides the option: fit_many gives each network one thread."""
     opts = FitOptions.check(method, **options)
     checked, widths, dtype = _checks.check_trainable(weights)
     output = _checks.check_output(output)
     X = _checks.check_X(X, widths, dtype)
     y = _checks.check_y(y, widths, dtype, X.shape[0])
-    threads = _checks.check_num_threads(opts.num_threads, _api.available_threads())
+    threads = _checks.check_num_threads(opts.num_threads if num_threads is None else num_threads,
+                                        _api.available_threads())
     X, y, Xv, yv, n_val = check_validation(opts, X, y, widths, dtype, None)
     check_not_symmetric(checked)
     if opts.warm_start is True:
         raise ValueError("warm_start=True means Network.fit's own last fit; fastbp.fit takes the "
                          "History an earlier fit returned")
-
-    # Every check passed: only now draw from the generator (it may be the caller's).
-    rng = np.random.default_rng(opts.seed)
-    if n_val:
-        perm = rng.permutation(X.shape[0])
-        val, train_rows = np.sort(perm[:n_val]), np.sort(perm[n_val:])
-        Xv, yv, X, y = X[val], y[val], X[train_rows], y[train_rows]
-    objective = DataObjective(widths, dtype, X, y, output, threads, opts.weight_decay)
-    validation = (DataObjective(widths, dtype, Xv, yv, output, threads) if Xv is not None
-                  else None)
+    if opts.warm_start not in (None, False):
+        size = sum((a + 1) * b for a, b in zip(widths[:-1], widths[1:]))
+        _check_carried(opts.warm_start.state, opts.method_class, size)
     if opts.method == "lbfgs":
         import_scipy_minimize()         # a missing SciPy is refused before anything changes
-    return train(list(weights), objective, opts, validation, rng)
+    return _FitJob(list(weights), widths, dtype, X, y, Xv, yv, n_val, output, threads, opts)
+
+
+def _start_fit(job: _FitJob):
+    """The arguments of `train` for a checked fit; draws the validation split (from `seed`)."""
+    X, y, Xv, yv = job.X, job.y, job.Xv, job.yv
+    rng = np.random.default_rng(job.opts.seed)
+    if job.n_val:
+        perm = rng.permutation(X.shape[0])
+        val, train_rows = np.sort(perm[:job.n_val]), np.sort(perm[job.n_val:])
+        Xv, yv, X, y = X[val], y[val], X[train_rows], y[train_rows]
+    objective = DataObjective(job.widths, job.dtype, X, y, job.output, job.threads,
+                              job.opts.weight_decay)
+    validation = (DataObjective(job.widths, job.dtype, Xv, yv, job.output, job.threads)
+                  if Xv is not None else None)
+    return job.targets, objective, job.opts, validation, rng
+
+
+def fit_many(weights: list[list[np.ndarray]], X: ArrayLike, y: ArrayLike, output: str = "tanh",
+             method: str = "sgd", options: list[dict] | None = None,
+             num_threads: int | None = None, **common) -> list[History]:
+    """Train K networks on (X, y) at once, one per thread; returns their K histories.
+
+    weights[k] (a list of arrays, updated in place) is trained as
+    `fit(weights[k], X, y, output, method, **common, **options[k])` would train it: the options
+    `common` to all, and each network's own `options[k]` (a dict; e.g. another learning rate),
+    with the same seed, data and arguments giving bitwise the same weights and history as that fit
+    alone. Each network runs on one thread, and up to `num_threads` of them (None: every core)
+    side by side: the kernels release the GIL, so a mini-batch epoch (one kernel call) of one
+    network runs while another's does. This is how several random restarts or a small grid of
+    hyperparameters use every core, when one network's SGD steps are too small to share.
+
+    Every network's arguments are checked before any network changes. Ctrl-C stops every network
+    after its current epoch (each keeps its last completed epoch, its history says
+    "interrupted"). A callback runs on the thread of its network.
+    """
+    if not isinstance(weights, (list, tuple)) or not weights:
+        raise TypeError(f"weights must be a non-empty list of networks (each a list of weight "
+                        f"arrays), got {type(weights).__name__}"
+                        + (" of length 0" if isinstance(weights, (list, tuple)) else ""))
+    K = len(weights)
+    if options is None:
+        options = [{}] * K
+    if not isinstance(options, (list, tuple)) or len(options) != K or not all(
+            isinstance(o, dict) for o in options):
+        raise ValueError(f"options must be a list of {K} dicts, one per network, got "
+                         f"{type(options).__name__}"
+                         + (f" of length {len(options)}" if isinstance(options, (list, tuple))
+                            else ""))
+    if "num_threads" in common or any("num_threads" in o for o in options):
+        raise ValueError("fit_many trains each network on one thread: give num_threads (how "
+                         "many networks train side by side) to fit_many, not as a fit option")
+    threads = _checks.check_num_threads(num_threads, _api.available_threads())
+    jobs = []
+    for k, (w, own) in enumerate(zip(weights, options)):
+        try:
+            jobs.append(_check_fit(w, X, y, output, method, {**common, **own}, num_threads=1))
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"network {k}: {exc}") from None
+    every = [a for w in weights for a in w]
+    _checks.check_disjoint(every, "the networks' weight arrays")
+
+    import threading
+    from concurrent.futures import ThreadPoolExecutor, wait
+    stop = threading.Event()
+
+    def not_started(job):
+        history = History(method=job.opts.method)
+        history.stop_reason = "interrupted"
+        return history
+
+    def run(job):
+        return not_started(job) if stop.is_set() else train(*_start_fit(job), stop=stop)
+
+    def finish(future):
+        """The future's result once its network has stopped, through further Ctrl-Cs."""
+        while True:
+            try:
+                return future.result()
+            except KeyboardInterrupt:
+                continue
+
+    with ThreadPoolExecutor(max_workers=max(1, min(K, threads))) as pool:
+        futures = []
+        try:
+            for job in jobs:
+                futures.append(pool.submit(run, job))
+            # waiting in short slices: the main thread then sees a Ctrl-C however it arrives
+            # (a signal handled on another thread does not wake a blocked wait)
+            while wait(futures, timeout=0.05).not_done:
+                pass
+            return [f.result() for f in futures]
+        except BaseException:           # Ctrl-C here, or a network's error: stop the others
+            stop.set()
+            return ([finish(f) for f in futures]
+                    + [not_started(job) for job in jobs[len(futures):]])

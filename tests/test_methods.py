@@ -442,3 +442,32 @@ def test_lbfgs_without_scipy_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "scipy.optimize", None)
     bad(ImportError, r"pip install \"fastbp\[scipy\]\"", method="lbfgs")
 
+
+
+@pytest.mark.parametrize("settings", [
+    dict(method="adam", learning_rate=1e200, batch_size=2),
+    dict(method="sgd", learning_rate=1e6, momentum=0.9, nesterov=True),
+], ids=["adam", "nesterov"])
+def test_divergence_stops_with_the_last_finite_weights(settings):
+    widths, output, X, y = regression()
+    X = X * 1e3
+    weights = fastbp.init_weights(widths, seed=1)
+    seen = []
+    with pytest.warns(RuntimeWarning, match="infinite or NaN"):
+        h = fastbp.fit(weights, X, y, output=output, epochs=100,
+                       callback=lambda hist: seen.append(copies(weights)), **settings)
+    assert h.stop_reason == "diverged"
+    assert all(np.isfinite(w).all() for w in weights)
+    assert len(h) == len(seen) and (not seen or bitwise_equal(weights, seen[-1]))
+
+
+@pytest.mark.parametrize("method", ["gd", "rprop"])
+def test_full_batch_steps_to_infinite_weights_stop_with_a_warning(method):
+    """A step that overflows the weights themselves (not only the error) is caught as well."""
+    widths, output, X, y = regression()
+    weights = fastbp.init_weights(widths, seed=1)
+    options = (dict(learning_rate=1e308) if method == "gd"
+               else dict(step_initial=1e308, step_max=1.5e308, step_min=1.0))
+    with pytest.warns(RuntimeWarning, match="infinite or NaN"):
+        h = fastbp.fit(weights, X, y, output=output, method=method, epochs=20, **options)
+    assert h.stop_reason == "diverged" and all(np.isfinite(w).all() for w in weights)

@@ -1,0 +1,126 @@
+"""fit_many and Network.fit(restarts=K): several networks at once, one per thread, each exactly the
+network that fit would have trained alone."""
+import _thread
+import time
+
+import numpy as np
+import pytest
+
+import fastbp
+
+from test_training import bitwise_equal, copies, multiclass, regression
+
+
+def starts(widths, k, dtype="float64"):
+    return [fastbp.init_weights(widths, seed=10 + i, dtype=dtype) for i in range(k)]
+
+
+@pytest.mark.parametrize("method,common,own", [
+    ("sgd", dict(batch_size=4, momentum=0.5, epochs=15), [dict(learning_rate=0.05),
+                                                          dict(learning_rate=0.02, seed=3),
+                                                          dict(nesterov=True)]),
+    ("adam", dict(batch_size=8, epochs=15, learning_rate=0.01), [{}, dict(beta1=0.8), {}]),
+    ("variable-lr", dict(epochs=30), [{}, dict(lr_increase=1.2), {}]),
+    ("cg", dict(epochs=10, weight_decay=0.1), [{}, {}, {}]),
+    ("lbfgs", dict(epochs=10, validation_fraction=0.25), [{}, {}, {}]),
+])
+@pytest.mark.parametrize("num_threads", [1, 2])
+def test_each_network_is_the_one_fit_trains_alone(method, common, own, num_threads):
+    if method == "lbfgs":
+        pytest.importorskip("scipy")
+    widths, output, X, y = multiclass()
+    many = starts(widths, 3)
+    alone = [copies(w) for w in many]
+    histories = fastbp.fit_many(many, X, y, output=output, method=method, options=own,
+                                num_threads=num_threads, **common)
+    for w, w_alone, o, h in zip(many, alone, own, histories):
+        h_alone = fastbp.fit(w_alone, X, y, output=output, method=method, **common, **o)
+        assert bitwise_equal(w, w_alone)
+        assert h.E_in == h_alone.E_in and h.E_val == h_alone.E_val
+        assert h.stop_reason == h_alone.stop_reason
+
+
+def test_restarts_keep_the_best_network():
+    widths, output, X, y = multiclass()
+    net = fastbp.Network(widths, output=output, seed=1)
+    w0 = copies(net.weights)
+    h = net.fit(X, y, method="sgd", learning_rate=0.05, batch_size=4, epochs=10, restarts=3,
+                validation_fraction=0.25)
+    assert len(net.restart_histories) == 3 and h is net.history
+    finals = [r.E_val[-1] for r in net.restart_histories]
+    best = int(np.argmin(finals))
+    assert h is net.restart_histories[best]
+    # restart 0 started from the network's own weights, the others from seeded fresh ones
+    first = copies(w0)
+    h0 = fastbp.fit(first, X, y, output=output, method="sgd", learning_rate=0.05, batch_size=4,
+                    epochs=10, validation_fraction=0.25)
+    assert h0.E_val == net.restart_histories[0].E_val
+    again = fastbp.Network(widths, output=output, seed=1)
+    again.fit(X, y, method="sgd", learning_rate=0.05, batch_size=4, epochs=10, restarts=3,
+              validation_fraction=0.25)
+    assert bitwise_equal(again.weights, net.weights)
+    assert fastbp.error(net.weights, X, y, output=output) <= max(
+        r.E_in[-1] for r in net.restart_histories) * (1 + 1e-12)
+
+
+def test_restarts_without_validation_compare_E_in():
+    widths, output, X, y = regression(30)
+    net = fastbp.Network(widths, output=output, seed=1)
+    h = net.fit(X, y, method="gd", epochs=20, restarts=4)
+    assert h.E_in[-1] == min(r.E_in[-1] for r in net.restart_histories)
+    assert fastbp.error(net.weights, X, y, output=output) == pytest.approx(h.E_in[-1], rel=1e-12)
+
+
+def test_ctrl_c_stops_every_network_after_its_epoch():
+    widths, output, X, y = regression(200)
+    many = starts(widths, 2)
+    seen = [[], []]
+
+    def watcher(k):
+        def callback(history):
+            seen[k].append(len(history))
+            if k == 0 and len(history) == 3:
+                for _ in range(500):           # until network 1 is under way too
+                    if seen[1]:
+                        break
+                    time.sleep(0.01)
+                _thread.interrupt_main()       # what Ctrl-C does to the waiting main thread
+                time.sleep(0.2)
+        return callback
+
+    histories = fastbp.fit_many(many, X, y, output=output, method="sgd", epochs=100000,
+                                batch_size=1, num_threads=2,
+                                options=[dict(callback=watcher(0)), dict(callback=watcher(1))])
+    assert all(h.stop_reason == "interrupted" for h in histories)
+    for k, h in enumerate(histories):
+        # the epoch under way when Ctrl-C came is completed and kept, then the network stops
+        assert 1 <= len(h) < 100000 and len(h) - 1 <= seen[k][-1] <= len(h)
+        again = fastbp.init_weights(widths, seed=10 + k)
+        fastbp.fit(again, X, y, output=output, method="sgd", epochs=len(h), batch_size=1)
+        assert bitwise_equal(many[k], again)
+
+
+def test_bad_input_changes_no_network():
+    widths, output, X, y = regression(10)
+    many = starts(widths, 3)
+    before = [copies(w) for w in many]
+    with pytest.raises(ValueError, match=r"network 2: learning_rate must be > 0, got -1"):
+        fastbp.fit_many(many, X, y, output=output, method="gd",
+                        options=[{}, {}, dict(learning_rate=-1)])
+    with pytest.raises(ValueError, match=r"options must be a list of 3 dicts, one per network, "
+                                         r"got list of length 2"):
+        fastbp.fit_many(many, X, y, output=output, options=[{}, {}])
+    with pytest.raises(ValueError, match=r"give num_threads .* to fit_many"):
+        fastbp.fit_many(many, X, y, output=output, num_threads=1, options=[{}, {"num_threads": 2}, {}])
+    with pytest.raises(ValueError, match=r"network 1: weights\[1\] has shape"):
+        fastbp.fit_many([many[0], [many[1][0], np.zeros((3, 1))]], X, y, output=output)
+    shared = [many[0], many[0]]
+    with pytest.raises(ValueError, match=r"share memory"):
+        fastbp.fit_many(shared, X, y, output=output)
+    with pytest.raises(TypeError, match=r"weights must be a non-empty list of networks"):
+        fastbp.fit_many([], X, y)
+    net = fastbp.Network(widths, output=output)
+    with pytest.raises(ValueError, match=r"restarts must be at least 1, got 0"):
+        net.fit(X, y, restarts=0)
+    for w, b in zip(many, before):
+        assert bitwise_equal(w, b)
