@@ -150,7 +150,7 @@ class _Data:
         X, y = self.X.astype(dtype), None if self.y is None else self.y.astype(dtype)
         if y is not None and y.ndim == 1:
             y = y.reshape(-1, 1)  # a reshape of a 1-D array keeps its row chunks
-        workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
+        workers = _worker_addresses(client)
         xs = X.to_delayed().ravel().tolist()
         ys = y.to_delayed().ravel().tolist() if y is not None else [None] * len(xs)
         token = uuid.uuid4().hex
@@ -171,6 +171,14 @@ class _Data:
         out.futures = [tuple(None if b is None else _future_of(b) for b in pair)
                        for pair in out._blocks]
         return out
+
+
+def _worker_addresses(client) -> list:
+    try:
+        info = client.scheduler_info(n_workers=-1)    # all of them (Dask >= 2025 lists 5 unless)
+    except TypeError:                                 # older Dask: always all of them
+        info = client.scheduler_info()
+    return sorted(info["workers"])
 
 
 def _future_of(block):
