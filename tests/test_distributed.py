@@ -358,6 +358,13 @@ def test_fit_is_bitwise_repeatable(client):
         runs.append((h.E_aug, w))
     assert runs[0][0] == runs[1][0]
     assert all(np.array_equal(a, b) for a, b in zip(runs[0][1], runs[1][1]))
+    # and fit leaves nothing of its own in the workers' memory
+    import gc
+    gc.collect()
+    t0 = time.time()
+    while any(str(k).startswith("fastbp-") for k in client.who_has()):
+        assert time.time() - t0 < 10, sorted(map(str, client.who_has()))[:5]
+        time.sleep(0.05)
 
 
 def test_worker_killed_mid_fit_gives_the_same_weights(client):
