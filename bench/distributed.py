@@ -1,19 +1,19 @@
-"""fastbp.distributed against fastbp in-process: the cost of a full-batch gradient on a Dask cluster.
+"""fastbp.distributed against fastbp in-process: a full-batch gradient on a Dask cluster.
 
-    python bench/distributed.py            # B and D, N such that a gradient takes >= 0.3 s in-process
-    python bench/distributed.py --quick    # smaller N, fewer repeats: checks that it runs (seconds)
+    python bench/distributed.py          # B and D, N such that a gradient takes >= 0.3 s in-process
+    python bench/distributed.py --quick  # smaller N, fewer repeats: checks that it runs (seconds)
 
 For each network (B = [8, 32, 32, 1], D = [784, 256, 256, 10]) on the same 2 cores:
 - in-process: fastbp.gradient on 2 threads, the data in memory;
 - cluster: a LocalCluster of 2 worker processes x 1 thread, the data persisted on the workers in
   2 chunks (one each), one evaluation as fastbp.distributed.fit makes it (ClusterObjective.gradient:
   weights sent once, a partial sum per chunk, the ordered reduction, the division on the client).
-Printed: time per gradient, the overhead per evaluation (the cluster's time minus what each worker's
-kernel needs for its half on 1 thread; and, measured directly, an evaluation on 2 chunks of 64 rows),
-efficiency (in-process / cluster time), the bytes moved per evaluation (counted: worker-to-worker
-transfers; from the sizes: the weights client -> scheduler -> a worker, and the sum back), and a
-model of the time per gd iteration (one gradient) on 10 and 100 machines like this one (2 cores each),
-for the same N shared out and for N per machine (M times the data):
+Printed: time per gradient, the overhead per evaluation (the cluster's time minus what each
+worker's kernel needs for its half on 1 thread; and, measured directly, an evaluation on 2 chunks
+of 64 rows), efficiency (in-process / cluster time), the bytes moved per evaluation (counted:
+worker-to-worker transfers; from the sizes: the weights client -> scheduler -> a worker, and the
+sum back), and a model of the time per gd iteration (one gradient) on 10 and 100 machines like
+this one (2 cores each), for the same N shared out and for N per machine (M times the data):
 
     T(M) = T_kernel(N) / M + overhead + ceil(log_8 M) * (latency + 8 * 8P / bandwidth)
            + M * s P / bandwidth                      (N per machine: T_kernel(N), not / M)
@@ -202,8 +202,9 @@ def main(argv=None):
           + ", ".join(f"{r['network']} {'met' if r['ratio'] <= 1.25 else 'NOT met'}"
                       for r in rows))
     print()
-    print(f"model, time per gd iteration (one gradient) on M machines of 2 cores ({args.bandwidth:g} "
-          f"Gbit/s, {args.latency:g} ms per message, the overhead measured above):")
+    print(f"model, time per gd iteration (one gradient) on M machines of 2 cores "
+          f"({args.bandwidth:g} Gbit/s, {args.latency:g} ms per message, the overhead measured "
+          f"above):")
     print(f"{'net':4} {'data':>14} " + " ".join(f"{'M=' + str(M):>10}" for M in (1, 2, 10, 100)))
     for r in rows:
         for key, label in (("model", "N in all"), ("model_weak", "N per machine")):

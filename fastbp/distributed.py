@@ -1,27 +1,27 @@
-"""fastbp on a Dask cluster: gradients, errors, outputs and full-batch training where the data lives.
+"""fastbp on a Dask cluster: gradients, errors, outputs and full-batch training where the data is.
 
-The in-sample error and its gradient are sums over the samples. Here X and y are Dask arrays cut into
-row chunks; each chunk's partial sums (error, gradient, sample count) are computed by fastbp's kernel
-on the worker that holds the chunk (`fastbp.gradient(..., reduction="sum")`), in float64, added up by
-a tree of additions whose shape depends only on the number of chunks, and divided by N once, on the
+The in-sample error and its gradient are sums over the samples. Here X and y are Dask arrays cut
+into row chunks; each chunk's partial sums (error, gradient, sample count) are computed by fastbp's
+kernel on the worker that holds the chunk (`fastbp.gradient(..., reduction="sum")`), added in
+float64 by a tree whose shape depends only on the number of chunks, and divided by N once, on the
 client. Only the weights travel to the workers and only the partial sums travel back.
 
 What runs where:
 - the client checks every argument, builds the graph, runs the training method (the line search,
   L-BFGS, ...) and divides the final sums;
-- each worker runs the kernel on its own chunks, one kernel call at a time, on as many threads as the
-  worker has (`threads_per_worker`, `dask worker --nthreads`), never more: a cluster is not
+- each worker runs the kernel on its own chunks, one kernel call at a time, on as many threads as
+  the worker has (`threads_per_worker`, `dask worker --nthreads`), never more: a cluster is not
   oversubscribed however many chunks a worker holds;
 - `forward` / `predict` return a Dask array computed chunk by chunk on the workers.
 
 Reproducibility: a chunk's partial sums do not depend on the worker or on its thread count (the
-kernel's own reduction order depends on the network only), and the tree adds them in a fixed order;
-so for a given chunking the results are bitwise the same from run to run and on any number of workers,
-PROVIDED every worker runs the same kernel set (`fastbp._api.ISA`: AVX-512, AVX2+FMA and baseline
-round differently). `kernels(client)` lists the sets the workers run, every evaluation checks the
-sets the chunks actually ran with (a RuntimeWarning when they differ), and `FASTBP_SIMD` in the
-workers' environment pins one (see `kernels`). A different chunking gives a different (equally
-accurate) order of additions.
+kernel's own reduction order depends on the network only), and the tree adds them in a fixed
+order; so for a given chunking the results are bitwise the same from run to run and on any number
+of workers, PROVIDED every worker runs the same kernel set (`fastbp._api.ISA`: AVX-512, AVX2+FMA
+and baseline round differently). `kernels(client)` lists the sets the workers run, every
+evaluation checks the sets the chunks actually ran with (a RuntimeWarning when they differ), and
+`FASTBP_SIMD` in the workers' environment pins one (see `kernels`). A different chunking gives a
+different (equally accurate) order of additions.
 
 Dask is an optional dependency: `pip install "fastbp[dask]"`. `import fastbp` never imports it.
 """
@@ -393,7 +393,7 @@ def _shapes(widths):
 # Public functions
 
 def gradient(weights, X, y, output: str = "tanh", sample_weight=None, reduction: str = "mean",
-             client=None):
+             client=None) -> tuple[float, list[np.ndarray]]:
     """(E_in, [dE_in/dW(1), ..., dE_in/dW(L)]) over Dask arrays X, y, as `fastbp.gradient`.
 
     Parameters
@@ -408,8 +408,9 @@ def gradient(weights, X, y, output: str = "tanh", sample_weight=None, reduction:
 
     Returns
     -------
-    (float, list of ndarrays shaped and typed like the weights). The sums are float64 whatever the
-    weights' dtype, divided by N once, then rounded to the weights' dtype.
+    (float, list of ndarrays shaped and typed like the weights). Each chunk's sums come from the
+    kernel (which sums in float64 and rounds once to the weights' dtype); they are added across
+    chunks in float64, divided by N once, then rounded to the weights' dtype.
 
     Raises
     ------
@@ -428,14 +429,18 @@ def gradient(weights, X, y, output: str = "tanh", sample_weight=None, reduction:
     data = _Data(X, y, widths)
     client = _client(client)
     shapes = _shapes(widths)
-    err, g, n, = _sums(client, _flat(weights, dtype), shapes, output, _GRADIENT, data)
+    err, g, n = _sums(client, _flat(weights, dtype), shapes, output, _GRADIENT, data)
     if reduction == "mean":
         err, g = err / n, g / n
     return err, [v.astype(dtype) for v in _views(g, shapes)]
 
 
 def error(weights, X, y, output: str = "tanh", sample_weight=None, client=None) -> float:
-    """E_in = (1/N) sum_n ||x(L)_n - y_n||^2 over Dask arrays X, y (arguments as `gradient`)."""
+    """E_in = (1/N) sum_n ||x(L)_n - y_n||^2 over Dask arrays X, y, as `fastbp.error`.
+
+    Parameters, Raises and Notes as `gradient`. The error sums are those `gradient` adds, in the
+    same order: `error(...)` equals `gradient(...)[0]` bitwise.
+    """
     weights, widths, dtype = _checks.check_weights(weights)
     output = _checks.check_output(output)
     _check_sample_weight(sample_weight)
@@ -446,9 +451,23 @@ def error(weights, X, y, output: str = "tanh", sample_weight=None, client=None) 
 
 
 def forward(weights, X, output: str = "tanh"):
-    """The outputs x(L) for every row of the Dask array X: a Dask array of shape (N, d(L)) in the
-    weights' dtype, with the row chunks of X, computed where the chunks are (lazily: call
-    .compute(), .persist() or .to_zarr(...) on it). Arguments as `gradient`."""
+    """The outputs x(L) for every row of the Dask array X, computed where its chunks are.
+
+    Parameters
+    ----------
+    weights, X, output : as `gradient`.
+
+    Returns
+    -------
+    dask.array.Array of shape (N, d(L)) in the weights' dtype, with the row chunks of X, lazy:
+    call .compute(), .persist() or .to_zarr(...) on it. The weights are one key of its graph.
+    Each chunk's rows are bitwise `fastbp.forward` of those rows.
+
+    Raises
+    ------
+    TypeError, ValueError : bad arguments, at once; a chunk holding NaN or infinity raises a
+    ValueError naming the chunk and the row when the array is computed.
+    """
     weights, widths, dtype = _checks.check_weights(weights)
     output = _checks.check_output(output)
     data = _Data(X, None, widths)

@@ -1,4 +1,4 @@
-"""fastbp.distributed on a LocalCluster of 2 worker processes x 1 thread (one cluster for the module).
+"""fastbp.distributed on a LocalCluster of 2 worker processes x 1 thread (one for the module).
 
 Everything is compared with fastbp on the same data in memory, and repeated runs (and runs on 1, 2
 and 3 workers) must agree bitwise.
