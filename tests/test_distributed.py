@@ -372,25 +372,30 @@ def test_fit_is_bitwise_repeatable(client):
         time.sleep(0.05)
 
 
-def test_worker_killed_mid_fit_gives_the_same_weights(client):
-    """A worker process killed (SIGKILL) in the middle of fit: Dask recomputes the chunks it held
-    from their source, and the fit ends with bitwise the weights of an undisturbed run."""
+@pytest.mark.parametrize("delay", [0.0, 0.01], ids=["between evaluations", "during one"])
+def test_worker_killed_mid_fit_gives_the_same_weights(client, delay):
+    """A worker process killed (SIGKILL) in the middle of fit, after epoch 3 (at once, or 10 ms
+    into epoch 4's evaluation): Dask recomputes the chunks it held from their source, and the fit
+    ends with bitwise the weights of an undisturbed run."""
+    import threading
     w0, X, y, (Xd, yd) = fit_problem(n=2000, chunks=(500, 500, 500, 500))
     kw = dict(method="rprop", epochs=8, client=client)
     calm = [w.copy() for w in w0]
     h_calm = fd.fit(calm, Xd, yd, **kw)
-    killed = []
+    killed, timers = [], []
 
     def kill_one(history):
         if len(history) == 3:
             pids = client.run(os.getpid)
-            victim = sorted(pids)[0]
-            os.kill(pids[victim], 9)
-            killed.append(pids[victim])
+            victim = pids[sorted(pids)[0]]
+            timers.append(threading.Timer(delay, os.kill, (victim, 9)))
+            timers[0].start()
+            killed.append(victim)
 
     hit = [w.copy() for w in w0]
     h_hit = fd.fit(hit, Xd, yd, callback=kill_one, **kw)
     assert killed, "the callback did not kill a worker"
+    timers[0].join()
     _wait_for(client, 2)
     assert killed[0] not in client.run(os.getpid).values()
     assert h_hit.E_aug == h_calm.E_aug and len(h_hit) == 8
