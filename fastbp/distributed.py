@@ -326,19 +326,27 @@ def _tree(parts, combine):
     return parts[0]
 
 
+# Weights this small (times the number of chunks) travel inside every chunk's task rather than as
+# a key of their own that the workers fetch: one round trip less per evaluation (5-10 ms measured
+# on the 2-core machine for [8, 32, 32, 1]), for a few copies of a small vector.
+_INLINE_BYTES = 1 << 20
+
+
 def _submit(client, weights, shapes, output, mode, data, token):
     """The evaluation's graph, submitted: a Future of the root of the tree."""
     w_key = f"fastbp-weights-{token}"
     args = (shapes, output, mode)
     futures = getattr(data, "futures", None)
+    inline = weights.nbytes * len(data.row_chunks) <= _INLINE_BYTES
     if futures is not None:
         # data persisted by fit: a plain graph around the chunks' futures (building Delayed
         # objects costs the client about 2 ms per chunk and evaluation)
-        dsk = {w_key: weights}
+        dsk = {} if inline else {w_key: weights}
+        w_arg = weights if inline else w_key
         keys = []
         for i, (xf, yf) in enumerate(futures):
             key = f"fastbp-{mode}-{token}-{i}"
-            dsk[key] = (_chunk_sums, w_key, *args, xf, yf, i, data.starts[i], data.names)
+            dsk[key] = (_chunk_sums, w_arg, *args, xf, yf, i, data.starts[i], data.names)
             keys.append(key)
 
         def combine(level, i, group):
@@ -347,7 +355,7 @@ def _submit(client, weights, shapes, output, mode, data, token):
             return key
 
         return client.get(dsk, _tree(keys, combine), sync=False)
-    w_node = dask.delayed(weights, name=w_key)
+    w_node = weights if inline else dask.delayed(weights, name=w_key)
     parts = [dask.delayed(_chunk_sums, pure=False)(
                  w_node, *args, xb, yb, i, data.starts[i], data.names,
                  dask_key_name=f"fastbp-{mode}-{token}-{i}")
@@ -360,9 +368,9 @@ def _sums(client, weights, shapes, output, mode, data):
     """(sum of e_n, flat float64 gradient sum or None, N) over every chunk of `data`.
 
     weights: the flat weights, sent once per evaluation as one key of the graph (not with every
-    chunk's task): the scheduler hands them to one worker and the others fetch them from there.
-    They are not scattered, because scattered data that a dying worker held cannot be rebuilt
-    (and a scatter to a dying worker fails), whereas a key of the graph is recomputed elsewhere."""
+    chunk's task, unless they are small): the scheduler hands them to one worker and the others
+    fetch them from there. They are not scattered, because scattered data that a dying worker held
+    cannot be rebuilt (and a scatter to a dying worker fails), whereas the graph is recomputed."""
     future = _submit(client, weights, shapes, output, mode, data, uuid.uuid4().hex)
     try:
         err, g, n, isas, problem = future.result()

@@ -81,6 +81,27 @@ def test_gradient_and_error_agree_with_memory_f64(client, widths, output, chunki
     assert e == Ed  # the same partial sums, added in the same order
 
 
+def test_weights_as_a_key_of_their_own(client, monkeypatch):
+    """Large weights (here: any) are one key of the graph that the workers fetch, not a copy in
+    every task: the same results, bitwise, in both evaluation paths (gradient on lazy data, fit's
+    objective on persisted data)."""
+    weights, X, y = make_problem([5, 8, 3], 500, seed=9)
+    Xd, yd = dask_data(X, y, (100, 150, 250))
+    inline = fd.gradient(weights, Xd, yd, client=client)
+    obj = fd.ClusterObjective(client, Xd, yd, [5, 8, 3], np.float64, "tanh")
+    g_inline = np.empty(obj.size)
+    E_inline = obj.gradient(obj.flat(weights), g_inline)
+    monkeypatch.setattr(fd, "_INLINE_BYTES", 0)
+    with get_task_stream(client=client) as ts:
+        keyed = fd.gradient(weights, Xd, yd, client=client)
+        g_keyed = np.empty(obj.size)
+        E_keyed = obj.gradient(obj.flat(weights), g_keyed)
+    obj.release()
+    assert len([t for t in ts.data if str(t["key"]).startswith("fastbp-weights-")]) == 2
+    assert same(keyed, inline) and E_keyed == E_inline and np.array_equal(g_keyed, g_inline)
+    assert rel_err(g_keyed, np.concatenate([a.ravel() for a in inline[1]])) == 0
+
+
 def test_gradient_float32(client):
     weights, X, y = make_problem([5, 8, 3], 500, dtype="float32", seed=3)
     Xd, yd = dask_data(X, y, CHUNKINGS["uneven"][:4] + (259,))
@@ -372,12 +393,17 @@ def test_fit_is_bitwise_repeatable(client):
         time.sleep(0.05)
 
 
-@pytest.mark.parametrize("delay", [0.0, 0.01], ids=["between evaluations", "during one"])
-def test_worker_killed_mid_fit_gives_the_same_weights(client, delay):
+@pytest.mark.parametrize("delay, inline", [(0.0, True), (0.01, False)],
+                         ids=["between evaluations, weights in the tasks",
+                              "during one, weights a key of their own"])
+def test_worker_killed_mid_fit_gives_the_same_weights(client, delay, inline, monkeypatch):
     """A worker process killed (SIGKILL) in the middle of fit, after epoch 3 (at once, or 10 ms
-    into epoch 4's evaluation): Dask recomputes the chunks it held from their source, and the fit
-    ends with bitwise the weights of an undisturbed run."""
+    into epoch 4's evaluation): Dask recomputes the chunks it held from their source (and the
+    weights, when they are a key that worker held), and the fit ends with bitwise the weights of an
+    undisturbed run."""
     import threading
+    if not inline:
+        monkeypatch.setattr(fd, "_INLINE_BYTES", 0)
     w0, X, y, (Xd, yd) = fit_problem(n=2000, chunks=(500, 500, 500, 500))
     kw = dict(method="rprop", epochs=8, client=client)
     calm = [w.copy() for w in w0]
