@@ -58,9 +58,11 @@ def test_import_fastbp_does_not_import_dask():
     assert out == "[]"
 
 
-@pytest.mark.parametrize("chunking", sorted(CHUNKINGS))
-@pytest.mark.parametrize("widths, output", [([3, 6, 2], "tanh"), ([4, 1], "linear"),
-                                            ([3, 5, 4, 3, 1], "tanh")])
+@pytest.mark.parametrize("widths, output, chunking", [
+    ([3, 6, 2], "tanh", "even"), ([3, 6, 2], "tanh", "an empty chunk"),
+    ([4, 1], "linear", "uneven"), ([4, 1], "linear", "one"),          # no hidden layer
+    ([3, 5, 4, 3, 1], "tanh", "uneven"), ([3, 5, 4, 3, 1], "tanh", "even"),
+])
 def test_gradient_and_error_agree_with_memory_f64(client, widths, output, chunking):
     weights, X, y = make_problem(widths, 400, seed=len(widths))
     if widths[-1] == 1:
