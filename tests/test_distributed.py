@@ -38,8 +38,8 @@ def client():
             yield c
 
 
-def dask_data(X, y, chunks):
-    rows = chunks if isinstance(chunks, tuple) else chunks
+def dask_data(X, y, rows):
+    """X and y as Dask arrays of the same row chunks (`rows`: a chunk size or the sizes)."""
     return (da.from_array(X, chunks=(rows, X.shape[1])),
             da.from_array(y, chunks=(rows,) if y.ndim == 1 else (rows, y.shape[1])))
 
