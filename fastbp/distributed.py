@@ -132,6 +132,28 @@ class _Data:
         self.row_chunks = tuple(int(c) for c in X.chunks[0])
         self.starts = tuple(int(s) for s in np.cumsum((0,) + self.row_chunks[:-1]))
 
+    def weighted(self, sample_weight) -> "_Data":
+        """The same data with `sample_weight` (a Dask array (N,) of X's row chunks, or None) as
+        one more column of y: the chunks' tasks then carry their weights with their targets."""
+        if sample_weight is None:
+            return self
+        nx = self.names[0]
+        _check_array(sample_weight, "sample_weight", (1,))
+        if sample_weight.shape[0] != self.n:
+            raise ValueError(f"sample_weight has {sample_weight.shape[0]} entries but {nx} has "
+                             f"{self.n} samples")
+        if tuple(sample_weight.chunks[0]) != self.row_chunks:
+            raise ValueError(f"{nx} and sample_weight must have the same row chunks, got "
+                             f"{_chunks_text(self.row_chunks)} for {nx} and "
+                             f"{_chunks_text(sample_weight.chunks[0])} for sample_weight")
+        y = self.y if self.y.ndim == 2 else self.y.reshape(-1, 1)
+        dtype = np.result_type(y.dtype, sample_weight.dtype, np.float32)
+        out = _Data.__new__(_Data)
+        out.__dict__.update(self.__dict__)
+        out.y = da.concatenate([y.astype(dtype), sample_weight[:, None].astype(dtype)],
+                               axis=1).rechunk({1: -1})
+        return out
+
     def blocks(self):
         """[(X block, y block or None)] as Delayed objects, in row order."""
         if getattr(self, "_blocks", None) is not None:
@@ -242,33 +264,52 @@ def _nonfinite_message(Xb, yb, dtype, index, row0, names):
     return None
 
 
-def _chunk_sums(flat_w, shapes, output, mode, Xb, yb, index, row0, names):
-    """One chunk's float64 partial sums: (sum of e_n, flat sum of the gradients or None, n,
-    kernel sets, None), or, when the chunk's data are bad, (..., a message naming the chunk): the
-    message travels up the tree (the first bad chunk in row order wins) and the client raises it."""
+def _chunk_sums(flat_w, shapes, model, mode, Xb, yb, index, row0, names):
+    """One chunk's float64 partial sums: (sum of w_n e_n, flat sum of the w_n-weighted gradients
+    or None, the chunk's total weight (its sample count without sample weights), kernel sets,
+    None), or, when the chunk's data are bad, (..., a message naming the chunk): the message
+    travels up the tree (the first bad chunk in row order wins) and the client raises it.
+    model is (output, activation, weighted); weighted: the sample weights are y's last column."""
+    output, activation, weighted = model
     n = int(Xb.shape[0])
     size = int(flat_w.size)
     if n == 0:  # an empty chunk adds nothing
         return 0.0, np.zeros(size) if mode == _GRADIENT else None, 0, frozenset(), None
     y2 = yb.reshape(-1, 1) if yb is not None and yb.ndim == 1 else yb
+    sw = None
+    if weighted:
+        y2, sw = y2[:, :-1], np.ascontiguousarray(y2[:, -1])
     weights = _views(flat_w, shapes)
     threads, lock = _worker_slot()
     try:
+        if sw is not None:
+            bad = np.flatnonzero(~np.isfinite(sw) | (sw < 0))
+            if bad.size:
+                raise ValueError(f"sample_weight must be finite and >= 0, but "
+                                 f"sample_weight[{row0 + int(bad[0])}] = {sw[bad[0]].item()!r}")
+            total = float(np.sum(sw, dtype=np.float64))
+            if total == 0:       # a chunk of weight 0 adds nothing (the kernel refuses all-zero)
+                return (0.0, np.zeros(size) if mode == _GRADIENT else None, 0.0,
+                        frozenset(), None)
         with lock:
             if mode == _GRADIENT:
                 err, grads = _api.gradient(weights, Xb, y2, output=output, num_threads=threads,
-                                           reduction="sum")
+                                           reduction="sum", activation=activation,
+                                           sample_weight=sw)
                 g = np.concatenate([np.asarray(a, dtype=np.float64).ravel() for a in grads])
             else:
-                w, widths, _, Xc, yc = _checks.check_batch(weights, Xb, y2)
-                err, _ = _api._run(w, widths, output, Xc, yc, _api._ERROR, threads)
+                w, widths, dtype, Xc, yc = _checks.check_batch(weights, Xb, y2)
+                _checks.check_targets(yc if yc.ndim == 2 else yc.reshape(-1, 1), output)
+                swc = _checks.check_sample_weight(sw, Xc.shape[0], dtype)
+                err, _ = _api._run(w, widths, _api._spec(activation, output, swc), Xc, yc,
+                                   _api._ERROR, threads)
                 g = None
     except ValueError as exc:
         message = _nonfinite_message(Xb, yb, flat_w.dtype, index, row0, names)
         if message is None:
             message = f"chunk {index} of {names[0]} (rows {row0} to {row0 + n - 1}): {exc}"
         return 0.0, None, n, frozenset(), message
-    return float(err), g, n, frozenset([_api.ISA]), None
+    return float(err), g, (total if sw is not None else n), frozenset([_api.ISA]), None
 
 
 def _add(*parts):
@@ -288,7 +329,8 @@ def _add(*parts):
     return err, g, n, isas, None
 
 
-def _forward_block(Xb, flat_w, shapes, output, index, row0, names):
+def _forward_block(Xb, flat_w, shapes, model, index, row0, names):
+    output, activation, _ = model
     weights = _views(flat_w, shapes)
     if Xb.shape[0] == 0:
         return np.empty((0, shapes[-1][1]), dtype=flat_w.dtype)
@@ -296,7 +338,7 @@ def _forward_block(Xb, flat_w, shapes, output, index, row0, names):
     try:
         with lock:
             w, widths, _, Xc, _ = _checks.check_batch(weights, Xb, None)
-            _, out = _api._run(w, widths, _checks.check_output(output), Xc, None,
+            _, out = _api._run(w, widths, _api._spec(activation, output), Xc, None,
                                _api._FORWARD, threads)
     except ValueError as exc:
         message = _nonfinite_message(Xb, None, flat_w.dtype, index, row0, names)
@@ -332,10 +374,10 @@ def _tree(parts, combine):
 _INLINE_BYTES = 1 << 20
 
 
-def _submit(client, weights, shapes, output, mode, data, token):
+def _submit(client, weights, shapes, model, mode, data, token):
     """The evaluation's graph, submitted: a Future of the root of the tree."""
     w_key = f"fastbp-weights-{token}"
-    args = (shapes, output, mode)
+    args = (shapes, model, mode)
     futures = getattr(data, "futures", None)
     inline = weights.nbytes * len(data.row_chunks) <= _INLINE_BYTES
     if futures is not None:
@@ -364,14 +406,14 @@ def _submit(client, weights, shapes, output, mode, data, token):
         *group, dask_key_name=f"fastbp-add-{token}-{level}-{i}")))
 
 
-def _sums(client, weights, shapes, output, mode, data):
+def _sums(client, weights, shapes, model, mode, data):
     """(sum of e_n, flat float64 gradient sum or None, N) over every chunk of `data`.
 
     weights: the flat weights, sent once per evaluation as one key of the graph (not with every
     chunk's task, unless they are small): the scheduler hands them to one worker and the others
     fetch them from there. They are not scattered, because scattered data that a dying worker held
     cannot be rebuilt (and a scatter to a dying worker fails), whereas the graph is recomputed."""
-    future = _submit(client, weights, shapes, output, mode, data, uuid.uuid4().hex)
+    future = _submit(client, weights, shapes, model, mode, data, uuid.uuid4().hex)
     try:
         err, g, n, isas, problem = future.result()
     except BaseException:               # Ctrl-C on the client included: stop the computation
@@ -379,7 +421,11 @@ def _sums(client, weights, shapes, output, mode, data):
         raise
     if problem is not None:
         raise ValueError(problem)
-    if n != data.n:  # cannot happen unless the data changed under us; never divide by a wrong N
+    if model[2]:  # weighted: n is the total weight
+        if not n > 0:
+            raise ValueError(f"sample_weight must not be all zero: the samples of "
+                             f"{data.names[0]} have a total weight of {n!r}")
+    elif n != data.n:  # cannot happen unless the data changed under us; never divide by a wrong N
         raise RuntimeError(f"the chunks of {data.names[0]} held {n} samples, expected {data.n}")
     if len(isas) > 1:
         warnings.warn(f"the workers ran different kernel sets {sorted(isas)}: results are "
@@ -401,7 +447,7 @@ def _shapes(widths):
 # Public functions
 
 def gradient(weights, X, y, output: str = "tanh", sample_weight=None, reduction: str = "mean",
-             client=None) -> tuple[float, list[np.ndarray]]:
+             client=None, activation: str = "tanh") -> tuple[float, list[np.ndarray]]:
     """(E_in, [dE_in/dW(1), ..., dE_in/dW(L)]) over Dask arrays X, y, as `fastbp.gradient`.
 
     Parameters
@@ -409,8 +455,11 @@ def gradient(weights, X, y, output: str = "tanh", sample_weight=None, reduction:
     weights : list of arrays W(1), ..., W(L) (float32 or float64; in the client's memory).
     X : dask.array.Array, shape (N, d(0)), chunked by rows only (one chunk across the columns).
     y : dask.array.Array, shape (N, d(L)) (or (N,) when d(L) = 1), with the row chunks of X.
-    output : "tanh" or "linear".
-    sample_weight : None only (fastbp's kernel weighs every sample equally).
+    output : "tanh", "linear", "logistic" or "softmax", as for `fastbp.gradient`.
+    sample_weight : None, or a Dask array (N,) of weights >= 0 with X's row chunks: then E_in is
+        sum_n w_n e_n / sum_n w_n and its gradient the weighted mean, as for `fastbp.gradient`
+        (each chunk's weights travel with its targets).
+    activation : the hidden units, "tanh", "relu", "logistic" or "identity".
     reduction : "mean" (E_in and its gradient) or "sum" (N E_in and the summed gradient).
     client : a dask.distributed.Client; None takes the default client.
 
@@ -431,39 +480,38 @@ def gradient(weights, X, y, output: str = "tanh", sample_weight=None, reduction:
     run to run and on any number of workers for a given chunking (see the module docstring).
     """
     weights, widths, dtype = _checks.check_weights(weights)
-    output = _checks.check_output(output)
+    model = _model(output, activation, widths, sample_weight)
     reduction = _checks.check_reduction(reduction)
-    _check_sample_weight(sample_weight)
-    data = _Data(X, y, widths)
+    data = _Data(X, y, widths).weighted(sample_weight)
     client = _client(client)
     shapes = _shapes(widths)
-    err, g, n = _sums(client, _flat(weights, dtype), shapes, output, _GRADIENT, data)
+    err, g, n = _sums(client, _flat(weights, dtype), shapes, model, _GRADIENT, data)
     if reduction == "mean":
         err, g = err / n, g / n
     return err, [v.astype(dtype) for v in _views(g, shapes)]
 
 
-def error(weights, X, y, output: str = "tanh", sample_weight=None, client=None) -> float:
+def error(weights, X, y, output: str = "tanh", sample_weight=None, client=None,
+          activation: str = "tanh") -> float:
     """E_in = (1/N) sum_n ||x(L)_n - y_n||^2 over Dask arrays X, y, as `fastbp.error`.
 
     Parameters, Raises and Notes as `gradient`. The error sums are those `gradient` adds, in the
     same order: `error(...)` equals `gradient(...)[0]` bitwise.
     """
     weights, widths, dtype = _checks.check_weights(weights)
-    output = _checks.check_output(output)
-    _check_sample_weight(sample_weight)
-    data = _Data(X, y, widths)
+    model = _model(output, activation, widths, sample_weight)
+    data = _Data(X, y, widths).weighted(sample_weight)
     client = _client(client)
-    err, _, n = _sums(client, _flat(weights, dtype), _shapes(widths), output, _ERROR, data)
+    err, _, n = _sums(client, _flat(weights, dtype), _shapes(widths), model, _ERROR, data)
     return err / n
 
 
-def forward(weights, X, output: str = "tanh"):
+def forward(weights, X, output: str = "tanh", activation: str = "tanh"):
     """The outputs x(L) for every row of the Dask array X, computed where its chunks are.
 
     Parameters
     ----------
-    weights, X, output : as `gradient`.
+    weights, X, output, activation : as `gradient`.
 
     Returns
     -------
@@ -477,7 +525,7 @@ def forward(weights, X, output: str = "tanh"):
     ValueError naming the chunk and the row when the array is computed.
     """
     weights, widths, dtype = _checks.check_weights(weights)
-    output = _checks.check_output(output)
+    model = _model(output, activation, widths, None)
     data = _Data(X, None, widths)
     shapes = _shapes(widths)
     token = uuid.uuid4().hex
@@ -485,7 +533,7 @@ def forward(weights, X, output: str = "tanh"):
     blocks = []
     for i, (xb, _) in enumerate(data.blocks()):
         out = dask.delayed(_forward_block, pure=False)(
-            xb, flat, shapes, output, i, data.starts[i], data.names,
+            xb, flat, shapes, model, i, data.starts[i], data.names,
             dask_key_name=f"fastbp-forward-{token}-{i}")
         blocks.append(da.from_delayed(out, shape=(data.row_chunks[i], widths[-1]), dtype=dtype))
     return da.concatenate(blocks, axis=0) if len(blocks) > 1 else blocks[0]
@@ -494,10 +542,12 @@ def forward(weights, X, output: str = "tanh"):
 predict = forward
 
 
-def _check_sample_weight(sample_weight):
-    if sample_weight is not None:
-        raise ValueError(f"sample_weight must be None: fastbp's kernels weigh every sample "
-                         f"equally, got {type(sample_weight).__name__}")
+def _model(output, activation, widths, sample_weight):
+    """(output, activation, weighted): what every chunk's task is told about the network."""
+    output = _checks.check_output(output)
+    activation = _checks.check_activation(activation)
+    _checks.check_output_width(output, widths)
+    return output, activation, sample_weight is not None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -562,13 +612,16 @@ class ClusterObjective(Objective):
     widths, dtype, output : the network's
     weight_decay : lambda (N is the number of rows of X)
     names : the names of X and y in messages
+    activation : the hidden units
+    sample_weight : None, or a Dask array (N,) with X's row chunks (E_in weighted, as `gradient`)
     """
 
     def __init__(self, client, X, y, widths, dtype, output, weight_decay=0.0,
-                 names=("X", "y")):
-        data = _Data(X, y, widths, names)
+                 names=("X", "y"), activation="tanh", sample_weight=None):
+        data = _Data(X, y, widths, names).weighted(sample_weight)
         super().__init__(widths, dtype, data.n, weight_decay)
         self.client, self.output = client, output
+        self.model = _model(output, activation, widths, sample_weight)
         self.data = data.persisted(client, self.dtype)
         self.blocks = self.data.blocks()
         screens = [dask.delayed(_screen_chunk, pure=False)(xb, yb, i, self.data.starts[i],
@@ -582,7 +635,7 @@ class ClusterObjective(Objective):
     def _sums(self, weights, mode):
         # a new flat vector: the method goes on changing its own while this one is in flight
         flat = np.concatenate([w.ravel() for w in weights])
-        return _sums(self.client, flat, _shapes(self.widths), self.output, mode, self.data)
+        return _sums(self.client, flat, _shapes(self.widths), self.model, mode, self.data)
 
     def error_in(self, weights) -> float:
         err, _, n = self._sums(weights, _ERROR)
@@ -601,8 +654,8 @@ class ClusterObjective(Objective):
         self.data = None
 
 
-def fit(weights, X, y, output: str = "tanh", method: str = "lbfgs", client=None,
-        **options) -> History:
+def fit(weights, X, y, output: str = "tanh", method: str = "lbfgs", client=None, *,
+        activation: str = "tanh", sample_weight=None, **options) -> History:
     """Train `weights` (in the client's memory, updated in place) on Dask arrays X, y with a
     full-batch method, every error and gradient computed on the cluster.
 
@@ -610,7 +663,7 @@ def fit(weights, X, y, output: str = "tanh", method: str = "lbfgs", client=None,
     ----------
     weights : list of float arrays W(1..L), writeable, updated in place at every epoch's end.
     X, y : dask.array.Array chunked by rows (as `gradient`).
-    output : "tanh" or "linear".
+    output, activation, sample_weight : as `gradient` (sample_weight a Dask array, or None).
     method : one of the full-batch methods "gd", "variable-lr", "steepest", "cg", "rprop",
         "lbfgs" (SciPy needed). The mini-batch methods sgd and adam are sequential by nature (each
         step needs the weights the previous one left); see the README for them on a cluster.
@@ -655,8 +708,9 @@ def fit(weights, X, y, output: str = "tanh", method: str = "lbfgs", client=None,
         raise ValueError("warm_start=True means Network.fit's own last fit; "
                          "fastbp.distributed.fit takes the History an earlier fit returned")
     checked, widths, dtype = _checks.check_trainable(weights)
+    _model(output, activation, widths, sample_weight)
     output = _checks.check_output(output)
-    _Data(X, y, widths)
+    _Data(X, y, widths).weighted(sample_weight)
     validation = opts.validation_data
     names_val = ("validation_data[0]", "validation_data[1]")
     if validation is not None:
@@ -671,12 +725,14 @@ def fit(weights, X, y, output: str = "tanh", method: str = "lbfgs", client=None,
         import_scipy_minimize()          # a missing SciPy is refused before anything changes
     client = _client(client)
 
-    objective = ClusterObjective(client, X, y, widths, dtype, output, opts.weight_decay)
+    objective = ClusterObjective(client, X, y, widths, dtype, output, opts.weight_decay,
+                                 activation=activation, sample_weight=sample_weight)
     val_objective = None
     try:
         if validation is not None:
             val_objective = ClusterObjective(client, validation[0], validation[1], widths,
-                                             dtype, output, names=names_val)
+                                             dtype, output, names=names_val,
+                                             activation=activation)
         return train(list(weights), objective, opts, val_objective,
                      np.random.default_rng(opts.seed))
     finally:

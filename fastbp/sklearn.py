@@ -250,6 +250,8 @@ class _BaseMLP(BaseEstimator):
 
     # --- fitting --------------------------------------------------------------------------------
     def _fit(self, X, y, sample_weight=None, incremental=False):
+        if _is_dask(X):
+            return self._fit_dask(X, y, sample_weight)
         hidden = self.hidden_layer_sizes
         if not hasattr(hidden, "__iter__"):
             hidden = [hidden]
@@ -439,14 +441,16 @@ class _BaseMLP(BaseEstimator):
             if self.loss_curve_[-1] < self.best_loss_:
                 self.best_loss_ = self.loss_curve_[-1]
 
-    def _fit_full_batch(self, model, layer_units, X, y, sample_weight):
+    def _fit_full_batch(self, model, layer_units, X, y, sample_weight, inner=None, sw_sum=None):
         """lbfgs as scikit-learn runs it (scipy's L-BFGS-B: maxiter, maxfun, gtol = tol), and
         fastbp's own full-batch methods, all through fastbp.training.train on scikit-learn's
-        loss. n_iter_ counts iterations (epochs), loss_ is the loss at the end."""
+        loss over `inner`, fastbp's E_in (default: of X, y in memory). n_iter_ counts iterations
+        (epochs), loss_ is the loss at the end."""
         weights = [np.array(w) for w in model.weights(self.coefs_, self.intercepts_)]
-        inner = DataObjective(layer_units, model.dtype, X, y, model.output, model.threads,
-                              activation=model.activation, sample_weight=sample_weight)
-        sw_sum = X.shape[0] if sample_weight is None else float(sample_weight.sum())
+        if inner is None:
+            inner = DataObjective(layer_units, model.dtype, X, y, model.output, model.threads,
+                                  activation=model.activation, sample_weight=sample_weight)
+            sw_sum = X.shape[0] if sample_weight is None else float(sample_weight.sum())
         objective = _LossObjective(model, inner, sw_sum, self.alpha)
         if self.solver == "lbfgs":
             opts = FitOptions.check("lbfgs", epochs=self.max_iter, max_fun=self.max_fun,
@@ -488,6 +492,71 @@ class _BaseMLP(BaseEstimator):
         """Fit the model to data matrix X and target(s) y (scikit-learn's MLP: see there)."""
         return self._fit(X, y, sample_weight=sample_weight, incremental=False)
 
+    def _fit_dask(self, X, y, sample_weight):
+        """fit on Dask arrays (chunked by rows): the full-batch solvers, each loss and gradient
+        computed where the chunks are by fastbp.distributed (the default Dask client's cluster),
+        the solver on the client. The model is the one fit computes in memory, to rounding."""
+        from . import distributed as fd
+        if self.solver in _STOCHASTIC:
+            raise ValueError(f"solver={self.solver!r} steps through mini-batches one after "
+                             f"another, which a cluster cannot share out: with Dask arrays use a "
+                             f"full-batch solver ({', '.join(map(repr, _FULL_BATCH))}), or "
+                             f"dask_ml.wrappers.Incremental over partial_fit")
+        hidden = self.hidden_layer_sizes
+        hidden = list(hidden) if hasattr(hidden, "__iter__") else [hidden]
+        if np.any(np.array(hidden) <= 0):
+            raise ValueError("hidden_layer_sizes must be > 0, got %s." % hidden)
+        if X.ndim != 2:
+            raise ValueError(f"X must be a 2-D Dask array, got {X.ndim} dimensions")
+        first_pass = not hasattr(self, "coefs_") or not self.warm_start
+        if first_pass:
+            self.n_features_in_ = int(X.shape[1])
+            if hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
+        elif X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} is "
+                             f"expecting {self.n_features_in_} features as input.")
+        dtype = np.dtype(np.float32 if X.dtype == np.float32 else np.float64)
+        Y = self._dask_targets(y, dtype, first_pass)
+        self.n_outputs_ = int(Y.shape[1])
+        layer_units = [int(X.shape[1])] + hidden + [self.n_outputs_]
+        self._random_state = check_random_state(self.random_state)
+        if first_pass:
+            self._initialize(np.empty((0, self.n_outputs_)), layer_units, dtype)
+        model = _Model(self, dtype)
+        client = fd._client(None)
+        sw_sum = (float(X.shape[0]) if sample_weight is None
+                  else float(sample_weight.sum(dtype=np.float64).compute()))
+        inner = fd.ClusterObjective(client, X.astype(dtype), Y, layer_units, dtype, model.output,
+                                    activation=model.activation, sample_weight=sample_weight)
+        try:
+            self._fit_full_batch(model, layer_units, None, None, None, inner=inner,
+                                 sw_sum=sw_sum)
+        finally:
+            inner.release()
+        return self
+
+    def _dask_targets(self, y, dtype, first_pass):
+        """y as the network's targets, a Dask array (N, d(L)) of the network's dtype."""
+        if not isinstance(self, ClassifierMixin):
+            Y = y.astype(dtype)
+            return Y.reshape(-1, 1) if Y.ndim == 1 else Y
+        if first_pass or not hasattr(self, "_label_binarizer"):
+            self._label_binarizer = LabelBinarizer()
+            if y.ndim == 1:
+                self._label_binarizer.fit(np.unique(y.compute()))
+            else:                                       # a multilabel indicator matrix
+                self._label_binarizer.fit(y[: min(len(y), 1000)].compute())
+            self.classes_ = self._label_binarizer.classes_
+        lb = self._label_binarizer
+        width = 1 if len(lb.classes_) == 2 and lb.y_type_ != "multilabel-indicator" else (
+            len(lb.classes_))
+        chunks = (y.chunks[0], (width,))
+        if y.ndim == 1:
+            return y.map_blocks(lambda b: lb.transform(b).astype(dtype), new_axis=1,
+                                chunks=chunks, dtype=dtype)
+        return y.map_blocks(lambda b: lb.transform(b).astype(dtype), chunks=chunks, dtype=dtype)
+
     def _check_solver(self):
         if self.solver not in _STOCHASTIC:
             raise AttributeError("partial_fit is only available for stochastic optimizers. "
@@ -496,6 +565,9 @@ class _BaseMLP(BaseEstimator):
 
     # --- predicting ---------------------------------------------------------------------------
     def _forward_pass_fast(self, X, check_input=True):
+        if _is_dask(X):               # computed where X's chunks are, a Dask array back
+            return X.map_blocks(self._forward_pass_fast, dtype=self.coefs_[0].dtype,
+                                chunks=(X.chunks[0], (self.n_outputs_,)))
         if check_input:
             X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
         X = _dense(X)
@@ -512,6 +584,11 @@ class _BaseMLP(BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         return tags
+
+
+def _is_dask(a) -> bool:
+    """A Dask array (told by its type's module: fastbp.sklearn does not import Dask)."""
+    return type(a).__module__.split(".")[0] == "dask" and hasattr(a, "chunks")
 
 
 def layer_units_of(weights):
@@ -590,6 +667,12 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return self._predict(X)
 
     def _predict(self, X, check_input=True):
+        if _is_dask(X):               # the labels of each chunk, where it is
+            multilabel = self._label_binarizer.y_type_ == "multilabel-indicator"
+            if multilabel:
+                return X.map_blocks(self._predict, dtype=self.classes_.dtype,
+                                    chunks=(X.chunks[0], (len(self.classes_),)))
+            return X.map_blocks(self._predict, dtype=self.classes_.dtype, drop_axis=1)
         y_pred = self._forward_pass_fast(X, check_input=check_input)
         if self.n_outputs_ == 1:
             y_pred = y_pred.ravel()

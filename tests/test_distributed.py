@@ -201,8 +201,20 @@ def _bad_cases():
         "bool X": (dict(X=Xd > 0), TypeError, "X must hold real numbers"),
         "X weights mismatch": (dict(weights=w[:1]), ValueError,
                                "y must have shape (50, 4) for d(L) = 4, got shape (50, 2)"),
-        "sample_weight": (dict(sample_weight=np.ones(50)), ValueError,
-                          "sample_weight must be None"),
+        "numpy sample_weight": (dict(sample_weight=np.ones(50)), TypeError,
+                                "sample_weight must be a dask.array.Array chunked by rows, got "
+                                "numpy.ndarray"),
+        "sample_weight chunks": (dict(sample_weight=da.ones(50, chunks=25)), ValueError,
+                                 "X and sample_weight must have the same row chunks, got "
+                                 "(20, 20, 10) for X and (25, 25) for sample_weight"),
+        "sample_weight length": (dict(sample_weight=da.ones(40, chunks=20)), ValueError,
+                                 "sample_weight has 40 entries but X has 50 samples"),
+        "all-zero sample_weight": (dict(sample_weight=da.zeros(50, chunks=(20, 20, 10))),
+                                   ValueError, "sample_weight must not be all zero"),
+        "negative sample_weight": (dict(sample_weight=-da.ones(50, chunks=(20, 20, 10))),
+                                   ValueError, "sample_weight must be finite and >= 0, but "
+                                               "sample_weight[0] = -1.0"),
+        "activation": (dict(activation="gelu"), ValueError, "activation must be one of"),
         "client": (dict(client="tcp://127.0.0.1:1"), TypeError,
                    "client must be a dask.distributed.Client or None, got str"),
     }
@@ -218,11 +230,9 @@ def test_bad_input(client, case):
     with pytest.raises(exc) as info:
         fd.gradient(**args)
     assert message in str(info.value)
-    if "sample_weight" not in change:
-        args.pop("sample_weight", None)
-        with pytest.raises(exc, match=None) as info:
-            fd.error(**args)
-        assert message in str(info.value)
+    with pytest.raises(exc, match=None) as info:
+        fd.error(**args)
+    assert message in str(info.value)
 
 
 def test_nan_is_named_by_chunk_and_row(client):
@@ -531,3 +541,103 @@ def test_without_dask_the_import_error_names_the_extra():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=os.path.dirname(__file__), check=True).stdout
     assert 'fastbp.distributed needs Dask' in out and 'pip install "fastbp[dask]"' in out
+
+
+# ---------------------------------------------------------------------------------------------
+# Every activation and output, and sample weights, as in memory
+
+@pytest.mark.parametrize("activation,output", [("relu", "softmax"), ("logistic", "logistic"),
+                                               ("identity", "linear"), ("tanh", "tanh")])
+def test_units_and_sample_weights_agree_with_memory(client, activation, output):
+    rng = np.random.default_rng(7)
+    widths = [3, 5, 4]
+    w = [a * 1.5 for a in fastbp.init_weights(widths, seed=3)]
+    X = rng.standard_normal((90, 3))
+    if output == "softmax":
+        y = np.eye(4)[rng.integers(0, 4, 90)]
+    elif output == "logistic":
+        y = (rng.uniform(size=(90, 4)) > 0.5).astype(float)
+    else:
+        y = rng.uniform(-0.8, 0.8, (90, 4))
+    sw = rng.uniform(0, 2, 90)
+    sw[30:40] = 0                          # a whole chunk of weight 0 adds nothing
+    Xd, yd = dask_data(X, y, (30, 10, 50))
+    swd = da.from_array(sw, chunks=((30, 10, 50),))
+    for weights in (None, sw):
+        wd = None if weights is None else swd
+        E, g = fd.gradient(w, Xd, yd, output=output, activation=activation, sample_weight=wd,
+                           client=client)
+        E0, g0 = fastbp.gradient(w, X, y, output=output, activation=activation,
+                                 sample_weight=weights)
+        assert E == pytest.approx(E0, rel=1e-12)
+        for a, b in zip(g, g0):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14 * np.abs(b).max())
+        assert fd.error(w, Xd, yd, output=output, activation=activation, sample_weight=wd,
+                        client=client) == E
+    out = fd.forward(w, Xd, output=output, activation=activation).compute()
+    np.testing.assert_array_equal(out[:30], fastbp.forward(w, X[:30], output=output,
+                                                           activation=activation))
+    np.testing.assert_allclose(out, fastbp.forward(w, X, output=output, activation=activation),
+                               rtol=1e-13)
+
+
+def test_weighted_fit_agrees_with_memory(client):
+    rng = np.random.default_rng(8)
+    widths = [3, 5, 4]
+    X = rng.standard_normal((80, 3))
+    y = np.eye(4)[rng.integers(0, 4, 80)]
+    sw = rng.uniform(0.5, 2, 80)
+    Xd, yd = dask_data(X, y, 40)
+    a = fastbp.init_weights(widths, seed=3)
+    b = [x.copy() for x in a]
+    fd.fit(a, Xd, yd, output="softmax", activation="relu", method="rprop", epochs=5,
+           sample_weight=da.from_array(sw, chunks=40), client=client)
+    fastbp.fit(b, X, y, output="softmax", activation="relu", method="rprop", epochs=5,
+               sample_weight=sw)
+    for x, z in zip(a, b):
+        np.testing.assert_allclose(x, z, rtol=1e-10, atol=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------
+# fastbp.sklearn's estimators on Dask arrays: the full-batch solvers on the cluster
+
+@pytest.mark.parametrize("kind", ["classifier", "regressor"])
+def test_sklearn_estimators_fit_and_predict_dask_arrays(client, kind):
+    sk = pytest.importorskip("sklearn")  # noqa: F841
+    from fastbp import sklearn as fb
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((120, 4))
+    if kind == "classifier":
+        y = np.digitize(X[:, 0] + 0.5 * X[:, 1], [-0.5, 0.5])     # three classes
+        est = fb.MLPClassifier(hidden_layer_sizes=(6,), solver="lbfgs", max_iter=15,
+                               random_state=0)
+    else:
+        y = np.sin(X[:, 0]) + 0.1 * X[:, 1]
+        est = fb.MLPRegressor(hidden_layer_sizes=(6,), solver="rprop", max_iter=15,
+                              random_state=0)
+    with client.as_current():    # the estimators use the current (default) client
+        _sklearn_on_dask(est, X, y, kind)
+
+
+def _sklearn_on_dask(est, X, y, kind):
+    from fastbp import sklearn as fb
+    Xd = da.from_array(X, chunks=40)
+    yd = da.from_array(y, chunks=40)
+    mem = type(est)(**est.get_params())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(Xd, yd)
+        mem.fit(X, y)
+    assert est.n_iter_ == mem.n_iter_ and est.loss_ == pytest.approx(mem.loss_, rel=1e-9)
+    for a, b in zip(est.coefs_ + est.intercepts_, mem.coefs_ + mem.intercepts_):
+        np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-10)
+    pred = est.predict(Xd)
+    assert isinstance(pred, da.Array)
+    np.testing.assert_array_equal(pred.compute(), est.predict(X))
+    if kind == "classifier":
+        np.testing.assert_array_equal(est.classes_, mem.classes_)
+        proba = est.predict_proba(Xd)
+        assert isinstance(proba, da.Array)
+        np.testing.assert_allclose(proba.compute(), est.predict_proba(X), rtol=1e-12)
+        with pytest.raises(ValueError, match="steps through mini-batches one after another"):
+            fb.MLPClassifier(solver="adam").fit(Xd, yd)
