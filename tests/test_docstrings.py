@@ -38,8 +38,9 @@ SKLEARN = (
 # numpydoc's checks that the public docstrings must pass (numpydoc.validate.ERROR_MSGS says what
 # each code means):
 ENFORCED = {
-    # general layout: closing quotes, blank lines, tabs, section names and order, a docstring at all
-    "GL02", "GL03", "GL05", "GL06", "GL07", "GL08", "GL09", "GL10",
+    # general layout: where the summary and the closing quotes go, blank lines, tabs, section
+    # names and order, a docstring at all
+    "GL01", "GL02", "GL03", "GL05", "GL06", "GL07", "GL08", "GL09", "GL10",
     # the summary: present, capitalised, ending with a period, no leading blank, an imperative verb
     # ("Compute", not "Computes"), one line
     "SS01", "SS02", "SS03", "SS04", "SS05", "SS06",
@@ -54,13 +55,11 @@ ENFORCED = {
     # an Examples section
     "EX01",
 }
-# Not enforced, on purpose:
-#   GL01  the summary starts on the line of the opening quotes (PEP 257's and scikit-learn's
-#         layout), which GL01 (pandas' layout) reports everywhere;
+# Not enforced, on purpose (numpydoc reports only these on fastbp's public names):
 #   ES01  an extended summary: the one-line summary is enough for the short functions (the
 #         details are in Parameters and Notes);
 #   SA01  a See Also section: given where it helps, not everywhere.
-IGNORED = {"GL01", "ES01", "SA01"}
+IGNORED = {"ES01", "SA01"}
 
 
 def _resolve(path):
