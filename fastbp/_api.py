@@ -128,10 +128,55 @@ def _check_model(output, activation, widths):
 
 
 def forward(weights, X, output="tanh", activation="tanh") -> np.ndarray:
-    """Outputs x(L) for every row of X: shape (N, d(L)), in the weights' dtype.
+    """Compute the outputs x(L) of the network for every row of `X`.
 
-    `activation` is theta of every hidden layer ("tanh", "relu", "logistic" or "identity");
-    `output` that of the output layer ("tanh", "linear", "logistic" or "softmax").
+    Parameters
+    ----------
+    weights : list of ndarray
+        W(1), ..., W(L), W(l) of shape (d(l-1)+1, d(l)), row 0 the bias; float32 or float64,
+        the same dtype for all.
+    X : array_like of shape (N, d(0))
+        The inputs, one per row; converted to the weights' dtype.
+    output : {"tanh", "linear", "logistic", "softmax"}, default="tanh"
+        The output activation theta_L.
+    activation : {"tanh", "relu", "logistic", "identity"}, default="tanh"
+        The activation theta of every hidden layer.
+
+    Returns
+    -------
+    ndarray of shape (N, d(L))
+        The outputs x(L), in the weights' dtype.
+
+    Raises
+    ------
+    ValueError
+        If the weights' shapes do not chain, `X` does not have d(0) columns or holds NaN or
+        infinity, or `output` or `activation` is not one of the names above.
+    TypeError
+        If the weights or `X` are not arrays of real numbers.
+
+    See Also
+    --------
+    error : E_in of these outputs against targets.
+    gradient : E_in and its gradient.
+
+    Notes
+    -----
+    Forward propagation (Learning From Data): x(0) = [1; x], s(l) = W(l)^T x(l-1),
+    x(l) = [1; theta(s(l))] for the hidden layers l < L and x(L) = theta_L(s(L)) at the output
+    (no leading 1).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastbp
+    >>> weights = fastbp.init_weights([2, 3, 1], seed=0)
+    >>> X = np.array([[0.5, -1.0], [1.0, 2.0], [-0.5, 0.3]])
+    >>> out = fastbp.forward(weights, X)
+    >>> out.shape, out.dtype
+    ((3, 1), dtype('float64'))
+    >>> bool(np.all(np.abs(out) < 1))   # a tanh output
+    True
     """
     weights, widths, dtype, X, _ = _checks.check_batch(weights, X, None, _screen_threads(X, None))
     output, activation = _check_model(output, activation, widths)
@@ -151,11 +196,63 @@ def _model_spec(output, activation, sample_weight, widths, dtype, y):
 
 def error(weights, X, y, output="tanh", num_threads=None, activation="tanh",
           sample_weight=None) -> float:
-    """E_in = (1/N) sum_n e_n, or sum_n w_n e_n / sum_n w_n with `sample_weight` (N weights >= 0).
+    """Compute the in-sample error E_in of the network on (`X`, `y`).
 
+    Parameters
+    ----------
+    weights : list of ndarray
+        W(1), ..., W(L), W(l) of shape (d(l-1)+1, d(l)), row 0 the bias; float32 or float64.
+    X : array_like of shape (N, d(0))
+        The inputs, one per row.
+    y : array_like of shape (N, d(L)) or (N,)
+        The targets (1-D when d(L) = 1): in [0, 1] for output "logistic", rows of class
+        probabilities for "softmax".
+    output : {"tanh", "linear", "logistic", "softmax"}, default="tanh"
+        The output activation theta_L, and with it the error measure e_n (see Notes).
+    num_threads : int or None, default=None
+        Threads of the kernel: None for every usable core (capped by OMP_NUM_THREADS), a
+        negative count backwards from that (-1 all, -2 all but one); 0 is an error. The result
+        is bitwise the same on any number of threads.
+    activation : {"tanh", "relu", "logistic", "identity"}, default="tanh"
+        The activation theta of every hidden layer.
+    sample_weight : array_like of shape (N,) or None, default=None
+        Weights w_n >= 0 of the samples (not all 0); None weights every sample 1.
+
+    Returns
+    -------
+    float
+        E_in = (1/N) sum_n e_n, or sum_n w_n e_n / sum_n w_n with `sample_weight`.
+
+    Raises
+    ------
+    ValueError
+        If a shape does not match the weights' widths, an array holds NaN or infinity, the
+        targets are out of range for `output`, or an option is not one of its values.
+    TypeError
+        If an argument is of the wrong type (the message names it).
+
+    See Also
+    --------
+    gradient : E_in together with its gradient.
+    forward : The outputs x(L).
+
+    Notes
+    -----
     e_n = ||x(L)_n - y_n||^2 for output "tanh" and "linear"; the binary cross-entropy summed over
-    the output units for "logistic", -sum_k y_nk log x(L)_nk for "softmax" (computed from s(L)
+    the output units for "logistic"; -sum_k y_nk log x(L)_nk for "softmax" (computed from s(L)
     by log-sum-exp, so that huge logits and targets of exactly 0 or 1 give finite errors).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastbp
+    >>> weights = fastbp.init_weights([2, 3, 1], seed=0)
+    >>> X = np.array([[0.5, -1.0], [1.0, 2.0], [-0.5, 0.3]])
+    >>> y = np.array([1.0, -1.0, 1.0])
+    >>> round(fastbp.error(weights, X, y), 6)
+    2.182504
+    >>> round(fastbp.error(weights, X, y, sample_weight=[1.0, 0.0, 1.0]), 6)
+    3.179643
     """
     weights, widths, dtype, X, y = _checks.check_batch(weights, X, y,
                                                        _screen_threads(X, num_threads))
@@ -172,11 +269,89 @@ def error(weights, X, y, output="tanh", num_threads=None, activation="tanh",
 
 def gradient(weights, X, y, output="tanh", num_threads=None, reduction="mean", out=None,
              accumulate=False, activation="tanh", sample_weight=None):
-    """(E_in, [dE_in/dW(1), ..., dE_in/dW(L)]) by backpropagation over the batch.
+    r"""Compute E_in and its gradient dE_in/dW(l) by backpropagation over the batch.
 
-    E_in as `error` defines it (weighted by `sample_weight` when given). reduction="sum" gives the
-    sums instead: sum_n e_n (sum_n w_n e_n with sample weights) and its gradient. With out= the
-    gradient is written into those arrays (accumulate=True: added to them) and they are returned.
+    Parameters
+    ----------
+    weights : list of ndarray
+        W(1), ..., W(L), W(l) of shape (d(l-1)+1, d(l)), row 0 the bias; float32 or float64.
+    X : array_like of shape (N, d(0))
+        The inputs, one per row.
+    y : array_like of shape (N, d(L)) or (N,)
+        The targets (1-D when d(L) = 1).
+    output : {"tanh", "linear", "logistic", "softmax"}, default="tanh"
+        The output activation theta_L and its error measure, as for `error`.
+    num_threads : int or None, default=None
+        Threads of the kernel, as for `error`; the result is bitwise the same on any number of
+        threads.
+    reduction : {"mean", "sum"}, default="mean"
+        "mean" gives E_in and its gradient; "sum" gives the sums instead: sum_n e_n
+        (sum_n w_n e_n with sample weights) and its gradient.
+    out : list of ndarray or None, default=None
+        Arrays of the weights' shapes and dtype, written with the gradient (added to with
+        `accumulate`) and returned; None allocates new ones.
+    accumulate : bool, default=False
+        Add the gradient to `out` instead of overwriting it; needs `out`.
+    activation : {"tanh", "relu", "logistic", "identity"}, default="tanh"
+        The activation theta of every hidden layer.
+    sample_weight : array_like of shape (N,) or None, default=None
+        Weights w_n >= 0 of the samples; E_in is then the weighted mean, as for `error`.
+
+    Returns
+    -------
+    E_in : float
+        The error, as `error` defines it (the sum with ``reduction="sum"``).
+    grads : list of ndarray
+        [dE_in/dW(1), ..., dE_in/dW(L)], each of the shape and dtype of its W(l) (the arrays of
+        `out` when given).
+
+    Raises
+    ------
+    ValueError
+        If a shape does not match the weights' widths, an array holds NaN or infinity, an option
+        is not one of its values, or `accumulate` is True without `out`.
+    TypeError
+        If an argument is of the wrong type, e.g. an `out` array of another dtype.
+
+    See Also
+    --------
+    error : E_in alone.
+    backprop : The x(l) and delta(l) of one sample.
+    check_gradient : This gradient against finite differences.
+
+    Notes
+    -----
+    Backward propagation (Learning From Data): for each sample,
+    delta(L) = de_n/ds(L) (2 (x(L) - y) theta'(s(L)) for the squared error, x(L) - y for the
+    cross-entropies), then delta(l) = theta'(s(l)) * [W(l+1) delta(l+1)] with the bias row
+    dropped, for l = L-1, ..., 1. The gradient is
+
+    .. math:: \frac{\partial E_{in}}{\partial W^{(l)}} = \frac{1}{N} \sum_{n=1}^{N}
+              x^{(l-1)}_n \left(\delta^{(l)}_n\right)^T
+
+    (sum_n w_n x(l-1)_n delta(l)_n^T / sum_n w_n with sample weights). The kernel sums fixed
+    chunks of samples and merges them in a fixed order, so the result does not depend on the
+    thread count.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastbp
+    >>> weights = fastbp.init_weights([2, 3, 1], seed=0)
+    >>> X = np.array([[0.5, -1.0], [1.0, 2.0], [-0.5, 0.3]])
+    >>> y = np.array([1.0, -1.0, 1.0])
+    >>> E_in, grads = fastbp.gradient(weights, X, y)
+    >>> round(E_in, 6)
+    2.182504
+    >>> [g.shape for g in grads]
+    [(3, 3), (4, 1)]
+
+    The pure-Python reference computes the same:
+
+    >>> from fastbp import reference
+    >>> E_ref, grads_ref = reference.gradient(weights, X, y)
+    >>> all(np.allclose(g, r) for g, r in zip(grads, grads_ref))
+    True
     """
     weights, widths, dtype, X, y = _checks.check_batch(weights, X, y,
                                                        _screen_threads(X, num_threads))
@@ -233,10 +408,57 @@ def sgd_epoch(weights, widths, X, y, order, batch_size, lr, momentum, velocity, 
 
 
 def backprop(weights, x, y, output="tanh", activation="tanh"):
-    """One sample: ([x(0), ..., x(L)], [delta(1), ..., delta(L)]).
+    """Propagate one sample forward and backward: its x(l) and delta(l).
 
-    Hidden x(l) carry their leading 1; the output x(L) does not. de_n/dW(l) is
-    np.outer(xs[l-1], deltas[l-1]).
+    Parameters
+    ----------
+    weights : list of ndarray
+        W(1), ..., W(L), W(l) of shape (d(l-1)+1, d(l)), row 0 the bias; float32 or float64.
+    x : array_like of shape (d(0),)
+        The input.
+    y : array_like of shape (d(L),)
+        The target.
+    output : {"tanh", "linear", "logistic", "softmax"}, default="tanh"
+        The output activation theta_L and its error measure, as for `error`.
+    activation : {"tanh", "relu", "logistic", "identity"}, default="tanh"
+        The activation theta of every hidden layer.
+
+    Returns
+    -------
+    xs : list of ndarray
+        [x(0), ..., x(L)]; the hidden x(l) (and x(0)) carry their leading 1, the output x(L) does
+        not.
+    deltas : list of ndarray
+        [delta(1), ..., delta(L)], delta(l) = de_n/ds(l) of shape (d(l),).
+
+    Raises
+    ------
+    ValueError
+        If a shape does not match the weights' widths, a value is NaN or infinite, or an option
+        is not one of its values.
+    TypeError
+        If an argument is of the wrong type.
+
+    See Also
+    --------
+    gradient : The same over a batch, averaged.
+
+    Notes
+    -----
+    The gradient of this sample's error is de_n/dW(l) = x(l-1) delta(l)^T, that is
+    ``np.outer(xs[l-1], deltas[l-1])``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastbp
+    >>> weights = fastbp.init_weights([2, 3, 1], seed=0)
+    >>> xs, deltas = fastbp.backprop(weights, [0.5, -1.0], [1.0])
+    >>> [x.shape for x in xs], [d.shape for d in deltas]
+    ([(3,), (4,), (1,)], [(3,), (1,)])
+    >>> grad_W1 = np.outer(xs[0], deltas[0])     # de/dW(1)
+    >>> grad_W1.shape
+    (3, 3)
     """
     weights, widths, dtype = _checks.check_weights(weights)
     output, activation = _check_model(output, activation, widths)
@@ -246,7 +468,24 @@ def backprop(weights, x, y, output="tanh", activation="tanh"):
 
 
 def show_config(file=None) -> None:
-    """Print the version, OpenMP, the threads used by default and the kernels' instruction set."""
+    """Print the version, OpenMP, the threads used by default and the kernels' instruction set.
+
+    Parameters
+    ----------
+    file : file-like or None, default=None
+        Where to write (an object with a ``write`` method); None is ``sys.stdout``.
+
+    Examples
+    --------
+    >>> import fastbp
+    >>> fastbp.show_config()   # doctest: +ELLIPSIS
+    fastbp ...
+      numpy: ...
+      OpenMP: ...
+      default threads: ...
+      kernels: ...
+      samples per tile: ...
+    """
     from . import __version__
     file = sys.stdout if file is None else file
     lines = [

@@ -95,33 +95,92 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
 class FitOptions:
     """The options of one `fit`, checked; None where the method does not use the option.
 
-    Common to every method::
+    Made by `FitOptions.check`, which checks every value, refuses an option the method does
+    not take and fills in the method's defaults. The first group of options is common to every
+    method; the others belong to the methods named (see `fastbp.fit` for what each does).
 
-      epochs           epochs to run (one epoch is one step, except for sgd and adam: one pass)
-      weight_decay     lambda >= 0: minimise E_aug = E_in + (lambda/N) * sum of all squared weights
-      validation_data  (X_val, y_val), or validation_fraction: that fraction of (X, y) held out at
-                       random (from `seed`) before training
-      early_stopping   stop after `patience` epochs without a lower E_val and restore the weights
-                       with the lowest E_val (the starting ones included); needs a validation set
-      tol              stop when |E_aug change| <= tol * E_aug of the previous epoch
-      callback         callback(history) after every epoch; returning False stops
-      progress         a tqdm progress bar (tqdm is optional)
-      num_threads      as for `fastbp.gradient`
-      seed             int, numpy Generator or None: the shuffling (sgd, adam) and the validation split
+    Parameters
+    ----------
+    method : str
+        The training method: "gd", "sgd", "adam", "variable-lr", "steepest", "cg", "rprop" or
+        "lbfgs".
+    epochs : int, default=100
+        Epochs to run (one epoch is one step, except for sgd and adam: one pass).
+    weight_decay : float, default=0.0
+        The weight decay lambda >= 0: minimise E_aug = E_in + (lambda/N) * sum of all squared
+        weights.
+    validation_data : tuple of (array_like, array_like) or None, default=None
+        (X_val, y_val), a validation set.
+    validation_fraction : float or None, default=None
+        In (0, 1): that fraction of (X, y) held out at random (from `seed`) before training.
+        Not with `validation_data`.
+    early_stopping : bool, default=False
+        Stop after `patience` epochs without a lower E_val and restore the weights with the
+        lowest E_val (the starting ones included); needs a validation set.
+    patience : int, default=10
+        Epochs without improvement that early stopping waits.
+    tol : float or None, default=None
+        Stop when ``|E_aug change| <= tol * E_aug`` of the previous epoch; None: never.
+    callback : callable or None, default=None
+        ``callback(history)`` after every epoch; returning False stops.
+    progress : bool, default=False
+        Show a tqdm progress bar (tqdm is optional).
+    num_threads : int or None, default=None
+        Threads of the kernels, as for `fastbp.gradient`.
+    seed : int, numpy.random.Generator or None, default=0
+        The shuffling (sgd, adam) and the validation split.
+    learning_rate : float or None
+        The learning rate eta > 0 (gd, sgd, adam, variable-lr; the first trial step of steepest
+        and cg).
+    batch_size : int or None
+        Mini-batch size (sgd, adam).
+    shuffle : bool or None
+        Reshuffle the mini-batches every epoch (sgd, adam).
+    momentum : float or None
+        The momentum mu in [0, 1) (gd, sgd).
+    nesterov : bool or None
+        Nesterov's form of momentum (gd, sgd).
+    warm_start : bool, History or None
+        Go on from the state an earlier fit ended with (Adam's moments and step count,
+        momentum's velocity, RPROP's steps, the learning rate reached): the History it returned
+        (`Network.fit`: True, its own last fit).
+    lr_increase : float or None
+        The bold driver's alpha > 1 (variable-lr).
+    lr_decrease : float or None
+        The bold driver's beta in (0, 1) (variable-lr).
+    line_search_steps : int or None
+        Refinements of each line search (steepest, cg).
+    beta1 : float or None
+        Adam's first-moment decay, in [0, 1).
+    beta2 : float or None
+        Adam's second-moment decay, in [0, 1).
+    eps : float or None
+        Adam's epsilon > 0.
+    step_initial : float or None
+        RPROP's initial step size, <= step_max.
+    step_increase : float or None
+        RPROP's growth factor, > 1.
+    step_decrease : float or None
+        RPROP's shrink factor, in (0, 1).
+    step_min : float or None
+        RPROP's smallest step, < step_max.
+    step_max : float or None
+        RPROP's largest step.
+    max_fun : int or None
+        L-BFGS's maxfun (its maxiter is `epochs`).
+    gtol : float or None
+        L-BFGS's gtol.
 
-    Of some methods (see `fastbp.fit` for which)::
+    See Also
+    --------
+    fastbp.fit : Takes these options as keyword arguments.
 
-      learning_rate    eta (gd, sgd, adam, variable-lr; the first trial step of steepest and cg)
-      batch_size, shuffle          mini-batches (sgd, adam)
-      momentum, nesterov           mu in [0, 1) and Nesterov's form (gd, sgd)
-      beta1, beta2, eps            Adam's
-      lr_increase, lr_decrease     the bold driver's alpha > 1 and beta in (0, 1) (variable-lr)
-      line_search_steps            refinements of each line search (steepest, cg)
-      step_initial, step_increase, step_decrease, step_min, step_max    RPROP's
-      max_fun, gtol                L-BFGS's maxfun and gtol (its maxiter is `epochs`)
-      warm_start       go on from the state an earlier fit ended with (Adam's moments and step
-                       count, momentum's velocity, RPROP's steps, the learning rate reached):
-                       the History it returned (Network.fit: True, its own last fit)
+    Examples
+    --------
+    >>> from fastbp.training import FitOptions
+    >>> opts = FitOptions.check("adam", epochs=10)
+    >>> opts.epochs, opts.learning_rate, opts.batch_size, opts.momentum
+    (10, 0.001, 32, None)
     """
     method: str
     epochs: int = 100
@@ -157,7 +216,40 @@ class FitOptions:
 
     @classmethod
     def check(cls, method, **options) -> "FitOptions":
-        """Check `method` and every option given; fill in the defaults of the method's options."""
+        """Check `method` and every option given; fill in the defaults of the method's options.
+
+        Parameters
+        ----------
+        method : str
+            The training method (see `fastbp.fit`).
+        **options
+            The options given to `fit`, by name.
+
+        Returns
+        -------
+        FitOptions
+            Every option of the method and the common ones, checked, with their defaults;
+            None for the options the method does not use.
+
+        Raises
+        ------
+        ValueError
+            If `method` is unknown, the method does not take an option given (the message names
+            both), a value is out of range, or options contradict each other (both validation
+            sets, early stopping without one, step_min >= step_max, ...).
+        TypeError
+            If an option is unknown or of the wrong type.
+
+        Examples
+        --------
+        >>> from fastbp.training import FitOptions
+        >>> FitOptions.check("rprop").step_max
+        50.0
+        >>> FitOptions.check("gd", batch_size=8)
+        Traceback (most recent call last):
+        ...
+        ValueError: method 'gd' does not take the option batch_size; ...
+        """
         if not isinstance(method, str) or method not in REGISTRY:
             raise ValueError(f"method must be one of {', '.join(map(repr, REGISTRY))}, got "
                              f"{method!r}")
@@ -190,4 +282,12 @@ class FitOptions:
 
     @property
     def method_class(self):
+        """The class of `method` in fastbp's registry of training methods.
+
+        Examples
+        --------
+        >>> from fastbp.training import FitOptions
+        >>> FitOptions.check("sgd").method_class.name
+        'sgd'
+        """
         return REGISTRY[self.method]

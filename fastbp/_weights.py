@@ -9,11 +9,45 @@ from ._checks import check_dtype, check_widths
 
 
 def init_weights(widths, seed=0, dtype="float64") -> list[np.ndarray]:
-    """Small random weights W(1), ..., W(L) for layer widths [d(0), ..., d(L)].
+    """Draw small random weights W(1), ..., W(L) for layer widths [d(0), ..., d(L)].
 
-    W(l) has shape (d(l-1)+1, d(l)), row 0 the bias. Entries are Gaussian with standard deviation
-    1/sqrt(d(l-1)+1), so that each signal s(l) starts with a variance near the variance of one input
-    and tanh starts in its linear region, not saturated. The same seed gives the same weights.
+    Parameters
+    ----------
+    widths : sequence of int
+        The layer widths [d(0), ..., d(L)], at least two, each >= 1.
+    seed : int, numpy.random.Generator or None, default=0
+        The random seed or generator; the same seed gives the same weights, None fresh ones.
+    dtype : {"float64", "float32"} or numpy dtype, default="float64"
+        The dtype of the weights (and so of every computation on them).
+
+    Returns
+    -------
+    list of ndarray
+        W(1), ..., W(L); W(l) has shape (d(l-1)+1, d(l)), row 0 the bias.
+
+    Raises
+    ------
+    ValueError
+        If `widths` has fewer than two entries or one below 1, or `dtype` is not float32 or
+        float64.
+    TypeError
+        If `seed` is not an integer, a Generator or None, or `widths` is not a sequence of
+        integers.
+
+    Notes
+    -----
+    The entries are Gaussian with standard deviation 1/sqrt(d(l-1)+1), so that each signal s(l)
+    starts with a variance near the variance of one input and tanh starts in its linear region,
+    not saturated.
+
+    Examples
+    --------
+    >>> import fastbp
+    >>> weights = fastbp.init_weights([2, 10, 1], seed=0)
+    >>> [w.shape for w in weights]
+    [(3, 10), (11, 1)]
+    >>> fastbp.init_weights([2, 1], seed=0, dtype="float32")[0].dtype
+    dtype('float32')
     """
     widths = check_widths(widths)
     dtype = check_dtype(dtype)

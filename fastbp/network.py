@@ -8,12 +8,67 @@ from ._weights import init_weights
 
 
 class Network:
-    """A fully connected network [d(0), ..., d(L)].
+    """A fully connected network [d(0), ..., d(L)]: its widths, units, dtype and weights.
 
-    `weights` is the list W(1), ..., W(L), W(l) of shape (d(l-1)+1, d(l)), row 0 the bias.
-    `activation` is theta of the hidden layers ("tanh", "relu", "logistic", "identity"),
-    `output` that of the output layer and its error measure ("tanh", "linear": squared error;
-    "logistic", "softmax": cross-entropy).
+    Parameters
+    ----------
+    widths : sequence of int
+        The layer widths [d(0), ..., d(L)].
+    output : {"tanh", "linear", "logistic", "softmax"}, default="tanh"
+        The output activation theta_L and its error measure: "tanh" and "linear" the squared
+        error, "logistic" and "softmax" the cross-entropy.
+    dtype : {"float64", "float32"}, default="float64"
+        The dtype of the weights and of every computation.
+    seed : int, numpy.random.Generator or None, default=0
+        The seed of `init_weights`, when `weights` is None.
+    weights : list of ndarray or None, default=None
+        The initial W(1), ..., W(L) (copied, in `dtype`); None draws them with `init_weights`.
+    activation : {"tanh", "relu", "logistic", "identity"}, default="tanh"
+        The activation theta of the hidden layers.
+
+    Attributes
+    ----------
+    widths : list of int
+        [d(0), ..., d(L)].
+    output, activation : str
+        The units, as given.
+    dtype : numpy.dtype
+        float32 or float64.
+    weights : list of ndarray
+        W(1), ..., W(L), W(l) of shape (d(l-1)+1, d(l)), row 0 the bias; `fit` updates them in
+        place.
+    history : History or None
+        The History of the last `fit` (None before the first).
+    restart_histories : list of History or None
+        All K histories of the last fit with ``restarts=K``.
+
+    Raises
+    ------
+    ValueError
+        If a width, `output`, `activation` or `dtype` is not valid, or `weights` are for other
+        widths.
+    TypeError
+        If an argument is of the wrong type.
+
+    See Also
+    --------
+    load : Read a Network written by `Network.save`.
+    fastbp.reference.Network : The same network, computed by the pure-Python reference.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastbp
+    >>> X = np.array([[0.5, -1.0], [1.0, 2.0], [-0.5, 0.3], [2.0, 0.1]])
+    >>> y = np.array([1.0, -1.0, 1.0, -1.0])
+    >>> net = fastbp.Network([2, 3, 1], seed=0)
+    >>> net
+    fastbp.network.Network([2, 3, 1], output='tanh', dtype='float64')
+    >>> [w.shape for w in net.weights]
+    [(3, 3), (4, 1)]
+    >>> history = net.fit(X, y, method="gd", epochs=20)
+    >>> net.error(X, y) < history.start["E_in"]
+    True
     """
 
     # the module that computes forward, error and gradient (fastbp.reference.Network: the reference)
@@ -42,15 +97,117 @@ class Network:
                 f"output={self.output!r}, dtype={self.dtype.name!r}{units})")
 
     def forward(self, X) -> np.ndarray:
+        """Compute the outputs x(L) for every row of `X`, as `fastbp.forward` does.
+
+        Parameters
+        ----------
+        X : array_like of shape (N, d(0))
+            The inputs, one per row.
+
+        Returns
+        -------
+        ndarray of shape (N, d(L))
+            The outputs x(L), in the network's dtype.
+
+        Raises
+        ------
+        ValueError
+            If `X` does not have d(0) columns or holds NaN or infinity.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import fastbp
+        >>> X = np.array([[0.5, -1.0], [1.0, 2.0], [-0.5, 0.3], [2.0, 0.1]])
+        >>> y = np.array([1.0, -1.0, 1.0, -1.0])
+        >>> net = fastbp.Network([2, 3, 1], seed=0)
+        >>> net.forward(X).shape
+        (4, 1)
+        """
         return self._compute.forward(self.weights, X, output=self.output,
                                      activation=self.activation)
 
     def error(self, X, y, sample_weight=None) -> float:
+        """Compute the in-sample error E_in on (`X`, `y`), as `fastbp.error` does.
+
+        Parameters
+        ----------
+        X : array_like of shape (N, d(0))
+            The inputs, one per row.
+        y : array_like of shape (N, d(L)) or (N,)
+            The targets.
+        sample_weight : array_like of shape (N,) or None, default=None
+            Weights w_n >= 0 of the samples; None weights each sample 1.
+
+        Returns
+        -------
+        float
+            E_in = (1/N) sum_n e_n, or sum_n w_n e_n / sum_n w_n with `sample_weight`.
+
+        Raises
+        ------
+        ValueError
+            If a shape does not match the widths, or a value is NaN, infinite or out of range.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import fastbp
+        >>> X = np.array([[0.5, -1.0], [1.0, 2.0], [-0.5, 0.3], [2.0, 0.1]])
+        >>> y = np.array([1.0, -1.0, 1.0, -1.0])
+        >>> net = fastbp.Network([2, 3, 1], seed=0)
+        >>> round(net.error(X, y), 6)
+        1.639474
+        """
         return self._compute.error(self.weights, X, y, output=self.output,
                                    activation=self.activation, sample_weight=sample_weight)
 
     def gradient(self, X, y, num_threads=None, reduction="mean", out=None, accumulate=False,
                  sample_weight=None):
+        """Compute E_in and its gradient by backpropagation, as `fastbp.gradient` does.
+
+        Parameters
+        ----------
+        X : array_like of shape (N, d(0))
+            The inputs, one per row.
+        y : array_like of shape (N, d(L)) or (N,)
+            The targets.
+        num_threads : int or None, default=None
+            Threads of the kernel (None: every usable core); the result is bitwise the same on
+            any number.
+        reduction : {"mean", "sum"}, default="mean"
+            E_in and its gradient, or the sums sum_n e_n and theirs.
+        out : list of ndarray or None, default=None
+            Arrays shaped like the weights to write the gradient into (and return).
+        accumulate : bool, default=False
+            Add the gradient to `out` instead of overwriting it.
+        sample_weight : array_like of shape (N,) or None, default=None
+            Weights w_n >= 0 of the samples.
+
+        Returns
+        -------
+        E_in : float
+            The error (the sum with ``reduction="sum"``).
+        grads : list of ndarray
+            [dE_in/dW(1), ..., dE_in/dW(L)], shaped like the weights.
+
+        Raises
+        ------
+        ValueError
+            If a shape does not match the widths, a value is NaN or infinite, or `accumulate`
+            is True without `out`.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import fastbp
+        >>> X = np.array([[0.5, -1.0], [1.0, 2.0], [-0.5, 0.3], [2.0, 0.1]])
+        >>> y = np.array([1.0, -1.0, 1.0, -1.0])
+        >>> net = fastbp.Network([2, 3, 1], seed=0)
+        >>> E_in, grads = net.gradient(X, y)
+        >>> [g.shape for g in grads]
+        [(3, 3), (4, 1)]
+        """
         return self._compute.gradient(self.weights, X, y, output=self.output,
                                       num_threads=num_threads, reduction=reduction, out=out,
                                       accumulate=accumulate, activation=self.activation,
@@ -59,17 +216,62 @@ class Network:
     # --- training and its companions (fastbp.training, fastbp._io) -------------------------------
 
     def fit(self, X, y, method: str = "sgd", restarts: int = 1, **options):
-        """Train the weights in place from where they are; returns a `fastbp.training.History`
-        (also kept as `self.history`).
+        """Train the weights in place from where they are.
 
-        The method and options are those of `fastbp.fit` (see there), with this network's
-        output; `warm_start=True` goes on from the state the last fit of this network ended with.
+        Parameters
+        ----------
+        X : array_like of shape (N, d(0))
+            The training inputs.
+        y : array_like of shape (N, d(L)) or (N,)
+            The training targets.
+        method : str, default="sgd"
+            The training method, as for `fastbp.fit`: "gd", "sgd", "adam", "variable-lr",
+            "steepest", "cg", "rprop" or "lbfgs".
+        restarts : int, default=1
+            K >= 1. With K > 1, train K networks side by side (`fastbp.fit_many`, one per
+            thread): this one from its current weights and K - 1 from fresh `init_weights`
+            (seeded by `seed` and the restart's number), and keep the best: the lowest E_val when
+            there is a validation set (with early stopping: at the restored epoch), else the
+            lowest final E_in. The weights become the best network's; its History is returned;
+            `restart_histories` holds all K.
+        **options
+            The options of `fastbp.fit` (see `fastbp.training.FitOptions`), with this network's
+            output and activation. ``warm_start=True`` goes on from the state the last fit of
+            this network ended with.
 
-        restarts=K > 1 trains K networks side by side (`fastbp.fit_many`, one per thread): this
-        one from its current weights and K - 1 from fresh `init_weights` (seeded by `seed` and the
-        restart's number), and keeps the best: the lowest E_val when there is a validation set
-        (with early stopping: at the restored epoch), else the lowest final E_in. The weights
-        become the best network's; its History is returned; `self.restart_histories` holds all K.
+        Returns
+        -------
+        History
+            What the fit did, one entry per epoch; also kept as `history`.
+
+        Raises
+        ------
+        TypeError
+            If `output` or `activation` is given (a Network's units are fixed when it is made),
+            or an option is unknown.
+        ValueError
+            If ``warm_start=True`` before any fit, ``restarts > 1`` with `warm_start`, or an
+            argument or option is not valid (as for `fastbp.fit`).
+
+        See Also
+        --------
+        fastbp.fit : The function this method calls, with every option described.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import fastbp
+        >>> X = np.array([[0.5, -1.0], [1.0, 2.0], [-0.5, 0.3], [2.0, 0.1]])
+        >>> y = np.array([1.0, -1.0, 1.0, -1.0])
+        >>> net = fastbp.Network([2, 3, 1], seed=0)
+        >>> history = net.fit(X, y, method="gd", epochs=20, learning_rate=0.1)
+        >>> len(history), history.stop_reason
+        (20, 'epochs')
+        >>> history.E_in[-1] < history.start["E_in"]
+        True
+        >>> history = net.fit(X, y, method="gd", epochs=5, restarts=3)
+        >>> len(net.restart_histories)
+        3
         """
         from .training import fit, fit_many
         for fixed in ("output", "activation"):
@@ -102,12 +304,59 @@ class Network:
         return self.history
 
     def predict(self, X) -> np.ndarray:
-        """The outputs x(L), shape (N, d(L)): the same as `forward`."""
+        """Predict the outputs x(L) for every row of `X`: the same as `forward`.
+
+        Parameters
+        ----------
+        X : array_like of shape (N, d(0))
+            The inputs, one per row.
+
+        Returns
+        -------
+        ndarray of shape (N, d(L))
+            The outputs x(L).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import fastbp
+        >>> X = np.array([[0.5, -1.0], [1.0, 2.0], [-0.5, 0.3], [2.0, 0.1]])
+        >>> y = np.array([1.0, -1.0, 1.0, -1.0])
+        >>> net = fastbp.Network([2, 3, 1], seed=0)
+        >>> np.sign(net.predict(X)).ravel()
+        array([-1., -1., -1., -1.])
+        """
         return self.forward(X)
 
     def predict_proba(self, X) -> np.ndarray:
-        """Probabilities, shape (N, d(L)): x(L) of a logistic output (each unit the probability of
-        its label being 1) or of a softmax output (each row a distribution over the classes)."""
+        """Predict probabilities: the outputs x(L) of a logistic or softmax network.
+
+        Parameters
+        ----------
+        X : array_like of shape (N, d(0))
+            The inputs, one per row.
+
+        Returns
+        -------
+        ndarray of shape (N, d(L))
+            The outputs x(L) of a logistic output (each unit the probability of its label being
+            1) or of a softmax output (each row a distribution over the classes).
+
+        Raises
+        ------
+        ValueError
+            If the network's output is not "logistic" or "softmax" (its outputs are not
+            probabilities).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import fastbp
+        >>> net = fastbp.Network([2, 3, 2], output="softmax", seed=0)
+        >>> proba = net.predict_proba([[0.5, -1.0], [1.0, 2.0]])
+        >>> proba.shape, np.allclose(proba.sum(axis=1), 1)
+        ((2, 2), True)
+        """
         if self.output not in _checks.CROSS_ENTROPY_OUTPUTS:
             raise ValueError(f"predict_proba needs a network with output='logistic' or "
                              f"output='softmax', whose outputs are probabilities; this one has "
@@ -115,22 +364,78 @@ class Network:
         return self.forward(X)
 
     def score(self, X, y) -> float:
-        """E_in on (X, y), the same as `error`: the mean squared error (1/N) sum_n ||x(L)_n -
-        y_n||^2 for a tanh or linear output, the mean cross-entropy for a logistic or softmax one.
-        Lower is better (unlike scikit-learn's score, which is higher-is-better)."""
+        """Compute E_in on (`X`, `y`): the same as `error`.
+
+        Parameters
+        ----------
+        X : array_like of shape (N, d(0))
+            The inputs, one per row.
+        y : array_like of shape (N, d(L)) or (N,)
+            The targets.
+
+        Returns
+        -------
+        float
+            The mean squared error (1/N) sum_n ||x(L)_n - y_n||^2 for a tanh or linear output,
+            the mean cross-entropy for a logistic or softmax one. Lower is better (unlike
+            scikit-learn's score, which is higher-is-better).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import fastbp
+        >>> X = np.array([[0.5, -1.0], [1.0, 2.0], [-0.5, 0.3], [2.0, 0.1]])
+        >>> y = np.array([1.0, -1.0, 1.0, -1.0])
+        >>> net = fastbp.Network([2, 3, 1], seed=0)
+        >>> net.score(X, y) == net.error(X, y)
+        True
+        """
         return self.error(X, y)
 
     def classification_error(self, X, y) -> float:
-        """Fraction of misclassified samples.
+        """Compute the fraction of misclassified samples.
 
-        Output "tanh" or "linear", targets in {-1, +1}: one output: the class is the sign; y must
-        be -1 or +1 (any non-zero value counts by its sign) and an output of exactly 0 counts as a
-        mistake. Several outputs (one column per class, +1 on the true class): the class is the
-        arg-max of the outputs and of the row of y.
+        Parameters
+        ----------
+        X : array_like of shape (N, d(0))
+            The inputs, one per row.
+        y : array_like of shape (N, d(L)) or (N,)
+            The class labels, coded as described in Notes.
+
+        Returns
+        -------
+        float
+            The fraction of the N samples misclassified, in [0, 1].
+
+        Raises
+        ------
+        ValueError
+            If a shape does not match the widths, or a one-output tanh or linear network gets
+            a label 0.
+
+        Notes
+        -----
+        Output "tanh" or "linear", targets in {-1, +1}: with one output, the class is the sign;
+        y must be -1 or +1 (any non-zero value counts by its sign) and an output of exactly 0
+        counts as a mistake. With several outputs (one column per class, +1 on the true class),
+        the class is the arg-max of the outputs and of the row of y.
+
         Output "softmax": the class is the arg-max of the outputs and of the row of y.
-        Output "logistic", targets in {0, 1}: each unit predicts its label 1 when its probability
-        is above 0.5 (a target counts as 1 above 0.5 too); a sample is misclassified unless every
-        one of its labels is right (with one output unit: the usual two-class error).
+
+        Output "logistic", targets in {0, 1}: each unit predicts its label 1 when its
+        probability is above 0.5 (a target counts as 1 above 0.5 too); a sample is misclassified
+        unless every one of its labels is right (with one output unit: the usual two-class
+        error).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import fastbp
+        >>> X = np.array([[0.5, -1.0], [1.0, 2.0], [-0.5, 0.3], [2.0, 0.1]])
+        >>> y = np.array([1.0, -1.0, 1.0, -1.0])
+        >>> net = fastbp.Network([2, 3, 1], seed=0)
+        >>> net.classification_error(X, y)
+        0.5
         """
         X = _checks.check_X(X, self.widths, self.dtype)
         y = _checks.check_y(y, self.widths, self.dtype, X.shape[0])
@@ -149,8 +454,33 @@ class Network:
         return float(np.mean(wrong))
 
     def save(self, file) -> None:
-        """Write the widths, output, activation, dtype and weights to a .npz file (path or binary
-        file object); `fastbp.load(file)` reads it back bitwise."""
+        """Write the widths, output, activation, dtype and weights to a .npz file.
+
+        Parameters
+        ----------
+        file : str, path-like or binary file object
+            Where to write; `fastbp.load` reads it back bitwise.
+
+        Raises
+        ------
+        ValueError
+            If `weights` no longer match the network's widths and dtype.
+
+        See Also
+        --------
+        load : Read the file back.
+
+        Examples
+        --------
+        >>> import io
+        >>> import fastbp
+        >>> net = fastbp.Network([2, 3, 1], seed=0)
+        >>> buffer = io.BytesIO()
+        >>> net.save(buffer)
+        >>> _ = buffer.seek(0)
+        >>> fastbp.load(buffer)
+        fastbp.network.Network([2, 3, 1], output='tanh', dtype='float64')
+        """
         checked, widths, dtype = _checks.check_weights(self.weights)
         if widths != list(self.widths) or dtype != self.dtype:
             raise ValueError(f"net.weights are for widths {widths} and dtype {dtype}, but the "
@@ -159,11 +489,42 @@ class Network:
 
 
 def load(file) -> Network:
-    """Read a Network written by `Network.save` (a path or a binary file object).
+    """Read a Network written by `Network.save`.
 
-    Raises ValueError for a file that is not such a model (not an .npz, missing or unexpected
-    arrays, shapes that do not match the widths, non-finite weights, pickled objects, ...);
-    a missing file raises FileNotFoundError as usual.
+    Parameters
+    ----------
+    file : str, path-like or binary file object
+        The .npz file (a path or a binary file object).
+
+    Returns
+    -------
+    Network
+        The network, its weights bitwise those saved.
+
+    Raises
+    ------
+    ValueError
+        For a file that is not such a model (not an .npz, missing or unexpected arrays, shapes
+        that do not match the widths, non-finite weights, pickled objects, ...).
+    FileNotFoundError
+        For a missing file, as usual.
+
+    See Also
+    --------
+    Network.save : Write a network.
+
+    Examples
+    --------
+    >>> import io
+    >>> import numpy as np
+    >>> import fastbp
+    >>> net = fastbp.Network([2, 3, 1], output="linear", seed=0)
+    >>> buffer = io.BytesIO()
+    >>> net.save(buffer)
+    >>> _ = buffer.seek(0)
+    >>> copy = fastbp.load(buffer)
+    >>> copy.output, all(np.array_equal(a, b) for a, b in zip(copy.weights, net.weights))
+    ('linear', True)
     """
     widths, output, activation, dtype, weights = _io.read(file)
     return Network(widths, output=output, dtype=dtype, weights=weights, activation=activation)

@@ -131,7 +131,46 @@ def _check_model(output, activation, widths):
 
 
 def forward(weights, X, output="tanh", activation="tanh") -> np.ndarray:
-    """Outputs x(L) for every row of X: shape (N, d(L))."""
+    """Compute the outputs x(L) for every row of `X`, one sample at a time.
+
+    Parameters
+    ----------
+    weights : list of ndarray
+        W(1), ..., W(L), W(l) of shape (d(l-1)+1, d(l)), row 0 the bias; float32 or float64.
+    X : array_like of shape (N, d(0))
+        The inputs, one per row.
+    output : {"tanh", "linear", "logistic", "softmax"}, default="tanh"
+        The output activation theta_L and its error measure.
+    activation : {"tanh", "relu", "logistic", "identity"}, default="tanh"
+        The activation theta of every hidden layer.
+
+    Returns
+    -------
+    ndarray of shape (N, d(L))
+        The outputs x(L), in the weights' dtype.
+
+    Raises
+    ------
+    ValueError
+        If a shape does not match the weights' widths, a value is NaN, infinite or out of range,
+        or an option is not one of its values (the same checks as the compiled API).
+    TypeError
+        If an argument is of the wrong type.
+
+    See Also
+    --------
+    fastbp.forward : The compiled twin.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastbp import reference
+    >>> weights = reference.init_weights([2, 3, 1], seed=0)
+    >>> X = np.array([[0.5, -1.0], [1.0, 2.0], [-0.5, 0.3]])
+    >>> y = np.array([1.0, -1.0, 1.0])
+    >>> reference.forward(weights, X).shape
+    (3, 1)
+    """
     weights, widths, dtype = _checks.check_weights(weights)
     output, activation = _check_model(output, activation, widths)
     X = _checks.check_X(X, widths, dtype)
@@ -153,9 +192,51 @@ def _checked_batch(weights, X, y, output, activation, sample_weight):
 
 def error(weights, X, y, output="tanh", num_threads=None, activation="tanh",
           sample_weight=None) -> float:
-    """E_in = sum_n w_n e_n / sum_n w_n (w_n = 1 without sample weights: (1/N) sum_n e_n).
+    """Compute the in-sample error E_in, one sample at a time.
 
-    num_threads is checked and ignored: the reference runs on one thread.
+    Parameters
+    ----------
+    weights : list of ndarray
+        W(1), ..., W(L), W(l) of shape (d(l-1)+1, d(l)), row 0 the bias; float32 or float64.
+    X : array_like of shape (N, d(0))
+        The inputs, one per row.
+    y : array_like of shape (N, d(L)) or (N,)
+        The targets.
+    output : {"tanh", "linear", "logistic", "softmax"}, default="tanh"
+        The output activation theta_L and its error measure.
+    num_threads : int or None, default=None
+        Checked as `fastbp.error` checks it, and ignored: the reference runs on one thread.
+    activation : {"tanh", "relu", "logistic", "identity"}, default="tanh"
+        The activation theta of every hidden layer.
+    sample_weight : array_like of shape (N,) or None, default=None
+        Weights w_n >= 0 of the samples; None weights each sample 1.
+
+    Returns
+    -------
+    float
+        E_in = sum_n w_n e_n / sum_n w_n (w_n = 1 without sample weights: (1/N) sum_n e_n).
+
+    Raises
+    ------
+    ValueError
+        If a shape does not match the weights' widths, a value is NaN, infinite or out of range,
+        or an option is not one of its values (the same checks as the compiled API).
+    TypeError
+        If an argument is of the wrong type.
+
+    See Also
+    --------
+    fastbp.error : The compiled twin.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastbp import reference
+    >>> weights = reference.init_weights([2, 3, 1], seed=0)
+    >>> X = np.array([[0.5, -1.0], [1.0, 2.0], [-0.5, 0.3]])
+    >>> y = np.array([1.0, -1.0, 1.0])
+    >>> round(reference.error(weights, X, y), 6)
+    2.182504
     """
     weights, dtype, X, y, output, activation, w = _checked_batch(weights, X, y, output, activation,
                                                                  sample_weight)
@@ -169,10 +250,66 @@ def error(weights, X, y, output="tanh", num_threads=None, activation="tanh",
 
 def gradient(weights, X, y, output="tanh", num_threads=None, reduction="mean", out=None,
              accumulate=False, activation="tanh", sample_weight=None):
-    """(E_in, [dE_in/dW(1), ..., dE_in/dW(L)]), summed over the samples one by one.
+    """Compute E_in and its gradient, summed over the samples one by one.
 
-    reduction="sum": sum_n w_n e_n and its gradient. num_threads is checked and ignored: the
-    reference runs on one thread.
+    Parameters
+    ----------
+    weights : list of ndarray
+        W(1), ..., W(L), W(l) of shape (d(l-1)+1, d(l)), row 0 the bias; float32 or float64.
+    X : array_like of shape (N, d(0))
+        The inputs, one per row.
+    y : array_like of shape (N, d(L)) or (N,)
+        The targets.
+    output : {"tanh", "linear", "logistic", "softmax"}, default="tanh"
+        The output activation theta_L and its error measure.
+    num_threads : int or None, default=None
+        Checked as `fastbp.error` checks it, and ignored: the reference runs on one thread.
+    reduction : {"mean", "sum"}, default="mean"
+        "mean" gives E_in and its gradient; "sum" gives sum_n w_n e_n and its gradient.
+    out : list of ndarray or None, default=None
+        Arrays shaped like the weights to write the gradient into (and return).
+    accumulate : bool, default=False
+        Add the gradient to `out` instead of overwriting it; needs `out`.
+    activation : {"tanh", "relu", "logistic", "identity"}, default="tanh"
+        The activation theta of every hidden layer.
+    sample_weight : array_like of shape (N,) or None, default=None
+        Weights w_n >= 0 of the samples; None weights each sample 1.
+
+    Returns
+    -------
+    E_in : float
+        The error (the sum with ``reduction="sum"``).
+    grads : list of ndarray
+        [dE_in/dW(1), ..., dE_in/dW(L)], in the weights' dtype (summed in float64).
+
+    Raises
+    ------
+    ValueError
+        If a shape does not match the weights' widths, a value is NaN, infinite or out of range,
+        or an option is not one of its values (the same checks as the compiled API).
+    TypeError
+        If an argument is of the wrong type.
+
+    See Also
+    --------
+    fastbp.gradient : The compiled twin.
+
+    Notes
+    -----
+    For each sample: forward propagation for x(0), ..., x(L), backward propagation for
+    delta(L), ..., delta(1), then dE_in/dW(l) += w_n x(l-1) delta(l)^T; the sums are divided by
+    sum_n w_n (N without sample weights). The module's docstring spells out every step.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastbp import reference
+    >>> weights = reference.init_weights([2, 3, 1], seed=0)
+    >>> X = np.array([[0.5, -1.0], [1.0, 2.0], [-0.5, 0.3]])
+    >>> y = np.array([1.0, -1.0, 1.0])
+    >>> E_in, grads = reference.gradient(weights, X, y)
+    >>> round(E_in, 6), [g.shape for g in grads]
+    (2.182504, [(3, 3), (4, 1)])
     """
     weights, dtype, X, y, output, activation, w = _checked_batch(weights, X, y, output, activation,
                                                                  sample_weight)
@@ -203,10 +340,51 @@ def gradient(weights, X, y, output="tanh", num_threads=None, reduction="mean", o
 
 
 def backprop(weights, x, y, output="tanh", activation="tanh"):
-    """One sample: ([x(0), ..., x(L)], [delta(1), ..., delta(L)]).
+    """Propagate one sample forward and backward: its x(l) and delta(l).
 
-    Hidden x(l) carry their leading 1; the output x(L) does not. The gradient of e_n is
-    de_n/dW(l) = outer(xs[l-1], deltas[l-1]).
+    Parameters
+    ----------
+    weights : list of ndarray
+        W(1), ..., W(L), W(l) of shape (d(l-1)+1, d(l)), row 0 the bias; float32 or float64.
+    x : array_like of shape (d(0),)
+        The input.
+    y : array_like of shape (d(L),)
+        The target.
+    output : {"tanh", "linear", "logistic", "softmax"}, default="tanh"
+        The output activation theta_L and its error measure.
+    activation : {"tanh", "relu", "logistic", "identity"}, default="tanh"
+        The activation theta of every hidden layer.
+
+    Returns
+    -------
+    xs : list of ndarray
+        [x(0), ..., x(L)]; the hidden x(l) carry their leading 1, the output x(L) does not.
+    deltas : list of ndarray
+        [delta(1), ..., delta(L)].
+
+    Raises
+    ------
+    ValueError
+        If a shape does not match the weights' widths, a value is NaN, infinite or out of range,
+        or an option is not one of its values (the same checks as the compiled API).
+    TypeError
+        If an argument is of the wrong type.
+
+    See Also
+    --------
+    fastbp.backprop : The compiled twin.
+
+    Notes
+    -----
+    The gradient of e_n is de_n/dW(l) = outer(xs[l-1], deltas[l-1]).
+
+    Examples
+    --------
+    >>> from fastbp import reference
+    >>> weights = reference.init_weights([2, 3, 1], seed=0)
+    >>> xs, deltas = reference.backprop(weights, [0.5, -1.0], [1.0])
+    >>> [x.shape for x in xs], [d.shape for d in deltas]
+    ([(3,), (4,), (1,)], [(3,), (1,)])
     """
     weights, widths, dtype = _checks.check_weights(weights)
     output, activation = _check_model(output, activation, widths)
@@ -217,6 +395,37 @@ def backprop(weights, x, y, output="tanh", activation="tanh"):
 
 
 class Network(_Network):
-    """fastbp.Network, computed by the reference."""
+    """A `fastbp.Network` computed by the pure-Python reference.
+
+    Parameters
+    ----------
+    widths : sequence of int
+        The layer widths [d(0), ..., d(L)].
+    output : {"tanh", "linear", "logistic", "softmax"}, default="tanh"
+        The output activation theta_L and its error measure.
+    dtype : {"float64", "float32"}, default="float64"
+        The dtype of the weights.
+    seed : int, numpy.random.Generator or None, default=0
+        The seed of `init_weights`, when `weights` is None.
+    weights : list of ndarray or None, default=None
+        The initial W(1), ..., W(L); None draws them with `init_weights`.
+    activation : {"tanh", "relu", "logistic", "identity"}, default="tanh"
+        The activation theta of the hidden layers.
+
+    See Also
+    --------
+    fastbp.Network : The same class over the compiled kernels; its methods are these.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastbp
+    >>> from fastbp import reference
+    >>> X = np.array([[0.5, -1.0], [1.0, 2.0], [-0.5, 0.3]])
+    >>> y = np.array([1.0, -1.0, 1.0])
+    >>> slow, fast = reference.Network([2, 3, 1], seed=0), fastbp.Network([2, 3, 1], seed=0)
+    >>> bool(np.isclose(slow.error(X, y), fast.error(X, y)))
+    True
+    """
 
     _compute = sys.modules[__name__]

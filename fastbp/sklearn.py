@@ -489,7 +489,42 @@ class _BaseMLP(BaseEstimator):
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
-        """Fit the model to data matrix X and target(s) y (scikit-learn's MLP: see there)."""
+        """Fit the model to data matrix `X` and target(s) `y`.
+
+        As scikit-learn's MLP fits it, on fastbp's kernels.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data (a sparse matrix is made dense).
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            The targets: class labels (or a label-indicator matrix) for a classifier, real
+            values for a regressor.
+        sample_weight : array-like of shape (n_samples,) or None, default=None
+            Weights of the samples; None weights each sample 1.
+
+        Returns
+        -------
+        self
+            The fitted estimator.
+
+        Raises
+        ------
+        ValueError
+            If a parameter or the data are not valid (scikit-learn's checks), or the solver
+            produced non-finite weights.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastbp.sklearn import MLPClassifier
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.standard_normal((40, 2))
+        >>> y = (X[:, 0] + X[:, 1] > 0).astype(int)
+        >>> clf = MLPClassifier(hidden_layer_sizes=(5,), solver="lbfgs", random_state=0)
+        >>> clf.fit(X, y)
+        MLPClassifier(hidden_layer_sizes=(5,), random_state=0, solver='lbfgs')
+        """
         return self._fit(X, y, sample_weight=sample_weight, incremental=False)
 
     def _fit_dask(self, X, y, sample_weight):
@@ -602,9 +637,115 @@ def _dense(X):
 
 
 class MLPClassifier(ClassifierMixin, _BaseMLP):
-    """scikit-learn's MLPClassifier, computed by fastbp (same parameters and defaults, same
-    model; `num_threads` is fastbp's, and `solver` also takes fastbp's full-batch methods "gd",
-    "variable-lr", "steepest", "cg" and "rprop"). See the module docstring."""
+    """A multi-layer perceptron classifier: scikit-learn's MLPClassifier, computed by fastbp.
+
+    The same parameters and defaults and the same model as scikit-learn's
+    `sklearn.neural_network.MLPClassifier`, its fitted attributes included; `num_threads` is
+    fastbp's, and `solver` also takes fastbp's full-batch methods "gd", "variable-lr",
+    "steepest", "cg" and "rprop". The module's docstring says how scikit-learn's loss and
+    gradient are computed from fastbp's.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
+        The i-th element is the number of units of the i-th hidden layer.
+    activation : {"identity", "logistic", "tanh", "relu"}, default="relu"
+        The activation of the hidden layers.
+    solver : str, default="adam"
+        The solver: scikit-learn's "lbfgs", "sgd" and "adam", and fastbp's full-batch methods
+        "gd", "variable-lr", "steepest", "cg" and "rprop", all on scikit-learn's loss. fastbp's
+        methods run `max_iter` epochs with `learning_rate_init` (and `momentum`,
+        `nesterovs_momentum` for "gd"), stopping when the loss has not fallen by `tol` for
+        `n_iter_no_change` epochs.
+    alpha : float, default=0.0001
+        Strength of the L2 term, on the weights and not the intercepts.
+    batch_size : int or "auto", default="auto"
+        Mini-batch size of the stochastic solvers; "auto" is min(200, n_samples).
+    learning_rate : {"constant", "invscaling", "adaptive"}, default="constant"
+        The learning-rate schedule of solver "sgd", as scikit-learn's.
+    learning_rate_init : float, default=0.001
+        The initial learning rate (sgd, adam and fastbp's methods but rprop).
+    power_t : float, default=0.5
+        The exponent of the "invscaling" schedule.
+    max_iter : int, default=200
+        The most epochs (stochastic solvers, fastbp's methods) or iterations (lbfgs).
+    shuffle : bool, default=True
+        Shuffle the samples in every epoch (stochastic solvers).
+    random_state : int, RandomState instance or None, default=None
+        The initial weights, the shuffling and the validation split, drawn as scikit-learn
+        draws them.
+    tol : float, default=1e-4
+        The tolerance of the stopping rules (lbfgs: its gtol).
+    verbose : bool, default=False
+        Print the loss after every epoch.
+    warm_start : bool, default=False
+        Start `fit` from the weights of the previous fit.
+    momentum : float, default=0.9
+        The momentum of solver "sgd" (and "gd"), in [0, 1].
+    nesterovs_momentum : bool, default=True
+        Nesterov's form of momentum.
+    early_stopping : bool, default=False
+        Hold out `validation_fraction` of the data and stop when its score has not improved by
+        `tol` for `n_iter_no_change` epochs (stochastic solvers).
+    validation_fraction : float, default=0.1
+        The fraction held out for early stopping.
+    beta_1 : float, default=0.9
+        Adam's first-moment decay, in [0, 1).
+    beta_2 : float, default=0.999
+        Adam's second-moment decay, in [0, 1).
+    epsilon : float, default=1e-8
+        Adam's epsilon.
+    n_iter_no_change : int, default=10
+        The epochs without improvement the stopping rules wait.
+    max_fun : int, default=15000
+        The most loss evaluations of lbfgs.
+    num_threads : int or None, default=None
+        The threads of fastbp's kernels (None: every core this process may use, capped by
+        OMP_NUM_THREADS; a negative count backwards from that). The stochastic solvers run
+        their steps on one thread.
+
+    Attributes
+    ----------
+    coefs_ : list of ndarray
+        The weights of each layer, coefs_[i] of shape (d(i), d(i+1)).
+    intercepts_ : list of ndarray
+        The biases of each layer, intercepts_[i] of shape (d(i+1),); fastbp's
+        W(l) = [intercepts_[l-1]; coefs_[l-1]].
+    loss_ : float
+        The loss at the end of the last fit.
+    loss_curve_ : list of float
+        The loss after each epoch (stochastic solvers and fastbp's methods).
+    n_iter_ : int
+        The epochs or iterations run.
+    n_layers_ : int
+        The number of layers, L + 1.
+    n_outputs_ : int
+        The number of outputs d(L).
+    out_activation_ : str
+        The output activation.
+    classes_ : ndarray
+        The class labels.
+
+    See Also
+    --------
+    MLPRegressor : The regressor.
+    fastbp.Network : The network of fastbp's own API, with its E_in.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastbp.sklearn import MLPClassifier
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((40, 2))
+    >>> y = (X[:, 0] + X[:, 1] > 0).astype(int)
+    >>> clf = MLPClassifier(hidden_layer_sizes=(5,), solver="lbfgs", random_state=0).fit(X, y)
+    >>> clf.classes_, [c.shape for c in clf.coefs_]
+    (array([0, 1]), [(2, 5), (5, 1)])
+    >>> clf.predict([[1.0, 1.0], [-1.0, -1.0]])
+    array([1, 0])
+    >>> clf.score(X, y)
+    1.0
+    """
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
                  alpha=0.0001, batch_size="auto", learning_rate="constant",
@@ -662,7 +803,29 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return X, y
 
     def predict(self, X):
-        """The predicted classes, shape (n_samples,) or (n_samples, n_classes) (multilabel)."""
+        """Predict the classes of the samples in `X`.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,) or (n_samples, n_classes)
+            The predicted classes ((n_samples, n_classes) for multilabel targets).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastbp.sklearn import MLPClassifier
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.standard_normal((40, 2))
+        >>> y = (X[:, 0] + X[:, 1] > 0).astype(int)
+        >>> clf = MLPClassifier(hidden_layer_sizes=(5,), solver="lbfgs", random_state=0).fit(X, y)
+        >>> clf.predict([[1.0, 1.0], [-1.0, -1.0]])
+        array([1, 0])
+        """
         check_is_fitted(self)
         return self._predict(X)
 
@@ -684,7 +847,44 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     @available_if(lambda est: est._check_solver())
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, sample_weight=None, classes=None):
-        """One epoch over (X, y) (stochastic solvers); `classes` on the first call."""
+        """Run one epoch over (`X`, `y`), from the current weights.
+
+        Only for the stochastic solvers ("sgd", "adam").
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+        y : array-like of shape (n_samples,) or (n_samples, n_classes)
+            The class labels.
+        sample_weight : array-like of shape (n_samples,) or None, default=None
+            Weights of the samples; None weights each sample 1.
+        classes : array-like of shape (n_classes,) or None, default=None
+            Every class of the problem: needed on the first call, ignored afterwards.
+
+        Returns
+        -------
+        self
+            The fitted estimator.
+
+        Raises
+        ------
+        AttributeError
+            If the solver is not stochastic.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastbp.sklearn import MLPClassifier
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.standard_normal((40, 2))
+        >>> y = (X[:, 0] + X[:, 1] > 0).astype(int)
+        >>> clf = MLPClassifier(hidden_layer_sizes=(5,), random_state=0)
+        >>> for _ in range(3):
+        ...     clf = clf.partial_fit(X, y, classes=[0, 1])
+        >>> clf.predict(X[:3]).shape
+        (3,)
+        """
         if _check_partial_fit_first_call(self, classes):
             self._label_binarizer = LabelBinarizer()
             if type_of_target(y).startswith("multilabel"):
@@ -694,12 +894,58 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return self._fit(X, y, sample_weight=sample_weight, incremental=True)
 
     def predict_log_proba(self, X):
-        """log(predict_proba(X))."""
+        """Predict the logarithm of the class probabilities: log(predict_proba(X)).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+            The log-probability of each class, in the order of `classes_`.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastbp.sklearn import MLPClassifier
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.standard_normal((40, 2))
+        >>> y = (X[:, 0] + X[:, 1] > 0).astype(int)
+        >>> clf = MLPClassifier(hidden_layer_sizes=(5,), solver="lbfgs", random_state=0).fit(X, y)
+        >>> log_proba = clf.predict_log_proba([[0.0, 0.0]])
+        >>> log_proba.shape, bool(np.allclose(np.exp(log_proba).sum(), 1))
+        ((1, 2), True)
+        """
         y_prob = self.predict_proba(X)
         return np.log(y_prob, out=y_prob)
 
     def predict_proba(self, X):
-        """Probability of each class, shape (n_samples, n_classes), in the order of `classes_`."""
+        """Predict the probability of each class.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+            The probability of each class, in the order of `classes_`.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastbp.sklearn import MLPClassifier
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.standard_normal((40, 2))
+        >>> y = (X[:, 0] + X[:, 1] > 0).astype(int)
+        >>> clf = MLPClassifier(hidden_layer_sizes=(5,), solver="lbfgs", random_state=0).fit(X, y)
+        >>> proba = clf.predict_proba([[1.0, 1.0], [-1.0, -1.0]])
+        >>> proba.shape, bool(np.allclose(proba.sum(axis=1), 1))
+        ((2, 2), True)
+        """
         check_is_fitted(self)
         y_pred = self._forward_pass_fast(X)
         if self.n_outputs_ == 1:
@@ -715,9 +961,113 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
 
 class MLPRegressor(RegressorMixin, _BaseMLP):
-    """scikit-learn's MLPRegressor, computed by fastbp (same parameters and defaults, same
-    model; loss="squared_error" only; `num_threads` is fastbp's, and `solver` also takes
-    fastbp's full-batch methods). See the module docstring."""
+    """A multi-layer perceptron regressor: scikit-learn's MLPRegressor, computed by fastbp.
+
+    The same parameters and defaults and the same model as scikit-learn's
+    `sklearn.neural_network.MLPRegressor` (loss "squared_error" only), its fitted attributes
+    included; `num_threads` is fastbp's, and `solver` also takes fastbp's full-batch methods.
+    The module's docstring says how scikit-learn's loss and gradient are computed from
+    fastbp's.
+
+    Parameters
+    ----------
+    loss : {"squared_error"}, default="squared_error"
+        The loss: half the squared error, averaged over samples and outputs.
+    hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
+        The i-th element is the number of units of the i-th hidden layer.
+    activation : {"identity", "logistic", "tanh", "relu"}, default="relu"
+        The activation of the hidden layers.
+    solver : str, default="adam"
+        The solver: scikit-learn's "lbfgs", "sgd" and "adam", and fastbp's full-batch methods
+        "gd", "variable-lr", "steepest", "cg" and "rprop", all on scikit-learn's loss. fastbp's
+        methods run `max_iter` epochs with `learning_rate_init` (and `momentum`,
+        `nesterovs_momentum` for "gd"), stopping when the loss has not fallen by `tol` for
+        `n_iter_no_change` epochs.
+    alpha : float, default=0.0001
+        Strength of the L2 term, on the weights and not the intercepts.
+    batch_size : int or "auto", default="auto"
+        Mini-batch size of the stochastic solvers; "auto" is min(200, n_samples).
+    learning_rate : {"constant", "invscaling", "adaptive"}, default="constant"
+        The learning-rate schedule of solver "sgd", as scikit-learn's.
+    learning_rate_init : float, default=0.001
+        The initial learning rate (sgd, adam and fastbp's methods but rprop).
+    power_t : float, default=0.5
+        The exponent of the "invscaling" schedule.
+    max_iter : int, default=200
+        The most epochs (stochastic solvers, fastbp's methods) or iterations (lbfgs).
+    shuffle : bool, default=True
+        Shuffle the samples in every epoch (stochastic solvers).
+    random_state : int, RandomState instance or None, default=None
+        The initial weights, the shuffling and the validation split, drawn as scikit-learn
+        draws them.
+    tol : float, default=1e-4
+        The tolerance of the stopping rules (lbfgs: its gtol).
+    verbose : bool, default=False
+        Print the loss after every epoch.
+    warm_start : bool, default=False
+        Start `fit` from the weights of the previous fit.
+    momentum : float, default=0.9
+        The momentum of solver "sgd" (and "gd"), in [0, 1].
+    nesterovs_momentum : bool, default=True
+        Nesterov's form of momentum.
+    early_stopping : bool, default=False
+        Hold out `validation_fraction` of the data and stop when its score has not improved by
+        `tol` for `n_iter_no_change` epochs (stochastic solvers).
+    validation_fraction : float, default=0.1
+        The fraction held out for early stopping.
+    beta_1 : float, default=0.9
+        Adam's first-moment decay, in [0, 1).
+    beta_2 : float, default=0.999
+        Adam's second-moment decay, in [0, 1).
+    epsilon : float, default=1e-8
+        Adam's epsilon.
+    n_iter_no_change : int, default=10
+        The epochs without improvement the stopping rules wait.
+    max_fun : int, default=15000
+        The most loss evaluations of lbfgs.
+    num_threads : int or None, default=None
+        The threads of fastbp's kernels (None: every core this process may use, capped by
+        OMP_NUM_THREADS; a negative count backwards from that). The stochastic solvers run
+        their steps on one thread.
+
+    Attributes
+    ----------
+    coefs_ : list of ndarray
+        The weights of each layer, coefs_[i] of shape (d(i), d(i+1)).
+    intercepts_ : list of ndarray
+        The biases of each layer, intercepts_[i] of shape (d(i+1),); fastbp's
+        W(l) = [intercepts_[l-1]; coefs_[l-1]].
+    loss_ : float
+        The loss at the end of the last fit.
+    loss_curve_ : list of float
+        The loss after each epoch (stochastic solvers and fastbp's methods).
+    n_iter_ : int
+        The epochs or iterations run.
+    n_layers_ : int
+        The number of layers, L + 1.
+    n_outputs_ : int
+        The number of outputs d(L).
+    out_activation_ : str
+        The output activation.
+
+    See Also
+    --------
+    MLPClassifier : The classifier.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastbp.sklearn import MLPRegressor
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.uniform(-1, 1, (40, 1))
+    >>> y = np.sin(3 * X[:, 0])
+    >>> reg = MLPRegressor(hidden_layer_sizes=(10,), activation="tanh", solver="lbfgs",
+    ...                    max_iter=500, random_state=0).fit(X, y)
+    >>> reg.predict(X[:3]).shape
+    (3,)
+    >>> reg.score(X, y) > 0.9
+    True
+    """
 
     _parameter_constraints: dict = {**_BaseMLP._parameter_constraints,
                                     "loss": [StrOptions({"squared_error"})]}
@@ -764,7 +1114,30 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return X, y
 
     def predict(self, X):
-        """The predicted values, shape (n_samples,) or (n_samples, n_outputs)."""
+        """Predict the targets of the samples in `X`.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            The predicted values.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastbp.sklearn import MLPRegressor
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.uniform(-1, 1, (40, 1))
+        >>> y = np.sin(3 * X[:, 0])
+        >>> reg = MLPRegressor(hidden_layer_sizes=(10,), solver="lbfgs", max_iter=500,
+        ...                    random_state=0).fit(X, y)
+        >>> reg.predict(X[:3]).shape
+        (3,)
+        """
         check_is_fitted(self)
         return self._predict(X)
 
@@ -780,5 +1153,39 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     @available_if(lambda est: est._check_solver())
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, sample_weight=None):
-        """One epoch over (X, y) (stochastic solvers)."""
+        """Run one epoch over (`X`, `y`), from the current weights.
+
+        Only for the stochastic solvers ("sgd", "adam").
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            The targets.
+        sample_weight : array-like of shape (n_samples,) or None, default=None
+            Weights of the samples; None weights each sample 1.
+
+        Returns
+        -------
+        self
+            The fitted estimator.
+
+        Raises
+        ------
+        AttributeError
+            If the solver is not stochastic.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastbp.sklearn import MLPRegressor
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.uniform(-1, 1, (40, 1))
+        >>> y = np.sin(3 * X[:, 0])
+        >>> reg = MLPRegressor(hidden_layer_sizes=(5,), random_state=0)
+        >>> reg = reg.partial_fit(X, y)
+        >>> reg.n_iter_
+        1
+        """
         return self._fit(X, y, sample_weight=sample_weight, incremental=True)

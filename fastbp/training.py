@@ -40,19 +40,56 @@ _RECORD_FIELDS = ("epoch", "E_in", "E_aug", "E_val", "learning_rate", "accepted"
 class History:
     """What `fit` did, one entry per completed epoch (epochs counted from 1 in each call).
 
-    - `E_in`: in-sample error of the weights at the end of the epoch, on the training set;
-    - `E_aug`: the objective minimised, E_in + (lambda/N) sum w^2 (equal to E_in without decay);
-    - `E_val`: error on the validation set (an empty list without one);
-    - `learning_rate`: the step size used in the epoch (for steepest/cg: the one the line search
-      found; for variable-lr: the one tried; NaN for rprop and lbfgs, which have none);
-    - `accepted`: False for a step that variable-lr rejected (always True for the other methods);
-    - `time`: wall-clock seconds since the start of the call, at the end of the epoch.
+    `fit` makes it; the lists are its per-epoch records, all of the same length.
 
-    `start` holds E_in, E_aug (and E_val) of the weights `fit` started from. `stop_reason` is one
-    of "epochs", "tol", "early_stopping", "callback", "converged", "diverged", "interrupted",
-    "max_fun" (lbfgs: max_fun evaluations used up). `state` is the method's state at the end (its
-    moments, velocities, step sizes or learning rate): `warm_start=history` goes on from it.
-    With early stopping, `best_epoch` is the epoch whose weights were restored (0: the start).
+    Parameters
+    ----------
+    method : str
+        The training method.
+    epoch : list of int
+        The epoch numbers, 1, 2, ...
+    E_in : list of float
+        In-sample error of the weights at the end of each epoch, on the training set.
+    E_aug : list of float
+        The objective minimised, E_in + (lambda/N) sum w^2 (equal to E_in without decay).
+    E_val : list of float
+        Error on the validation set (an empty list without one).
+    learning_rate : list of float
+        The step size used in the epoch (for steepest/cg: the one the line search found; for
+        variable-lr: the one tried; NaN for rprop and lbfgs, which have none).
+    accepted : list of bool
+        False for a step that variable-lr rejected (always True for the other methods).
+    time : list of float
+        Wall-clock seconds since the start of the call, at the end of the epoch.
+    start : dict
+        E_in, E_aug (and E_val) of the weights `fit` started from.
+    stop_reason : str
+        One of "epochs", "tol", "early_stopping", "callback", "converged", "diverged",
+        "interrupted", "max_fun" (lbfgs: max_fun evaluations used up).
+    best_epoch : int or None
+        With early stopping, the epoch whose weights were restored (0: the start); else None.
+    state : dict
+        The method's state at the end (its moments, velocities, step sizes or learning rate):
+        ``warm_start=history`` goes on from it.
+
+    See Also
+    --------
+    fit : Returns a History.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastbp
+    >>> X = np.array([[0.5, -1.0], [1.0, 2.0], [-0.5, 0.3], [2.0, 0.1]])
+    >>> y = np.array([1.0, -1.0, 1.0, -1.0])
+    >>> weights = fastbp.init_weights([2, 3, 1], seed=0)
+    >>> history = fastbp.fit(weights, X, y, method="gd", epochs=3)
+    >>> history.epoch, history.stop_reason, len(history)
+    ([1, 2, 3], 'epochs', 3)
+    >>> history.learning_rate
+    [0.1, 0.1, 0.1]
+    >>> history.E_in[-1] < history.start["E_in"]
+    True
     """
     method: str
     epoch: list = field(default_factory=list)
@@ -72,6 +109,18 @@ class History:
 
     @property
     def interrupted(self) -> bool:
+        """Whether the fit was stopped by Ctrl-C (`stop_reason` is "interrupted").
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import fastbp
+        >>> X = np.array([[0.5, -1.0], [1.0, 2.0], [-0.5, 0.3], [2.0, 0.1]])
+        >>> y = np.array([1.0, -1.0, 1.0, -1.0])
+        >>> history = fastbp.fit(fastbp.init_weights([2, 3, 1]), X, y, method="gd", epochs=2)
+        >>> history.interrupted
+        False
+        """
         return self.stop_reason == "interrupted"
 
 
@@ -200,12 +249,61 @@ class _Trainer:
 
 def train(targets: list[np.ndarray], objective: Objective, opts: FitOptions,
           validation: Objective | None = None, rng: Any = None, stop=None) -> History:
-    """Run `opts.method` on `objective` from the weights in `targets` (the caller's arrays,
-    updated in place at the end of every epoch); E_val from `validation`, if given.
+    """Run `opts.method` on `objective` from the weights in `targets`, updated in place.
 
-    Everything must be checked already: targets writeable arrays of the objective's shapes and
-    dtype, opts from FitOptions.check. The mini-batch methods need a DataObjective. `stop`, a
-    threading.Event, ends training after the epoch during which it is set ("interrupted").
+    The loop every method runs in, for objectives of one's own (e.g. data that is not in
+    memory): `fit` checks its arguments and calls this.
+
+    Parameters
+    ----------
+    targets : list of ndarray
+        The caller's weight arrays W(1), ..., W(L), writeable, of the objective's shapes and
+        dtype; updated in place at the end of every epoch.
+    objective : fastbp._objective.Objective
+        E_in and its gradient at the weights. The mini-batch methods ("sgd", "adam") need a
+        `fastbp._objective.DataObjective`, data in memory.
+    opts : FitOptions
+        The method and its options, from `FitOptions.check`.
+    validation : fastbp._objective.Objective or None, default=None
+        The objective whose E_in is E_val; None: no validation set.
+    rng : numpy.random.Generator or None, default=None
+        The generator of the mini-batches' order.
+    stop : threading.Event or None, default=None
+        Ends training after the epoch during which it is set (stop_reason "interrupted").
+
+    Returns
+    -------
+    History
+        What the training did, one entry per completed epoch.
+
+    Raises
+    ------
+    ValueError
+        If a mini-batch method is given an objective that is not a DataObjective, or
+        `warm_start`'s state is of another method or network.
+
+    See Also
+    --------
+    fit : The checked way in, for data in memory.
+
+    Notes
+    -----
+    Everything must be checked already: `targets` writeable arrays of the objective's shapes
+    and dtype, `opts` from `FitOptions.check`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastbp
+    >>> from fastbp._objective import DataObjective
+    >>> from fastbp.training import FitOptions, train
+    >>> X = np.array([[0.5, -1.0], [1.0, 2.0], [-0.5, 0.3], [2.0, 0.1]])
+    >>> y = np.array([[1.0], [-1.0], [1.0], [-1.0]])
+    >>> weights = fastbp.init_weights([2, 3, 1], seed=0)
+    >>> objective = DataObjective([2, 3, 1], np.float64, X, y, "tanh", 1)
+    >>> history = train(weights, objective, FitOptions.check("gd", epochs=5))
+    >>> len(history), history.stop_reason
+    (5, 'epochs')
     """
     cls = opts.method_class
     if not cls.full_batch and not isinstance(objective, DataObjective):
@@ -289,48 +387,107 @@ def check_validation(opts: FitOptions, X, y, widths, dtype, rng):
 def fit(weights: list[np.ndarray], X: ArrayLike, y: ArrayLike, output: str = "tanh",
         method: str = "sgd", *, activation: str = "tanh", sample_weight: ArrayLike | None = None,
         **options) -> History:
-    """Train `weights` (a list of float arrays W(1..L), updated in place) on (X, y).
+    r"""Train `weights` on (`X`, `y`), in place, from where they are.
 
-    The network's units are `activation` (hidden layers) and `output` (with its error measure),
-    as for `fastbp.gradient`; `sample_weight` (N weights >= 0) weights E_in and every method's
-    gradients (each mini-batch's gradient is its weighted mean). With validation_fraction the
-    held-out samples keep their weights, and E_val is weighted by them.
+    Parameters
+    ----------
+    weights : list of ndarray
+        W(1), ..., W(L), float32 or float64 arrays, writeable; updated in place at the end of
+        every epoch. A second call goes on training from where the first ended.
+    X : array_like of shape (N, d(0))
+        The training inputs.
+    y : array_like of shape (N, d(L)) or (N,)
+        The training targets.
+    output : {"tanh", "linear", "logistic", "softmax"}, default="tanh"
+        The output activation theta_L and its error measure, as for `fastbp.gradient`.
+    method : str, default="sgd"
+        The training method: "sgd", "gd", "adam", "variable-lr", "steepest", "cg", "rprop" or
+        "lbfgs" (see Notes).
+    activation : {"tanh", "relu", "logistic", "identity"}, default="tanh"
+        The activation theta of the hidden layers.
+    sample_weight : array_like of shape (N,) or None, default=None
+        Weights w_n >= 0 of the samples: they weight E_in and every method's gradients (each
+        mini-batch's gradient is its weighted mean). With `validation_fraction` the held-out
+        samples keep their weights, and E_val is weighted by them.
+    **options
+        The options of `fastbp.training.FitOptions` (see there): the common ones and the
+        method's own; an option the method does not take is an error. Defaults:
+        learning_rate 0.1 (adam 0.001), epochs 100, batch_size 32, shuffle True, momentum 0,
+        beta1 0.9, beta2 0.999, eps 1e-8, lr_increase 1.1, lr_decrease 0.5,
+        line_search_steps 20, step_initial 0.1, step_increase 1.2, step_decrease 0.5,
+        step_min 1e-6, step_max 50, max_fun 15000, gtol 1e-5, seed 0.
 
-    Continues from the current weights, so a second call goes on training. Returns a `History`.
+    Returns
+    -------
+    History
+        What the fit did, one entry per completed epoch.
 
-    method (one epoch is one step, except for sgd and adam: one pass over the training set):
-      "gd"          batch gradient descent: w <- w - eta grad E_aug(w) (with momentum mu > 0:
-                    v <- mu v - eta g, w <- w + v; nesterov=True: w <- w + mu v - eta g);
-      "sgd"         mini-batch SGD, batches of `batch_size` in an order reshuffled every epoch from
-                    the seeded generator (`shuffle=False`: in data order), optional momentum and
-                    nesterov; the whole epoch in one kernel call;
-      "adam"        Adam on the same mini-batches (beta1, beta2, eps; scikit-learn's bias
-                    correction), the whole epoch in one kernel call;
-      "variable-lr" bold driver: if E_aug(w - eta g) < E_aug(w) accept and eta <- lr_increase eta,
-                    else keep w and its cached gradient and eta <- lr_decrease eta;
-      "steepest"    steepest descent with a line search (bracket by halving/doubling from the last
-                    step, then `line_search_steps` refinements by quadratic fit or bisection);
-      "cg"          Polak-Ribiere conjugate gradients with the same line search, restarted when the
-                    coefficient goes negative and at least every Q steps (Q = number of weights);
-      "rprop"       iRPROP-: a step size per weight, grown by step_increase while the gradient
-                    keeps its sign, shrunk by step_decrease when it flips, within [step_min,
-                    step_max], starting at step_initial; full batch;
-      "lbfgs"       L-BFGS-B from scipy.optimize (SciPy needed: pip install "fastbp[scipy]"), as
-                    scikit-learn's MLP uses it: maxiter = epochs, maxfun = max_fun, gtol.
+    Raises
+    ------
+    ValueError
+        If an argument or option is not valid, or the method does not take an option given.
+        Every argument is checked before anything changes: an exception leaves the weights as
+        they were.
+    TypeError
+        If an argument is of the wrong type or an option is unknown.
 
-    The options, each method's own with their defaults and the common ones, are those of
-    `fastbp.training.FitOptions` (see its docstring); an option the method does not take is an
-    error. Defaults: learning_rate 0.1 (adam 0.001), epochs 100, batch_size 32, shuffle True,
-    momentum 0, beta1 0.9, beta2 0.999, eps 1e-8, lr_increase 1.1, lr_decrease 0.5,
-    line_search_steps 20, step_initial 0.1, step_increase 1.2, step_decrease 0.5, step_min 1e-6,
-    step_max 50, max_fun 15000, gtol 1e-5, seed 0.
+    Warns
+    -----
+    RuntimeWarning
+        If the error becomes infinite or NaN: the epoch is dropped and fit stops
+        (stop_reason "diverged").
 
-    weight_decay lambda: minimise E_aug = E_in + (lambda/N) sum of all squared weights (bias rows
-    included; N = number of training samples). Every argument is checked before anything changes;
-    an exception leaves the weights as they were. A Ctrl-C stops after the last completed epoch
-    (see the module docstring). If the error becomes infinite or NaN, the epoch is dropped and fit
-    stops with a RuntimeWarning. The same seed, data, arguments and thread count give bitwise the
-    same weights.
+    See Also
+    --------
+    fit_many : Train several networks at once, one per thread.
+    Network.fit : The same on a Network, with random restarts.
+    fastbp.training.FitOptions : Every option, checked.
+
+    Notes
+    -----
+    One epoch is one step, except for sgd and adam: one pass over the training set.
+
+    - "gd": batch gradient descent, w <- w - eta grad E_aug(w) (with momentum mu > 0:
+      v <- mu v - eta g, w <- w + v; nesterov=True: w <- w + mu v - eta g);
+    - "sgd": mini-batch SGD, batches of `batch_size` in an order reshuffled every epoch from the
+      seeded generator (``shuffle=False``: in data order), optional momentum and nesterov; the
+      whole epoch in one kernel call;
+    - "adam": Adam on the same mini-batches (beta1, beta2, eps; scikit-learn's bias
+      correction), the whole epoch in one kernel call;
+    - "variable-lr": bold driver, if E_aug(w - eta g) < E_aug(w) accept and
+      eta <- lr_increase eta, else keep w and its cached gradient and eta <- lr_decrease eta;
+    - "steepest": steepest descent with a line search (bracket by halving/doubling from the
+      last step, then `line_search_steps` refinements by quadratic fit or bisection);
+    - "cg": Polak-Ribiere conjugate gradients with the same line search, restarted when the
+      coefficient goes negative and at least every Q steps (Q = number of weights);
+    - "rprop": iRPROP-, a step size per weight, grown by step_increase while the gradient keeps
+      its sign, shrunk by step_decrease when it flips, within [step_min, step_max], starting at
+      step_initial; full batch;
+    - "lbfgs": L-BFGS-B from scipy.optimize (SciPy needed: pip install "fastbp[scipy]"), as
+      scikit-learn's MLP uses it: maxiter = epochs, maxfun = max_fun, gtol.
+
+    With weight decay lambda, the methods minimise
+
+    .. math:: E_{aug}(w) = E_{in}(w) + \frac{\lambda}{N} \sum w^2
+
+    over all the weights (bias rows included; N the number of training samples).
+
+    A Ctrl-C stops after the last completed epoch (see `fastbp.training`'s module docstring):
+    the weights are those of that epoch and the history says "interrupted". The same seed, data,
+    arguments and thread count give bitwise the same weights.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastbp
+    >>> X = np.array([[0.5, -1.0], [1.0, 2.0], [-0.5, 0.3], [2.0, 0.1]])
+    >>> y = np.array([1.0, -1.0, 1.0, -1.0])
+    >>> weights = fastbp.init_weights([2, 3, 1], seed=0)
+    >>> history = fastbp.fit(weights, X, y, method="gd", epochs=20, learning_rate=0.1)
+    >>> len(history), history.stop_reason
+    (20, 'epochs')
+    >>> fastbp.error(weights, X, y) < history.start["E_in"]
+    True
     """
     job = _check_fit(weights, X, y, output, method, options, activation=activation,
                      sample_weight=sample_weight)
@@ -414,20 +571,73 @@ def fit_many(weights: list[list[np.ndarray]], X: ArrayLike, y: ArrayLike, output
              method: str = "sgd", options: list[dict] | None = None,
              num_threads: int | None = None, *, activation: str = "tanh",
              sample_weight: ArrayLike | None = None, **common) -> list[History]:
-    """Train K networks on (X, y) at once, one per thread; returns their K histories.
+    """Train K networks on (`X`, `y`) at once, one per thread.
 
-    weights[k] (a list of arrays, updated in place) is trained as
-    `fit(weights[k], X, y, output, method, **common, **options[k])` would train it: the options
-    `common` to all, and each network's own `options[k]` (a dict; e.g. another learning rate),
-    with the same seed, data and arguments giving bitwise the same weights and history as that fit
-    alone. Each network runs on one thread, and up to `num_threads` of them (None: every core)
-    side by side: the kernels release the GIL, so a mini-batch epoch (one kernel call) of one
-    network runs while another's does. This is how several random restarts or a small grid of
+    Parameters
+    ----------
+    weights : list of list of ndarray
+        K networks, each a list of weight arrays, updated in place. weights[k] is trained as
+        ``fit(weights[k], X, y, output, method, **common, **options[k])`` would train it.
+    X : array_like of shape (N, d(0))
+        The training inputs, shared.
+    y : array_like of shape (N, d(L)) or (N,)
+        The training targets, shared.
+    output : {"tanh", "linear", "logistic", "softmax"}, default="tanh"
+        The output activation theta_L and its error measure.
+    method : str, default="sgd"
+        The training method, as for `fit`.
+    options : list of dict or None, default=None
+        Each network's own options (e.g. another learning rate); None: none.
+    num_threads : int or None, default=None
+        How many networks train side by side (None: every core). Not a fit option here: each
+        network runs on one thread.
+    activation : {"tanh", "relu", "logistic", "identity"}, default="tanh"
+        The activation theta of the hidden layers.
+    sample_weight : array_like of shape (N,) or None, default=None
+        Weights w_n >= 0 of the samples, as for `fit`.
+    **common
+        The options common to all networks, as for `fit`.
+
+    Returns
+    -------
+    list of History
+        The K histories, in the order of `weights`.
+
+    Raises
+    ------
+    TypeError
+        If `weights` is not a non-empty list of networks, or a network's argument is of the
+        wrong type (the message names the network).
+    ValueError
+        If `options` is not a list of K dicts, `num_threads` is given as a fit option, the
+        networks share weight arrays, or a network's argument is not valid. Every network's
+        arguments are checked before any network changes.
+
+    See Also
+    --------
+    fit : One network.
+
+    Notes
+    -----
+    The same seed, data and arguments give bitwise the same weights and history as that fit
+    alone. The kernels release the GIL, so a mini-batch epoch (one kernel call) of one network
+    runs while another's does: this is how several random restarts or a small grid of
     hyperparameters use every core, when one network's SGD steps are too small to share.
 
-    Every network's arguments are checked before any network changes. Ctrl-C stops every network
-    after its current epoch (each keeps its last completed epoch, its history says
-    "interrupted"). A callback runs on the thread of its network.
+    Ctrl-C stops every network after its current epoch (each keeps its last completed epoch,
+    its history says "interrupted"). A callback runs on the thread of its network.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastbp
+    >>> X = np.array([[0.5, -1.0], [1.0, 2.0], [-0.5, 0.3], [2.0, 0.1]])
+    >>> y = np.array([1.0, -1.0, 1.0, -1.0])
+    >>> networks = [fastbp.init_weights([2, 3, 1], seed=k) for k in range(3)]
+    >>> histories = fastbp.fit_many(networks, X, y, method="gd", epochs=5,
+    ...                             options=[{"learning_rate": lr} for lr in (0.01, 0.1, 1.0)])
+    >>> [len(h) for h in histories]
+    [5, 5, 5]
     """
     if not isinstance(weights, (list, tuple)) or not weights:
         raise TypeError(f"weights must be a non-empty list of networks (each a list of weight "
