@@ -8,8 +8,7 @@ import pytest
 sklearn = pytest.importorskip("sklearn")
 
 from sklearn import neural_network as sk  # noqa: E402
-from sklearn.datasets import (make_classification, make_multilabel_classification,  # noqa: E402
-                              make_regression)
+from sklearn.datasets import make_classification, make_multilabel_classification, make_regression  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 from sklearn.model_selection import GridSearchCV, cross_val_score  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
