@@ -156,7 +156,7 @@ class FitOptions:
     gtol: float | None = None
 
     @classmethod
-    def check(cls, method, **options) -> "FitOptions":
+    def check(cls, method, **options) -> FitOptions:
         """Check `method` and every option given; fill in the defaults of the method's options."""
         if not isinstance(method, str) or method not in REGISTRY:
             raise ValueError(f"method must be one of {', '.join(map(repr, REGISTRY))}, got "
