@@ -331,4 +331,8 @@ def test_reference_is_a_lazy_submodule():
             "    assert 'no_such_name' in str(exc)\n"
             "else:\n"
             "    raise AssertionError('no AttributeError')\n")
-    subprocess.run([sys.executable, "-c", code], check=True)
+    # run from tests/, as pytest does, so that the installed fastbp is imported, not the source tree
+    here = os.path.dirname(os.path.abspath(__file__))
+    res = subprocess.run([sys.executable, "-c", code], cwd=here, capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 0, res.stderr

@@ -256,9 +256,13 @@ def test_fastbp_solvers_fit_scikit_learns_loss(solver):
 
 
 def test_import_fastbp_does_not_import_scikit_learn():
+    import os
     import subprocess
     import sys
     code = ("import sys, fastbp; w = fastbp.init_weights([2, 3, 1]); "
             "print(sorted(m for m in ('sklearn', 'scipy') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    # run from tests/, as pytest does, so that the installed fastbp is imported, not the source tree
+    here = os.path.dirname(os.path.abspath(__file__))
+    out = subprocess.run([sys.executable, "-c", code], cwd=here, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
