@@ -2,17 +2,17 @@
 
 OpenMP is used where the compiler has it (probed with a test program) and left out, with a warning,
 where it has not: fastbp then runs serially. Nothing here tunes for the build machine's CPU: wheels
-must run on any x86-64 CPU; the AVX2 + FMA kernels are compiled with per-function target attributes
-and chosen at import time.
+must run on any x86-64 CPU; the AVX2 + FMA and the AVX-512 kernels are compiled with per-function
+target attributes and chosen at import time from what the CPU reports.
 
 Environment switches:
   FASTBP_BOUNDSCHECK=1  Cython bounds checking on (for tests of the kernel plumbing)
   FASTBP_SANITIZE=1     build with AddressSanitizer and UndefinedBehaviorSanitizer
   FASTBP_NO_OPENMP=1    build without OpenMP even where the compiler has it
-  FASTBP_SCALAR_KERNELS=1  the plain-C micro-kernels (what MSVC builds) on any compiler, to test them
+  FASTBP_SCALAR_KERNELS=1  the plain-C micro-kernels (what MSVC builds) on any compiler, to test
+                           them
 """
 import os
-import shutil
 import subprocess
 import sys
 import sysconfig
@@ -54,7 +54,7 @@ def openmp_flags():
         if ok:
             return compile_args, link_args
     warnings.warn("fastbp: the C compiler cannot build OpenMP programs; building a serial fastbp "
-                  "(it works, on one thread)")
+                  "(it works, on one thread)", stacklevel=1)
     return [], []
 
 

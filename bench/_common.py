@@ -20,9 +20,10 @@ def warn_openblas_env() -> list[str]:
     found = [f"{v}={os.environ[v]}" for v in OPENBLAS_VARS if v in os.environ]
     if found:
         warnings.warn(
-            f"{' and '.join(found)} set: OpenBLAS may then run a slower kernel than this CPU allows, "
-            "which slows the NumPy and scikit-learn peers and the measured matmul peak. For "
-            "benchmarking run: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/compare.py",
+            f"{' and '.join(found)} set: OpenBLAS may then run a slower kernel than this CPU "
+            "allows, which slows the NumPy and scikit-learn peers and the measured matmul peak. "
+            "For benchmarking run: "
+            "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/compare.py",
             stacklevel=2)
     return found
 
@@ -60,7 +61,9 @@ def rel_errors(got, want):
 
 
 def measure(fn, min_repeats=3, max_repeats=15, budget=3.0, min_sample=0.02):
-    """Time fn() (already warmed up by the caller): returns (median s, min s, repeats, calls per repeat).
+    """Time fn() (already warmed up by the caller).
+
+    Returns (median s, min s, repeats, calls per repeat).
 
     One more call first calibrates: a repeat runs fn enough times to last at least min_sample
     seconds (so that microsecond calls are timed in loops), and there are as many repeats as fit
@@ -107,7 +110,8 @@ def matmul_peak(dtype, n, repeats):
 
 
 def torch_matmul_peak(dtype, n, repeats):
-    """GFLOP/s of torch.matmul (MKL or OpenBLAS inside PyTorch), threads as torch.set_num_threads."""
+    """GFLOP/s of torch.matmul (MKL or OpenBLAS inside PyTorch), threads as
+    torch.set_num_threads."""
     import torch
     g = torch.Generator().manual_seed(0)
     tdt = torch.float64 if np.dtype(dtype) == np.float64 else torch.float32
@@ -129,7 +133,8 @@ def cpu_info() -> dict:
                 info["model"] = value.strip()
             elif key == "flags" and not info["flags"]:
                 flags = set(value.split())
-                info["flags"] = [f for f in ("sse4_2", "avx", "avx2", "fma", "avx512f") if f in flags]
+                info["flags"] = [f for f in ("sse4_2", "avx", "avx2", "fma", "avx512f")
+                                 if f in flags]
     except OSError:
         pass
     if hasattr(os, "sched_getaffinity"):
@@ -154,7 +159,8 @@ def blas_limit(threads):
         from threadpoolctl import threadpool_limits
     except ImportError:
         import contextlib
-        warnings.warn("threadpoolctl is not installed: BLAS thread counts are not limited")
+        warnings.warn("threadpoolctl is not installed: BLAS thread counts are not limited",
+                      stacklevel=2)
         return contextlib.nullcontext()
     return threadpool_limits(limits=threads, user_api="blas")
 
@@ -173,7 +179,8 @@ def fastbp_config() -> dict:
 
 
 def fastbp_private(name, default=None):
-    """fastbp._api.<name> if it exists: the kernel ISA and default thread count are not public API."""
+    """fastbp._api.<name> if it exists: the kernel ISA and default thread count are not public
+    API."""
     try:
         import fastbp._api as api
         value = getattr(api, name)

@@ -17,8 +17,9 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import _common  # noqa: E402
-import fastbp  # noqa: E402
 import peers  # noqa: E402
+
+import fastbp  # noqa: E402
 
 
 def main(argv=None):
@@ -42,7 +43,8 @@ def main(argv=None):
     flops = _common.work_flops(widths) * n
 
     cpu = _common.cpu_info()
-    print(f"d = {widths}, N = {n}, {args.dtype}; CPU: {cpu['model']} ({cpu.get('usable_cpus')} usable)")
+    print(f"d = {widths}, N = {n}, {args.dtype}; "
+          f"CPU: {cpu['model']} ({cpu.get('usable_cpus')} usable)")
     print(f"threads: fastbp num_threads={args.threads}, BLAS limited to {args.threads} "
           f"(threadpoolctl); fastbp kernels: {_common.fastbp_private('ISA', '?')}")
 
@@ -71,13 +73,14 @@ def main(argv=None):
     t_fb = results["fastbp"][0]
     print(f"\n{'implementation':44} {'median':>10} {'min':>10} {'GFLOP/s':>8} "
           f"{'fastbp speed-up':>16} {'max rel. diff':>14}")
-    for name, (med, best, reps, err_g) in results.items():
+    for name, (med, best, _reps, err_g) in results.items():
         print(f"{name:44} {_common.fmt_time(med):>10} {_common.fmt_time(best):>10} "
               f"{flops / med / 1e9:8.2f} {med / t_fb:15.1f}x {err_g:14.1e}")
     print("\nspeed-up = the implementation's median time / fastbp's; "
           "max rel. diff = largest gradient difference to fastbp over max |gradient|, per layer.")
     if any(k.startswith("reference") for k in results):
-        print(f"The reference's times are measured on {n_ref} samples and multiplied by {n / n_ref:g}.")
+        print(f"The reference's times are measured on {n_ref} samples and multiplied by "
+              f"{n / n_ref:g}.")
 
 
 if __name__ == "__main__":

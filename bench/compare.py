@@ -130,9 +130,10 @@ def tolerance(dtype, key=None):
 def run_row(key, dtype, args, available, peak, log):
     """Check and time fastbp and every available peer on one configuration: a list of records."""
     import _common
-    import fastbp
     import numpy as np
     import peers
+
+    import fastbp
 
     widths, n, _ = CONFIGS[key]
     activation, model_output = MODELS.get(key, ("tanh", "tanh"))
@@ -272,12 +273,14 @@ def print_table(rows, peak, file=sys.stdout):
                   "error": "error: " + str(r.get("error", "")),
                   "n/a": "not applicable: " + str(r.get("error", ""))}.get(r["status"], r["status"])
         if r["status"] == "disagrees":
-            status += f" (E_in {r.get('err_E', math.nan):.1e}, gradient {r.get('err_g', math.nan):.1e})"
+            status += (f" (E_in {r.get('err_E', math.nan):.1e}, "
+                       f"gradient {r.get('err_g', math.nan):.1e})")
         if r["status"] == "ok" and r.get("notes") and r["impl"] in ("fann",):
             status = "; ".join(n for n in r["notes"] if n.startswith("differs"))
         med = r.get("median_s")
         print(f"{r['config']:6} {r['dtype']:7} {r['n']:>7} {impl:15} {_common.fmt_time(med):>9} "
-              f"{_common.fmt_time(r.get('min_s')):>9} {_common.fmt_rate(r.get('samples_per_s')):>9} "
+              f"{_common.fmt_time(r.get('min_s')):>9} "
+              f"{_common.fmt_rate(r.get('samples_per_s')):>9} "
               f"{r['gflops'] if med else math.nan:8.2f} {r['pct_peak'] if med else math.nan:5.1f}% "
               f"{ratio:>15}  {status}".replace(" nan%", "    -").replace("     nan", "       -"),
               file=file)
@@ -347,7 +350,8 @@ def check_targets(rows, quick):
             fb, one = by.get((c, d, "fastbp")), by.get((c, d, "fastbp-1thread"))
             if fb and one and fb.get("median_s") and one.get("median_s"):
                 v = one["median_s"] / fb["median_s"]
-                out.append((f"{c} {d}: 1 -> {fb.get('threads')} threads >= {THREAD_SCALING_TARGET}x",
+                out.append((f"{c} {d}: 1 -> {fb.get('threads')} threads "
+                            f">= {THREAD_SCALING_TARGET}x",
                             f"{v:.2f}x", v >= THREAD_SCALING_TARGET))
     for (c, d, impl), r in by.items():
         if impl == "reference" and r.get("fastbp_speedup"):
@@ -355,7 +359,8 @@ def check_targets(rows, quick):
                         f"{r['fastbp_speedup']:.0f}x", r["fastbp_speedup"] >= REFERENCE_TARGET))
     for (c, d, impl), r in by.items():
         if impl == "fastbp" and r.get("fastest_peer") and c != "A32":
-            out.append((f"{c} {d}: faster than every peer", f"{r['speedup_over_fastest_peer']:.2f}x",
+            out.append((f"{c} {d}: faster than every peer",
+                        f"{r['speedup_over_fastest_peer']:.2f}x",
                         r["speedup_over_fastest_peer"] > 1.0))
     return out
 
@@ -426,9 +431,9 @@ def main(argv=None):
     import _common
     openblas_env = _common.warn_openblas_env()
     import numpy as np  # noqa: F401  (BLAS loaded before threadpoolctl looks)
+    import peers
 
     import fastbp
-    import peers
 
     t_start = time.time()
     load_start = os.getloadavg() if hasattr(os, "getloadavg") else None
@@ -534,7 +539,8 @@ def main(argv=None):
     print()
     cpu = meta["cpu"]
     print(f"CPU: {cpu['model']} ({cpu.get('usable_cpus', cpu['logical_cpus'])} usable; "
-          f"{' '.join(cpu['flags'])}); fastbp {versions['fastbp']} kernels {meta['fastbp_kernels']}")
+          f"{' '.join(cpu['flags'])}); "
+          f"fastbp {versions['fastbp']} kernels {meta['fastbp_kernels']}")
     blas_threads = (f"BLAS {args.threads} (threadpoolctl)" if "threadpoolctl" in sys.modules
                     else "BLAS NOT limited (threadpoolctl not installed)")
     print(f"threads: fastbp {args.threads}, {blas_threads}, torch {args.threads}; "

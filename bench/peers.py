@@ -1,11 +1,11 @@
 """The peers fastbp is measured against, each computing E_in and dE_in/dW for the same network.
 
-Every peer is set up by a `prepare_<name>(weights, X, y, threads)` function that returns a `Prepared`:
-`run()` is the call that is timed (it does the whole job: forward pass, error, backward pass, every
-gradient), and `convert(result)` turns what `run()` returned into fastbp's convention, outside the
-timing: `(E_in, [dE_in/dW(1), ..., dE_in/dW(L)])` with W(l) of shape (d(l-1)+1, d(l)), row 0 the bias,
-E_in = (1/N) sum_n ||x(L)_n - y_n||^2. `output` says which fastbp output ("tanh" or "linear") the peer's
-network matches, so that the check compares like with like.
+Every peer is set up by a `prepare_<name>(weights, X, y, threads)` function that returns a
+`Prepared`: `run()` is the call that is timed (it does the whole job: forward pass, error, backward
+pass, every gradient), and `convert(result)` turns what `run()` returned into fastbp's convention,
+outside the timing: `(E_in, [dE_in/dW(1), ..., dE_in/dW(L)])` with W(l) of shape (d(l-1)+1, d(l)),
+row 0 the bias, E_in = (1/N) sum_n ||x(L)_n - y_n||^2. `output` says which fastbp output ("tanh" or
+"linear") the peer's network matches, so that the check compares like with like.
 
 The peers are optional: `available()` tells which ones import. `numpy_gradient` is the batched NumPy
 implementation, written here (there is no library to import for it); the others call the libraries'
@@ -18,9 +18,9 @@ own automatic or hand-written backpropagation:
   torch.compile  the same loss function through torch.compile (inductor); backward by AOTAutograd
   jax         jax.jit(jax.value_and_grad(loss))
   sklearn     scikit-learn's MLPRegressor._backprop (its own batched backprop, tanh hidden layers,
-              identity output, loss = squared_error / 2 averaged over samples AND outputs, gradient of
-              the sum over outputs / (2N)); converted by E_in = 2 d(L) loss, grad = 2 sklearn grad, and
-              checked against fastbp with output="linear"
+              identity output, loss = squared_error / 2 averaged over samples AND outputs,
+              gradient of the sum over outputs / (2N)); converted by E_in = 2 d(L) loss,
+              grad = 2 sklearn grad, and checked against fastbp with output="linear"
   fann        FANN 2.2 (Debian's libfann2) through ctypes: batch training epoch with learning rate 0
               in effect (see prepare_fann), single-threaded; float64 uses libdoublefann, float32
               libfloatfann
@@ -454,12 +454,12 @@ def prepare_fann(weights, X, y, threads, output="tanh"):
     """FANN's batch backprop: fann_train_epoch with FANN_TRAIN_BATCH over the whole data set.
 
     FANN does not return a gradient: a batch epoch accumulates the slopes sum_n err_n x_n and then
-    adds slope * learning_rate / N to every weight. With tanh units (FANN_SIGMOID_SYMMETRIC, steepness
-    1) and the linear error function, FANN's err for a symmetric output is theta'(s) (y - x(L)) / 2,
-    so dE_in/dW = -4 (w_after - w_before) / learning_rate for one epoch, and
-    E_in = 4 d(L) MSE (FANN halves the difference of symmetric outputs and averages over outputs).
-    That epoch runs at learning rate 2^20, so that the step dwarfs the weights and w_after - w_before
-    keeps the step's precision (in float32 at rate 1 the step of a deep layer drowns in rounding).
+    adds slope * learning_rate / N to every weight. With tanh units (FANN_SIGMOID_SYMMETRIC,
+    steepness 1) and the linear error function, FANN's err for a symmetric output is theta'(s) (y -
+    x(L)) / 2, so dE_in/dW = -4 (w_after - w_before) / learning_rate for one epoch, and E_in = 4
+    d(L) MSE (FANN halves the difference of symmetric outputs and averages over outputs). That epoch
+    runs at learning rate 2^20, so that the step dwarfs the weights and w_after - w_before keeps the
+    step's precision (in float32 at rate 1 the step of a deep layer drowns in rounding).
     For timing the learning rate is set to 1e-12, so the weights stay put (to rounding) and every
     timed epoch does the same work. FANN keeps its MSE in single precision, and clips tanh' to
     1 - 0.98^2 where |x| > 0.98: where a unit saturates, its "gradient" is not the gradient. The

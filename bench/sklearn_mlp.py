@@ -28,8 +28,14 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from _common import cpu_info, fastbp_config, fmt_time, python_info, threadpools  # noqa: E402
-from _common import warn_openblas_env  # noqa: E402
+from _common import (  # noqa: E402
+    cpu_info,
+    fastbp_config,
+    fmt_time,
+    python_info,
+    threadpools,
+    warn_openblas_env,  # noqa: E402
+)
 
 
 def problems(quick):
@@ -84,7 +90,8 @@ def main(argv=None):
     print(f"fastbp.sklearn against scikit-learn {sklearn.__version__}; fastbp on {args.threads} "
           f"threads; CPU: {cpu_info().get('model', '?')}")
     print(f"{'problem':14s} {'estimator':14s} {'solver':6s} {'scikit-learn':>13s} {'fastbp':>10s} "
-          f"{'speed-up':>9s} {'target':>7s} {'score (sk)':>11s} {'|score diff|':>12s} {'epochs':>7s}")
+          f"{'speed-up':>9s} {'target':>7s} {'score (sk)':>11s} {'|score diff|':>12s} "
+          f"{'epochs':>7s}")
     for name, est_name, X, y, params in problems(args.quick):
         theirs, t_sk, s_sk = timed_fit(getattr(sk, est_name), X, y, params)
         ours, t_fb, s_fb = timed_fit(getattr(fb, est_name), X, y,

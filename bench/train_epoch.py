@@ -32,8 +32,16 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from _common import (blas_limit, cpu_info, fastbp_config, fmt_time, make_problem,  # noqa: E402
-                     python_info, threadpools, warn_openblas_env)
+from _common import (  # noqa: E402
+    blas_limit,
+    cpu_info,
+    fastbp_config,
+    fmt_time,
+    make_problem,
+    python_info,
+    threadpools,
+    warn_openblas_env,
+)
 
 import fastbp  # noqa: E402
 from fastbp import _api  # noqa: E402
@@ -179,7 +187,8 @@ def main(argv=None):
     print(f"fit_many: {args.threads} networks on {args.threads} threads take {many:.2f}x the time "
           f"of one network's epoch (target <= 1.15), {args.threads / many:.2f}x the throughput")
     if "PyTorch loop" in rows:
-        print(f"PyTorch epoch / fastbp epoch: {rows['PyTorch loop'][0] / kernel:.1f} (target >= 20)")
+        print(f"PyTorch epoch / fastbp epoch: {rows['PyTorch loop'][0] / kernel:.1f} "
+              "(target >= 20)")
     record = {"widths": WIDTHS, "N": n, "batch_size": BATCH, "dtype": "float64",
               "threads": args.threads, "cpu": cpu_info(), "python": python_info(),
               "versions": versions, "fastbp_config": fastbp_config(),

@@ -30,8 +30,14 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from _common import cpu_info, fastbp_config, fmt_time, python_info, threadpools  # noqa: E402
-from _common import warn_openblas_env  # noqa: E402
+from _common import (  # noqa: E402
+    cpu_info,
+    fastbp_config,
+    fmt_time,
+    python_info,
+    threadpools,
+    warn_openblas_env,  # noqa: E402
+)
 
 import fastbp  # noqa: E402
 
@@ -52,7 +58,8 @@ def make_data(n, seed=0):
 # fastbp
 
 def fastbp_curve(method, w0, X, y, epochs, threads, **options):
-    """(seconds, [(time, E_in)], final E_in): the whole fit timed; E_in per epoch from its history."""
+    """(seconds, [(time, E_in)], final E_in): the whole fit timed; E_in per epoch from its
+    history."""
     w = [a.copy() for a in w0]
     t0 = time.perf_counter()
     h = fastbp.fit(w, X, y, output="linear", method=method, epochs=epochs, num_threads=threads,
@@ -158,8 +165,9 @@ def sklearn_adam_epoch(w0, X, y, lr):
 
 
 def sklearn_lbfgs(w0, X, y, iters):
-    import sklearn
     import warnings
+
+    import sklearn
     model = sklearn_model(w0, solver="lbfgs", max_iter=1, warm_start=True, tol=0.0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -240,7 +248,8 @@ def main(argv=None):
 
     run_peer(rows, "adam", "fastbp", lambda: fastbp_curve("adam", w0, X, y, 1, th,
                                                           learning_rate=lr_adam,
-                                                          batch_size=BATCH)[:3] + (fastbp.__version__,))
+                                                          batch_size=BATCH)[:3]
+                       + (fastbp.__version__,))
     run_peer(rows, "adam", "PyTorch", lambda: torch_adam_epoch(w0, X, y, th, lr_adam))
     run_peer(rows, "adam", "scikit-learn", lambda: sklearn_adam_epoch(w0, X, y, lr_adam))
 

@@ -1,6 +1,7 @@
 """Sphinx configuration of fastbp's documentation.
 
-Build (from the checkout): pip install ".[docs]" && python -m sphinx -W --keep-going -b html docs docs/_build/html
+Build (from the checkout):
+    pip install ".[docs]" && python -m sphinx -W --keep-going -b html docs docs/_build/html
 """
 from __future__ import annotations
 
@@ -15,11 +16,11 @@ ROOT = HERE.parent
 
 
 def _prefer_the_installed_fastbp() -> None:
-    """`python -m sphinx` run in the checkout puts the checkout first on sys.path, so `import fastbp`
-    would find the source folder. After `pip install -e .` that folder holds the compiled module and
-    is the package; after `pip install ".[docs]"` it does not, and the installed copy must be
-    imported instead: then the checkout is taken off sys.path (for these pages and the examples,
-    which run in this process)."""
+    """`python -m sphinx` run in the checkout puts the checkout first on sys.path, so `import
+    fastbp` would find the source folder. After `pip install -e .` that folder holds the compiled
+    module and is the package; after `pip install ".[docs]"` it does not, and the installed copy
+    must be imported instead: then the checkout is taken off sys.path (for these pages and the
+    examples, which run in this process)."""
     source = ROOT / "fastbp"
     if any(source.glob("_core*.so")) or any(source.glob("_core*.pyd")):
         return
@@ -73,8 +74,9 @@ if _distributed is not None:
     _body = (".. module:: fastbp.distributed\n\n"
              ".. autosummary::\n   :toctree: generated/\n\n" + _names + "\n")
 else:
-    _body = (".. module:: fastbp.distributed\n\n.. note::\n\n   ``fastbp.distributed`` could not be imported when these pages were "
-             "built, so its reference is missing here\n   (" + _why.replace("`", "'") + ").\n")
+    _body = (".. module:: fastbp.distributed\n\n.. note::\n\n   ``fastbp.distributed`` could not "
+             "be imported when these pages were built, so its reference is missing here\n   ("
+             + _why.replace("`", "'") + ").\n")
 _text = ("..\n   Written by docs/conf.py at every build: do not edit.\n\n"
          "fastbp.distributed\n==================\n\n" + _body)
 if not _api_distributed.exists() or _api_distributed.read_text() != _text:

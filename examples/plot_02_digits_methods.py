@@ -3,11 +3,11 @@ Digits 1 and 5: every training method
 =====================================
 
 The lecture's classic problem: tell handwritten 1s from 5s by two features of the image, its
-*intensity* (the mean grey level) and its *symmetry* (minus the mean absolute difference between
-the image and its mirror image, flipped top to bottom: a 1 is nearly symmetric, a 5 is not). Here the digits are scikit-learn's 8 x 8 images
-(:func:`sklearn.datasets.load_digits`). A ``[2, 8, 1]`` tanh network learns the labels
-:math:`\\pm 1` with each of fastbp's eight training methods, from the same initial weights; we plot
-:math:`E_{\\text{in}}` against the time each took.
+*intensity* (the mean grey level) and its *symmetry* (minus the mean absolute difference between the
+image and its mirror image, flipped top to bottom: a 1 is nearly symmetric, a 5 is not). Here the
+digits are scikit-learn's 8 x 8 images (:func:`sklearn.datasets.load_digits`). A ``[2, 8, 1]`` tanh
+network learns the labels :math:`\\pm 1` with each of fastbp's eight training methods, from the same
+initial weights; we plot :math:`E_{\\text{in}}` against the time each took.
 """
 
 import time

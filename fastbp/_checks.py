@@ -21,7 +21,8 @@ except ImportError:  # the compiled module is not built: fastbp.reference still 
         bad = np.flatnonzero(~np.isfinite(a))
         return int(bad[0]) if bad.size else -1
 
-    def _ready(weights, X, y, max_width, x_threads=1):
+    def _ready(weights: object, X: object, y: object, max_width: int,
+               x_threads: int = 1) -> list[int] | None:
         return None
 
 # The order is the kernel's codes (Activation and Output in _core.pyx).
@@ -100,7 +101,7 @@ def check_widths(widths) -> list[int]:
             raise TypeError(f"widths[{l}] must be an integer, got {d!r}")
         if d < 1:
             raise ValueError(f"widths[{l}] = d({l}) must be at least 1, got {d}")
-        if d > MAX_WIDTH:
+        if d > MAX_WIDTH:  # type: ignore[operator]  # Integral > int works; typeshed's ABC omits it
             raise ValueError(f"widths[{l}] = d({l}) = {d} is more than {MAX_WIDTH}, the widest "
                              f"layer fastbp's kernels can index")
         out.append(int(d))

@@ -4,14 +4,12 @@ Private: fastbp/_api.py and fastbp/training.py call these after fastbp/_checks.p
 converted every argument (C-contiguous arrays of one float dtype, float32 or float64, finite, shapes
 consistent with `widths`); the kernels check nothing themselves.
 """
-from typing import List, Optional, Tuple
-
 import numpy as np
 
 # (activation code, output code, sample weights or None): the codes are the positions in
 # fastbp._checks.ACTIVATIONS and fastbp._checks.OUTPUTS; the sample weights (N,) C-contiguous, of
 # the weights' dtype.
-Spec = Tuple[int, int, Optional[np.ndarray]]
+_Spec = tuple[int, int, np.ndarray | None]
 
 # Units per block of a packed weight panel (the same for every instruction set).
 RB: int
@@ -36,18 +34,18 @@ def openmp_max_threads() -> int:
     ...
 
 def run(
-    weights: List[np.ndarray],
-    widths: List[int],
-    spec: Spec,
+    weights: list[np.ndarray],
+    widths: list[int],
+    spec: _Spec,
     X: np.ndarray,
-    Y: Optional[np.ndarray],
-    outputs: Optional[np.ndarray],
+    Y: np.ndarray | None,
+    outputs: np.ndarray | None,
     mode: int,
     num_threads: int,
     tile: int,
     chunk: int,
     slots_per_thread: int,
-    grads: Optional[List[np.ndarray]] = None,
+    grads: list[np.ndarray] | None = None,
     scale: float = 1.0,
     accumulate: bool = False,
 ) -> float:
@@ -57,12 +55,12 @@ def run(
     ...
 
 def backprop_sample(
-    weights: List[np.ndarray],
-    widths: List[int],
-    spec: Spec,
+    weights: list[np.ndarray],
+    widths: list[int],
+    spec: _Spec,
     x: np.ndarray,
     y: np.ndarray,
-) -> Tuple[List[np.ndarray], List[np.ndarray]]:
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """One sample through the tile steps: ([x(0), ..., x(L)], [delta(1), ..., delta(L)])."""
     ...
 
@@ -88,27 +86,27 @@ def logistic(x: np.ndarray) -> None:
     ...
 
 def sgd_epoch(
-    weights: List[np.ndarray],
-    widths: List[int],
-    spec: Spec,
+    weights: list[np.ndarray],
+    widths: list[int],
+    spec: _Spec,
     X: np.ndarray,
     Y: np.ndarray,
     order: np.ndarray,
     batch_size: int,
     lr: float,
     momentum: float,
-    velocity: Optional[List[np.ndarray]],
+    velocity: list[np.ndarray] | None,
     decay: float,
     tile: int,
     chunk: int,
     rule: int = 0,
-    moment2: Optional[List[np.ndarray]] = None,
+    moment2: list[np.ndarray] | None = None,
     beta2: float = 0.999,
     eps: float = 1e-8,
     steps: int = 0,
     grad_scale: float = 1.0,
     l2: float = 0.0,
-) -> Tuple[int, float, float]:
+) -> tuple[int, float, float]:
     """One epoch of mini-batch SGD (rule 0), Nesterov (1) or Adam (2) in place on `weights` (and
     `velocity`, `moment2`); `order` is an intp permutation of the samples. Returns Adam's step
     count after the epoch."""
@@ -118,7 +116,9 @@ def first_nonfinite(a: np.ndarray) -> int:
     """Flat index of the first NaN or infinity in a C-contiguous float32/float64 array, or -1."""
     ...
 
-def ready(weights: object, X: object, y: object, max_width: int) -> Optional[List[int]]:
+def ready(
+    weights: object, X: object, y: object, max_width: int, x_threads: int = 1
+) -> list[int] | None:
     """widths [d(0), ..., d(L)] when weights, X (and y, unless None) need no conversion and pass
     every check, else None (the quick path of fastbp._checks.check_batch; it never raises)."""
     ...

@@ -4,12 +4,14 @@
 #   (a) per-tile steps, `noexcept nogil`: forward_tile, sensitivities_tile, gradient_tile. Each runs
 #       the lecture's per-sample algorithm for the samples of one tile (64) side by side, with
 #       the inner loops in the micro-kernels of _simd.h;
-#   (b) run_chunk: the tiles of one fixed-size chunk of the batch, summed into that chunk's own buffer;
-#   (c) run_batch: the OpenMP driver. Chunks are handed out in rounds, each chunk's partial sums land
-#       in a slot of its own, and the slots are added to the float64 totals in chunk order, so the
-#       result is bitwise the same for any number of threads;
+#   (b) run_chunk: the tiles of one fixed-size chunk of the batch, summed into that chunk's own
+#       buffer;
+#   (c) run_batch: the OpenMP driver. Chunks are handed out in rounds, each chunk's partial sums
+#       land in a slot of its own, and the slots are added to the float64 totals in chunk order, so
+#       the result is bitwise the same for any number of threads;
 #   (d) the private `def` entry points, called by fastbp/_api.py once every argument is checked and
-#       converted (C-contiguous, one float dtype, finite, shapes consistent). Nothing here re-checks.
+#       converted (C-contiguous, one float dtype, finite, shapes consistent). Nothing here
+#       re-checks.
 #
 # Tile layout: x(l) of a tile is (d(l)+1) rows of `tile` samples, row 0 all ones (the bias
 # input); delta(l) is d(l) rows. Padded samples of a last, partial tile get zero sensitivities, so
@@ -113,16 +115,16 @@ cdef struct Net:
     const int *widths           # d(0), ..., d(L)
     const void **weights        # W(1), ..., W(L), each (d(l-1)+1, d(l)) row-major
     const Py_ssize_t *act_off   # offset of the x(l) tile in a thread's scratch, l = 0..L
-    const Py_ssize_t *delta_off # offset of the delta(l) tile, l = 1..L (index l)
+    const Py_ssize_t *delta_off  # offset of the delta(l) tile, l = 1..L (index l)
     const Py_ssize_t *grad_off  # offset of dW(l) in a gradient buffer, l = 1..L (index l)
     const Py_ssize_t *fwd_off   # offset of W(l)'s forward panel in the panel buffer (index l)
     const Py_ssize_t *bwd_off   # offset of W(l+1)'s backward panel, for delta(l) (index l)
     Py_ssize_t n_params         # sum of (d(l-1)+1) d(l)
     Py_ssize_t n_panel          # elements of the panel buffer
     Py_ssize_t work_off         # offset of the micro-kernels' work space, tile x (max d(l) + 16)
-    Py_ssize_t out_off          # offset of s(L) (d(L) rows), then d(L) rows for the logistic loss's
-                                # log(1 + exp(-|s|)) or softmax's two log-sum-exp rows
-                                # (cross-entropy outputs only)
+    # offset of s(L) (d(L) rows), then d(L) rows for the logistic loss's log(1 + exp(-|s|)) or
+    # softmax's two log-sum-exp rows (cross-entropy outputs only)
+    Py_ssize_t out_off
     Py_ssize_t scratch_len      # elements of one thread's scratch
     void *panels                # the packed panels of this call
 
@@ -199,7 +201,7 @@ cdef inline int sample_block(floating dummy) noexcept nogil:
 cdef inline void forward_tile(
     const Net *net,
     const floating *X,      # IN  (N, d(0)), row-major: the tile's samples are rows t..t+nb-1
-    const Py_ssize_t *rows, # IN  NULL, or the tile's samples are rows rows[t..t+nb-1]
+    const Py_ssize_t *rows,  # IN  NULL, or the tile's samples are rows rows[t..t+nb-1]
     Py_ssize_t t,           # IN  first sample of the tile
     Py_ssize_t nb,          # IN  samples in the tile, 1..tile
     int ns,                 # IN  samples to compute: nb rounded up to a whole vector
@@ -243,7 +245,7 @@ cdef inline void forward_tile(
 cdef inline double sensitivities_tile(
     const Net *net,
     const floating *Y,      # IN  (N, d(L)), row-major: targets, indexed as X in forward_tile
-    const Py_ssize_t *rows, # IN  NULL, or the tile's targets are rows rows[t..t+nb-1]
+    const Py_ssize_t *rows,  # IN  NULL, or the tile's targets are rows rows[t..t+nb-1]
     Py_ssize_t t,           # IN  first sample of the tile
     Py_ssize_t nb,          # IN  samples in the tile
     int ns,                 # IN  samples computed (padding ones get zero sensitivities)
@@ -304,7 +306,8 @@ cdef inline double sensitivities_tile(
                     en = e * e
                     e = 2 * e if net.output == OUT_LINEAR else 2 * e * (1 - xv * xv)
                 elif net.output == OUT_LOGISTIC:
-                    # -y log sigma(s) - (1 - y) log(1 - sigma(s)) = max(s, 0) - y s + log(1 + e^-|s|)
+                    # -y log sigma(s) - (1 - y) log(1 - sigma(s))
+                    #   = max(s, 0) - y s + log(1 + e^-|s|)
                     sv = sL[j * ld + b]
                     en = ((sv if sv > 0 else 0.0) - yb[j] * sv) + tail[j * ld + b]
                 else:
@@ -365,7 +368,6 @@ cdef double run_chunk(
     floating *grad,          # OUT the chunk's gradient sums (MODE_GRADIENT)
     int mode,
 ) noexcept nogil:
-    cdef int d0 = net.widths[0]
     cdef int dL = net.widths[net.L]
     cdef Py_ssize_t ld = net.tile
     cdef Py_ssize_t t, nb, b
@@ -453,7 +455,7 @@ cdef int run_batch(
     int num_threads,
     int mode,
     double *error_sum,          # OUT sum of squared errors (MODE_ERROR, MODE_GRADIENT)
-    double *grad_sum,           # OUT (n_params,) gradient sums (MODE_GRADIENT), zeroed by the caller
+    double *grad_sum,           # OUT (n_params,) gradient sums (MODE_GRADIENT), zeroed by caller
 ) noexcept nogil:
     """Return 0, or -1 when scratch memory could not be had (nothing was written then)."""
     cdef Py_ssize_t n_chunks = (N + chunk - 1) // chunk
@@ -518,7 +520,7 @@ cdef int run_batch(
 
 
 cdef inline double batch_scale(const Net *net, const floating *sw, const Py_ssize_t *order,
-                              Py_ssize_t start, Py_ssize_t stop) noexcept nogil:
+                               Py_ssize_t start, Py_ssize_t stop) noexcept nogil:
     """1 / (the total weight of the samples order[start:stop]), the `mean` of a mini-batch:
     1 / |batch| without sample weights; 0 for a batch whose weights are all 0 (no step from it).
     The weights are added one by one in float64; fastbp.gradient adds them with NumPy's pairwise
@@ -783,7 +785,8 @@ cdef class _Layout:
         n_panel = 0
         for l in range(1, L + 1):
             fwd_off[l] = n_panel
-            n_panel += <Py_ssize_t> ((w_c[l] + FASTBP_RB - 1) // FASTBP_RB) * FASTBP_RB * (w_c[l - 1] + 1)
+            n_panel += (<Py_ssize_t> ((w_c[l] + FASTBP_RB - 1) // FASTBP_RB) * FASTBP_RB
+                        * (w_c[l - 1] + 1))
         for l in range(1, L):
             bwd_off[l] = n_panel
             n_panel += <Py_ssize_t> ((w_c[l] + FASTBP_RB - 1) // FASTBP_RB) * FASTBP_RB * w_c[l + 1]
@@ -865,9 +868,9 @@ def run(list weights, list widths, tuple spec, cnp.ndarray X, object Y, object o
     """Run the batch; return the sum of the errors w_n e_n (0.0 in MODE_FORWARD).
 
     spec is (activation code, output code, sample weights or None), as _Layout takes it.
-    X, Y, outputs (and the sample weights) share the weights' dtype. In MODE_GRADIENT, `grads` holds one C-contiguous,
-    aligned array per layer, of the weights' shapes and dtype: the float64 sums times `scale` are
-    written there (added to them with `accumulate`).
+    X, Y, outputs (and the sample weights) share the weights' dtype. In MODE_GRADIENT, `grads` holds
+    one C-contiguous, aligned array per layer, of the weights' shapes and dtype: the float64 sums
+    times `scale` are written there (added to them with `accumulate`).
     """
     cdef _Layout layout = _Layout(weights, widths, spec, tile)
     cdef Py_ssize_t N = X.shape[0]

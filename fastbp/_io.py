@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import re
 import zipfile
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -41,7 +41,7 @@ def write(file: str | os.PathLike | BinaryIO, widths, output: str, activation: s
     A path is written as given (no ".npz" is appended), through a temporary file renamed into place,
     so that a failed save leaves any previous file intact.
     """
-    arrays = {
+    arrays: dict[str, Any] = {
         "fastbp_format": np.array(FORMAT, dtype=np.int64),
         "widths": np.array(widths, dtype=np.int64),
         "output": np.array(output),

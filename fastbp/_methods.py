@@ -61,12 +61,12 @@ class Method:
                 setattr(self, name, None)
 
     # --- state --------------------------------------------------------------------------------
-    def clone(self) -> "Method":
+    def clone(self) -> Method:
         other = type(self)(self.obj, self.opts, self.rng, self.w.copy())
         other.copy_from(self)
         return other
 
-    def copy_from(self, other: "Method") -> None:
+    def copy_from(self, other: Method) -> None:
         for name in self.arrays:
             src, dst = getattr(other, name), getattr(self, name)
             if src is None:
@@ -384,7 +384,8 @@ class LBFGS(Method):
 
     def run(self, trainer) -> str:
         trainer.method = self
-        seen = {}                   # flat float64 point -> (E_in, E_aug) at it, the last few
+        # flat float64 point -> (E_in, E_aug) at it, the last few
+        seen: dict[bytes, tuple[float, float]] = {}
 
         def objective(x):
             np.copyto(self.w, x, casting="unsafe")

@@ -215,7 +215,7 @@ class FitOptions:
     gtol: float | None = None
 
     @classmethod
-    def check(cls, method, **options) -> "FitOptions":
+    def check(cls, method, **options) -> FitOptions:
         """Check `method` and every option given; fill in the defaults of the method's options.
 
         Parameters

@@ -1,14 +1,17 @@
-/* fastbp micro-kernels: the inner loops over one tile of FASTBP_TILE samples.
+/* fastbp micro-kernels: the inner loops over one tile of samples (the tile length is an argument:
+ * fastbp/_api.py's _TILE, a multiple of every kernel set's vector width, FASTBP_MAX_SAMPLE_BLOCK).
  *
  * Activations and sensitivities of a tile are stored feature-major: row j of a layer holds unit j for
- * the FASTBP_TILE samples of the tile, contiguous, so that every inner loop runs over samples with unit
+ * the samples of the tile, contiguous, so that every inner loop runs over samples with unit
  * stride and the compiler can give each lane of a vector register its own sample. No kernel here
  * reassociates a sum: each lane keeps its own partial sums, added in a fixed order at the end, so the
  * results do not depend on the vector width beyond the rounding of fused multiply-adds.
  *
  * The template _simd_kernels.h is instantiated for float and double, once for any x86-64 (or other)
- * CPU and, on x86-64 with GCC or clang, once more with AVX2 + FMA enabled; fastbp_select_kernels()
- * picks the set at import from what the CPU reports, and FASTBP_SIMD=baseline forces the first.
+ * CPU and, on x86-64 with GCC or clang, twice more: with AVX2 + FMA and with AVX-512 (F, DQ, VL)
+ * enabled by per-function target attributes; fastbp_select_kernels() picks the best set the CPU
+ * reports, and FASTBP_SIMD=baseline (or avx2) caps it. Without GCC/clang vector extensions (MSVC, or
+ * FASTBP_SCALAR_KERNELS=1) the plain-C kernels of _simd_scalar.h are built instead.
  */
 #ifndef FASTBP_SIMD_H
 #define FASTBP_SIMD_H

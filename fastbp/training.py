@@ -187,10 +187,11 @@ class _Trainer:
         self.epochs = opts.epochs
         self.t0 = time.perf_counter()
         self.E_prev = None           # E_aug of the committed weights
-        self.best = None             # (E_val, epoch, flat weights) with early stopping
+        # (E_val, epoch, flat weights) with early stopping
+        self.best: tuple[float, int, np.ndarray] | None = None
         self.since_best = 0
         self.bar = None
-        self.method = None           # the method's committed state (set by Method.run)
+        self.method: Any = None      # the method's committed state (set by Method.run)
         self.stop = stop             # a threading.Event: set, training stops after the epoch
 
     def E_val(self, w):

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import fastbp
+from _helpers import make_problem, rel_err
 from fastbp import _api, _checks, _core, reference
-from conftest import make_problem, rel_err
 
 ACTIVATIONS = _checks.ACTIVATIONS
 OUTPUTS = _checks.OUTPUTS
@@ -415,7 +415,7 @@ def test_sample_weight_is_not_copied_or_changed():
 
 KERNEL_SET_CODE = """
 import fastbp, numpy as np
-from conftest import make_problem, rel_err
+from _helpers import make_problem, rel_err
 from test_activations import problem, sample_weights, PAIRS
 from fastbp import reference, _api
 assert _api.ISA == {isa!r}, _api.ISA
@@ -584,7 +584,8 @@ def call_all(module, weights, X, y, **kw):
     (dict(activation="sigmoid"),
      r"activation must be one of 'tanh', 'relu', 'logistic', 'identity', got 'sigmoid'"),
     (dict(activation=None), r"activation must be one of .*, got None"),
-    (dict(output="relu"), r"output must be one of 'tanh', 'linear', 'logistic', 'softmax', got 'relu'"),
+    (dict(output="relu"),
+     r"output must be one of 'tanh', 'linear', 'logistic', 'softmax', got 'relu'"),
 ])
 def test_unknown_names_are_refused_everywhere(module, kw, pattern):
     weights, X, y = problem([3, 4, 2], 10, "tanh", "tanh")

@@ -1,50 +1,15 @@
-"""Every bad argument gets a clear exception naming it, and leaves the caller's arrays as they were."""
+"""Every bad argument gets a clear exception naming it, and leaves the caller's arrays as they
+were."""
 import re
 
 import numpy as np
 import pytest
 
 import fastbp
+from _helpers import assert_unchanged, copies, make_problem, raises_unchanged
 from fastbp import reference
-from conftest import make_problem
 
 MODULES = pytest.mark.parametrize("module", [fastbp, reference], ids=["fastbp", "reference"])
-
-
-def snapshot(*objs):
-    """Deep copies of every array in objs (arrays, or lists of them)."""
-    out = []
-    for o in objs:
-        if isinstance(o, (list, tuple)):
-            out.append([np.array(a, copy=True) if isinstance(a, np.ndarray) else a for a in o])
-        elif isinstance(o, np.ndarray):
-            out.append(o.copy())
-        else:
-            out.append(o)
-    return out
-
-
-def same(a, b):
-    if a.dtype.kind in "fc":
-        return np.array_equal(a, b, equal_nan=True)
-    return np.array_equal(a, b)
-
-
-def assert_unchanged(before, *objs):
-    for b, o in zip(before, objs):
-        if isinstance(o, (list, tuple)):
-            for x, y in zip(b, o):
-                if isinstance(y, np.ndarray):
-                    assert same(x, y)
-        elif isinstance(o, np.ndarray):
-            assert same(b, o)
-
-
-def raises_unchanged(exc, pattern, fn, weights, X, y, **kw):
-    before = snapshot(weights, X, y, kw.get("out"))
-    with pytest.raises(exc, match=pattern):
-        fn(weights, X, y, **kw)
-    assert_unchanged(before, weights, X, y, kw.get("out"))
 
 
 @pytest.fixture
@@ -75,7 +40,7 @@ def test_weights_wrong_shape_names_layer_and_expected_shape(module):
 ])
 def test_bad_weights(module, bad, exc, pattern):
     _, X, y = make_problem([3, 3, 1], 5)
-    before = snapshot(bad) if isinstance(bad, list) else None
+    before = copies(bad) if isinstance(bad, list) else None
     with pytest.raises(exc, match=pattern):
         module.gradient(bad, X, y[:, :1])
     if before:
@@ -142,7 +107,8 @@ def test_ragged_X_is_a_type_error(module, good):
 
 @MODULES
 @pytest.mark.parametrize("kw, exc, pattern", [
-    ({"output": "relu"}, ValueError, r"output must be one of 'tanh', 'linear', 'logistic', 'softmax', got 'relu'"),
+    ({"output": "relu"}, ValueError,
+     r"output must be one of 'tanh', 'linear', 'logistic', 'softmax', got 'relu'"),
     ({"num_threads": 0}, ValueError, r"num_threads must be .* got 0"),
     ({"num_threads": 1.5}, TypeError, r"num_threads must be an integer or None, got 1.5"),
     ({"num_threads": True}, TypeError, r"num_threads must be an integer or None, got True"),
@@ -161,7 +127,8 @@ def test_bad_out(module, good):
     cases = [
         ("nope", TypeError, r"out must be a list"),
         (ok[:1], ValueError, r"out must hold 2 arrays \(one per layer\), got 1"),
-        ([ok[0], np.zeros((3, 3))], ValueError, r"out\[1\] must have shape \(11, 2\), got \(3, 3\)"),
+        ([ok[0], np.zeros((3, 3))], ValueError,
+         r"out\[1\] must have shape \(11, 2\), got \(3, 3\)"),
         ([ok[0], np.zeros((11, 2), np.float32)], TypeError, r"out\[1\] must have dtype float64"),
     ]
     ro = [o.copy() for o in ok]
@@ -182,9 +149,11 @@ def test_bad_forward_and_backprop(module, good):
         module.forward(weights, X[:, :2])
     with pytest.raises(ValueError, match=r"output must be"):
         module.forward(weights, X, output="sigmoid")
-    with pytest.raises(ValueError, match=r"x must have shape \(3,\) for d\(0\) = 3, got shape \(2,\)"):
+    with pytest.raises(ValueError,
+                       match=r"x must have shape \(3,\) for d\(0\) = 3, got shape \(2,\)"):
         module.backprop(weights, X[0, :2], y[0])
-    with pytest.raises(ValueError, match=r"y must have shape \(2,\) for d\(L\) = 2, got shape \(3,\)"):
+    with pytest.raises(ValueError,
+                       match=r"y must have shape \(2,\) for d\(L\) = 2, got shape \(3,\)"):
         module.backprop(weights, X[0], np.zeros(3))
     with pytest.raises(ValueError, match=r"x must be finite"):
         module.backprop(weights, [np.nan, 0, 0], y[0])

@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 
 import fastbp
-
-from test_training import bitwise_equal, copies, multiclass, regression
+from _helpers import bitwise_equal, copies, multiclass, regression
 
 
 def starts(widths, k, dtype="float64"):
@@ -112,7 +111,8 @@ def test_bad_input_changes_no_network():
                                          r"got list of length 2"):
         fastbp.fit_many(many, X, y, output=output, options=[{}, {}])
     with pytest.raises(ValueError, match=r"give num_threads .* to fit_many"):
-        fastbp.fit_many(many, X, y, output=output, num_threads=1, options=[{}, {"num_threads": 2}, {}])
+        fastbp.fit_many(many, X, y, output=output, num_threads=1,
+                        options=[{}, {"num_threads": 2}, {}])
     with pytest.raises(ValueError, match=r"network 1: weights\[1\] has shape"):
         fastbp.fit_many([many[0], [many[1][0], np.zeros((3, 1))]], X, y, output=output)
     shared = [many[0], many[0]]

@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 
 import fastbp
-
-from test_training import bitwise_equal, copies
+from _helpers import bitwise_equal, copies
 
 METHODS = ["gd", "sgd", "adam", "variable-lr", "steepest", "cg", "rprop", "lbfgs"]
 SETTINGS = {"gd": dict(learning_rate=0.5, momentum=0.5), "sgd": dict(learning_rate=0.1,

@@ -1,4 +1,5 @@
-"""fastbp's compiled gradient against the reference, finite differences, and itself across threads."""
+"""fastbp's compiled gradient against the reference, finite differences, and itself across
+threads."""
 import os
 import subprocess
 import sys
@@ -7,8 +8,8 @@ import numpy as np
 import pytest
 
 import fastbp
+from _helpers import bitwise_equal, make_problem, rel_err
 from fastbp import _api, _core, reference
-from conftest import make_problem, rel_err
 
 SHAPES = {
     "one-unit": [1, 1, 1],
@@ -39,7 +40,8 @@ def test_gradient_matches_reference_float64(name, output, n):
     for g, g_ref, w in zip(grads, grads_ref, weights):
         assert g.shape == w.shape and g.dtype == np.float64
         assert rel_err(g, g_ref) < 1e-12
-    assert rel_err(fastbp.forward(weights, X, output), reference.forward(weights, X, output)) < 1e-12
+    out, out_ref = fastbp.forward(weights, X, output), reference.forward(weights, X, output)
+    assert rel_err(out, out_ref) < 1e-12
     assert abs(fastbp.error(weights, X, y, output) - e_ref) <= 1e-12 * abs(e_ref)
 
 
@@ -182,14 +184,18 @@ def test_integer_and_big_endian_inputs_are_converted():
     e, g = fastbp.gradient(weights, Xi, yi)
     e_ref, g_ref = fastbp.gradient(weights, Xi.astype(float), yi.astype(float))
     assert e == e_ref
+    assert all(np.array_equal(a, b) for a, b in zip(g, g_ref))
     wbe = [w.astype(">f8") for w in weights]
-    e_be, _ = fastbp.gradient(wbe, X.astype(">f8"), y)
-    assert e_be == fastbp.gradient(weights, X, y)[0]
+    e_be, g_be = fastbp.gradient(wbe, X.astype(">f8"), y)
+    e_n, g_n = fastbp.gradient(weights, X, y)
+    assert e_be == e_n and bitwise_equal(g_be, g_n)
 
 
 def test_y_may_be_one_dimensional_for_one_output():
     weights, X, y = make_problem([2, 3, 1], 40)
-    assert fastbp.gradient(weights, X, y[:, 0])[0] == fastbp.gradient(weights, X, y)[0]
+    e1, g1 = fastbp.gradient(weights, X, y[:, 0])
+    e2, g2 = fastbp.gradient(weights, X, y)
+    assert e1 == e2 and bitwise_equal(g1, g2)
 
 
 def test_network_methods():
@@ -226,7 +232,7 @@ def test_every_kernel_set_matches_the_reference(simd, isa):
         pytest.skip(f"this CPU does not run the {isa} kernels")
     code = (
         "import fastbp, numpy as np\n"
-        "from conftest import make_problem, rel_err\n"
+        "from _helpers import make_problem, rel_err\n"
         "from fastbp import reference, _api\n"
         f"assert _api.ISA == {isa!r}, _api.ISA\n"
         "for dt in ('float64', 'float32'):\n"
@@ -249,6 +255,40 @@ def test_every_kernel_set_matches_the_reference(simd, isa):
     assert res.returncode == 0 and res.stdout.strip().endswith("ok"), res.stderr
 
 
+KERNEL_SETS = {"baseline": ("baseline", 0), "avx2": ("avx2+fma", 1), "avx512": ("avx512", 2)}
+
+
+@pytest.mark.skipif(not os.environ.get("FASTBP_SIMD"), reason="FASTBP_SIMD is not set")
+def test_the_kernel_set_asked_for_runs():
+    """Under FASTBP_SIMD (as the runs below set it), the kernels are that set, or the best this CPU
+    has below it."""
+    wanted = os.environ["FASTBP_SIMD"].strip().lower()
+    if wanted not in KERNEL_SETS:
+        pytest.skip(f"FASTBP_SIMD={wanted!r} is not one of {sorted(KERNEL_SETS)}")
+    level = min(KERNEL_SETS[wanted][1], _core.cpu_level())
+    assert _api.ISA == ["baseline", "avx2+fma", "avx512"][level]
+
+
+@pytest.mark.skipif(bool(os.environ.get("FASTBP_SIMD")),
+                    reason="FASTBP_SIMD is set: the whole suite runs under that kernel set")
+@pytest.mark.parametrize("simd", list(KERNEL_SETS))
+def test_gradient_and_property_tests_under_every_kernel_set(simd):
+    """The rest of the suite runs the best kernel set this CPU has; this runs test_gradient.py and
+    test_properties.py again under each other set it has (FASTBP_SIMD, in a subprocess)."""
+    isa, level = KERNEL_SETS[simd]
+    if _core.cpu_level() < level:
+        pytest.skip(f"this CPU does not run the {isa} kernels")
+    if _api.ISA == isa:
+        pytest.skip(f"{isa} is the kernel set this whole run uses")
+    here = os.path.dirname(os.path.abspath(__file__))
+    env = dict(os.environ, FASTBP_SIMD=simd)
+    res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                          "test_gradient.py", "test_properties.py"],
+                         cwd=here, env=env, capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stdout[-5000:] + res.stderr[-2000:]
+    assert " passed" in res.stdout.splitlines()[-1], res.stdout[-2000:]
+
+
 @pytest.mark.parametrize("dtype, ulps", [("float64", 4), ("float32", 4)])
 def test_kernel_tanh_is_accurate(dtype, ulps):
     x = np.concatenate([np.linspace(-25, 25, 100001), np.geomspace(1e-300, 30, 20000),
@@ -261,7 +301,8 @@ def test_kernel_tanh_is_accurate(dtype, ulps):
     y[:] = x
     _core.tanh(y)
     want = np.tanh(x.astype(np.float64))
-    err_ulp = np.abs(y.astype(np.float64) - want) / np.spacing(np.abs(want).astype(dtype)).astype(float)
+    ulp = np.spacing(np.abs(want).astype(dtype)).astype(float)
+    err_ulp = np.abs(y.astype(np.float64) - want) / ulp
     assert np.all(np.abs(y) <= 1)
     assert np.all(np.sign(y) == np.sign(want))
     assert err_ulp.max() <= ulps, (x[err_ulp.argmax()], err_ulp.max())
@@ -272,3 +313,26 @@ def test_show_config_reports_build(capsys):
     text = capsys.readouterr().out
     assert fastbp.__version__ in text
     assert "OpenMP" in text and "threads" in text and _api.ISA in text
+
+
+def test_reference_is_a_lazy_submodule():
+    """`import fastbp; fastbp.reference` works without importing the submodule by name, and
+    `import fastbp` alone does not load it; unknown names still raise AttributeError."""
+    code = ("import sys, fastbp\n"
+            "assert 'fastbp.reference' not in sys.modules\n"
+            "assert 'reference' in dir(fastbp)\n"
+            "ref = fastbp.reference\n"
+            "import fastbp.reference\n"
+            "assert ref is sys.modules['fastbp.reference'] is fastbp.reference\n"
+            "assert callable(ref.gradient)\n"
+            "try:\n"
+            "    fastbp.no_such_name\n"
+            "except AttributeError as exc:\n"
+            "    assert 'no_such_name' in str(exc)\n"
+            "else:\n"
+            "    raise AssertionError('no AttributeError')\n")
+    # run from tests/, as pytest does, so that the installed fastbp is imported, not the source tree
+    here = os.path.dirname(os.path.abspath(__file__))
+    res = subprocess.run([sys.executable, "-c", code], cwd=here, capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 0, res.stderr

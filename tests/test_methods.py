@@ -10,10 +10,9 @@ import numpy as np
 import pytest
 
 import fastbp
+from _helpers import bitwise_equal, copies, multiclass, regression, xor
 from fastbp import _methods
 from fastbp._objective import DataObjective
-
-from test_training import bitwise_equal, copies, multiclass, regression, xor
 
 NEW = ["adam", "nesterov", "rprop", "lbfgs"]
 SETTINGS = {"adam": dict(method="adam", learning_rate=0.05, batch_size=4),
@@ -64,7 +63,7 @@ def test_adam_steps_match_their_formula_exactly(dtype):
     m = [np.zeros_like(a) for a in w]
     s = [np.zeros_like(a) for a in w]
     t = 0
-    for epoch in range(3):
+    for _epoch in range(3):
         for start in (0, 4, 8):
             b = slice(start, start + 4)
             _, g = fastbp.gradient(w, X[b], y[b], output=output)
@@ -90,7 +89,7 @@ def test_nesterov_steps_match_their_formula_exactly(dtype):
                momentum=mu, nesterov=True, weight_decay=lam, epochs=2, shuffle=False)
     w = copies(w0)
     v = [np.zeros_like(a) for a in w]
-    for epoch in range(2):
+    for _epoch in range(2):
         for start in (0, 4, 8):
             b = slice(start, start + 4)
             _, g = fastbp.gradient(w, X[b], y[b], output=output)
@@ -133,7 +132,7 @@ def test_rprop_matches_a_numpy_loop_of_irprop_minus(dtype):
     w = [a.copy() for a in w0]
     delta = [np.full_like(a, 0.1) for a in w]
     g_prev = [np.zeros_like(a) for a in w]
-    for epoch in range(12):
+    for _epoch in range(12):
         _, grads = fastbp.gradient(w, X, y, output=output)
         for l in range(len(w)):
             g = grads[l].copy()

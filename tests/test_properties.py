@@ -7,12 +7,12 @@ drawn case, which `@example(...)` or a fixed seed can replay.
 """
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import fastbp
-from fastbp import _checks, _api, reference
-from conftest import rel_err
-from test_reliability import rounding_spread
+from _helpers import rel_err, rounding_spread
+from fastbp import _api, _checks, reference
 
 SETTINGS = dict(max_examples=40, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

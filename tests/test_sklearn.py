@@ -8,8 +8,7 @@ import pytest
 sklearn = pytest.importorskip("sklearn")
 
 from sklearn import neural_network as sk  # noqa: E402
-from sklearn.datasets import (make_classification, make_multilabel_classification,  # noqa: E402
-                              make_regression)
+from sklearn.datasets import make_classification, make_multilabel_classification, make_regression  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 from sklearn.model_selection import GridSearchCV, cross_val_score  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
@@ -257,9 +256,13 @@ def test_fastbp_solvers_fit_scikit_learns_loss(solver):
 
 
 def test_import_fastbp_does_not_import_scikit_learn():
+    import os
     import subprocess
     import sys
     code = ("import sys, fastbp; w = fastbp.init_weights([2, 3, 1]); "
             "print(sorted(m for m in ('sklearn', 'scipy') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    # run from tests/, as pytest does, so that the installed fastbp is imported, not the source tree
+    here = os.path.dirname(os.path.abspath(__file__))
+    out = subprocess.run([sys.executable, "-c", code], cwd=here, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import fastbp
+from _helpers import bitwise_equal, copies, multiclass, regression, xor
 from fastbp import _methods, _objective, reference, training
 
 METHODS = ["gd", "sgd", "variable-lr", "steepest", "cg"]
@@ -16,40 +17,6 @@ METHODS = ["gd", "sgd", "variable-lr", "steepest", "cg"]
 SETTINGS = {"gd": dict(learning_rate=0.1), "sgd": dict(learning_rate=0.05, batch_size=4,
                                                         momentum=0.5),
             "variable-lr": {}, "steepest": {}, "cg": {}}
-
-
-def xor():
-    X = np.array([[-1, -1], [-1, 1], [1, -1], [1, 1]], dtype=float)
-    y = 0.8 * np.array([-1, 1, 1, -1], dtype=float)
-    return [2, 4, 1], "tanh", X, y
-
-
-def regression(n=40, seed=0):
-    """Noisy 1-D regression: y = sin(pi x) + noise of standard deviation 0.1."""
-    rng = np.random.default_rng(seed)
-    X = rng.uniform(-1, 1, (n, 1))
-    y = np.sin(np.pi * X[:, 0]) + 0.1 * rng.standard_normal(n)
-    return [1, 8, 1], "linear", X, y
-
-
-def multiclass():
-    """Three Gaussian blobs in the plane; one column per class, +1 on the true class, else -1."""
-    rng = np.random.default_rng(0)
-    centres = np.array([[0, 1.5], [-1.3, -0.75], [1.3, -0.75]])
-    label = np.repeat(np.arange(3), 20)
-    X = centres[label] + 0.5 * rng.standard_normal((60, 2))
-    Y = -np.ones((60, 3))
-    Y[np.arange(60), label] = 1
-    return [2, 6, 3], "tanh", X, Y
-
-
-def copies(weights):
-    return [w.copy() for w in weights]
-
-
-def bitwise_equal(a, b):
-    return len(a) == len(b) and all(x.dtype == z.dtype and np.array_equal(x, z)
-                                    for x, z in zip(a, b))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -178,7 +145,7 @@ def test_cg_and_steepest_find_least_squares_on_a_quadratic():
 
 def test_line_search_brackets_and_refines():
     for target in (1e-3, 0.37, 50.0):            # found from below (halving) and above (doubling)
-        phi = lambda t: (t - target) ** 2 + 1          # noqa: E731
+        phi = lambda t: (t - target) ** 2 + 1  # noqa: E731, B023 (used within this iteration)
         eta, E = _methods.line_search(phi, phi(0.0), 1.0, 20)
         assert eta == pytest.approx(target, rel=1e-6) and E == pytest.approx(1.0)
     # A non-quadratic: the bisection safeguard still converges.
@@ -201,7 +168,7 @@ def test_per_sample_sgd_matches_the_lecture_loop_exactly():
     rng = np.random.default_rng(7)
     w = copies(w0)
     w_ref = copies(w0)
-    for epoch in range(3):
+    for _epoch in range(3):
         for n in rng.permutation(len(X)):
             _, g = fastbp.gradient(w, X[n:n + 1], y[n:n + 1], output=output)
             w = [wl - 0.05 * gl for wl, gl in zip(w, g)]
@@ -223,7 +190,7 @@ def test_minibatch_sgd_with_momentum_and_decay_matches_its_formula_exactly():
                momentum=mu, weight_decay=lam, epochs=2, shuffle=False)
     w = copies(w0)
     v = [np.zeros_like(a) for a in w]
-    for epoch in range(2):
+    for _epoch in range(2):
         for start in (0, 4, 8):
             b = slice(start, start + 4)
             _, g = fastbp.gradient(w, X[b], y[b], output=output)
@@ -605,7 +572,8 @@ def changed(**kw):
     (changed(weights_0=np.zeros((3, 3), dtype=np.float32)), r"weights_0 has dtype float32 but "
                                                            r"the file's dtype is float64"),
     (changed(weights_1=np.full((4, 1), np.nan)), r"weights\[1\] must be finite"),
-    (changed(output=np.array("relu")), r"output must be one of 'tanh', 'linear', 'logistic', 'softmax', got 'relu'"),
+    (changed(output=np.array("relu")),
+     r"output must be one of 'tanh', 'linear', 'logistic', 'softmax', got 'relu'"),
     (changed(fastbp_format=np.array(7)), r"fastbp_format is 7"),
     (changed(widths=np.array([2, 0, 1])), r"widths\[1\] = d\(1\) must be at least 1"),
     (changed(widths=np.array([2.0, 3.0, 1.0])), r"widths must be an integer array"),
@@ -819,7 +787,7 @@ def test_sgd_batches_larger_than_a_chunk_match_their_formula_exactly():
     fastbp.fit(weights, X, y, method="sgd", batch_size=batch, learning_rate=0.1, epochs=2,
                shuffle=False)
     w = copies(w0)
-    for epoch in range(2):
+    for _epoch in range(2):
         for start in range(0, n, batch):
             _, g = fastbp.gradient(w, X[start:start + batch], y[start:start + batch])
             w = [wl - 0.1 * gl for wl, gl in zip(w, g)]

@@ -74,7 +74,7 @@ if grep -E '\.(c|so)$' <<<"$listing"; then
     exit 1
 fi
 for need in fastbp/_core.pyx fastbp/_simd.h fastbp/_simd_kernels.h fastbp/py.typed fastbp/_core.pyi \
-            tests/conftest.py README.md setup.py pyproject.toml; do
+            tests/conftest.py tests/_helpers.py README.md setup.py pyproject.toml; do
     grep -q "^fastbp-[^/]*/$need\$" <<<"$listing" || { echo "error: sdist lacks $need" >&2; exit 1; }
 done
 echo "$(basename "$sdist"): $(grep -vc '/$' <<<"$listing") files, $(du -k "$sdist" | cut -f1) kB"

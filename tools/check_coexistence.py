@@ -1,8 +1,8 @@
 """fastbp imported into a process that already loaded PyTorch and scikit-learn, each with its own
 OpenMP runtime: all three compute correctly side by side, in turns, threads on.
 
-    python tools/check_coexistence.py      # in an environment with torch, scikit-learn, threadpoolctl
-                                           # and an installed fastbp (run it outside the checkout)
+    python tools/check_coexistence.py   # in an environment with torch, scikit-learn, threadpoolctl
+                                        # and an installed fastbp (run it outside the checkout)
 
 Checks, in this order, so that each library's OpenMP pool is live while the others run:
   1. torch: a tanh network's E_in and gradient by autograd (float64), a matmul against NumPy;
@@ -17,8 +17,8 @@ import os
 import sys
 
 import numpy as np
-import torch  # noqa: E402  (first: PyTorch and its libgomp before anything else)
 import sklearn
+import torch  # noqa: E402  (first: PyTorch and its libgomp before anything else)
 from sklearn.cluster import KMeans
 from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
@@ -48,7 +48,8 @@ def torch_gradient(weights, X, y):
 
 
 def rel(a, b):
-    return float(np.abs(np.asarray(a) - np.asarray(b)).max() / max(np.abs(np.asarray(b)).max(), 1e-300))
+    a, b = np.asarray(a), np.asarray(b)
+    return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-300))
 
 
 def check_torch(weights, X, y):
@@ -63,7 +64,8 @@ def check_torch(weights, X, y):
 
 
 def check_sklearn():
-    X, labels = make_blobs(n_samples=20000, centers=5, n_features=8, cluster_std=0.5, random_state=0)
+    X, labels = make_blobs(n_samples=20000, centers=5, n_features=8, cluster_std=0.5,
+                           random_state=0)
     km = KMeans(n_clusters=5, n_init=3, random_state=0).fit(X)
     ari = adjusted_rand_score(labels, km.labels_)
     assert ari == 1.0, f"KMeans found the blobs with ARI {ari}"
@@ -79,8 +81,9 @@ def check_fastbp(fastbp, weights, X, y, E_torch, g_torch):
         g_t = max(rel(a, b) for a, b in zip(g, g_torch))
         g_r = max(rel(a, b) for a, b in zip(g, g_ref))
         assert e_t < 1e-12 and g_t < 1e-10 and g_r < 1e-10, (threads, e_t, g_t, g_r)
-        print(f"fastbp {fastbp.__version__} (num_threads={threads}): E_in {E:.12f}; vs torch autograd "
-              f"rel. error E {e_t:.1e}, gradient {g_t:.1e}; vs fastbp.reference {g_r:.1e}")
+        print(f"fastbp {fastbp.__version__} (num_threads={threads}): E_in {E:.12f}; "
+              f"vs torch autograd rel. error E {e_t:.1e}, gradient {g_t:.1e}; "
+              f"vs fastbp.reference {g_r:.1e}")
 
 
 def main():
