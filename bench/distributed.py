@@ -40,9 +40,9 @@ import time
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, _HERE)
 
+import _common  # noqa: E402
 import numpy as np  # noqa: E402
 
-import _common  # noqa: E402
 import fastbp  # noqa: E402
 
 # This script's name is that of Dask's package: take bench/ off the path again, so that

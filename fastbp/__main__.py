@@ -1,4 +1,4 @@
-"""`python -m fastbp`: train a small tanh network on built-in synthetic data and say how fast it was.
+"""`python -m fastbp`: train a small tanh network on built-in data and say how fast it was.
 
 The data: N points in the square [-1, 1]^2, labelled +1 or -1 by which side of a wavy boundary they
 fall (a problem a linear model cannot solve). The network [2, 16, 16, 1] is trained by gradient

@@ -49,7 +49,8 @@ _SIMD_LEVELS = {"baseline": 0, "none": 0, "0": 0, "avx2": 1, "avx512": 2}
 
 
 def _isa() -> str:
-    """Select the kernels: the best this CPU runs, or at most FASTBP_SIMD (baseline, avx2, avx512)."""
+    """Select the kernels: the best this CPU runs, or at most FASTBP_SIMD (baseline, avx2,
+    avx512)."""
     wanted = os.environ.get("FASTBP_SIMD", "").strip().lower()
     return _core.select_kernels(_SIMD_LEVELS.get(wanted, 2))
 

@@ -1,8 +1,8 @@
 """Every argument check and conversion of fastbp, in one place.
 
-The public functions call these once, before any kernel runs, and pass on only C-contiguous arrays of
-the weights' dtype. Nothing below this module re-validates. No check writes into an array it is given,
-so a call that raises leaves the caller's arrays as they were.
+The public functions call these once, before any kernel runs, and pass on only C-contiguous arrays
+of the weights' dtype. Nothing below this module re-validates. No check writes into an array it is
+given, so a call that raises leaves the caller's arrays as they were.
 """
 from __future__ import annotations
 
@@ -94,7 +94,8 @@ def check_dtype(dtype) -> np.dtype:
 def check_widths(widths) -> list[int]:
     """Layer widths d(0), ..., d(L): at least two, each a positive integer."""
     if isinstance(widths, (str, bytes)) or not hasattr(widths, "__len__"):
-        raise TypeError(f"widths must be a sequence of layer widths [d(0), ..., d(L)], got {widths!r}")
+        raise TypeError(f"widths must be a sequence of layer widths [d(0), ..., d(L)], got "
+                        f"{widths!r}")
     out = []
     for l, d in enumerate(widths):
         if isinstance(d, (bool, np.bool_)) or not isinstance(d, numbers.Integral):
@@ -106,7 +107,8 @@ def check_widths(widths) -> list[int]:
                              f"layer fastbp's kernels can index")
         out.append(int(d))
     if len(out) < 2:
-        raise ValueError(f"widths needs at least two layers (inputs and outputs), got {list(widths)!r}")
+        raise ValueError(f"widths needs at least two layers (inputs and outputs), got "
+                         f"{list(widths)!r}")
     return out
 
 
@@ -306,7 +308,8 @@ def check_y(y, widths, dtype, n: int, name: str = "y") -> np.ndarray:
 
 
 def check_sample(x, y, widths, dtype) -> tuple[np.ndarray, np.ndarray]:
-    """One sample for `backprop`: x of shape (d(0),), y of shape (d(L),) (a scalar when d(L) = 1)."""
+    """One sample for `backprop`: x of shape (d(0),), y of shape (d(L),) (a scalar when
+    d(L) = 1)."""
     xa = _as_numeric(x, "x")
     if xa.shape != (widths[0],) and not (xa.ndim == 0 and widths[0] == 1):
         raise ValueError(f"x must have shape ({widths[0]},) for d(0) = {widths[0]}, got shape "
@@ -325,7 +328,8 @@ def check_sample(x, y, widths, dtype) -> tuple[np.ndarray, np.ndarray]:
 def check_out(out, weights) -> list[np.ndarray]:
     """`out=`: one writeable array per layer, of the weights' shapes and dtype."""
     if not isinstance(out, (list, tuple)):
-        raise TypeError(f"out must be a list of arrays shaped like weights, got {type(out).__name__}")
+        raise TypeError(f"out must be a list of arrays shaped like weights, got "
+                        f"{type(out).__name__}")
     if len(out) != len(weights):
         raise ValueError(f"out must hold {len(weights)} arrays (one per layer), got {len(out)}")
     for l, (o, w) in enumerate(zip(out, weights)):
@@ -334,7 +338,8 @@ def check_out(out, weights) -> list[np.ndarray]:
         if o.shape != w.shape:
             raise ValueError(f"out[{l}] must have shape {_shape(w)}, got {_shape(o)}")
         if o.dtype != w.dtype:
-            raise TypeError(f"out[{l}] must have dtype {w.dtype} (the weights' dtype), got {o.dtype}")
+            raise TypeError(f"out[{l}] must have dtype {w.dtype} (the weights' dtype), got "
+                            f"{o.dtype}")
         if not o.flags.writeable:
             raise ValueError(f"out[{l}] is read-only")
     check_disjoint(out, "out")

@@ -574,7 +574,8 @@ cdef int sgd_epoch_run(
 
     Each step computes exactly what fastbp.gradient(reduction="mean") returns for the batch (the
     same tiles and chunks, float64 sums in chunk order, scaled by 1/|batch| (see batch_scale for
-    sample weights), rounded to the weights' dtype) and then, in the weights' dtype and in this order of operations, g += decay w and
+    sample weights), rounded to the weights' dtype) and then, in the weights' dtype and in this
+    order of operations, g += decay w and
       RULE_SGD:       v = momentum v; v -= lr g; w += v (momentum > 0) or w -= lr g;
       RULE_NESTEROV:  v = momentum v; v -= lr g; w += momentum v - lr g;
       RULE_ADAM:      t += 1; lr_t = lr sqrt(1 - beta2^t) / (1 - beta1^t) (in double);

@@ -268,7 +268,8 @@ class FitOptions:
         if checked.get("step_max") is not None and checked["step_min"] >= checked["step_max"]:
             raise ValueError(f"step_min must be < step_max, got step_min={checked['step_min']!r} "
                              f"and step_max={checked['step_max']!r}")
-        if checked.get("step_initial") is not None and checked["step_initial"] > checked["step_max"]:
+        if (checked.get("step_initial") is not None
+                and checked["step_initial"] > checked["step_max"]):
             raise ValueError(f"step_initial must be <= step_max, got "
                              f"step_initial={checked['step_initial']!r} and "
                              f"step_max={checked['step_max']!r}")

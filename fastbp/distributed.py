@@ -104,6 +104,10 @@ def _check_array(a, name: str, ndims: tuple) -> None:
 class _Data:
     """X and y (y may be None), checked: Dask arrays of the same row chunks."""
 
+    # set by `persisted`: the chunks held in the workers' memory, as Delayed objects and Futures
+    _blocks: list | None = None
+    futures: list | None = None
+
     def __init__(self, X, y, widths, names=("X", "y")):
         nx, ny = names
         _check_array(X, nx, (2,))
@@ -132,7 +136,7 @@ class _Data:
         self.row_chunks = tuple(int(c) for c in X.chunks[0])
         self.starts = tuple(int(s) for s in np.cumsum((0,) + self.row_chunks[:-1]))
 
-    def weighted(self, sample_weight) -> "_Data":
+    def weighted(self, sample_weight) -> _Data:
         """The same data with `sample_weight` (a Dask array (N,) of X's row chunks, or None) as
         one more column of y: the chunks' tasks then carry their weights with their targets."""
         if sample_weight is None:
@@ -162,7 +166,7 @@ class _Data:
         ys = self.y.to_delayed().ravel().tolist() if self.y is not None else [None] * len(xs)
         return list(zip(xs, ys))
 
-    def persisted(self, client, dtype) -> "_Data":
+    def persisted(self, client, dtype) -> _Data:
         """The same data converted to `dtype` and held in the workers' memory (once, for fit).
 
         Consecutive chunks go to the same worker and every worker gets its share (chunk i to

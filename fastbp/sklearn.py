@@ -13,7 +13,8 @@ module is the thin layer that turns them into scikit-learn's numbers:
     fastbp, W(l) = [intercepts_; coefs_],  E_in = sum_n w_n e_n / sum_n w_n  (w_n sample weights)
     squared error:  loss = E_in / (2 d(L)) + alpha/2 ||coefs||^2 / sum w,
                     grad = (1/2) dE_in/dW + alpha / sum w [0; coefs]
-    log-loss:       loss = E_in + alpha/2 ||coefs||^2 / sum w,  grad = dE_in/dW + alpha / sum w [0; coefs]
+    log-loss:       loss = E_in + alpha/2 ||coefs||^2 / sum w,
+                    grad = dE_in/dW + alpha / sum w [0; coefs]
 (scikit-learn's squared-error gradient is that of half the error summed over outputs, not of its
 loss, which averages over outputs: with several outputs the two differ by d(L), and fastbp follows
 scikit-learn.)
@@ -468,10 +469,10 @@ class _BaseMLP(BaseEstimator):
             self.loss_curve_ = list(history.E_aug)
             self.best_loss_ = min(self.loss_curve_, default=self.loss_)
         if self.solver == "lbfgs" and history.stop_reason in ("epochs", "max_fun"):
+            limit = "max_iter" if history.stop_reason == "epochs" else "max_fun"
             warnings.warn(f"lbfgs failed to converge after {self.n_iter_} iteration(s) "
-                          f"(stopped by {'max_iter' if history.stop_reason == 'epochs' else 'max_fun'})."
-                          " Increase the number of iterations to improve the convergence.",
-                          ConvergenceWarning)
+                          f"(stopped by {limit}). Increase the number of iterations to improve "
+                          f"the convergence.", ConvergenceWarning)
         self._set_weights(weights)
 
     def _fastbp_options(self, layer_units):
