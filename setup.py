@@ -84,7 +84,9 @@ extensions = [
         + ([("FASTBP_SCALAR_KERNELS", "1")] if _flag("FASTBP_SCALAR_KERNELS") else []),
         extra_compile_args=compile_args,
         extra_link_args=link_args,
-        depends=["fastbp/_simd.h", "fastbp/_simd_kernels.h", "fastbp/_simd_scalar.h"],
+        depends=["fastbp/_simd.h", "fastbp/_simd_kernels.h", "fastbp/_simd_scalar.h",
+                 "fastbp/_tile_steps.pxi", "fastbp/_driver.pxi", "fastbp/_sgd_epoch.pxi",
+                 "fastbp/_screening.pxi"],
     )
 ]
 

@@ -1,6 +1,8 @@
 """Helpers shared by the test modules: problems, comparisons, "raises and changes nothing", and the
 extended-precision yardstick. One definition each; import them from here (conftest.py holds
 fixtures only). Like scikit-learn's sklearn/utils/_testing.py."""
+import os
+
 import numpy as np
 import pytest
 
@@ -152,3 +154,9 @@ def rounding_spread(weights, X, y, output, dtype, rng, k=3):
         spread[1] = max(spread[1], rel_err(out, out0))
         spread[2] = [max(s, rel_err(a, b)) for s, a, b in zip(spread[2], g, g0)]
     return spread
+
+
+def rss_bytes() -> int:
+    """This process's resident memory in bytes (Linux: /proc/self/statm)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")

@@ -19,7 +19,7 @@ from distributed import Client, LocalCluster, get_task_stream  # noqa: E402
 
 import fastbp  # noqa: E402
 import fastbp.distributed as fd  # noqa: E402
-from conftest import make_problem, rel_err  # noqa: E402
+from _helpers import make_problem, rel_err  # noqa: E402
 
 CHUNKINGS = {
     "even": 100,

@@ -1,0 +1,267 @@
+# Included by fastbp/_core.pyx (one extension module): the per-tile steps of the lecture's
+# algorithm (forward, sensitivities, gradient) and run_chunk, the tiles of one chunk.
+# The declarations it uses (floating, Net, the _simd.h kernels, the enums) are _core.pyx's.
+
+# ---------------------------------------------------------------------------------------------
+# (a) per-tile steps
+
+cdef inline void linear(const floating *panel, int K, int m, const floating *inp, Py_ssize_t ld,
+                        floating *out, int ns) noexcept nogil:
+    if floating is double:
+        fastbp_linear_d(panel, K, m, inp, ld, out, ns)
+    else:
+        fastbp_linear_f(panel, K, m, inp, ld, out, ns)
+
+
+cdef inline void tanh_rows(floating *x, int rows, Py_ssize_t ld, int ns) noexcept nogil:
+    """tanh in place on the first ns samples of `rows` tile rows."""
+    if floating is double:
+        fastbp_tanh_d(x, rows, ld, ns)
+    else:
+        fastbp_tanh_f(x, rows, ld, ns)
+
+
+cdef inline void dtanh_mul_rows(floating *delta, const floating *x, int rows, Py_ssize_t ld,
+                                int ns) noexcept nogil:
+    """delta *= 1 - x^2 on the first ns samples of `rows` tile rows."""
+    if floating is double:
+        fastbp_dtanh_mul_d(delta, x, rows, ld, ns)
+    else:
+        fastbp_dtanh_mul_f(delta, x, rows, ld, ns)
+
+
+cdef inline void activate_rows(int activation, floating *x, int rows, Py_ssize_t ld,
+                               int ns) noexcept nogil:
+    """x = theta(s) in place on the first ns samples of `rows` tile rows."""
+    if activation == ACT_TANH:
+        tanh_rows(x, rows, ld, ns)
+    elif activation == ACT_RELU:
+        if floating is double:
+            fastbp_relu_d(x, rows, ld, ns)
+        else:
+            fastbp_relu_f(x, rows, ld, ns)
+    elif activation == ACT_LOGISTIC:
+        if floating is double:
+            fastbp_logistic_d(x, rows, ld, ns)
+        else:
+            fastbp_logistic_f(x, rows, ld, ns)
+
+
+cdef inline void dactivation_mul_rows(int activation, floating *delta, const floating *x, int rows,
+                                      Py_ssize_t ld, int ns) noexcept nogil:
+    """delta *= theta'(s), from x = theta(s), on the first ns samples of `rows` tile rows."""
+    if activation == ACT_TANH:
+        dtanh_mul_rows(delta, x, rows, ld, ns)
+    elif activation == ACT_RELU:
+        if floating is double:
+            fastbp_drelu_mul_d(delta, x, rows, ld, ns)
+        else:
+            fastbp_drelu_mul_f(delta, x, rows, ld, ns)
+    elif activation == ACT_LOGISTIC:
+        if floating is double:
+            fastbp_dlogistic_mul_d(delta, x, rows, ld, ns)
+        else:
+            fastbp_dlogistic_mul_f(delta, x, rows, ld, ns)
+
+
+cdef inline int sample_block(floating dummy) noexcept nogil:
+    if floating is double:
+        return fastbp_sample_block_d()
+    else:
+        return fastbp_sample_block_f()
+
+
+cdef inline void forward_tile(
+    const Net *net,
+    const floating *X,      # IN  (N, d(0)), row-major: the tile's samples are rows t..t+nb-1
+    const Py_ssize_t *rows,  # IN  NULL, or the tile's samples are rows rows[t..t+nb-1]
+    Py_ssize_t t,           # IN  first sample of the tile
+    Py_ssize_t nb,          # IN  samples in the tile, 1..tile
+    int ns,                 # IN  samples to compute: nb rounded up to a whole vector
+    floating *scratch,      # OUT x(l) of the tile, l = 0..L, at net.act_off[l]
+) noexcept nogil:
+    cdef Py_ssize_t ld = net.tile
+    cdef floating *x0 = scratch + net.act_off[0] + ld
+    cdef const floating *panels = <const floating *> net.panels
+    cdef int l, d_out
+    cdef floating *x
+    cdef floating *sL = scratch + net.out_off
+    # x(0) without its row of ones: the inputs, turned feature-major; padding samples are zero
+    if floating is double:
+        fastbp_load_inputs_d(X, rows, t, <int> nb, net.widths[0], x0, ld, ns)
+    else:
+        fastbp_load_inputs_f(X, rows, t, <int> nb, net.widths[0], x0, ld, ns)
+    for l in range(1, net.L + 1):
+        d_out = net.widths[l]
+        # s(l) = W(l)^T x(l-1), written below the row of ones of x(l)
+        x = scratch + net.act_off[l] + ld
+        linear(panels + net.fwd_off[l], net.widths[l - 1] + 1, d_out,
+               scratch + net.act_off[l - 1], ld, x, ns)
+        if l < net.L:
+            activate_rows(net.activation, x, d_out, ld, ns)
+        elif net.output == OUT_TANH:
+            tanh_rows(x, d_out, ld, ns)
+        elif net.output != OUT_LINEAR:
+            # the cross-entropy is computed from s(L), never from the rounded x(L)
+            memcpy(sL, x, d_out * ld * sizeof(floating))
+            if net.output == OUT_LOGISTIC:
+                if floating is double:
+                    fastbp_logistic_d(x, d_out, ld, ns)
+                else:
+                    fastbp_logistic_f(x, d_out, ld, ns)
+            elif floating is double:
+                fastbp_softmax_d(x, d_out, ld, ns, sL + d_out * ld, sL + (d_out + 1) * ld)
+            else:
+                fastbp_softmax_f(x, d_out, ld, ns, sL + d_out * ld, sL + (d_out + 1) * ld)
+
+
+cdef inline double sensitivities_tile(
+    const Net *net,
+    const floating *Y,      # IN  (N, d(L)), row-major: targets, indexed as X in forward_tile
+    const Py_ssize_t *rows,  # IN  NULL, or the tile's targets are rows rows[t..t+nb-1]
+    Py_ssize_t t,           # IN  first sample of the tile
+    Py_ssize_t nb,          # IN  samples in the tile
+    int ns,                 # IN  samples computed (padding ones get zero sensitivities)
+    floating *scratch,      # IN  x(l) (and s(L)) from forward_tile; OUT delta(l), l = 1..L
+    bint backward,          # IN  0: only the error, no sensitivities
+) noexcept nogil:
+    """Sum over the tile of w_n e_n (w_n = 1 without sample weights); with `backward`, every
+    delta(l) of the tile, each times w_n (backpropagation is linear in delta(L), so this weights
+    the sample's whole gradient)."""
+    cdef int L = net.L
+    cdef int dL = net.widths[L]
+    cdef Py_ssize_t ld = net.tile
+    cdef const floating *xL = scratch + net.act_off[L] + ld
+    cdef const floating *sL = scratch + net.out_off
+    cdef floating *tail = scratch + net.out_off + dL * ld
+    cdef const floating *mx = sL + dL * ld
+    cdef const floating *logsum = sL + (dL + 1) * ld
+    cdef const floating *panels = <const floating *> net.panels
+    cdef const floating *sw = <const floating *> net.sample_weight
+    cdef floating *delta = scratch + net.delta_off[L]
+    cdef floating e, xv, wn
+    cdef double err = 0.0
+    cdef double en, sv
+    cdef Py_ssize_t b, n
+    cdef int j, l
+    cdef const floating *yb
+    if net.output <= OUT_LINEAR and sw == NULL:
+        # squared error, the lecture's case (and fastbp 0.1's arithmetic, bit for bit)
+        for j in range(dL):
+            for b in range(nb):
+                yb = Y + (rows[t + b] if rows != NULL else t + b) * dL
+                xv = xL[j * ld + b]
+                e = xv - yb[j]
+                err += e * e
+                if backward:
+                    # delta(L) = 2 (x(L) - y) theta'(s(L)), theta' = 1 - x^2 for tanh, 1 for linear
+                    delta[j * ld + b] = 2 * e if net.output == OUT_LINEAR else 2 * e * (1 - xv * xv)
+            if backward:
+                for b in range(nb, ns):
+                    delta[j * ld + b] = 0
+    else:
+        if net.output == OUT_LOGISTIC:
+            # log(1 + exp(-|s(L)|)) of the tile, vectorised (libm's log1p and exp, value by value,
+            # cost several times a small network's whole gradient)
+            memcpy(tail, sL, dL * ld * sizeof(floating))
+            if floating is double:
+                fastbp_log1p_exp_d(tail, dL, ld, ns)
+            else:
+                fastbp_log1p_exp_f(tail, dL, ld, ns)
+        for j in range(dL):
+            for b in range(nb):
+                n = rows[t + b] if rows != NULL else t + b
+                yb = Y + n * dL
+                xv = xL[j * ld + b]
+                e = xv - yb[j]
+                wn = sw[n] if sw != NULL else 1
+                if net.output <= OUT_LINEAR:
+                    en = e * e
+                    e = 2 * e if net.output == OUT_LINEAR else 2 * e * (1 - xv * xv)
+                elif net.output == OUT_LOGISTIC:
+                    # -y log sigma(s) - (1 - y) log(1 - sigma(s))
+                    #   = max(s, 0) - y s + log(1 + e^-|s|)
+                    sv = sL[j * ld + b]
+                    en = ((sv if sv > 0 else 0.0) - yb[j] * sv) + tail[j * ld + b]
+                else:
+                    # -y_k log x_k = y_k (log-sum-exp(s) - s_k), the log-sum-exp as mx + logsum
+                    en = yb[j] * ((<double> mx[b] - sL[j * ld + b]) + logsum[b])
+                # delta(L) = x(L) - y for both cross-entropies (their theta' cancels the log's 1/x)
+                if sw != NULL:
+                    en = en * wn
+                    e = e * wn
+                err += en
+                if backward:
+                    delta[j * ld + b] = e
+            if backward:
+                for b in range(nb, ns):
+                    delta[j * ld + b] = 0
+    if not backward:
+        return err
+    for l in range(L - 1, 0, -1):
+        # delta(l) = theta'(s(l)) * [W(l+1) delta(l+1)] without the bias row
+        delta = scratch + net.delta_off[l]
+        linear(panels + net.bwd_off[l], net.widths[l + 1], net.widths[l],
+               scratch + net.delta_off[l + 1], ld, delta, ns)
+        dactivation_mul_rows(net.activation, delta, scratch + net.act_off[l] + ld, net.widths[l],
+                             ld, ns)
+    return err
+
+
+cdef inline void gradient_tile(
+    const Net *net,
+    floating *scratch,        # IN  x(l) and delta(l) of the tile; room for the kernel's work
+    int ns,                   # IN  samples computed (padding ones have zero sensitivities)
+    floating *grad,           # IN/OUT sums of x(l-1) delta(l)^T, dW(l) at net.grad_off[l]
+) noexcept nogil:
+    cdef int l
+    for l in range(1, net.L + 1):
+        if floating is double:
+            fastbp_outer_d(scratch + net.act_off[l - 1], net.widths[l - 1] + 1,
+                           scratch + net.delta_off[l], net.widths[l], net.tile, ns,
+                           grad + net.grad_off[l], scratch + net.work_off)
+        else:
+            fastbp_outer_f(scratch + net.act_off[l - 1], net.widths[l - 1] + 1,
+                           scratch + net.delta_off[l], net.widths[l], net.tile, ns,
+                           grad + net.grad_off[l], scratch + net.work_off)
+
+
+# ---------------------------------------------------------------------------------------------
+# (b) one chunk
+
+cdef double run_chunk(
+    const Net *net,
+    const floating *X,       # IN  (N, d(0))
+    const floating *Y,       # IN  (N, d(L)), unused in MODE_FORWARD
+    const Py_ssize_t *rows,  # IN  NULL, or sample i of the batch is row rows[i] of X and Y
+    floating *outputs,       # OUT (N, d(L)) in MODE_FORWARD
+    Py_ssize_t start,        # IN  first sample of the chunk
+    Py_ssize_t stop,         # IN  one past its last sample
+    floating *scratch,       # IN/OUT this thread's scratch
+    floating *grad,          # OUT the chunk's gradient sums (MODE_GRADIENT)
+    int mode,
+) noexcept nogil:
+    cdef int dL = net.widths[net.L]
+    cdef Py_ssize_t ld = net.tile
+    cdef Py_ssize_t t, nb, b
+    cdef int j, ns
+    cdef int block = sample_block(<floating> 0)
+    cdef double err = 0.0
+    cdef const floating *xL = scratch + net.act_off[net.L] + ld
+    if mode == MODE_GRADIENT:
+        memset(grad, 0, net.n_params * sizeof(floating))
+    t = start
+    while t < stop:
+        nb = min(ld, stop - t)
+        ns = <int> ((nb + block - 1) // block * block)
+        forward_tile(net, X, rows, t, nb, ns, scratch)
+        if mode == MODE_FORWARD:
+            for b in range(nb):
+                for j in range(dL):
+                    outputs[(t + b) * dL + j] = xL[j * ld + b]
+        else:
+            err += sensitivities_tile(net, Y, rows, t, nb, ns, scratch, mode == MODE_GRADIENT)
+            if mode == MODE_GRADIENT:
+                gradient_tile(net, scratch, ns, grad)
+        t += ld
+    return err
