@@ -641,3 +641,29 @@ def _sklearn_on_dask(est, X, y, kind):
         np.testing.assert_allclose(proba.compute(), est.predict_proba(X), rtol=1e-12)
         with pytest.raises(ValueError, match="steps through mini-batches one after another"):
             fb.MLPClassifier(solver="adam").fit(Xd, yd)
+
+
+def test_partial_fit_under_dask_ml_incremental(client):
+    """Mini-batch training is sequential: dask-ml's Incremental hands the chunks one after another
+    to partial_fit; the model is the one of partial_fit called on the chunks in order."""
+    dask_ml_wrappers = pytest.importorskip("dask_ml.wrappers")
+    from fastbp import sklearn as fb
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((300, 4))
+    y = (X[:, 0] + X[:, 1] > 0).astype(int)
+    params = dict(hidden_layer_sizes=(5,), random_state=0, shuffle=False,
+                  learning_rate_init=0.01)
+    with client.as_current():
+        inc = dask_ml_wrappers.Incremental(fb.MLPClassifier(**params), shuffle_blocks=False)
+        inc.fit(da.from_array(X, chunks=100), da.from_array(y, chunks=100), classes=[0, 1])
+        predicted = inc.predict(da.from_array(X, chunks=100))
+        assert isinstance(predicted, da.Array)
+        predicted = predicted.compute()
+    ref = fb.MLPClassifier(**params)
+    for i in range(3):
+        ref.partial_fit(X[i * 100:(i + 1) * 100], y[i * 100:(i + 1) * 100], classes=[0, 1])
+    assert inc.estimator_.t_ == 300
+    fitted = inc.estimator_
+    assert all(np.array_equal(a, b) for a, b in zip(fitted.coefs_ + fitted.intercepts_,
+                                                    ref.coefs_ + ref.intercepts_))
+    np.testing.assert_array_equal(predicted, ref.predict(X))
