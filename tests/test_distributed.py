@@ -274,10 +274,12 @@ def test_kernel_sets_reported_pinned_and_mixing_warned(client):
         pytest.skip("this CPU runs the baseline kernels only: no second kernel set to mix in")
     address = client.scheduler.address
     env = dict(os.environ, FASTBP_SIMD="baseline")
+    # started from tests/, so that it imports the installed fastbp, not a checkout's unbuilt folder
     proc = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address,
                              "--nthreads", "1", "--nworkers", "1", "--no-dashboard",
                              "--name", "fastbp-baseline-worker"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            cwd=os.path.dirname(os.path.abspath(__file__)))
     try:
         _wait_for(client, 3)
         sets = fd.kernels(client)
@@ -440,7 +442,7 @@ def test_worker_killed_mid_fit_gives_the_same_weights(client, delay, inline, mon
     assert all(np.array_equal(a, b) for a, b in zip(hit, calm))
 
 
-def test_ctrl_c_on_the_client_keeps_the_last_completed_epoch(client):
+def test_ctrl_c_on_the_client_keeps_the_last_completed_epoch(client, sigint_raises):
     """SIGINT while the client waits for the cluster: fit stops, "interrupted", and the weights
     are bitwise those of an undisturbed fit of the epochs it completed."""
     import signal

@@ -70,7 +70,7 @@ def test_restarts_without_validation_compare_E_in():
     assert fastbp.error(net.weights, X, y, output=output) == pytest.approx(h.E_in[-1], rel=1e-12)
 
 
-def test_ctrl_c_stops_every_network_after_its_epoch():
+def test_ctrl_c_stops_every_network_after_its_epoch(sigint_raises):
     widths, output, X, y = regression(200)
     many = starts(widths, 2)
     seen = [[], []]
