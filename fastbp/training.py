@@ -670,34 +670,42 @@ def fit_many(weights: list[list[np.ndarray]], X: ArrayLike, y: ArrayLike, output
     import threading
     from concurrent.futures import ThreadPoolExecutor, wait
     stop = threading.Event()
+    # Each network's thread puts its history (or its error) in its own slot: what a network did
+    # is kept even when Ctrl-C lands in the main thread between submitting it and noting it.
+    results: list[Any] = [None] * K
 
-    def not_started(job):
-        history = History(method=job.opts.method)
-        history.stop_reason = "interrupted"
-        return history
-
-    def run(job):
-        return not_started(job) if stop.is_set() else train(*_start_fit(job), stop=stop)
-
-    def finish(future):
-        """The future's result once its network has stopped, through further Ctrl-Cs."""
-        while True:
-            try:
-                return future.result()
-            except KeyboardInterrupt:
-                continue
-
-    with ThreadPoolExecutor(max_workers=max(1, min(K, threads))) as pool:
-        futures = []
+    def run(k, job):
         try:
-            for job in jobs:
-                futures.append(pool.submit(run, job))
-            # waiting in short slices: the main thread then sees a Ctrl-C however it arrives
-            # (a signal handled on another thread does not wake a blocked wait)
-            while wait(futures, timeout=0.05).not_done:
-                pass
-            return [f.result() for f in futures]
-        except BaseException:           # Ctrl-C here, or a network's error: stop the others
-            stop.set()
-            return ([finish(f) for f in futures]
-                    + [not_started(job) for job in jobs[len(futures):]])
+            results[k] = (None if stop.is_set()
+                          else train(*_start_fit(job), stop=stop))
+        except BaseException as exc:    # re-raised by the main thread
+            results[k] = exc
+            stop.set()                  # a network's error stops the others after their epoch
+
+    pool = ThreadPoolExecutor(max_workers=max(1, min(K, threads)))
+    try:
+        futures = [pool.submit(run, k, job) for k, job in enumerate(jobs)]
+        # waiting in short slices: the main thread then sees a Ctrl-C however it arrives
+        # (a signal handled on another thread does not wake a blocked wait)
+        while wait(futures, timeout=0.05).not_done:
+            pass
+    except KeyboardInterrupt:
+        pass                            # the networks under way stop after their epoch
+    finally:
+        stop.set()                      # (all are done unless Ctrl-C or an error came)
+        while True:                     # every started network finishes its epoch, through
+            try:                        # further Ctrl-Cs
+                pool.shutdown(wait=True)
+                break
+            except KeyboardInterrupt:
+                stop.set()
+    for r in results:
+        if isinstance(r, BaseException):
+            raise r
+    histories = []
+    for r, job in zip(results, jobs):
+        if r is None:                   # not started before Ctrl-C
+            r = History(method=job.opts.method)
+            r.stop_reason = "interrupted"
+        histories.append(r)
+    return histories

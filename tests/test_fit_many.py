@@ -100,6 +100,55 @@ def test_ctrl_c_stops_every_network_after_its_epoch(sigint_raises):
         assert bitwise_equal(many[k], again)
 
 
+def test_ctrl_c_right_after_a_network_is_started_keeps_what_it_did(monkeypatch, sigint_raises):
+    """Ctrl-C may land in the main thread between starting a network and noting it (CI once saw
+    a network that had trained reported as never started): every network's weights must still
+    be those of fit with its history's epochs."""
+    from concurrent.futures import ThreadPoolExecutor
+    widths, output, X, y = regression(200)
+    many = starts(widths, 2)
+    submit = ThreadPoolExecutor.submit
+    calls = []
+
+    def submit_then_interrupt(self, fn, *args, **kwargs):
+        future = submit(self, fn, *args, **kwargs)
+        calls.append(future)
+        if len(calls) == 2:
+            time.sleep(0.3)                  # network 1 is well under way
+            raise KeyboardInterrupt
+        return future
+
+    monkeypatch.setattr(ThreadPoolExecutor, "submit", submit_then_interrupt)
+    histories = fastbp.fit_many(many, X, y, output=output, method="sgd", epochs=100000,
+                                batch_size=1, num_threads=2)
+    assert len(calls) == 2
+    assert all(h.stop_reason == "interrupted" for h in histories)
+    assert len(histories[1]) >= 1
+    for k, h in enumerate(histories):
+        again = fastbp.init_weights(widths, seed=10 + k)
+        fastbp.fit(again, X, y, output=output, method="sgd", epochs=len(h), batch_size=1)
+        assert bitwise_equal(many[k], again), (k, len(h))
+
+
+def test_an_error_in_one_network_stops_the_others_and_is_raised():
+    widths, output, X, y = regression(200)
+    many = starts(widths, 2)
+    seen = [0, 0]
+
+    def watcher(k):
+        def callback(history):
+            seen[k] = len(history)
+            if k == 0 and len(history) == 5:
+                raise RuntimeError("network 0 gives up")
+        return callback
+
+    with pytest.raises(RuntimeError, match="network 0 gives up"):
+        fastbp.fit_many(many, X, y, output=output, method="sgd", epochs=100000, batch_size=1,
+                        num_threads=2,
+                        options=[dict(callback=watcher(0)), dict(callback=watcher(1))])
+    assert seen[0] == 5 and seen[1] < 100000
+
+
 def test_bad_input_changes_no_network():
     widths, output, X, y = regression(10)
     many = starts(widths, 3)
