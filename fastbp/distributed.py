@@ -452,36 +452,84 @@ def _shapes(widths):
 
 def gradient(weights, X, y, output: str = "tanh", sample_weight=None, reduction: str = "mean",
              client=None, activation: str = "tanh") -> tuple[float, list[np.ndarray]]:
-    """(E_in, [dE_in/dW(1), ..., dE_in/dW(L)]) over Dask arrays X, y, as `fastbp.gradient`.
+    """Compute E_in and its gradient over Dask arrays, as `fastbp.gradient` does in memory.
+
+    Each row chunk's sums are computed by fastbp's kernel on the worker that holds the chunk;
+    only the weights travel to the workers and only the partial sums come back.
 
     Parameters
     ----------
-    weights : list of arrays W(1), ..., W(L) (float32 or float64; in the client's memory).
-    X : dask.array.Array, shape (N, d(0)), chunked by rows only (one chunk across the columns).
-    y : dask.array.Array, shape (N, d(L)) (or (N,) when d(L) = 1), with the row chunks of X.
-    output : "tanh", "linear", "logistic" or "softmax", as for `fastbp.gradient`.
-    sample_weight : None, or a Dask array (N,) of weights >= 0 with X's row chunks: then E_in is
-        sum_n w_n e_n / sum_n w_n and its gradient the weighted mean, as for `fastbp.gradient`
-        (each chunk's weights travel with its targets).
-    activation : the hidden units, "tanh", "relu", "logistic" or "identity".
-    reduction : "mean" (E_in and its gradient) or "sum" (N E_in and the summed gradient).
-    client : a dask.distributed.Client; None takes the default client.
+    weights : list of ndarray
+        W(1), ..., W(L) in the client's memory, W(l) of shape (d(l-1)+1, d(l)); float32 or
+        float64.
+    X : dask.array.Array of shape (N, d(0))
+        The inputs, chunked by rows only (one chunk across the columns).
+    y : dask.array.Array of shape (N, d(L)) or (N,)
+        The targets (1-D when d(L) = 1), with the row chunks of X.
+    output : {"tanh", "linear", "logistic", "softmax"}, default="tanh"
+        The output activation and its error measure, as for `fastbp.gradient`.
+    sample_weight : dask.array.Array of shape (N,) or None, default=None
+        Weights w_n >= 0 with the row chunks of X (each chunk's weights travel with its
+        targets); E_in is then sum_n w_n e_n / sum_n w_n and its gradient the weighted mean.
+    reduction : {"mean", "sum"}, default="mean"
+        "mean" gives E_in and its gradient; "sum" gives N E_in and the summed gradient.
+    client : dask.distributed.Client or None, default=None
+        The cluster's client; None takes the default client.
+    activation : {"tanh", "relu", "logistic", "identity"}, default="tanh"
+        The activation of every hidden layer.
 
     Returns
     -------
-    (float, list of ndarrays shaped and typed like the weights). Each chunk's sums come from the
-    kernel (which sums in float64 and rounds once to the weights' dtype); they are added across
-    chunks in float64, divided by N once, then rounded to the weights' dtype.
+    E_in : float
+        The error (the sum with ``reduction="sum"``).
+    grads : list of ndarray
+        [dE_in/dW(1), ..., dE_in/dW(L)], shaped and typed like the weights. Each chunk's sums
+        come from the kernel (which sums in float64 and rounds once to the weights' dtype); they
+        are added across chunks in float64, divided by N once, then rounded to the weights'
+        dtype.
 
     Raises
     ------
-    TypeError, ValueError : bad arguments, raised on the client before anything is computed;
-    a chunk holding NaN or infinity raises a ValueError naming the chunk and the row.
+    TypeError
+        If an argument is of the wrong type (e.g. X not a Dask array), raised on the client
+        before anything is computed.
+    ValueError
+        If a shape or chunking does not fit the network, or an option is not one of its values
+        (on the client, before anything is computed); or if a chunk holds NaN or infinity (the
+        message names the chunk and the row).
+
+    See Also
+    --------
+    fastbp.gradient : The same on arrays in memory.
+    error : E_in alone.
 
     Notes
     -----
     Within 1e-12 (float64) of `fastbp.gradient` on the same data in memory; bitwise the same from
     run to run and on any number of workers for a given chunking (see the module docstring).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import dask.array as da
+    >>> from dask.distributed import Client
+    >>> import fastbp
+    >>> from fastbp import distributed
+    >>> client = Client(processes=False, n_workers=1, threads_per_worker=1,
+    ...                 dashboard_address=None)
+    >>> rng = np.random.default_rng(0)
+    >>> X_mem = rng.standard_normal((1000, 3))
+    >>> y_mem = np.tanh(X_mem[:, :1] - X_mem[:, 1:2])
+    >>> X = da.from_array(X_mem, chunks=(250, 3))       # 4 row chunks, one across the columns
+    >>> y = da.from_array(y_mem, chunks=(250, 1))
+    >>> weights = fastbp.init_weights([3, 5, 1], seed=0)
+    >>> E, grads = distributed.gradient(weights, X, y, client=client)
+    >>> E_mem, grads_mem = fastbp.gradient(weights, X_mem, y_mem)
+    >>> bool(abs(E - E_mem) <= 1e-12 * E_mem), [g.shape for g in grads]
+    (True, [(4, 5), (6, 1)])
+    >>> all(np.allclose(g, h, rtol=1e-12, atol=1e-15) for g, h in zip(grads, grads_mem))
+    True
+    >>> client.close()
     """
     weights, widths, dtype = _checks.check_weights(weights)
     model = _model(output, activation, widths, sample_weight)
@@ -497,10 +545,65 @@ def gradient(weights, X, y, output: str = "tanh", sample_weight=None, reduction:
 
 def error(weights, X, y, output: str = "tanh", sample_weight=None, client=None,
           activation: str = "tanh") -> float:
-    """E_in = (1/N) sum_n ||x(L)_n - y_n||^2 over Dask arrays X, y, as `fastbp.error`.
+    """Compute E_in over Dask arrays, as `fastbp.error` does in memory.
 
-    Parameters, Raises and Notes as `gradient`. The error sums are those `gradient` adds, in the
-    same order: `error(...)` equals `gradient(...)[0]` bitwise.
+    Parameters
+    ----------
+    weights : list of ndarray
+        W(1), ..., W(L) in the client's memory, as for `gradient`.
+    X : dask.array.Array of shape (N, d(0))
+        The inputs, chunked by rows only.
+    y : dask.array.Array of shape (N, d(L)) or (N,)
+        The targets, with the row chunks of X.
+    output : {"tanh", "linear", "logistic", "softmax"}, default="tanh"
+        The output activation and its error measure.
+    sample_weight : dask.array.Array of shape (N,) or None, default=None
+        Weights w_n >= 0 with the row chunks of X, as for `gradient`.
+    client : dask.distributed.Client or None, default=None
+        The cluster's client; None takes the default client.
+    activation : {"tanh", "relu", "logistic", "identity"}, default="tanh"
+        The activation of every hidden layer.
+
+    Returns
+    -------
+    float
+        E_in = (1/N) sum_n e_n (the weighted mean with sample weights). The error sums are
+        those `gradient` adds, in the same order: ``error(...)`` equals ``gradient(...)[0]``
+        bitwise.
+
+    Raises
+    ------
+    TypeError
+        If an argument is of the wrong type, before anything is computed.
+    ValueError
+        If a shape, chunking or option is not valid (before anything is computed), or a chunk
+        holds NaN or infinity (the message names the chunk and the row).
+
+    See Also
+    --------
+    fastbp.error : The same on arrays in memory.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import dask.array as da
+    >>> from dask.distributed import Client
+    >>> import fastbp
+    >>> from fastbp import distributed
+    >>> client = Client(processes=False, n_workers=1, threads_per_worker=1,
+    ...                 dashboard_address=None)
+    >>> rng = np.random.default_rng(0)
+    >>> X_mem = rng.standard_normal((1000, 3))
+    >>> y_mem = np.tanh(X_mem[:, :1] - X_mem[:, 1:2])
+    >>> X = da.from_array(X_mem, chunks=(250, 3))       # 4 row chunks, one across the columns
+    >>> y = da.from_array(y_mem, chunks=(250, 1))
+    >>> weights = fastbp.init_weights([3, 5, 1], seed=0)
+    >>> E = distributed.error(weights, X, y, client=client)
+    >>> E == distributed.gradient(weights, X, y, client=client)[0]
+    True
+    >>> bool(abs(E - fastbp.error(weights, X_mem, y_mem)) <= 1e-12 * E)
+    True
+    >>> client.close()
     """
     weights, widths, dtype = _checks.check_weights(weights)
     model = _model(output, activation, widths, sample_weight)
@@ -511,22 +614,59 @@ def error(weights, X, y, output: str = "tanh", sample_weight=None, client=None,
 
 
 def forward(weights, X, output: str = "tanh", activation: str = "tanh"):
-    """The outputs x(L) for every row of the Dask array X, computed where its chunks are.
+    """Compute the outputs x(L) for every row of a Dask array, where its chunks are.
 
     Parameters
     ----------
-    weights, X, output, activation : as `gradient`.
+    weights : list of ndarray
+        W(1), ..., W(L) in the client's memory, as for `gradient`.
+    X : dask.array.Array of shape (N, d(0))
+        The inputs, chunked by rows only.
+    output : {"tanh", "linear", "logistic", "softmax"}, default="tanh"
+        The output activation.
+    activation : {"tanh", "relu", "logistic", "identity"}, default="tanh"
+        The activation of every hidden layer.
 
     Returns
     -------
-    dask.array.Array of shape (N, d(L)) in the weights' dtype, with the row chunks of X, lazy:
-    call .compute(), .persist() or .to_zarr(...) on it. The weights are one key of its graph.
-    Each chunk's rows are bitwise `fastbp.forward` of those rows.
+    dask.array.Array of shape (N, d(L))
+        The outputs in the weights' dtype, with the row chunks of X, lazy: call ``.compute()``,
+        ``.persist()`` or ``.to_zarr(...)`` on it. The weights are one key of its graph. Each
+        chunk's rows are bitwise `fastbp.forward` of those rows.
 
     Raises
     ------
-    TypeError, ValueError : bad arguments, at once; a chunk holding NaN or infinity raises a
-    ValueError naming the chunk and the row when the array is computed.
+    TypeError
+        If an argument is of the wrong type, at once.
+    ValueError
+        If a shape, chunking or option is not valid, at once; if a chunk holds NaN or infinity,
+        when the array is computed (the message names the chunk and the row).
+
+    See Also
+    --------
+    fastbp.forward : The same on an array in memory.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import dask.array as da
+    >>> from dask.distributed import Client
+    >>> import fastbp
+    >>> from fastbp import distributed
+    >>> client = Client(processes=False, n_workers=1, threads_per_worker=1,
+    ...                 dashboard_address=None)
+    >>> rng = np.random.default_rng(0)
+    >>> X_mem = rng.standard_normal((1000, 3))
+    >>> y_mem = np.tanh(X_mem[:, :1] - X_mem[:, 1:2])
+    >>> X = da.from_array(X_mem, chunks=(250, 3))       # 4 row chunks, one across the columns
+    >>> y = da.from_array(y_mem, chunks=(250, 1))
+    >>> weights = fastbp.init_weights([3, 5, 1], seed=0)
+    >>> outputs = distributed.forward(weights, X)
+    >>> outputs.shape, outputs.chunks[0]
+    ((1000, 1), (250, 250, 250, 250))
+    >>> bool(np.array_equal(outputs.compute(), fastbp.forward(weights, X_mem)))
+    True
+    >>> client.close()
     """
     weights, widths, dtype = _checks.check_weights(weights)
     model = _model(output, activation, widths, None)
@@ -568,19 +708,68 @@ def _worker_config(dask_worker=None):
 
 
 def kernels(client=None) -> dict:
-    """{worker address: the kernel set its fastbp runs ("avx512", "avx2+fma" or "baseline")}.
+    """List the kernel set each worker's fastbp runs.
 
     Workers whose CPUs differ pick different sets, which round differently: results are then still
     accurate but no longer bitwise reproducible. Pin one set on every worker by setting
     FASTBP_SIMD (baseline, avx2 or avx512: at most that set) in the workers' environment before
     they start, e.g. ``LocalCluster(env={"FASTBP_SIMD": "avx2"})``, ``FASTBP_SIMD=avx2 dask worker
     tcp://scheduler:8786``, or the ``env`` of a dask-jobqueue / dask-kubernetes worker spec.
+
+    Parameters
+    ----------
+    client : dask.distributed.Client or None, default=None
+        The cluster's client; None takes the default client.
+
+    Returns
+    -------
+    dict
+        {worker address: its kernel set, "avx512", "avx2+fma" or "baseline"}.
+
+    See Also
+    --------
+    show_config : Each worker's version, kernels and threads, printed.
+
+    Examples
+    --------
+    >>> from dask.distributed import Client
+    >>> from fastbp import distributed
+    >>> client = Client(processes=False, n_workers=1, threads_per_worker=1,
+    ...                 dashboard_address=None)
+    >>> sets = distributed.kernels(client)
+    >>> len(sets), set(sets.values()) <= {"avx512", "avx2+fma", "baseline"}
+    (1, True)
+    >>> client.close()
     """
     return {addr: cfg["kernels"] for addr, cfg in _client(client).run(_worker_config).items()}
 
 
 def show_config(client=None, file=None) -> None:
-    """Print, for each worker, fastbp's version, its kernel set, FASTBP_SIMD and its threads."""
+    """Print, for each worker, fastbp's version, its kernel set, FASTBP_SIMD and its threads.
+
+    Parameters
+    ----------
+    client : dask.distributed.Client or None, default=None
+        The cluster's client; None takes the default client.
+    file : file-like or None, default=None
+        Where to print; None prints to standard output.
+
+    See Also
+    --------
+    kernels : The kernel sets alone, as a dict.
+    fastbp.show_config : The same for the client's own fastbp.
+
+    Examples
+    --------
+    >>> from dask.distributed import Client
+    >>> from fastbp import distributed
+    >>> client = Client(processes=False, n_workers=1, threads_per_worker=2,
+    ...                 dashboard_address=None)
+    >>> distributed.show_config(client)  # doctest: +ELLIPSIS
+    fastbp.distributed: 1 workers, kernel sets [...]
+      inproc://...: fastbp ..., kernels ..., FASTBP_SIMD=..., threads 2
+    >>> client.close()
+    """
     import sys
     file = sys.stdout if file is None else file
     configs = _client(client).run(_worker_config)
@@ -606,18 +795,56 @@ class ClusterObjective(Objective):
 
     The data are converted to the network's dtype, persisted in the workers' memory and screened
     for NaN and infinity once, here; every evaluation then sends the weights (once) and gets the
-    partial sums back (see `gradient`). With fastbp.training.train, every full-batch method runs
-    on it unchanged, the method itself on the client.
+    partial sums back (see `gradient`). With `fastbp.training.train`, every full-batch method
+    runs on it unchanged, the method itself on the client; `fit` is that.
 
     Parameters
     ----------
     client : dask.distributed.Client
-    X, y : dask.array.Array, checked by `_Data` (rows chunks, widths)
-    widths, dtype, output : the network's
-    weight_decay : lambda (N is the number of rows of X)
-    names : the names of X and y in messages
-    activation : the hidden units
-    sample_weight : None, or a Dask array (N,) with X's row chunks (E_in weighted, as `gradient`)
+        The cluster's client.
+    X : dask.array.Array of shape (N, d(0))
+        The inputs, chunked by rows only.
+    y : dask.array.Array of shape (N, d(L)) or (N,)
+        The targets, with the row chunks of X.
+    widths : list of int
+        The network's layer widths d(0), ..., d(L).
+    dtype : {numpy.float32, numpy.float64}
+        The network's dtype; the data are converted to it once, on the workers.
+    output : {"tanh", "linear", "logistic", "softmax"}
+        The output activation and its error measure.
+    weight_decay : float, default=0.0
+        The lambda of the penalty (lambda / N) ||w||^2, N the number of rows of X.
+    names : tuple of str, default=("X", "y")
+        The names of X and y in messages.
+    activation : {"tanh", "relu", "logistic", "identity"}, default="tanh"
+        The activation of every hidden layer.
+    sample_weight : dask.array.Array of shape (N,) or None, default=None
+        Weights w_n >= 0 with the row chunks of X (E_in weighted, as for `gradient`).
+
+    See Also
+    --------
+    fit : Training on it with a full-batch method.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import dask.array as da
+    >>> from dask.distributed import Client
+    >>> import fastbp
+    >>> from fastbp import distributed
+    >>> client = Client(processes=False, n_workers=1, threads_per_worker=1,
+    ...                 dashboard_address=None)
+    >>> rng = np.random.default_rng(0)
+    >>> X_mem = rng.standard_normal((400, 2))
+    >>> y_mem = np.tanh(X_mem[:, :1])
+    >>> X, y = da.from_array(X_mem, chunks=(100, 2)), da.from_array(y_mem, chunks=(100, 1))
+    >>> objective = distributed.ClusterObjective(client, X, y, [2, 3, 1], np.float64, "tanh")
+    >>> weights = fastbp.init_weights([2, 3, 1], seed=1)
+    >>> E = objective.error_in(weights)
+    >>> bool(abs(E - fastbp.error(weights, X_mem, y_mem)) <= 1e-12 * E)
+    True
+    >>> objective.release()
+    >>> client.close()
     """
 
     def __init__(self, client, X, y, widths, dtype, output, weight_decay=0.0,
@@ -660,39 +887,85 @@ class ClusterObjective(Objective):
 
 def fit(weights, X, y, output: str = "tanh", method: str = "lbfgs", client=None, *,
         activation: str = "tanh", sample_weight=None, **options) -> History:
-    """Train `weights` (in the client's memory, updated in place) on Dask arrays X, y with a
-    full-batch method, every error and gradient computed on the cluster.
+    """Train a network on Dask arrays with a full-batch method, every gradient on the cluster.
+
+    The weights stay in the client's memory and are updated in place at the end of every epoch;
+    the method (line search, L-BFGS, ...) runs on the client.
 
     Parameters
     ----------
-    weights : list of float arrays W(1..L), writeable, updated in place at every epoch's end.
-    X, y : dask.array.Array chunked by rows (as `gradient`).
-    output, activation, sample_weight : as `gradient` (sample_weight a Dask array, or None).
-    method : one of the full-batch methods "gd", "variable-lr", "steepest", "cg", "rprop",
-        "lbfgs" (SciPy needed). The mini-batch methods sgd and adam are sequential by nature (each
-        step needs the weights the previous one left); see the README for them on a cluster.
-    client : a dask.distributed.Client; None takes the default client.
-    **options : those of `fastbp.fit` that apply: the method's own, epochs, weight_decay,
+    weights : list of ndarray
+        W(1), ..., W(L), writeable float arrays in the client's memory, updated in place.
+    X : dask.array.Array of shape (N, d(0))
+        The inputs, chunked by rows only (as for `gradient`).
+    y : dask.array.Array of shape (N, d(L)) or (N,)
+        The targets, with the row chunks of X.
+    output : {"tanh", "linear", "logistic", "softmax"}, default="tanh"
+        The output activation and its error measure.
+    method : {"lbfgs", "gd", "variable-lr", "steepest", "cg", "rprop"}, default="lbfgs"
+        A full-batch method ("lbfgs" needs SciPy). The mini-batch methods sgd and adam are
+        sequential by nature (each step needs the weights the previous one left); see the README
+        for them on a cluster.
+    client : dask.distributed.Client or None, default=None
+        The cluster's client; None takes the default client.
+    activation : {"tanh", "relu", "logistic", "identity"}, default="tanh"
+        The activation of every hidden layer.
+    sample_weight : dask.array.Array of shape (N,) or None, default=None
+        Weights w_n >= 0 with the row chunks of X, as for `gradient`.
+    **options
+        Those of `fastbp.fit` that apply: the method's own, epochs, weight_decay,
         validation_data (a pair of Dask arrays), early_stopping, patience, tol, callback,
         progress, warm_start (a History). Not: num_threads (each worker uses its own threads,
-        `threads_per_worker`), validation_fraction (split the Dask arrays yourself).
+        ``threads_per_worker``), validation_fraction (split the Dask arrays yourself).
 
     Returns
     -------
-    History, as `fastbp.fit`.
+    History
+        What happened at each epoch, as `fastbp.fit` returns it.
 
     Raises
     ------
-    TypeError, ValueError : bad arguments or data (a NaN is named by its chunk and row), raised on
-        the client before any weight changes.
+    TypeError
+        If an argument is of the wrong type, on the client before any weight changes.
+    ValueError
+        If an argument or the data is not valid (a NaN is named by its chunk and row), on the
+        client before any weight changes.
+
+    See Also
+    --------
+    fastbp.fit : The same on arrays in memory.
 
     Notes
     -----
     X and y are persisted on the workers once (converted to the network's dtype), the weights
-    sent once per evaluation, the method runs on the client. The result is bitwise the same from
-    run to run, on any number of workers and when a worker dies mid-fit (Dask recomputes its
-    chunks from their source), for a given chunking and one kernel set on every worker. A Ctrl-C
-    on the client stops as in `fastbp.fit`: the weights are those of the last completed epoch.
+    sent once per evaluation. The result is bitwise the same from run to run, on any number of
+    workers and when a worker dies mid-fit (Dask recomputes its chunks from their source), for a
+    given chunking and one kernel set on every worker. A Ctrl-C on the client stops as in
+    `fastbp.fit`: the weights are those of the last completed epoch.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import dask.array as da
+    >>> from dask.distributed import Client
+    >>> import fastbp
+    >>> from fastbp import distributed
+    >>> client = Client(processes=False, n_workers=1, threads_per_worker=1,
+    ...                 dashboard_address=None)
+    >>> rng = np.random.default_rng(0)
+    >>> X_mem = rng.standard_normal((1000, 3))
+    >>> y_mem = np.tanh(X_mem[:, :1] - X_mem[:, 1:2])
+    >>> X = da.from_array(X_mem, chunks=(250, 3))       # 4 row chunks, one across the columns
+    >>> y = da.from_array(y_mem, chunks=(250, 1))
+    >>> weights = fastbp.init_weights([3, 5, 1], seed=0)
+    >>> history = distributed.fit(weights, X, y, method="lbfgs", epochs=20, client=client)
+    >>> len(history), bool(history.E_in[-1] < history.E_in[0])
+    (20, True)
+    >>> in_memory = fastbp.init_weights([3, 5, 1], seed=0)
+    >>> h = fastbp.fit(in_memory, X_mem, y_mem, method="lbfgs", epochs=20)
+    >>> bool(abs(h.E_in[-1] - history.E_in[-1]) <= 1e-9 * h.E_in[-1])
+    True
+    >>> client.close()
     """
     opts = FitOptions.check(method, **options)
     cls = opts.method_class

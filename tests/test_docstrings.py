@@ -34,6 +34,9 @@ SKLEARN = (
                                                       "predict_proba", "predict_log_proba")]
     + [f"fastbp.sklearn.MLPRegressor.{m}" for m in ("fit", "partial_fit", "predict")]
 )
+DISTRIBUTED = [f"fastbp.distributed.{name}" for name in ("gradient", "error", "forward",
+                                                          "predict", "kernels", "show_config",
+                                                          "fit", "ClusterObjective")]
 
 # numpydoc's checks that the public docstrings must pass (numpydoc.validate.ERROR_MSGS says what
 # each code means):
@@ -85,7 +88,16 @@ def _sklearn_names():
     return SKLEARN
 
 
-ALL = PUBLIC + _sklearn_names()
+def _distributed_names():
+    try:
+        import dask.distributed  # noqa: F401
+    except ImportError:
+        return [pytest.param(n, marks=pytest.mark.skip(reason="Dask is not installed"))
+                for n in DISTRIBUTED]
+    return DISTRIBUTED
+
+
+ALL = PUBLIC + _sklearn_names() + _distributed_names()
 
 
 def test_every_public_name_is_listed():
@@ -99,6 +111,19 @@ def test_every_public_name_is_listed():
     from fastbp import reference
     for name in reference.__all__:
         assert f"fastbp.reference.{name}" in listed
+    assert {f"fastbp.distributed.{name}" for name in _distributed_all()} == set(DISTRIBUTED)
+
+
+def _distributed_all():
+    """fastbp.distributed.__all__, read from its source (importing it needs Dask)."""
+    import ast
+    import pathlib
+    tree = ast.parse(pathlib.Path(fastbp.__file__).with_name("distributed.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "__all__"
+                                                for t in node.targets):
+            return ast.literal_eval(node.value)
+    raise AssertionError("fastbp.distributed has no __all__")
 
 
 def _doctests(path):
