@@ -29,6 +29,7 @@ pages=(
     "index.html                                   home               1280,1000"
     "user_guide/maths.html                        maths              1280,2200"
     "generated/fastbp.gradient.html               api_gradient       1280,1100"
+    "generated/fastbp.distributed.fit.html        api_dask_fit       1280,2000"
     "auto_examples/plot_03_decision_boundary.html gallery_boundary   1280,2600"
 )
 
