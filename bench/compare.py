@@ -366,6 +366,7 @@ def check_targets(rows, quick):
 
 
 def draw_chart(rows, meta, path):
+    import _common
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -393,7 +394,7 @@ def draw_chart(rows, meta, path):
     ax.set_xticks(range(len(fbs)), labels, fontsize=8)
     ax.set_ylabel("fastbp speed-up over the fastest peer")
     ax.set_ylim(0, max(values + [3.2]) * 1.25)
-    cpu = meta["cpu"]["model"]
+    cpu = meta["cpu"]["model"] + "; " + _common.cache_text(meta["cpu"].get("caches", {}))
     ax.set_title(f"fastbp gradient vs fastest peer, {meta['threads']} "
                  f"thread{'s' if meta['threads'] > 1 else ''}"
                  f"{' (quick: N/10)' if meta['quick'] else ''}\n{cpu}", fontsize=9)
@@ -541,6 +542,7 @@ def main(argv=None):
     print(f"CPU: {cpu['model']} ({cpu.get('usable_cpus', cpu['logical_cpus'])} usable; "
           f"{' '.join(cpu['flags'])}); "
           f"fastbp {versions['fastbp']} kernels {meta['fastbp_kernels']}")
+    print(f"caches (CPU 0): {_common.cache_text(cpu.get('caches', {}))}")
     blas_threads = (f"BLAS {args.threads} (threadpoolctl)" if "threadpoolctl" in sys.modules
                     else "BLAS NOT limited (threadpoolctl not installed)")
     print(f"threads: fastbp {args.threads}, {blas_threads}, torch {args.threads}; "
