@@ -33,6 +33,17 @@
 #include <omp.h>
 #endif
 
+/* glibc's vector tanh (libmvec, glibc >= 2.35), as its <math.h> declares it under -ffast-math:
+ * the forward loops then call tanh 4 (AVX2) or 8 (AVX-512) at a time. Without it (another libc,
+ * -DXP_NO_LIBMVEC), one scalar tanh per unit. */
+#if defined(__GNUC__) && defined(__x86_64__) && defined(__GLIBC__) && !defined(XP_NO_LIBMVEC)
+__attribute__((__simd__("notinbranch"))) extern double tanh(double);
+__attribute__((__simd__("notinbranch"))) extern float tanhf(float);
+#define XP_SIMD _Pragma("omp simd")
+#else
+#define XP_SIMD
+#endif
+
 #define XP_TILE 64
 #define XP_MAX_LAYERS 64
 
@@ -190,7 +201,10 @@ int SFX(xp_gradient)(const void *plan,                               /* IN: from
                 for (t = 0; t < T; t++) {
                     REAL *col = s + (size_t)t * d[l];
                     if (lin) for (j = 0; j < d[l]; j++) col[j] += b[j];
-                    else for (j = 0; j < d[l]; j++) col[j] = TANH(col[j] + b[j]);
+                    else {
+                        XP_SIMD
+                        for (j = 0; j < d[l]; j++) col[j] = TANH(col[j] + b[j]);
+                    }
                 }
             }
             /* the output's sensitivities D(L) = (2/N) (x(L) - y) theta'(s(L)), zero past `rows` */

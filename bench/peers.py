@@ -521,11 +521,11 @@ def prepare_fann(weights, X, y, threads, output="tanh"):
 LIBXSMM_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "libxsmm_peer.c")
 LIBXSMM_HEADER = "/usr/include/libxsmm.h"
 # Debian's libxsmm-dev ships static, position-independent libraries; libxsmmnoblas stands in for
-# the BLAS that libxsmm falls back to (the peer never calls it). -march=x86-64-v3 (AVX2, FMA):
-# the peer is never shipped, but it is built as fastbp's portable wheels are, not for this CPU
-# alone; LIBXSMM's JIT kernels use what the CPU has in any case.
+# the BLAS that libxsmm falls back to (the peer never calls it); libmvec is glibc's vector tanh.
+# -march=x86-64-v3 (AVX2, FMA): the peer is never shipped, but it is built as fastbp's portable
+# wheels are, not for this CPU alone; LIBXSMM's JIT kernels use what the CPU has in any case.
 LIBXSMM_CFLAGS = ["-O3", "-march=x86-64-v3", "-fopenmp", "-fPIC", "-shared"]
-LIBXSMM_LIBS = ["-lxsmm", "-lxsmmnoblas", "-lpthread", "-lrt", "-ldl", "-lm"]
+LIBXSMM_LIBS = ["-lxsmm", "-lxsmmnoblas", "-lmvec", "-lpthread", "-lrt", "-ldl", "-lm"]
 _libxsmm_cache: dict = {}
 
 
