@@ -131,6 +131,10 @@ def cpu_info() -> dict:
             key = key.strip()
             if key == "model name" and info["model"] in ("?", "", platform.machine()):
                 info["model"] = value.strip()
+            elif key in ("cpu family", "model", "stepping") and key not in info.get("id", {}):
+                # a virtual machine's model name can be generic ("Intel(R) Xeon(R) Processor"):
+                # family, model and stepping still tell the microarchitecture
+                info.setdefault("id", {})[key] = value.strip()
             elif key == "flags" and not info["flags"]:
                 flags = set(value.split())
                 info["flags"] = [f for f in ("sse4_2", "avx", "avx2", "fma", "avx512f")
@@ -140,6 +144,11 @@ def cpu_info() -> dict:
     if hasattr(os, "sched_getaffinity"):
         info["usable_cpus"] = len(os.sched_getaffinity(0))
     info["caches"] = cache_sizes()
+    cid = info.pop("id", {})
+    if cid:
+        info["family_model_stepping"] = " ".join(
+            f"{k.replace('cpu ', '')} {cid[k]}" for k in ("cpu family", "model", "stepping")
+            if k in cid)
     return info
 
 

@@ -558,7 +558,8 @@ def main(argv=None):
     # --- report ---
     print()
     cpu = meta["cpu"]
-    print(f"CPU: {cpu['model']} ({cpu.get('usable_cpus', cpu['logical_cpus'])} usable; "
+    print(f"CPU: {cpu['model']} [{cpu.get('family_model_stepping', '?')}] "
+          f"({cpu.get('usable_cpus', cpu['logical_cpus'])} usable; "
           f"{' '.join(cpu['flags'])}); "
           f"fastbp {versions['fastbp']} kernels {meta['fastbp_kernels']}")
     print(f"caches (CPU 0): {_common.cache_text(cpu.get('caches', {}))}")

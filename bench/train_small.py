@@ -344,7 +344,8 @@ def main(argv=None):
     print(f"Digits 1 vs 5 (intensity, symmetry), N = {n}, widths {WIDTHS}, tanh output, "
           f"float64, {args.epochs} epochs, median of {args.repeats} runs, learning rate "
           f"{args.learning_rate}")
-    print(f"CPU: {cpu['model']} ({cpu.get('usable_cpus', cpu['logical_cpus'])} usable); "
+    print(f"CPU: {cpu['model']} [{cpu.get('family_model_stepping', '?')}] "
+          f"({cpu.get('usable_cpus', cpu['logical_cpus'])} usable); "
           f"caches (CPU 0): {_common.cache_text(cpu.get('caches', {}))}")
     print(f"threads: fastbp {args.threads}, FANN 1, JAX "
           f"{'1' if args.threads == 1 else 'its own pool'}; BLAS limited to {args.threads}")
