@@ -131,6 +131,10 @@ def cpu_info() -> dict:
             key = key.strip()
             if key == "model name" and info["model"] in ("?", "", platform.machine()):
                 info["model"] = value.strip()
+            elif key in ("cpu family", "model", "stepping") and key not in info.get("id", {}):
+                # a virtual machine's model name can be generic ("Intel(R) Xeon(R) Processor"):
+                # family, model and stepping still tell the microarchitecture
+                info.setdefault("id", {})[key] = value.strip()
             elif key == "flags" and not info["flags"]:
                 flags = set(value.split())
                 info["flags"] = [f for f in ("sse4_2", "avx", "avx2", "fma", "avx512f")
@@ -139,7 +143,71 @@ def cpu_info() -> dict:
         pass
     if hasattr(os, "sched_getaffinity"):
         info["usable_cpus"] = len(os.sched_getaffinity(0))
+    info["caches"] = cache_sizes()
+    cid = info.pop("id", {})
+    if cid:
+        info["family_model_stepping"] = " ".join(
+            f"{k.replace('cpu ', '')} {cid[k]}" for k in ("cpu family", "model", "stepping")
+            if k in cid)
     return info
+
+
+_CACHE_SYSCONF = {"L1d": "SC_LEVEL1_DCACHE_SIZE", "L1i": "SC_LEVEL1_ICACHE_SIZE",
+                  "L2": "SC_LEVEL2_CACHE_SIZE", "L3": "SC_LEVEL3_CACHE_SIZE"}
+
+
+def _size_bytes(text):
+    """'48K' -> 49152, '2048K' -> 2097152, '300M' -> 314572800 (sysfs's spelling)."""
+    text = text.strip()
+    mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:].upper(), 1)
+    return int(text.rstrip("KMGkmg")) * mult
+
+
+def cache_sizes() -> dict:
+    """{"L1d": bytes, "L1i": ..., "L2": ..., "L3": ...} of CPU 0's caches, and which CPUs share
+    each ("L3_shared_cpus": "0-1"), from /sys/devices/system/cpu/cpu0/cache (Linux), else glibc's
+    sysconf; a level that neither reports is left out."""
+    out = {}
+    base = "/sys/devices/system/cpu/cpu0/cache"
+    try:
+        for entry in sorted(os.listdir(base)):
+            if not entry.startswith("index"):
+                continue
+            d = os.path.join(base, entry)
+
+            def read(name, d=d):
+                with open(os.path.join(d, name)) as f:
+                    return f.read().strip()
+            level, kind = read("level"), read("type")
+            name = f"L{level}" + {"Data": "d", "Instruction": "i"}.get(kind, "")
+            out[name] = _size_bytes(read("size"))
+            try:
+                out[name + "_shared_cpus"] = read("shared_cpu_list")
+            except OSError:
+                pass
+    except (OSError, ValueError):
+        pass
+    for name, key in _CACHE_SYSCONF.items():
+        if name not in out and key in getattr(os, "sysconf_names", {}):
+            try:
+                size = os.sysconf(key)
+            except (OSError, ValueError):
+                continue
+            if size and size > 0:
+                out[name] = size
+    return out
+
+
+def cache_text(caches) -> str:
+    """'L1d 48 KiB, L2 2 MiB, L3 300 MiB (per core unless shared: L3 by CPUs 0-1)'."""
+    def fmt(b):
+        return f"{b >> 20} MiB" if b >= 1 << 20 and b % (1 << 20) == 0 else f"{b >> 10} KiB"
+    parts = [f"{k} {fmt(caches[k])}" for k in ("L1d", "L2", "L3") if k in caches]
+    shared = [f"{k} by CPUs {caches[k + '_shared_cpus']}" for k in ("L1d", "L2", "L3")
+              if any(c in caches.get(k + "_shared_cpus", "") for c in "-,")]
+    if not parts:
+        return "cache sizes unknown"
+    return ", ".join(parts) + (f" (shared: {'; '.join(shared)})" if shared else "")
 
 
 def threadpools() -> list[dict]:

@@ -5,11 +5,13 @@
 
 For each configuration (layer widths, N, dtype), every implementation computes E_in and the gradient
 of E_in for the whole batch, once per call. Before any timing each peer's E_in and gradient are
-checked against fastbp's (relative 1e-6 in float64, 1e-3 in float32); a peer that disagrees is
-reported and not timed. Each call is then timed several times after a warm-up (which is where
-torch.compile and JAX compile). The matrix-product peak of this machine is measured in the same
-run (NumPy matmul of large square matrices, same thread count), so that GFLOP/s can be read as a
-fraction of what the CPU can do. See bench/README.md for the columns.
+checked against fastbp's (relative 1e-6 in float64, 1e-3 in float32; the LIBXSMM peer, which
+computes what fastbp computes, 1e-10 and 1e-4); a peer that disagrees is reported and not timed.
+The LIBXSMM peer is bench/libxsmm_peer.c, built here on first use (needs libxsmm-dev and cc;
+skipped with a note without them). Each call is then timed several times after a warm-up
+(which is where torch.compile and JAX compile). The matrix-product peak of this machine is
+measured in the same run (NumPy matmul of large square matrices, same thread count), so that
+GFLOP/s can be read as a fraction of what the CPU can do. See bench/README.md for the columns.
 """
 from __future__ import annotations
 
@@ -39,7 +41,13 @@ CONFIGS = {
 }
 # (activation, output) of the configurations that are not tanh networks with a tanh output
 MODELS = {"Dsm": ("relu", "softmax")}
-PEER_ORDER = ["reference", "numpy", "torch", "torch.compile", "jax", "sklearn", "fann"]
+PEER_ORDER = ["reference", "numpy", "torch", "torch.compile", "jax", "sklearn", "fann", "libxsmm"]
+# Peers also run on one thread when --threads > 1 (a row "<peer>-1thread", as fastbp's): those
+# whose thread count can be set exactly.
+SINGLE_THREAD_ROWS = ("libxsmm",)
+# Peers held to a tighter check than the configuration's: the LIBXSMM peer computes exactly what
+# fastbp does (same order of operations up to the sums), so it must agree to 1e-10 / 1e-4.
+PEER_TOLERANCE = {("libxsmm", "float64"): 1e-10, ("libxsmm", "float32"): 1e-4}
 # Peers that count for "the fastest peer": every one but the reference (the baseline). FANN runs
 # on one thread only, but a user could pick it, so it counts (it is never the fastest anyway).
 FASTEST_AMONG = [p for p in PEER_ORDER if p != "reference"]
@@ -187,9 +195,13 @@ def run_row(key, dtype, args, available, peak, log):
         record(impl, "ok", med, best, reps, inner, threads=str(th), err_E=err_E, err_g=err_g)
         log(f"  {key:>3} {dtype} {impl:16} {_common.fmt_time(med)}")
 
+    runs = []            # (row name, peer, threads): LIBXSMM also on one thread, as fastbp
     for name in args.peers:
-        if not available[name][0]:
-            continue
+        if available[name][0]:
+            runs.append((name, name, args.threads))
+            if name in SINGLE_THREAD_ROWS and args.threads > 1 and not args.no_single_thread:
+                runs.append((f"{name}-1thread", name, 1))
+    for impl, name, threads in runs:
         Xp, yp, scale, extra = X, y, 1.0, {}
         if name == "reference" and n > args.ref_samples:
             Xp, yp = X[:args.ref_samples], y[:args.ref_samples]
@@ -198,13 +210,16 @@ def run_row(key, dtype, args, available, peak, log):
         p = None
         try:
             t0 = time.perf_counter()
-            p = peers.prepare(name, weights, Xp, yp, args.threads, activation, model_output)
+            p = peers.prepare(name, weights, Xp, yp, threads, activation, model_output)
             got = p.convert(p.run())          # the check; also the warm-up (compiles)
             setup_s = time.perf_counter() - t0
             want = fastbp_result(p.output, Xp, yp)
             err_E, err_g = _common.rel_errors(got, want)
             e_tol = 1e-4 if name == "fann" else rtol    # FANN sums its MSE in single precision
-            agrees = err_E <= e_tol and err_g <= rtol
+            g_tol = PEER_TOLERANCE.get((name, dtype), rtol)
+            if (name, dtype) in PEER_TOLERANCE:
+                e_tol = g_tol
+            agrees = err_E <= e_tol and err_g <= g_tol
             notes = list(p.notes)
             if not agrees and p.recheck is not None:
                 got2, want2 = p.recheck()
@@ -215,24 +230,24 @@ def run_row(key, dtype, args, available, peak, log):
                                  f"clipped tanh' of saturated units); agrees ({g2:.1e}) on "
                                  "weights and inputs x0.3")
             if not agrees:
-                record(name, "disagrees", err_E=err_E, err_g=err_g, threads=p.threads,
+                record(impl, "disagrees", err_E=err_E, err_g=err_g, threads=p.threads,
                        notes=notes, **extra)
-                log(f"  {key:>3} {dtype} {name:16} DISAGREES (E_in {err_E:.1e}, "
+                log(f"  {key:>3} {dtype} {impl:16} DISAGREES (E_in {err_E:.1e}, "
                     f"gradient {err_g:.1e}): not timed")
                 continue
             time.sleep(args.pause)
             med, best, reps, inner = _common.measure(p.run, **timing)
-            record(name, "ok", med, best, reps, inner, scale, threads=p.threads, notes=notes,
+            record(impl, "ok", med, best, reps, inner, scale, threads=p.threads, notes=notes,
                    err_E=err_E, err_g=err_g, output=p.output, setup_s=setup_s, **extra)
-            log(f"  {key:>3} {dtype} {name:16} {_common.fmt_time(med * scale)}"
+            log(f"  {key:>3} {dtype} {impl:16} {_common.fmt_time(med * scale)}"
                 + (f" (x{scale:g} from {args.ref_samples} samples)" if scale != 1 else ""))
         except peers.NotApplicable as exc:
-            record(name, "n/a", error=str(exc))
-            log(f"  {key:>3} {dtype} {name:16} not applicable: {exc}")
+            record(impl, "n/a", error=str(exc))
+            log(f"  {key:>3} {dtype} {impl:16} not applicable: {exc}")
         except Exception as exc:
             msg = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
-            record(name, "error", error=msg, traceback=traceback.format_exc(limit=3))
-            log(f"  {key:>3} {dtype} {name:16} ERROR {msg}")
+            record(impl, "error", error=msg, traceback=traceback.format_exc(limit=3))
+            log(f"  {key:>3} {dtype} {impl:16} ERROR {msg}")
         finally:
             if p is not None:
                 p.close()
@@ -366,6 +381,7 @@ def check_targets(rows, quick):
 
 
 def draw_chart(rows, meta, path):
+    import _common
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -393,7 +409,7 @@ def draw_chart(rows, meta, path):
     ax.set_xticks(range(len(fbs)), labels, fontsize=8)
     ax.set_ylabel("fastbp speed-up over the fastest peer")
     ax.set_ylim(0, max(values + [3.2]) * 1.25)
-    cpu = meta["cpu"]["model"]
+    cpu = meta["cpu"]["model"] + "; " + _common.cache_text(meta["cpu"].get("caches", {}))
     ax.set_title(f"fastbp gradient vs fastest peer, {meta['threads']} "
                  f"thread{'s' if meta['threads'] > 1 else ''}"
                  f"{' (quick: N/10)' if meta['quick'] else ''}\n{cpu}", fontsize=9)
@@ -494,6 +510,7 @@ def main(argv=None):
                 m = None
         versions[name] = getattr(m, "__version__", None) if m else None
     versions["fann"] = peers.fann_version()
+    versions["libxsmm"] = peers.libxsmm_version()
 
     meta = {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
@@ -509,6 +526,9 @@ def main(argv=None):
             "jax": ("1 (XLA_FLAGS)" if args.threads == 1 else
                     "XLA's own pool: all usable cores (cannot be set to a count)"),
             "fann": "1 (serial library)",
+            "libxsmm": (f"{args.threads} (OpenMP num_threads)"
+                        + (", and 1 (libxsmm-1thread)" if args.threads > 1
+                           and not args.no_single_thread else "")),
             "reference": "1 (Python loop)",
         },
         "cpu": _common.cpu_info(),
@@ -538,13 +558,16 @@ def main(argv=None):
     # --- report ---
     print()
     cpu = meta["cpu"]
-    print(f"CPU: {cpu['model']} ({cpu.get('usable_cpus', cpu['logical_cpus'])} usable; "
+    print(f"CPU: {cpu['model']} [{cpu.get('family_model_stepping', '?')}] "
+          f"({cpu.get('usable_cpus', cpu['logical_cpus'])} usable; "
           f"{' '.join(cpu['flags'])}); "
           f"fastbp {versions['fastbp']} kernels {meta['fastbp_kernels']}")
+    print(f"caches (CPU 0): {_common.cache_text(cpu.get('caches', {}))}")
     blas_threads = (f"BLAS {args.threads} (threadpoolctl)" if "threadpoolctl" in sys.modules
                     else "BLAS NOT limited (threadpoolctl not installed)")
     print(f"threads: fastbp {args.threads}, {blas_threads}, torch {args.threads}; "
-          f"JAX {meta['thread_counts']['jax']}; FANN 1; reference 1")
+          f"JAX {meta['thread_counts']['jax']}; FANN 1; reference 1; "
+          f"LIBXSMM {meta['thread_counts']['libxsmm']}")
     blas = [f"{p.get('internal_api')} {p.get('version')} ({p.get('architecture')}) "
             f"{p.get('num_threads')} threads" for p in pools if p.get("user_api") == "blas"]
     print("BLAS seen by threadpoolctl (inside the limit): " + "; ".join(blas))

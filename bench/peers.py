@@ -515,6 +515,130 @@ def prepare_fann(weights, X, y, threads, output="tanh"):
 
 
 # --------------------------------------------------------------------------------------------------
+# LIBXSMM: bench/libxsmm_peer.c, compiled here and called through ctypes
+# --------------------------------------------------------------------------------------------------
+
+LIBXSMM_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "libxsmm_peer.c")
+LIBXSMM_HEADER = "/usr/include/libxsmm.h"
+# Debian's libxsmm-dev ships static, position-independent libraries; libxsmmnoblas stands in for
+# the BLAS that libxsmm falls back to (the peer never calls it); libmvec is glibc's vector tanh.
+# -march=x86-64-v3 (AVX2, FMA): the peer is never shipped, but it is built as fastbp's portable
+# wheels are, not for this CPU alone; LIBXSMM's JIT kernels use what the CPU has in any case.
+LIBXSMM_CFLAGS = ["-O3", "-march=x86-64-v3", "-fopenmp", "-fPIC", "-shared"]
+LIBXSMM_LIBS = ["-lxsmm", "-lxsmmnoblas", "-lmvec", "-lpthread", "-lrt", "-ldl", "-lm"]
+_libxsmm_cache: dict = {}
+
+
+def libxsmm_build(out_dir=None):
+    """(ctypes library, path of the .so) of bench/libxsmm_peer.c, compiled once per source and
+    flags into `out_dir` (default bench/results/); raises ImportError when LIBXSMM's header or a C
+    compiler is missing, RuntimeError when the build fails."""
+    import hashlib
+    import shutil
+    import subprocess
+    import tempfile
+    if "lib" in _libxsmm_cache:
+        return _libxsmm_cache["lib"], _libxsmm_cache["path"]
+    if not os.path.exists(LIBXSMM_HEADER):
+        raise ImportError("LIBXSMM not installed (apt-get install libxsmm-dev)")
+    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        raise ImportError("no C compiler (cc) to build the LIBXSMM peer")
+    with open(LIBXSMM_SOURCE, "rb") as f:
+        key = hashlib.sha256(f.read() + " ".join(LIBXSMM_CFLAGS + LIBXSMM_LIBS).encode())
+    out_dir = out_dir or os.path.join(os.path.dirname(LIBXSMM_SOURCE), "results")
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, f"libxsmm_peer-{key.hexdigest()[:12]}.so")
+    if not os.path.exists(path):
+        fd, tmp = tempfile.mkstemp(suffix=".so", dir=out_dir)
+        os.close(fd)
+        cmd = [cc, *LIBXSMM_CFLAGS, LIBXSMM_SOURCE, "-o", tmp, *LIBXSMM_LIBS]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            os.unlink(tmp)
+            raise RuntimeError(f"building the LIBXSMM peer failed: {' '.join(cmd)}\n"
+                               + done.stderr[-2000:])
+        os.replace(tmp, path)      # atomic: a concurrent run sees the old file or the new one
+    lib = ctypes.CDLL(path)
+    for sfx, ftype in (("f64", ctypes.c_double), ("f32", ctypes.c_float)):
+        plan = getattr(lib, f"xp_plan_{sfx}")
+        plan.restype = ctypes.c_void_p
+        plan.argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
+        grad = getattr(lib, f"xp_gradient_{sfx}")
+        grad.restype = ctypes.c_int
+        pp = ctypes.POINTER(ctypes.POINTER(ftype))
+        grad.argtypes = [ctypes.c_void_p, pp, ctypes.POINTER(ftype), ctypes.POINTER(ftype),
+                         ctypes.c_long, ctypes.c_int, ctypes.c_int, pp,
+                         ctypes.POINTER(ctypes.c_double)]
+        getattr(lib, f"xp_free_{sfx}").argtypes = [ctypes.c_void_p]
+    _libxsmm_cache.update(lib=lib, path=path, cmd=f"cc {' '.join(LIBXSMM_CFLAGS)} ... "
+                          + " ".join(LIBXSMM_LIBS))
+    return lib, path
+
+
+def libxsmm_version():
+    """LIBXSMM's version from its header (LIBXSMM_VERSION_MAJOR/MINOR/UPDATE), or None."""
+    try:
+        with open(os.path.join(os.path.dirname(LIBXSMM_HEADER), "libxsmm_version.h")) as f:
+            text = f.read()
+    except OSError:
+        return None
+    import re
+    parts = [re.search(rf"#define LIBXSMM_CONFIG_VERSION_{k}\s+(\d+)", text)
+             for k in ("MAJOR", "MINOR", "UPDATE")]
+    return ".".join(m.group(1) for m in parts if m) or None
+
+
+def prepare_libxsmm(weights, X, y, threads, output="tanh"):
+    """bench/libxsmm_peer.c: the whole-batch gradient over LIBXSMM's JIT small matrix products on
+    tiles of 64 samples, OpenMP over tiles (`threads` threads), per-thread gradient sums merged
+    in thread order. The kernels are JIT-compiled when prepared, not in the timed call."""
+    dtype = np.dtype(weights[0].dtype)
+    if output not in ("tanh", "linear"):
+        raise NotApplicable(f"the LIBXSMM peer has no {output} output")
+    lib, _ = libxsmm_build()
+    sfx, ftype = ("f64", ctypes.c_double) if dtype == np.float64 else ("f32", ctypes.c_float)
+    widths = [weights[0].shape[0] - 1] + [w.shape[1] for w in weights]
+    L = len(weights)
+    plan = getattr(lib, f"xp_plan_{sfx}")(L, (ctypes.c_int * (L + 1))(*widths))
+    if not plan:
+        raise RuntimeError("LIBXSMM could not JIT a kernel for these widths")
+    n = X.shape[0]
+    Ws = [np.ascontiguousarray(w, dtype=dtype) for w in weights]
+    Xc = np.ascontiguousarray(X, dtype=dtype)
+    Yc = np.ascontiguousarray(_y2d(y, n), dtype=dtype)
+    grads = [np.empty_like(w) for w in Ws]
+    P = ctypes.POINTER(ftype)
+    w_ptrs = (P * L)(*[w.ctypes.data_as(P) for w in Ws])
+    g_ptrs = (P * L)(*[g.ctypes.data_as(P) for g in grads])
+    E = ctypes.c_double()
+    fn = getattr(lib, f"xp_gradient_{sfx}")
+    args = (plan, w_ptrs, Xc.ctypes.data_as(P), Yc.ctypes.data_as(P), n,
+            int(output == "linear"), threads, g_ptrs, ctypes.byref(E))
+
+    def run():
+        if fn(*args) != 0:
+            raise MemoryError("the LIBXSMM peer ran out of memory")
+        return E.value, grads
+
+    def convert(result):
+        value, gs = result
+        return float(value), [g.copy() for g in gs]
+
+    # the arrays the C side reads and writes stay alive until close()
+    state = {"plan": plan, "arrays": (Ws, Xc, Yc, grads)}
+
+    def close():
+        if state.get("plan"):
+            getattr(lib, f"xp_free_{sfx}")(state.pop("plan"))
+        state.pop("arrays", None)
+    return Prepared(run=run, convert=convert, output=output,
+                    threads=f"{threads} (OpenMP over tiles of 64)", close=close,
+                    notes=[f"own C over LIBXSMM {libxsmm_version() or '?'} JIT kernels, "
+                           f"{' '.join(LIBXSMM_CFLAGS)}"])
+
+
+# --------------------------------------------------------------------------------------------------
 # Classifiers: ReLU hidden units, softmax output, cross-entropy
 # --------------------------------------------------------------------------------------------------
 
@@ -688,6 +812,7 @@ PEERS = {
     "jax": prepare_jax,
     "sklearn": prepare_sklearn,
     "fann": prepare_fann,
+    "libxsmm": prepare_libxsmm,
 }
 
 _MODULES = {"torch": "torch", "torch.compile": "torch", "jax": "jax", "sklearn": "sklearn"}
@@ -700,6 +825,12 @@ def available(name):
     if name == "fann":
         v = fann_version()
         return (True, v) if v else (False, "libfann not found (apt-get install libfann2)")
+    if name == "libxsmm":
+        try:
+            libxsmm_build()
+        except (ImportError, RuntimeError, OSError) as exc:
+            return False, str(exc).splitlines()[0]
+        return True, libxsmm_version() or "?"
     try:
         mod = importlib.import_module(_MODULES[name])
     except Exception as exc:  # ImportError, or a broken install that fails on import

@@ -1,0 +1,66 @@
+"""The benchmark's LIBXSMM peer (bench/libxsmm_peer.c) against fastbp.gradient, and the small
+problem's data (bench/train_small.py). Skipped where LIBXSMM (libxsmm-dev), a C compiler or
+scikit-learn is missing: they are benchmark tools, not fastbp's dependencies."""
+import os
+import shutil
+import sys
+
+import numpy as np
+import pytest
+
+import fastbp
+
+BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench")
+
+
+@pytest.fixture(scope="module")
+def peers(tmp_path_factory):
+    if not os.path.isdir(BENCH):
+        pytest.skip("bench/ is not next to tests/ (an installed test run)")
+    if not os.path.exists("/usr/include/libxsmm.h"):
+        pytest.skip("LIBXSMM not installed (apt-get install libxsmm-dev)")
+    if shutil.which(os.environ.get("CC", "cc")) is None:
+        pytest.skip("no C compiler")
+    sys.path.insert(0, BENCH)
+    try:
+        import peers
+    finally:
+        sys.path.remove(BENCH)
+    peers.libxsmm_build(out_dir=str(tmp_path_factory.mktemp("libxsmm_peer")))
+    return peers
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-10), (np.float32, 1e-4)])
+@pytest.mark.parametrize("num_threads", [1, 2])
+@pytest.mark.parametrize("output", ["tanh", "linear"])
+@pytest.mark.parametrize("widths, n", [([3, 5, 4, 2], 130), ([2, 1], 64), ([4, 7, 1], 3)])
+def test_libxsmm_peer_matches_fastbp(peers, dtype, rtol, num_threads, output, widths, n):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((n, widths[0])).astype(dtype)
+    y = rng.uniform(-0.8, 0.8, (n, widths[-1])).astype(dtype)
+    weights = fastbp.init_weights(widths, seed=1, dtype=dtype)
+    p = peers.prepare_libxsmm(weights, X, y, num_threads, output)
+    try:
+        E, grads = p.convert(p.run())
+    finally:
+        p.close()
+    E0, grads0 = fastbp.gradient(weights, X, y, output=output, num_threads=1)
+    assert E == pytest.approx(float(E0), rel=rtol)
+    for g, g0 in zip(grads, grads0):
+        assert g.dtype == dtype and g.shape == g0.shape
+        np.testing.assert_allclose(g, g0, rtol=0, atol=rtol * np.max(np.abs(g0)))
+
+
+def test_small_problem_data():
+    pytest.importorskip("sklearn")
+    if not os.path.isdir(BENCH):
+        pytest.skip("bench/ is not next to tests/")
+    sys.path.insert(0, BENCH)
+    try:
+        from train_small import digits_1_vs_5
+    finally:
+        sys.path.remove(BENCH)
+    X, y = digits_1_vs_5()
+    assert X.shape == (364, 2) and y.shape == (364, 1)
+    assert np.allclose(X.min(axis=0), -1) and np.allclose(X.max(axis=0), 1)
+    assert sorted(np.unique(y)) == [-1.0, 1.0] and (y > 0).sum() == 182
