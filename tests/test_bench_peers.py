@@ -1,6 +1,7 @@
 """The benchmark's LIBXSMM peer (bench/libxsmm_peer.c) against fastbp.gradient, and the small
 problem's data (bench/train_small.py). Skipped where LIBXSMM (libxsmm-dev), a C compiler or
 scikit-learn is missing: they are benchmark tools, not fastbp's dependencies."""
+import contextlib
 import os
 import shutil
 import sys
@@ -13,6 +14,19 @@ import fastbp
 BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench")
 
 
+@contextlib.contextmanager
+def _bench_on_path():
+    """bench/ importable for the duration only: the bench scripts put their folder on sys.path
+    when imported, and a bench/ left there shadows packages in processes started later (Dask's
+    workers inherit sys.path, and bench/distributed.py hides the `distributed` package)."""
+    saved = list(sys.path)
+    sys.path.insert(0, BENCH)
+    try:
+        yield
+    finally:
+        sys.path[:] = saved
+
+
 @pytest.fixture(scope="module")
 def peers(tmp_path_factory):
     if not os.path.isdir(BENCH):
@@ -21,11 +35,8 @@ def peers(tmp_path_factory):
         pytest.skip("LIBXSMM not installed (apt-get install libxsmm-dev)")
     if shutil.which(os.environ.get("CC", "cc")) is None:
         pytest.skip("no C compiler")
-    sys.path.insert(0, BENCH)
-    try:
+    with _bench_on_path():
         import peers
-    finally:
-        sys.path.remove(BENCH)
     peers.libxsmm_build(out_dir=str(tmp_path_factory.mktemp("libxsmm_peer")))
     return peers
 
@@ -55,11 +66,8 @@ def test_small_problem_data():
     pytest.importorskip("sklearn")
     if not os.path.isdir(BENCH):
         pytest.skip("bench/ is not next to tests/")
-    sys.path.insert(0, BENCH)
-    try:
+    with _bench_on_path():
         from train_small import digits_1_vs_5
-    finally:
-        sys.path.remove(BENCH)
     X, y = digits_1_vs_5()
     assert X.shape == (364, 2) and y.shape == (364, 1)
     assert np.allclose(X.min(axis=0), -1) and np.allclose(X.max(axis=0), 1)
