@@ -152,12 +152,17 @@ cdef int sgd_epoch_run(
                                   chunk_grad, MODE_GRADIENT)
         elif threads > 1:
             # A prange per round of chunks, not one parallel region around the epoch with
-            # barriers between steps: GNU OpenMP keeps its team between regions (idle threads
-            # spin before they sleep), so starting a region costs about what the two barriers
-            # a step would need cost (a few us each), against at least two chunks of work
-            # (>= 2^20 flops each, >= 100 us on a core); and the step between two regions needs
-            # no `single`/`master` block, no private copies of the loop's scalars and no
-            # OpenMP call Cython does not spell (barrier), the same shape as run_batch.
+            # barriers between steps. GNU OpenMP keeps its team between regions, and a thread
+            # waits for the next region as it would wait at a barrier (it spins GOMP_SPINCOUNT
+            # times, 2000 as fastbp/__init__.py sets it, then sleeps on a futex): a region per
+            # round costs about what the two barriers per step of one region would (a few us,
+            # tens when a sleeping thread must be woken), against at least two chunks of work
+            # (>= 8 tiles, 512 samples, each: together >= 8 Mflop for B = [8, 32, 32, 1]). And the
+            # step between two regions needs no `single` block, no private copies of the
+            # epoch loop's scalars and no barrier (which Cython does not spell): the shape of
+            # run_batch. callgrind (4 batches of 4096, B and C = [64, 128, 128, 10]): the
+            # threads' chunks split evenly, the serial step is under 1 % of the 1-thread
+            # instructions.
             memset(grad64, 0, P * sizeof(double))
             batch_err = 0.0
             c0 = start
