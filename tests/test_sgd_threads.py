@@ -188,3 +188,32 @@ def test_fit_on_two_threads_equals_one_thread(method, options):
         runs.append((w, history.E_in))
     assert bitwise_equal(runs[0][0], runs[1][0])
     assert runs[0][1] == runs[1][1]
+
+
+@pytest.mark.parametrize("activation, output, width", [
+    ("relu", "softmax", 3), ("logistic", "logistic", 2), ("identity", "linear", 1)])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_other_units_on_two_threads_equal_one(activation, output, width, dtype):
+    """Every pairing runs the same chunks: Adam with sample weights, batches of 2.5 chunks."""
+    widths = WIDTHS[:-1] + [width]
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((N, widths[0])).astype(dtype)
+    if output == "softmax":
+        y = np.eye(width, dtype=dtype)[rng.integers(0, width, N)]
+    elif output == "logistic":
+        y = (rng.random((N, width)) > 0.5).astype(dtype)
+    else:
+        y = rng.standard_normal((N, width)).astype(dtype)
+    sw = (rng.integers(1, 17, N) / 8).astype(dtype)
+    order = rng.permutation(N)
+    runs = []
+    for threads in (1, 2):
+        w = [a.astype(dtype) for a in fastbp.init_weights(widths, seed=8)]
+        m = [np.zeros_like(a) for a in w]
+        s = [np.zeros_like(a) for a in w]
+        res = _api.sgd_epoch(w, widths, X, y, order, 5 * CHUNK // 2, 0.01, 0.9, m, 1e-4,
+                             output, activation, sample_weight=sw, rule="adam", moment2=s,
+                             num_threads=threads, grad_scale=0.5, l2=0.01)
+        runs.append((w, m, s, res))
+    for a, b in zip(*runs[:2]):
+        assert bitwise_equal(a, b) if isinstance(a, list) else a == b
