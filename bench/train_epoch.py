@@ -17,7 +17,12 @@ same training loop in PyTorch and scikit-learn's MLPRegressor.partial_fit.
 - scikit-learn: MLPRegressor(hidden_layer_sizes=(32, 32), activation="tanh", solver="sgd",
   batch_size=32, momentum=0, alpha=0, learning_rate="constant"), one partial_fit call = one epoch.
   Its output unit is linear (identity) and its loss is half the squared error: the same work up to
-  the output's tanh.
+  the output's tanh;
+- SGD epoch, batch 4096, 2 threads vs 1 thread (issue 14: every core busy in SGD): the kernel
+  epoch (plain SGD, float64, same N) with mini-batches of 4096 samples, on B = [8, 32, 32, 1]
+  and C = [64, 128, 128, 10] (8 chunks of 512 samples per batch for both), on one thread and on
+  --threads; the two runs are timed alternately (a busy machine slows both alike) and must give
+  bitwise the same weights. Target: at least 1.6x faster on 2 threads.
 Every run starts from the same weights; the table gives the median and min over the repeats.
 """
 from __future__ import annotations
@@ -49,6 +54,9 @@ from fastbp import _api  # noqa: E402
 WIDTHS = [8, 32, 32, 1]
 BATCH = 32
 LR = 0.01
+# the large mini-batches whose chunks the epoch kernel shares out among threads (issue 14)
+BIG_BATCH = 4096
+BIG_BATCH_NETS = {"B": WIDTHS, "C": [64, 128, 128, 10]}
 
 
 def timed(fn, repeats):
@@ -95,6 +103,41 @@ def fastbp_runs(weights0, X, y, threads, repeats):
         fastbp.gradient(weights0, X, y, num_threads=1)
     rows["fastbp gradient, 1 thread"] = timed(full_gradient_1, max(repeats, 5))
     return rows
+
+
+def big_batch_epoch(weights0, widths, X, y, order, threads):
+    """One kernel epoch of plain SGD with batches of BIG_BATCH from weights0: its weights."""
+    w = [a.copy() for a in weights0]
+    _api.sgd_epoch(w, widths, X, y, order, BIG_BATCH, LR, 0.0, None, 0.0, "tanh",
+                   num_threads=threads)
+    return w
+
+
+def big_batch_runs(n, threads, repeats):
+    """SGD epoch, batch BIG_BATCH, on 1 thread and on `threads`, for each of BIG_BATCH_NETS:
+    (rows, {net: 1-thread median / threads median}). The two are timed in turn, repeat after
+    repeat, and must leave bitwise the same weights."""
+    rows, speedups = {}, {}
+    for label, widths in BIG_BATCH_NETS.items():
+        weights0, X, y = make_problem(widths, n, "float64")
+        order = np.random.default_rng(0).permutation(n)
+        counts = (1, threads)
+        problem = (weights0, widths, X, y, order)
+        # warm-up, and the check that threads change nothing
+        first = [big_batch_epoch(*problem, t) for t in counts]
+        if not all(np.array_equal(a, b) for a, b in zip(*first)):
+            raise RuntimeError(f"net {label}: the epoch on {threads} threads differs from one")
+        times = {t: [] for t in counts}
+        for _ in range(repeats):
+            for t in counts:
+                t0 = time.perf_counter()
+                big_batch_epoch(*problem, t)
+                times[t].append(time.perf_counter() - t0)
+        for t in counts:
+            rows[f"fastbp {label} b{BIG_BATCH}, {t} thr"] = (float(np.median(times[t])),
+                                                            float(min(times[t])))
+        speedups[label] = float(np.median(times[1]) / np.median(times[threads]))
+    return rows, speedups
 
 
 def torch_run(weights0, X, y, threads, repeats):
@@ -165,6 +208,8 @@ def main(argv=None):
 
     rows = fastbp_runs(weights0, X, y, args.threads, repeats)
     versions = {"fastbp": fastbp.__version__, "numpy": np.__version__}
+    big_rows, big_speedups = big_batch_runs(n, args.threads, repeats)
+    rows.update(big_rows)
     res = torch_run(weights0, X, y, args.threads, repeats)
     if res is not None:
         rows["PyTorch loop"], versions["torch"] = res
@@ -189,6 +234,9 @@ def main(argv=None):
     if "PyTorch loop" in rows:
         print(f"PyTorch epoch / fastbp epoch: {rows['PyTorch loop'][0] / kernel:.1f} "
               "(target >= 20)")
+    for label, speedup in big_speedups.items():
+        print(f"SGD epoch, batch {BIG_BATCH}, {args.threads} threads vs 1 thread, "
+              f"{label} = {BIG_BATCH_NETS[label]}: {speedup:.2f}x faster (target >= 1.6)")
     record = {"widths": WIDTHS, "N": n, "batch_size": BATCH, "dtype": "float64",
               "threads": args.threads, "cpu": cpu_info(), "python": python_info(),
               "versions": versions, "fastbp_config": fastbp_config(),
@@ -196,7 +244,10 @@ def main(argv=None):
               "rows": {k: {"median_s": v[0], "min_s": v[1]} for k, v in rows.items()},
               "epoch_over_full_gradient": kernel / full,
               "epoch_over_full_gradient_1_thread": kernel / full1,
-              "fit_many_over_one_fit": many}
+              "fit_many_over_one_fit": many,
+              "sgd_big_batch": {"batch_size": BIG_BATCH, "threads": args.threads,
+                                "nets": {k: list(v) for k, v in BIG_BATCH_NETS.items()},
+                                "speedup_over_1_thread": big_speedups}}
     os.makedirs(os.path.dirname(args.json), exist_ok=True)
     with open(args.json, "w") as f:
         json.dump(record, f, indent=2)

@@ -389,7 +389,7 @@ SGD_RULES = {"sgd": 0, "nesterov": 1, "adam": 2}
 
 def sgd_epoch(weights, widths, X, y, order, batch_size, lr, momentum, velocity, decay, output,
               activation="tanh", sample_weight=None, rule="sgd", moment2=None, beta2=0.999,
-              eps=1e-8, steps=0, grad_scale=1.0, l2=0.0):
+              eps=1e-8, steps=0, grad_scale=1.0, l2=0.0, num_threads=1):
     """One epoch of mini-batch SGD, Nesterov or Adam in one kernel call (fastbp._methods says
     what a step computes; for Adam, `momentum` is beta1, `velocity` the first and `moment2` the
     second moments, `steps` the step count so far). Returns (the step count after the epoch, the
@@ -399,13 +399,20 @@ def sgd_epoch(weights, widths, X, y, order, batch_size, lr, momentum, velocity, 
     of one dtype, order a permutation of range(N), y valid targets for `output`
     (_checks.check_targets), sample_weight None or as _checks.check_sample_weight returns it.
     With sample weights a step's gradient is the batch's weighted mean,
-    sum_b w_b grad e_b / sum_b w_b (a batch of zero weights makes no step from its gradient)."""
-    _, tile, chunk, _ = _plan(widths, batch_size, 1, X.dtype.itemsize)
+    sum_b w_b grad e_b / sum_b w_b (a batch of zero weights makes no step from its gradient).
+    `num_threads` (as the user gave it; default 1, today's single thread) computes the chunks of
+    a batch of two chunks or more: the threads _plan gives a batch of `batch_size` samples, at
+    most one per chunk, one for a batch of one chunk or below _SERIAL_FLOPS. The result is bitwise
+    the same for any thread count."""
+    threads, tile, chunk, slots = _plan(widths, batch_size, num_threads, X.dtype.itemsize)
     code = SGD_RULES[rule]
+    # chunk buffers: a round of `slots` chunks per thread, bounded by _ROUND_BYTES as in _run, and
+    # no more than a batch holds
+    slots = min(threads * slots, -(-batch_size // chunk)) if threads > 1 else 1
     return _core.sgd_epoch(weights, widths, _spec(activation, output, sample_weight), X, y,
                            np.ascontiguousarray(order, dtype=np.intp), batch_size, lr, momentum,
                            velocity if (momentum or code) else None, decay, tile, chunk, code,
-                           moment2, beta2, eps, steps, grad_scale, l2)
+                           moment2, beta2, eps, steps, grad_scale, l2, threads, slots)
 
 
 def backprop(weights, x, y, output="tanh", activation="tanh"):

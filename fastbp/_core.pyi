@@ -106,10 +106,13 @@ def sgd_epoch(
     steps: int = 0,
     grad_scale: float = 1.0,
     l2: float = 0.0,
+    num_threads: int = 1,
+    slots: int = 1,
 ) -> tuple[int, float, float]:
     """One epoch of mini-batch SGD (rule 0), Nesterov (1) or Adam (2) in place on `weights` (and
     `velocity`, `moment2`); `order` is an intp permutation of the samples. Returns Adam's step
-    count after the epoch."""
+    count after the epoch. A batch of two chunks or more has its chunks computed on up to
+    `num_threads` threads, `slots` per round; the result does not depend on either."""
     ...
 
 def first_nonfinite(a: np.ndarray) -> int:

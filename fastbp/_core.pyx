@@ -435,14 +435,16 @@ def sgd_epoch(list weights, list widths, tuple spec, cnp.ndarray X, cnp.ndarray 
               cnp.ndarray order, Py_ssize_t batch_size, double lr, double momentum,
               object velocity, double decay, int tile, Py_ssize_t chunk, int rule=RULE_SGD,
               object moment2=None, double beta2=0.999, double eps=1e-8, long long steps=0,
-              double grad_scale=1.0, double l2=0.0):
+              double grad_scale=1.0, double l2=0.0, int num_threads=1, Py_ssize_t slots=1):
     """One epoch of mini-batch SGD or Adam in place on `weights` (and `velocity`, `moment2`); see
     sgd_epoch_run. Returns (Adam's step count after the epoch (`steps` unchanged for SGD),
     the epoch's summed L2 loss, its summed error part) (see sgd_epoch_run: scikit-learn's loss).
 
     weights, velocity and moment2 are C-contiguous, writeable, of X's dtype; order is an intp
     permutation; spec as for run. rule: 0 SGD (with momentum when momentum > 0), 1 Nesterov,
-    2 Adam (momentum is then beta1, velocity the first moments and moment2 the second)."""
+    2 Adam (momentum is then beta1, velocity the first moments and moment2 the second).
+    num_threads, slots: threads and chunk buffers for the batches of two chunks or more (the
+    result does not depend on them)."""
     cdef _Layout layout = _Layout(weights, widths, spec, tile)
     cdef int L = len(weights)
     cdef int l
@@ -466,16 +468,16 @@ def sgd_epoch(list weights, list widths, tuple spec, cnp.ndarray X, cnp.ndarray 
                 &layout.net, <double **> &ptr_view[0], <double **> &ptr_view[L],
                 <double **> &ptr_view[2 * L],
                 <const double *> cnp.PyArray_DATA(X), <const double *> cnp.PyArray_DATA(Y),
-                order_ptr, N, batch_size, chunk, rule, lr, momentum, beta2, eps, &steps, decay,
-                grad_scale, l2, loss)
+                order_ptr, N, batch_size, chunk, num_threads, slots, rule, lr, momentum, beta2,
+                eps, &steps, decay, grad_scale, l2, loss)
     else:
         with nogil:
             status = sgd_epoch_run[float](
                 &layout.net, <float **> &ptr_view[0], <float **> &ptr_view[L],
                 <float **> &ptr_view[2 * L],
                 <const float *> cnp.PyArray_DATA(X), <const float *> cnp.PyArray_DATA(Y),
-                order_ptr, N, batch_size, chunk, rule, lr, momentum, beta2, eps, &steps, decay,
-                grad_scale, l2, loss)
+                order_ptr, N, batch_size, chunk, num_threads, slots, rule, lr, momentum, beta2,
+                eps, &steps, decay, grad_scale, l2, loss)
     if status != 0:
         raise MemoryError("fastbp could not allocate its scratch memory")
     return steps, loss[0], loss[1]

@@ -462,7 +462,9 @@ class SGD(Momentum, MiniBatchMethod):
         v = mu v - eta g;  w = w + v                (mu > 0; nesterov: w = w + (mu v - eta g))
         w = w - eta g                               (mu == 0)
     The whole epoch is one call into the compiled kernel, which does exactly these operations in
-    this order: no Python runs per step. It runs on one thread (see README, "Threads")."""
+    this order: no Python runs per step. A batch of one chunk (fastbp._api._layout_plan, e.g.
+    512 samples) runs on one thread (see README, "Threads"); the chunks of a larger batch are
+    shared out among `num_threads` threads, with the same result bitwise."""
     name = "sgd"
     options = {"learning_rate": 0.1, "batch_size": 32, "shuffle": True, "momentum": 0.0,
                "nesterov": False, "warm_start": False}
@@ -473,7 +475,7 @@ class SGD(Momentum, MiniBatchMethod):
         _api.sgd_epoch(self.w_views, obj.widths, obj.X, obj.y, self.order(),
                        min(o.batch_size, obj.n_samples), self.lr, o.momentum,
                        obj.views(self.v) if o.momentum else None, 2.0 * obj.decay, obj.output,
-                       obj.activation, obj.sample_weight, rule=rule)
+                       obj.activation, obj.sample_weight, rule=rule, num_threads=obj.threads)
         self.E = self.error_after_epoch()
         return self.lr, True
 
@@ -484,7 +486,8 @@ class Adam(MiniBatchMethod):
         m = beta1 m + (1 - beta1) g;  s = beta2 s + (1 - beta2) g^2
         lr_t = eta sqrt(1 - beta2^t) / (1 - beta1^t)      (in float64, then the weights' dtype)
         w = w - lr_t m / (sqrt(s) + eps)
-    The whole epoch is one kernel call. warm_start keeps m, s and t from the previous fit."""
+    The whole epoch is one kernel call, its threads as for sgd. warm_start keeps m, s and t from
+    the previous fit."""
     name = "adam"
     options = {"learning_rate": 0.001, "batch_size": 32, "shuffle": True, "beta1": 0.9,
                "beta2": 0.999, "eps": 1e-8, "warm_start": False}
@@ -506,7 +509,7 @@ class Adam(MiniBatchMethod):
                                       obj.views(self.m), 2.0 * obj.decay, obj.output,
                                       obj.activation, obj.sample_weight, rule="adam",
                                       moment2=obj.views(self.s), beta2=o.beta2, eps=o.eps,
-                                      steps=self.t)
+                                      steps=self.t, num_threads=obj.threads)
         self.E = self.error_after_epoch()
         return self.lr, True
 

@@ -45,6 +45,8 @@ cdef int sgd_epoch_run(
     Py_ssize_t N,
     Py_ssize_t batch_size,
     Py_ssize_t chunk,           # IN  samples per chunk, as `gradient` would use
+    int num_threads,            # IN  threads for the chunks of a batch of two chunks or more
+    Py_ssize_t slots,           # IN  chunk buffers: chunks computed per round (>= 1)
     int rule,                   # IN  RULE_SGD, RULE_NESTEROV or RULE_ADAM
     double lr,
     double momentum,            # IN  mu (RULE_SGD, RULE_NESTEROV); Adam's beta1
@@ -78,11 +80,29 @@ cdef int sgd_epoch_run(
     parts of that sum come back apart, since scikit-learn scales the error part by its own
     factor: loss[1] += |batch| err_batch / total (err_batch the kernel's sum of w_n e_n) and
     loss[0] += |batch| (l2 / 2) ||W(rows 1..)||^2 / total (0 when l2 = 0).
+    Threads: a batch of one chunk runs on the calling thread, as it always did (handing its
+    activations between cores costs more than its work). A batch of two chunks or more with
+    num_threads > 1 has its chunks computed by up to num_threads threads, `slots` chunks per
+    round, each chunk into a buffer of its own; the buffers are then added to the float64 sums in
+    chunk order, exactly as one thread adds them one after the other, so the weights, moments,
+    steps and losses are bitwise those of num_threads = 1. The step itself (decay, L2, the rule,
+    the packing of the panels) runs on the calling thread between two parallel regions, so no
+    thread starts the next batch before the weights and panels are complete.
     Return 0, or -1 when memory could not be had (the weights are untouched then).
     """
     cdef Py_ssize_t P = net.n_params
-    cdef floating *scratch = <floating *> fastbp_aligned_calloc(net.scratch_len * sizeof(floating))
-    cdef floating *chunk_grad = <floating *> fastbp_aligned_calloc((P + 1) * sizeof(floating))
+    # chunk buffer s starts at chunk_grad + s * stride: whole cache lines of its own (64 bytes)
+    cdef Py_ssize_t stride = (P + 15) // 16 * 16
+    cdef int threads = max(1, num_threads)
+    cdef Py_ssize_t n_slots = max(1, slots) if threads > 1 else 1
+    # allocated once per epoch: one scratch per thread, one buffer per chunk of a round
+    cdef floating *scratch = <floating *> fastbp_aligned_calloc(
+        threads * net.scratch_len * sizeof(floating))
+    cdef floating *chunk_grad = <floating *> fastbp_aligned_calloc(
+        (n_slots * stride + 1) * sizeof(floating))
+    cdef double *errors = <double *> fastbp_aligned_calloc(n_slots * sizeof(double))
+    cdef Py_ssize_t count, s, p0
+    cdef int team, tid
     cdef floating *grad = <floating *> fastbp_aligned_calloc((P + 1) * sizeof(floating))
     cdef double *grad64 = <double *> fastbp_aligned_calloc((P + 1) * sizeof(double))
     cdef floating *panels = <floating *> fastbp_aligned_calloc(net.n_panel * sizeof(floating))
@@ -106,14 +126,17 @@ cdef int sgd_epoch_run(
     cdef floating l2_f
     cdef double batch_err, coef_sq
     cdef Py_ssize_t first_coef
-    if scratch == NULL or chunk_grad == NULL or grad == NULL or grad64 == NULL or panels == NULL:
+    if (scratch == NULL or chunk_grad == NULL or errors == NULL or grad == NULL or grad64 == NULL
+            or panels == NULL):
         fastbp_aligned_free(scratch)
         fastbp_aligned_free(chunk_grad)
+        fastbp_aligned_free(errors)
         fastbp_aligned_free(grad)
         fastbp_aligned_free(grad64)
         fastbp_aligned_free(panels)
         return -1
-    init_scratch(net, scratch)
+    for tid in range(threads):
+        init_scratch(net, scratch + tid * net.scratch_len)
     net.panels = panels
     pack_panels(net, panels)
     start = 0
@@ -127,6 +150,51 @@ cdef int sgd_epoch_run(
             # converted layer by layer below, while each layer's sums are in cache
             batch_err = run_chunk(net, X, Y, order, <floating *> NULL, start, stop, scratch,
                                   chunk_grad, MODE_GRADIENT)
+        elif threads > 1:
+            # A prange per round of chunks, not one parallel region around the epoch with
+            # barriers between steps. GNU OpenMP keeps its team between regions, and a thread
+            # waits for the next region as it would wait at a barrier (it spins GOMP_SPINCOUNT
+            # times, 2000 as fastbp/__init__.py sets it, then sleeps on a futex): a region per
+            # round costs about what the two barriers per step of one region would (a few us,
+            # tens when a sleeping thread must be woken), against at least two chunks of work
+            # (>= 8 tiles, 512 samples, each: together >= 8 Mflop for B = [8, 32, 32, 1]). And the
+            # step between two regions needs no `single` block, no private copies of the
+            # epoch loop's scalars and no barrier (which Cython does not spell): the shape of
+            # run_batch. callgrind (4 batches of 4096, B and C = [64, 128, 128, 10]): the
+            # threads' chunks split evenly, the serial step is under 1 % of the 1-thread
+            # instructions.
+            memset(grad64, 0, P * sizeof(double))
+            batch_err = 0.0
+            c0 = start
+            while c0 < stop:
+                count = min(n_slots, (stop - c0 + chunk - 1) // chunk)
+                if count > 1:
+                    team = <int> min(threads, count)
+                    # dynamic, as run_batch: which thread computes a chunk does not change the
+                    # result (each chunk has its buffer), and a busy core holds up no one
+                    for s in prange(count, nogil=True, schedule='dynamic', num_threads=team):
+                        errors[s] = run_chunk(net, X, Y, order, <floating *> NULL,
+                                              c0 + s * chunk, min(c0 + (s + 1) * chunk, stop),
+                                              scratch + threadid() * net.scratch_len,
+                                              chunk_grad + s * stride, MODE_GRADIENT)
+                else:
+                    errors[0] = run_chunk(net, X, Y, order, <floating *> NULL, c0,
+                                          min(c0 + chunk, stop), scratch, chunk_grad,
+                                          MODE_GRADIENT)
+                # the ordered reduction: chunk after chunk, as the serial loop below adds them
+                for s in range(count):
+                    batch_err += errors[s]
+                if P * count >= PARALLEL_MERGE:
+                    # each thread its own range of parameters, still chunk after chunk
+                    for p0 in prange(0, P, MERGE_BLOCK, nogil=True, schedule='static',
+                                     num_threads=threads):
+                        merge_slots(grad64, chunk_grad, stride, count, p0,
+                                    min(p0 + MERGE_BLOCK, P))
+                else:
+                    merge_slots(grad64, chunk_grad, stride, count, 0, P)
+                c0 = min(c0 + count * chunk, stop)
+            for p in range(P):
+                grad[p] = <floating> (grad64[p] * scale * grad_scale)
         else:
             memset(grad64, 0, P * sizeof(double))
             batch_err = 0.0
@@ -205,6 +273,7 @@ cdef int sgd_epoch_run(
     net.panels = NULL
     fastbp_aligned_free(scratch)
     fastbp_aligned_free(chunk_grad)
+    fastbp_aligned_free(errors)
     fastbp_aligned_free(grad)
     fastbp_aligned_free(grad64)
     fastbp_aligned_free(panels)
