@@ -23,7 +23,8 @@ On top of scikit-learn's solvers ("lbfgs", "sgd", "adam") fastbp's full-batch me
 too: solver="gd", "variable-lr", "steepest", "cg" or "rprop", on the same loss. `num_threads` is
 fastbp's (None: every core this process may use, capped by OMP_NUM_THREADS; joblib's worker
 processes, as in GridSearchCV(n_jobs=k), set that to cores / k, so nothing is oversubscribed).
-The stochastic solvers run their steps on one thread (see the README, "Threads").
+The stochastic solvers compute a mini-batch of two chunks or more (a chunk is 512 to 2048 samples,
+by the network) on every thread and a smaller one on one thread (see the README, "Threads").
 
 scikit-learn is an optional dependency (pip install "fastbp[sklearn]"); `import fastbp` does not
 import this module.
@@ -394,7 +395,7 @@ class _BaseMLP(BaseEstimator):
                                       decay=0.0, output=model.output,
                                       activation=model.activation, sample_weight=sw_train,
                                       grad_scale=0.5 if model.squared else 1.0, l2=self.alpha,
-                                      **rule)
+                                      num_threads=model.threads, **rule)
             return kernel
 
         try:
@@ -717,8 +718,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         The most loss evaluations of lbfgs.
     num_threads : int or None, default=None
         The threads of fastbp's kernels (None: every core this process may use, capped by
-        OMP_NUM_THREADS; a negative count backwards from that). The stochastic solvers run
-        their steps on one thread.
+        OMP_NUM_THREADS; a negative count backwards from that). The stochastic solvers share
+        a mini-batch of two chunks or more among the threads; a smaller one runs on one thread.
 
     Attributes
     ----------
@@ -1043,8 +1044,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         The most loss evaluations of lbfgs.
     num_threads : int or None, default=None
         The threads of fastbp's kernels (None: every core this process may use, capped by
-        OMP_NUM_THREADS; a negative count backwards from that). The stochastic solvers run
-        their steps on one thread.
+        OMP_NUM_THREADS; a negative count backwards from that). The stochastic solvers share
+        a mini-batch of two chunks or more among the threads; a smaller one runs on one thread.
 
     Attributes
     ----------

@@ -281,3 +281,17 @@ def test_the_epoch_shuffle_is_scikit_learns():
             a, b = _shuffled(a, ours), shuffle(b, random_state=theirs)
             assert np.array_equal(a, b)
         assert ours.randint(1 << 30) == theirs.randint(1 << 30)
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_large_batches_on_two_threads_equal_one(solver):
+    """A mini-batch of several chunks is shared out among the threads, bitwise as on one."""
+    from fastbp.sklearn import MLPClassifier
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((5000, 6))
+    y = (X[:, 0] + X[:, 1] ** 2 > 1).astype(int) + (X[:, 2] > 0.5)
+    fits = [MLPClassifier(hidden_layer_sizes=(16,), solver=solver, batch_size=2500, max_iter=3,
+                          random_state=0, num_threads=t).fit(X, y) for t in (1, 2)]
+    for a, b in zip(fits[0].coefs_ + fits[0].intercepts_, fits[1].coefs_ + fits[1].intercepts_):
+        assert np.array_equal(a, b)
+    assert fits[0].loss_curve_ == fits[1].loss_curve_
