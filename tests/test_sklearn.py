@@ -283,6 +283,7 @@ def test_the_epoch_shuffle_is_scikit_learns():
         assert ours.randint(1 << 30) == theirs.randint(1 << 30)
 
 
+@pytest.mark.filterwarnings("ignore:Stochastic Optimizer")   # 3 epochs on purpose
 @pytest.mark.parametrize("solver", ["sgd", "adam"])
 def test_large_batches_on_two_threads_equal_one(solver):
     """A mini-batch of several chunks is shared out among the threads, bitwise as on one."""
