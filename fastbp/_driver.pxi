@@ -67,7 +67,9 @@ cdef int run_batch(
 ) noexcept nogil:
     """Return 0, or -1 when scratch memory could not be had (nothing was written then)."""
     cdef Py_ssize_t n_chunks = (N + chunk - 1) // chunk
-    cdef Py_ssize_t slots = <Py_ssize_t> num_threads * slots_per_thread
+    # buffers for the chunks of one round, and no more: a small batch of 1-2 chunks would else
+    # allocate and zero up to 64 gradient slots per thread for nothing
+    cdef Py_ssize_t slots = min(<Py_ssize_t> num_threads * slots_per_thread, n_chunks)
     cdef Py_ssize_t grad_len = net.n_params if mode == MODE_GRADIENT else 0
     cdef floating *scratch = <floating *> fastbp_aligned_calloc(
         num_threads * net.scratch_len * sizeof(floating))
