@@ -1,8 +1,9 @@
 # Included by fastbp/_core.pyx (one extension module): whole epochs of the full-batch methods gd
 # (with momentum or Nesterov), variable-lr and rprop, k at a time (full_batch_run), without
 # returning to Python between epochs. Each epoch's gradient and error are those of run_batch, as
-# fastbp.gradient and fastbp.error compute them (the same chunks, threads and ordered reduction);
-# the updates are fastbp._methods' NumPy expressions, operation for operation.
+# fastbp.gradient and fastbp.error compute them (the same chunks, threads and ordered reduction;
+# run_batch_in, on buffers allocated once per block); the updates are fastbp._methods' NumPy
+# expressions, operation for operation.
 # The declarations it uses (floating, Net, the enums) are _core.pyx's.
 
 # ---------------------------------------------------------------------------------------------
@@ -84,25 +85,24 @@ cdef inline bint all_finite(const floating *a, Py_ssize_t n) noexcept nogil:
     return True
 
 
-cdef int fb_gradient(Net *net, const floating *X, const floating *Y, Py_ssize_t N,
-                     Py_ssize_t chunk, int slots_per_thread, int num_threads,
-                     const floating *w,      # IN  the flat weights net.weights points into
-                     floating *g,            # OUT grad E_aug at w
-                     double *grad_sum,       # scratch (n_params,)
-                     double total, double decay,
-                     double *E) noexcept nogil:    # OUT (E_in, E_aug) at w
+cdef void fb_gradient(Net *net, const floating *X, const floating *Y, Py_ssize_t N,
+                      Py_ssize_t chunk, int num_threads, Batch *batch,
+                      const floating *w,      # IN  the flat weights net.weights points into
+                      floating *g,            # OUT grad E_aug at w
+                      double *grad_sum,       # scratch (n_params,)
+                      double total, double decay,
+                      double *E) noexcept nogil:    # OUT (E_in, E_aug) at w
     """What fastbp._objective.DataObjective.gradient computes: fastbp.gradient's E_in and
     gradient (reduction "mean"), then g += (2 lambda / N) w and E_aug = E_in + (lambda / N) sum w^2
-    when lambda > 0. Return 0, or -1 when memory could not be had."""
+    when lambda > 0."""
     cdef double err = 0.0
     cdef double scale = 1.0 / total
     cdef Py_ssize_t p, P = net.n_params
     cdef floating decay2 = <floating> (2.0 * decay)
     cdef floating step
     memset(grad_sum, 0, P * sizeof(double))
-    if run_batch(net, X, Y, <floating *> NULL, N, chunk, slots_per_thread, num_threads,
-                 MODE_GRADIENT, &err, grad_sum) != 0:
-        return -1
+    run_batch_in(net, X, Y, <floating *> NULL, N, chunk, num_threads, MODE_GRADIENT, &err,
+                 grad_sum, batch)
     for p in range(P):
         g[p] = <floating> (grad_sum[p] * scale)
     E[0] = err * scale
@@ -112,20 +112,17 @@ cdef int fb_gradient(Net *net, const floating *X, const floating *Y, Py_ssize_t 
             step = decay2 * w[p]
             g[p] = g[p] + step
         E[1] = E[0] + decay * sum_squares(w, P)
-    return 0
 
 
-cdef int fb_error(Net *net, const floating *X, const floating *Y, Py_ssize_t N,
-                  Py_ssize_t chunk, int slots_per_thread, int num_threads,
-                  const floating *w, double total, double decay, double *E) noexcept nogil:
+cdef void fb_error(Net *net, const floating *X, const floating *Y, Py_ssize_t N,
+                   Py_ssize_t chunk, int num_threads, Batch *batch,
+                   const floating *w, double total, double decay, double *E) noexcept nogil:
     """(E_in, E_aug) at w, as DataObjective.error: fastbp.error's E_in (sum / total)."""
     cdef double err = 0.0
-    if run_batch(net, X, Y, <floating *> NULL, N, chunk, slots_per_thread, num_threads,
-                 MODE_ERROR, &err, NULL) != 0:
-        return -1
+    run_batch_in(net, X, Y, <floating *> NULL, N, chunk, num_threads, MODE_ERROR, &err, NULL,
+                 batch)
     E[0] = err / total
     E[1] = E[0] + decay * sum_squares(w, net.n_params) if decay != 0 else E[0]
-    return 0
 
 
 cdef Py_ssize_t full_batch_run(
@@ -179,8 +176,10 @@ cdef Py_ssize_t full_batch_run(
     cdef floating max_f = <floating> par[<int> FBP_STEP_MAX]
     cdef bint accepted, unchanged, finite
     cdef const void **layout_ptrs = net.weights
+    cdef Batch batch
     status[0] = FB_DONE
-    if grad_sum == NULL or w_ptrs == NULL:
+    if grad_sum == NULL or w_ptrs == NULL or batch_alloc(
+            net, N, chunk, slots_per_thread, num_threads, True, sizeof(floating), &batch) != 0:
         fastbp_aligned_free(grad_sum)
         free(w_ptrs)
         return -1
@@ -208,10 +207,7 @@ cdef Py_ssize_t full_batch_run(
                     unchanged = False
             if finite:
                 net.weights = t_ptrs
-                if fb_error(net, X, Y, N, chunk, slots_per_thread, num_threads, trial, total,
-                            decay, E_new) != 0:
-                    done = -1
-                    break
+                fb_error(net, X, Y, N, chunk, num_threads, &batch, trial, total, decay, E_new)
                 net.weights = w_ptrs
             else:
                 E_new[0] = E_new[1] = INFINITY
@@ -223,10 +219,8 @@ cdef Py_ssize_t full_batch_run(
                 state[0] = E_new[0]
                 state[1] = E_new[1]
                 # the gradient at the new w (its E is not kept: the trial's error-mode E is)
-                if fb_gradient(net, X, Y, N, chunk, slots_per_thread, num_threads, w, g,
-                               grad_sum, total, decay, E_new) != 0:
-                    done = -1
-                    break
+                fb_gradient(net, X, Y, N, chunk, num_threads, &batch, w, g, grad_sum, total,
+                            decay, E_new)
                 state[3] = lr * par[<int> FBP_LR_INCREASE]
             else:
                 accepted = False
@@ -274,10 +268,8 @@ cdef Py_ssize_t full_batch_run(
             if not all_finite(w, P):
                 status[0] = FB_DIVERGED
                 break
-            if fb_gradient(net, X, Y, N, chunk, slots_per_thread, num_threads, w, g, grad_sum,
-                           total, decay, state) != 0:
-                done = -1
-                break
+            fb_gradient(net, X, Y, N, chunk, num_threads, &batch, w, g, grad_sum, total, decay,
+                        state)
         if not isfinite(state[1]):
             status[0] = FB_DIVERGED
             break
@@ -292,6 +284,7 @@ cdef Py_ssize_t full_batch_run(
             break
         state[2] = state[1]
     net.weights = layout_ptrs
+    batch_free(&batch)
     fastbp_aligned_free(grad_sum)
     free(w_ptrs)
     return done
