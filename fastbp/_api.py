@@ -364,11 +364,16 @@ def gradient(weights, X, y, output="tanh", num_threads=None, reduction="mean", o
     else:
         spec, total = _model_spec(output, activation, sample_weight, widths, dtype, y)
     reduction = _checks.check_reduction(reduction)
+    scale = 1.0 / total if reduction == "mean" else 1.0
+    if out is not None and _core.out_ready(out, weights):
+        # arrays ready as they are (a training loop's): every check of check_out in one pass in C
+        out = list(out)
+        err, _ = _run(weights, widths, spec, X, y, _GRADIENT, num_threads, out, scale, accumulate)
+        return err * scale, out
     if out is not None:
         out = _checks.check_out(out, weights)
     elif accumulate:
         raise ValueError("accumulate=True needs out=, the arrays to add the gradient into")
-    scale = 1.0 / total if reduction == "mean" else 1.0
     if out is not None and all(o.flags.c_contiguous and o.flags.aligned for o in out):
         err, _ = _run(weights, widths, spec, X, y, _GRADIENT, num_threads, out, scale, accumulate)
         return err * scale, out

@@ -156,3 +156,8 @@ def full_batch_epochs(
 def sum_squares_pairwise(a: np.ndarray) -> float:
     """sum a^2 in float64, in NumPy's pairwise order (a test hook)."""
     ...
+
+def out_ready(out: object, weights: list[np.ndarray]) -> bool:
+    """True when `out` passes every check of `out=` and the kernel can write it as it is (the
+    quick path of fastbp.gradient; it never raises)."""
+    ...
