@@ -12,6 +12,11 @@ How a call works, so that it can fail or be interrupted safely:
    epoch's line in the history. A Ctrl-C (KeyboardInterrupt) in the middle of an epoch drops that
    epoch: the caller's weights are those of the last completed epoch, and `fit` returns the history
    so far with `stop_reason == "interrupted"`.
+   gd, variable-lr and rprop on data in memory run blocks of epochs in one kernel call each
+   (fastbp._methods.KernelEpochs; one epoch per block with a callback or a validation set), with
+   bitwise the results of epoch-by-epoch training: a block is committed at its end, one history
+   line per epoch, and a Ctrl-C arriving during a block stops training after it (its epochs are
+   complete and kept).
 
 To train on data that is not in memory, give `train` an objective of your own (a subclass of
 fastbp._objective.Objective: E_in and its gradient at per-layer weights) and, for E_val, another;
@@ -60,7 +65,8 @@ class History:
     accepted : list of bool
         False for a step that variable-lr rejected (always True for the other methods).
     time : list of float
-        Wall-clock seconds since the start of the call, at the end of the epoch.
+        Wall-clock seconds since the start of the call, at the end of the epoch (for epochs run
+        in one kernel call, spread evenly over the call's time).
     start : dict
         E_in, E_aug (and E_val) of the weights `fit` started from.
     stop_reason : str
@@ -514,8 +520,9 @@ def fit(weights: list[np.ndarray], X: ArrayLike, y: ArrayLike, output: str = "ta
     over all the weights (bias rows included; N the number of training samples).
 
     A Ctrl-C stops after the last completed epoch (see `fastbp.training`'s module docstring):
-    the weights are those of that epoch and the history says "interrupted". The same seed, data,
-    arguments and thread count give bitwise the same weights.
+    the weights are those of that epoch and the history says "interrupted" (gd, variable-lr
+    and rprop run up to a few tens of ms of epochs per kernel call: Ctrl-C stops after those).
+    The same seed, data, arguments and thread count give bitwise the same weights.
 
     Examples
     --------
