@@ -299,3 +299,30 @@ def test_ctrl_c_around_a_kernel_call(monkeypatch, name, after, callback):
     h2 = fastbp.fit(again, X, y, "tanh", method, epochs=len(h), **options)
     assert bitwise_equal(w, again)
     assert same_floats(h.E_in, h2.E_in)
+
+
+@pytest.mark.parametrize("name", ["gd", "variable-lr", "rprop"])
+def test_progress_bar_counts_every_epoch(monkeypatch, name):
+    """progress=True keeps the blocks (the bar moves by a block's epochs at a time)."""
+    updates = []
+
+    class Bar:
+        def __init__(self, total, **kw):
+            self.total = total
+
+        def update(self, n):
+            updates.append(n)
+
+        def set_postfix(self, *a, **k):
+            pass
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(fastbp.training, "_import_tqdm", lambda: Bar)
+    method, options = METHODS[name]
+    a, b = fit_both(monkeypatch, [2, 10, 1], 364, np.float64, method, epochs=700, progress=True,
+                    **options)
+    assert_same_fit(a, b)
+    assert sum(updates) == len(a[1]) + len(b[1])
+    assert len(updates) < len(a[1]) + len(b[1])           # the kernel's blocks: fewer updates
