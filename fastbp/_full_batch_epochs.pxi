@@ -78,18 +78,15 @@ cdef double sum_squares(const floating *a, Py_ssize_t n) noexcept nogil:
 
 
 cdef inline bint all_finite(const floating *a, Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t p
-    for p in range(n):
-        if not isfinite(a[p]):
-            return False
-    return True
+    """np.isfinite(a).all(), by the vector screen of fastbp's input checks (_screening.pxi)."""
+    return first_nonfinite_run(a, n) < 0
 
 
 cdef void fb_gradient(Net *net, const floating *X, const floating *Y, Py_ssize_t N,
                       Py_ssize_t chunk, int num_threads, Batch *batch,
                       const floating *w,      # IN  the flat weights net.weights points into
                       floating *g,            # OUT grad E_aug at w
-                      double *grad_sum,       # scratch (n_params,)
+                      double *grad_sum,       # scratch (n_params,), zero before and after
                       double total, double decay,
                       double *E) noexcept nogil:    # OUT (E_in, E_aug) at w
     """What fastbp._objective.DataObjective.gradient computes: fastbp.gradient's E_in and
@@ -100,11 +97,11 @@ cdef void fb_gradient(Net *net, const floating *X, const floating *Y, Py_ssize_t
     cdef Py_ssize_t p, P = net.n_params
     cdef floating decay2 = <floating> (2.0 * decay)
     cdef floating step
-    memset(grad_sum, 0, P * sizeof(double))
     run_batch_in(net, X, Y, <floating *> NULL, N, chunk, num_threads, MODE_GRADIENT, &err,
                  grad_sum, batch)
     for p in range(P):
         g[p] = <floating> (grad_sum[p] * scale)
+        grad_sum[p] = 0         # ready for the next gradient, without a pass of its own
     E[0] = err * scale
     E[1] = E[0]
     if decay != 0:
