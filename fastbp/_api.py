@@ -364,11 +364,16 @@ def gradient(weights, X, y, output="tanh", num_threads=None, reduction="mean", o
     else:
         spec, total = _model_spec(output, activation, sample_weight, widths, dtype, y)
     reduction = _checks.check_reduction(reduction)
+    scale = 1.0 / total if reduction == "mean" else 1.0
+    if out is not None and _core.out_ready(out, weights):
+        # arrays ready as they are (a training loop's): every check of check_out in one pass in C
+        out = list(out)
+        err, _ = _run(weights, widths, spec, X, y, _GRADIENT, num_threads, out, scale, accumulate)
+        return err * scale, out
     if out is not None:
         out = _checks.check_out(out, weights)
     elif accumulate:
         raise ValueError("accumulate=True needs out=, the arrays to add the gradient into")
-    scale = 1.0 / total if reduction == "mean" else 1.0
     if out is not None and all(o.flags.c_contiguous and o.flags.aligned for o in out):
         err, _ = _run(weights, widths, spec, X, y, _GRADIENT, num_threads, out, scale, accumulate)
         return err * scale, out
@@ -413,6 +418,33 @@ def sgd_epoch(weights, widths, X, y, order, batch_size, lr, momentum, velocity, 
                            np.ascontiguousarray(order, dtype=np.intp), batch_size, lr, momentum,
                            velocity if (momentum or code) else None, decay, tile, chunk, code,
                            moment2, beta2, eps, steps, grad_scale, l2, threads, slots)
+
+
+FULL_BATCH_RULES = {"gd": 0, "nesterov": 1, "variable-lr": 2, "rprop": 3}
+# what full_batch_epochs reports after its last epoch (fastbp._full_batch_epochs.pxi)
+FULL_BATCH_DONE, FULL_BATCH_TOL, FULL_BATCH_CONVERGED, FULL_BATCH_DIVERGED = 0, 1, 2, 3
+
+
+def full_batch_plan(widths, X, num_threads, activation, output, sample_weight):
+    """(threads, tile, chunk, slots per thread, spec, total weight): how `gradient` and `error`
+    run on this training set, fixed for a whole fit (the arguments are checked already)."""
+    threads, tile, chunk, slots = _plan(widths, X.shape[0], num_threads, X.dtype.itemsize)
+    total = (X.shape[0] if sample_weight is None
+             else float(np.sum(sample_weight, dtype=np.float64)))
+    return threads, tile, chunk, slots, _spec(activation, output, sample_weight), total
+
+
+def full_batch_epochs(plan, weights, widths, X, y, rule, params, w, g, v, steps, g_prev, trial,
+                      state, k, records, result):
+    """Up to k epochs of gd ("gd", "nesterov"), "variable-lr" or "rprop" in one kernel call, in
+    place on the flat state vectors (fastbp._methods.KernelEpochs says what they are). Writes
+    the number of epochs kept and the status (FULL_BATCH_*) into `result`, their E_in, E_aug,
+    learning rate and accepted flag into `records`."""
+    threads, tile, chunk, slots, spec, _ = plan
+    E_in, E_aug, lr, accepted = records
+    _core.full_batch_epochs(weights, widths, spec, X, y, threads, tile, chunk, slots,
+                            FULL_BATCH_RULES[rule], params, w, g, v, steps, g_prev, trial, state,
+                            k, E_in, E_aug, lr, accepted, result)
 
 
 def backprop(weights, x, y, output="tanh", activation="tanh"):

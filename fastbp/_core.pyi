@@ -125,3 +125,42 @@ def ready(
     """widths [d(0), ..., d(L)] when weights, X (and y, unless None) need no conversion and pass
     every check, else None (the quick path of fastbp._checks.check_batch; it never raises)."""
     ...
+
+def full_batch_epochs(
+    weights: list[np.ndarray],
+    widths: list[int],
+    spec: tuple,
+    X: np.ndarray,
+    Y: np.ndarray,
+    num_threads: int,
+    tile: int,
+    chunk: int,
+    slots_per_thread: int,
+    rule: int,
+    params: np.ndarray,
+    w: np.ndarray,
+    g: np.ndarray,
+    v: np.ndarray | None,
+    steps: np.ndarray | None,
+    g_prev: np.ndarray | None,
+    trial: np.ndarray | None,
+    state: np.ndarray,
+    k: int,
+    E_in: np.ndarray,
+    E_aug: np.ndarray,
+    lr: np.ndarray,
+    accepted: np.ndarray,
+    result: np.ndarray,
+) -> None:
+    """Up to k epochs of gd (rule 0), Nesterov gd (1), variable-lr (2) or rprop (3) in place on
+    the flat state vectors; writes the epochs kept and the status into `result`."""
+    ...
+
+def sum_squares_pairwise(a: np.ndarray) -> float:
+    """sum a^2 in float64, in NumPy's pairwise order (a test hook)."""
+    ...
+
+def out_ready(out: object, weights: list[np.ndarray]) -> bool:
+    """True when `out` passes every check of `out=` and the kernel can write it as it is (the
+    quick path of fastbp.gradient; it never raises)."""
+    ...

@@ -14,7 +14,8 @@
 #       re-checks.
 # One extension module, its parts in files included here by concern (as msgpack's _cmsgpack.pyx
 # includes its packer and unpacker): _tile_steps.pxi (a, b), _driver.pxi (c), _sgd_epoch.pxi (the
-# SGD epoch on top of a and b), this file (d), _screening.pxi (the NaN/infinity screen and the
+# SGD epoch on top of a and b), _full_batch_epochs.pxi (blocks of gd, variable-lr and rprop epochs
+# on top of c), this file (d), _screening.pxi (the NaN/infinity screen and the
 # quick path of the checks).
 #
 # Tile layout: x(l) of a tile is (d(l)+1) rows of `tile` samples, row 0 all ones (the bias
@@ -136,6 +137,7 @@ cdef struct Net:
 include "_tile_steps.pxi"
 include "_driver.pxi"
 include "_sgd_epoch.pxi"
+include "_full_batch_epochs.pxi"
 include "_screening.pxi"
 
 
@@ -481,3 +483,66 @@ def sgd_epoch(list weights, list widths, tuple spec, cnp.ndarray X, cnp.ndarray 
     if status != 0:
         raise MemoryError("fastbp could not allocate its scratch memory")
     return steps, loss[0], loss[1]
+
+
+def full_batch_epochs(list weights, list widths, tuple spec, cnp.ndarray X, cnp.ndarray Y,
+                      int num_threads, int tile, Py_ssize_t chunk, int slots_per_thread,
+                      int rule, cnp.ndarray params, cnp.ndarray w, cnp.ndarray g, object v,
+                      object steps, object g_prev, object trial, cnp.ndarray state, Py_ssize_t k,
+                      cnp.ndarray E_in, cnp.ndarray E_aug, cnp.ndarray lr, cnp.ndarray accepted,
+                      cnp.ndarray result):
+    """Up to k epochs of gd, variable-lr or rprop in place (see full_batch_run); writes the
+    number of epochs kept and the status into `result` (int64 (2,)) last, so that a caller
+    interrupted after the call still finds them there.
+
+    weights are the per-layer views of the flat w; w, g, v, steps, g_prev, trial flat
+    C-contiguous arrays of X's dtype (None where the rule does not use them); params (float64)
+    by FullBatchParam; state (float64) E_in, E_aug, E_prev, learning rate, updated; E_in, E_aug,
+    lr (float64) and accepted (uint8) of length >= k, the records of the epochs kept."""
+    cdef _Layout layout = _Layout(weights, widths, spec, tile)
+    cdef Py_ssize_t N = X.shape[0]
+    cdef Py_ssize_t done
+    cdef int status = 0
+    cdef const double *par = <const double *> cnp.PyArray_DATA(params)
+    cdef double *st = <double *> cnp.PyArray_DATA(state)
+    cdef double *r_in = <double *> cnp.PyArray_DATA(E_in)
+    cdef double *r_aug = <double *> cnp.PyArray_DATA(E_aug)
+    cdef double *r_lr = <double *> cnp.PyArray_DATA(lr)
+    cdef unsigned char *r_acc = <unsigned char *> cnp.PyArray_DATA(accepted)
+    cdef void *x_ptr = cnp.PyArray_DATA(X)
+    cdef void *y_ptr = cnp.PyArray_DATA(Y)
+    cdef void *w_ptr = cnp.PyArray_DATA(w)
+    cdef void *g_ptr = cnp.PyArray_DATA(g)
+    cdef void *v_ptr = NULL if v is None else cnp.PyArray_DATA(<cnp.ndarray> v)
+    cdef void *s_ptr = NULL if steps is None else cnp.PyArray_DATA(<cnp.ndarray> steps)
+    cdef void *p_ptr = NULL if g_prev is None else cnp.PyArray_DATA(<cnp.ndarray> g_prev)
+    cdef void *t_ptr = NULL if trial is None else cnp.PyArray_DATA(<cnp.ndarray> trial)
+    cdef long long *res = <long long *> cnp.PyArray_DATA(result)
+    if cnp.PyArray_TYPE(X) == cnp.NPY_DOUBLE:
+        with nogil:
+            done = full_batch_run[double](
+                &layout.net, <const double *> x_ptr, <const double *> y_ptr, N, chunk,
+                slots_per_thread, num_threads, rule, par, <double *> w_ptr, <double *> g_ptr,
+                <double *> v_ptr, <double *> s_ptr, <double *> p_ptr, <double *> t_ptr, st, k,
+                r_in, r_aug, r_lr, r_acc, &status)
+            res[1] = status
+            res[0] = done
+    else:
+        with nogil:
+            done = full_batch_run[float](
+                &layout.net, <const float *> x_ptr, <const float *> y_ptr, N, chunk,
+                slots_per_thread, num_threads, rule, par, <float *> w_ptr, <float *> g_ptr,
+                <float *> v_ptr, <float *> s_ptr, <float *> p_ptr, <float *> t_ptr, st, k,
+                r_in, r_aug, r_lr, r_acc, &status)
+            res[1] = status
+            res[0] = done
+    if done < 0:
+        raise MemoryError("fastbp could not allocate its scratch memory")
+
+
+def sum_squares_pairwise(cnp.ndarray a):
+    """sum a^2 in float64 in NumPy's pairwise order, as the full-batch epochs compute the
+    penalty (a test hook: float(np.square(a, dtype=np.float64).sum()) is the same)."""
+    if a.dtype == np.float64:
+        return sum_squares[double](<const double *> cnp.PyArray_DATA(a), a.size)
+    return sum_squares[float](<const float *> cnp.PyArray_DATA(a), a.size)

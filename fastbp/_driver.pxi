@@ -52,6 +52,46 @@ cdef inline void merge_slots(double *grad_sum, const floating *grads, Py_ssize_t
             grad_sum[p] = grad_sum[p] + grads[s * grad_len + p]
 
 
+cdef struct Batch:
+    # run_batch's buffers, allocated once for any number of batches of the same network, size,
+    # plan and dtype (fastbp/_full_batch_epochs.pxi runs a whole block of epochs on one)
+    void *scratch               # num_threads x scratch_len, the rows of ones written once
+    void *grads                 # one gradient slot per chunk of a round
+    void *panels                # the packed weights, repacked by every batch
+    double *errors              # the error sum of each chunk of a round
+    Py_ssize_t slots            # chunks per round
+    bint scratch_ready
+
+
+cdef int batch_alloc(const Net *net, Py_ssize_t N, Py_ssize_t chunk, int slots_per_thread,
+                     int num_threads, bint gradient, size_t itemsize, Batch *b) noexcept nogil:
+    """Allocate b for batches of N samples (gradient: with room for MODE_GRADIENT's slots).
+    Return 0, or -1 when memory could not be had (nothing to free then)."""
+    cdef Py_ssize_t n_chunks = (N + chunk - 1) // chunk
+    cdef Py_ssize_t grad_len = net.n_params if gradient else 0
+    # buffers for the chunks of one round, and no more: a small batch of 1-2 chunks would else
+    # allocate and zero up to 64 gradient slots per thread for nothing
+    b.slots = min(<Py_ssize_t> num_threads * slots_per_thread, n_chunks)
+    b.scratch = fastbp_aligned_calloc(num_threads * net.scratch_len * itemsize)
+    b.grads = fastbp_aligned_calloc((b.slots * grad_len + 1) * itemsize)
+    b.panels = fastbp_aligned_calloc(net.n_panel * itemsize)
+    b.errors = <double *> fastbp_aligned_calloc(b.slots * sizeof(double))
+    b.scratch_ready = False
+    if b.scratch == NULL or b.grads == NULL or b.errors == NULL or b.panels == NULL:
+        batch_free(b)
+        return -1
+    return 0
+
+
+cdef void batch_free(Batch *b) noexcept nogil:
+    fastbp_aligned_free(b.scratch)
+    fastbp_aligned_free(b.grads)
+    fastbp_aligned_free(b.errors)
+    fastbp_aligned_free(b.panels)
+    b.scratch = b.grads = b.panels = NULL
+    b.errors = NULL
+
+
 cdef int run_batch(
     Net *net,
     const floating *X,          # IN  (N, d(0))
@@ -66,28 +106,46 @@ cdef int run_batch(
     double *grad_sum,           # OUT (n_params,) gradient sums (MODE_GRADIENT), zeroed by caller
 ) noexcept nogil:
     """Return 0, or -1 when scratch memory could not be had (nothing was written then)."""
+    cdef Batch b
+    if batch_alloc(net, N, chunk, slots_per_thread, num_threads, mode == MODE_GRADIENT,
+                   sizeof(floating), &b) != 0:
+        return -1
+    run_batch_in(net, X, Y, outputs, N, chunk, num_threads, mode, error_sum, grad_sum, &b)
+    batch_free(&b)
+    return 0
+
+
+cdef void run_batch_in(
+    Net *net,
+    const floating *X,          # IN  (N, d(0))
+    const floating *Y,          # IN  (N, d(L)) or NULL
+    floating *outputs,          # OUT (N, d(L)) in MODE_FORWARD, else NULL
+    Py_ssize_t N,
+    Py_ssize_t chunk,           # IN  samples per chunk, a multiple of the tile
+    int num_threads,
+    int mode,
+    double *error_sum,          # OUT sum of squared errors (MODE_ERROR, MODE_GRADIENT)
+    double *grad_sum,           # OUT (n_params,) gradient sums (MODE_GRADIENT), zeroed by caller
+    Batch *b,                   # IN  buffers from batch_alloc for this N, plan and dtype
+) noexcept nogil:
+    """run_batch on buffers allocated already. The scratch is reused as it is between chunks:
+    only the rows of ones must hold, and a padded sample's lanes add exactly nothing."""
     cdef Py_ssize_t n_chunks = (N + chunk - 1) // chunk
-    cdef Py_ssize_t slots = <Py_ssize_t> num_threads * slots_per_thread
+    cdef Py_ssize_t slots = b.slots
     cdef Py_ssize_t grad_len = net.n_params if mode == MODE_GRADIENT else 0
-    cdef floating *scratch = <floating *> fastbp_aligned_calloc(
-        num_threads * net.scratch_len * sizeof(floating))
-    cdef floating *grads = <floating *> fastbp_aligned_calloc(
-        (slots * grad_len + 1) * sizeof(floating))
-    cdef floating *panels = <floating *> fastbp_aligned_calloc(net.n_panel * sizeof(floating))
-    cdef double *errors = <double *> fastbp_aligned_calloc(slots * sizeof(double))
+    cdef floating *scratch = <floating *> b.scratch
+    cdef floating *grads = <floating *> b.grads
+    cdef floating *panels = <floating *> b.panels
+    cdef double *errors = b.errors
     cdef Py_ssize_t first, count, s, p0, start, stop
     cdef int tid
     cdef double err = 0.0
-    if scratch == NULL or grads == NULL or errors == NULL or panels == NULL:
-        fastbp_aligned_free(scratch)
-        fastbp_aligned_free(grads)
-        fastbp_aligned_free(errors)
-        fastbp_aligned_free(panels)
-        return -1
     pack_panels(net, panels)
     net.panels = panels
-    for tid in range(num_threads):
-        init_scratch(net, scratch + tid * net.scratch_len)
+    if not b.scratch_ready:
+        for tid in range(num_threads):
+            init_scratch(net, scratch + tid * net.scratch_len)
+        b.scratch_ready = True
 
     first = 0
     while first < n_chunks:
@@ -120,8 +178,3 @@ cdef int run_batch(
         first += slots
     error_sum[0] = err
     net.panels = NULL
-    fastbp_aligned_free(scratch)
-    fastbp_aligned_free(grads)
-    fastbp_aligned_free(errors)
-    fastbp_aligned_free(panels)
-    return 0

@@ -26,7 +26,7 @@ from typing import ClassVar
 import numpy as np
 
 from . import _api
-from ._objective import dot
+from ._objective import DataObjective, dot
 
 # Bracketing gives up after this many halvings (no decrease along the direction: converged) or
 # doublings (the error keeps falling: take the best point found).
@@ -152,6 +152,127 @@ class Method:
 # ---------------------------------------------------------------------------------------------
 # Full-batch methods
 
+# gd, variable-lr and rprop on data in memory run blocks of epochs in one kernel call each
+# (KernelEpochs); False runs every epoch through the NumPy code of their epoch() (the tests
+# compare the two, bit for bit).
+KERNEL_EPOCHS = True
+# A block is about this many flops (a few tens of ms), counting each epoch's fixed costs as
+# _EPOCH_FLOPS: Ctrl-C, tol and a fit_many stop are seen between blocks.
+_BLOCK_FLOPS = 1 << 25
+_EPOCH_FLOPS = 1 << 16
+_MAX_BLOCK = 1 << 16
+
+
+class KernelEpochs:
+    """Runs the epochs of gd, variable-lr and rprop k at a time, each block one call into the
+    compiled kernel (fastbp._api.full_batch_epochs), with bitwise the results of their epoch():
+    the same gradients and errors (the kernel calls what fastbp.gradient and fastbp.error call,
+    with the same plan), the same updates in the weights' dtype, and the trainer's rules inside
+    the block: tol stops the block at its epoch, an epoch that diverges ends it and is redone
+    here by epoch() (so the warning and the weights kept are as before), variable-lr's
+    convergence ends it before the epoch.
+
+    What only Python can do per epoch (a validation set, early stopping, a callback) makes the
+    blocks one epoch long. A Ctrl-C during a block is seen when the block returns: its epochs
+    are committed, then training stops ("interrupted"). Objectives other than DataObjective
+    (a subclass, fastbp.distributed) run epoch() as before."""
+    kernel_rule: ClassVar[str]
+    epoch_flops: ClassVar[int] = 6      # flops per weight and sample of one epoch
+
+    def kernel_arrays(self):
+        """(v, steps, g_prev, trial) as the kernel takes them (None: unused)."""
+        return None, None, None, None
+
+    def block_size(self, trainer) -> int:
+        if trainer.validation is not None or self.opts.callback is not None:
+            return 1
+        per_epoch = self.epoch_flops * self.obj.size * self.obj.n_samples + _EPOCH_FLOPS
+        return max(1, min(_MAX_BLOCK, _BLOCK_FLOPS // per_epoch))
+
+    def kernel_epochs(self, k, E_prev, plan, records, result):
+        """Up to k epochs in place; (epochs kept, status, whether Ctrl-C came)."""
+        o, obj = self.opts, self.obj
+
+        def f(x):
+            return 0.0 if x is None else float(x)
+
+        params = np.array([f(o.momentum), f(o.lr_increase), f(o.lr_decrease),
+                           f(o.step_increase), f(o.step_decrease), f(o.step_min),
+                           f(o.step_max), plan[5], obj.decay, -1.0 if o.tol is None else o.tol])
+        state = np.array([self.E[0], self.E[1], E_prev, math.nan if self.lr is None else self.lr])
+        result[:] = 0
+        interrupted = False
+        try:
+            _api.full_batch_epochs(plan, self.w_views, obj.widths, obj.X, obj.y, self.kernel_rule,
+                                   params, self.w, self.g, *self.kernel_arrays(), state, k,
+                                   records, result)
+        except KeyboardInterrupt:       # the kernel ran, or did not start: result says which
+            interrupted = True
+        n, status = int(result[0]), int(result[1])
+        self.E = (float(state[0]), float(state[1]))
+        if self.lr is not None:
+            self.lr = float(state[3])
+        return n, status, interrupted
+
+    def run(self, trainer) -> str:
+        if not (KERNEL_EPOCHS and self.kernel_rule and type(self.obj) is DataObjective):
+            return super().run(trainer)
+        obj = self.obj
+        committed, work = self, self.clone()
+        trainer.method = committed
+        k_max = self.block_size(trainer)
+        plan = _api.full_batch_plan(obj.widths, obj.X, obj.threads, obj.activation, obj.output,
+                                    obj.sample_weight)
+        records = (np.empty(k_max), np.empty(k_max), np.empty(k_max),
+                   np.empty(k_max, dtype=np.uint8))
+        result = np.zeros(2, dtype=np.int64)
+        left = trainer.epochs
+        limit = None        # after a block that diverged: the epochs before it, then it here
+        while left > 0:
+            work.copy_from(committed)
+            if limit == 0:
+                limit = None
+                step = work.epoch()
+                if step is None:
+                    return "converged"
+                stop = trainer.end_epoch(work.w, work.E, *step)
+                if stop != "diverged":
+                    committed, work = work, committed
+                    trainer.method = committed
+                if stop is not None:
+                    return stop
+                left -= 1
+                continue
+            t_start = trainer.elapsed()
+            n, status, interrupted = work.kernel_epochs(
+                min(k_max, left) if limit is None else limit, trainer.E_prev, plan, records,
+                result)
+            if status == _api.FULL_BATCH_DIVERGED:
+                if interrupted:
+                    return "interrupted"
+                limit = n                   # redo the n good epochs, then the bad one here
+                continue
+            stop = None
+            if n:
+                if k_max == 1:          # the trainer's every check, as after epoch()
+                    stop = trainer.end_epoch(work.w, work.E, float(records[2][0]),
+                                             bool(records[3][0]))
+                else:
+                    stop = trainer.end_block(work.w, records, n, t_start)
+                committed, work = work, committed
+                trainer.method = committed
+            if interrupted:
+                return "interrupted"
+            if stop is not None:
+                return stop
+            if status == _api.FULL_BATCH_CONVERGED:
+                return "converged"
+            if limit is not None:
+                limit = 0
+            left -= n
+        return "epochs"
+
+
 class Momentum:
     """The velocity v of gd and sgd (with momentum > 0), carried by warm_start."""
     carry = ("v",)
@@ -163,11 +284,18 @@ class Momentum:
             self.v = np.zeros_like(self.w)
 
 
-class GradientDescent(Momentum, Method):
+class GradientDescent(KernelEpochs, Momentum, Method):
     """gd: w <- w - eta grad E_aug(w); with momentum mu > 0, v <- mu v - eta g, w <- w + v
     (nesterov=True: w <- w + mu v - eta g). One full-batch gradient per epoch."""
     name = "gd"
     options = {"learning_rate": 0.1, "momentum": 0.0, "nesterov": False, "warm_start": False}
+
+    @property
+    def kernel_rule(self):
+        return "nesterov" if self.opts.nesterov and self.opts.momentum else "gd"
+
+    def kernel_arrays(self):
+        return (self.v if self.opts.momentum else None), None, None, None
 
     def epoch(self):
         lr, mu = self.lr, self.opts.momentum
@@ -184,13 +312,18 @@ class GradientDescent(Momentum, Method):
         return lr, True
 
 
-class VariableLR(Method):
+class VariableLR(KernelEpochs, Method):
     """variable-lr, the bold driver: try w - eta g; if E_aug falls accept it and eta <- alpha eta
     (lr_increase), else keep w and its cached gradient and eta <- beta eta (lr_decrease). A
     rejected step costs one error evaluation."""
     name = "variable-lr"
     options = {"learning_rate": 0.1, "lr_increase": 1.1, "lr_decrease": 0.5, "warm_start": False}
     carry = ("lr",)
+    kernel_rule = "variable-lr"
+    epoch_flops = 8                     # a gradient and an error
+
+    def kernel_arrays(self):
+        return None, None, None, self.trial
 
     def start(self, state=None):
         # the error-mode E, which the trial steps are compared with, then the gradient
@@ -272,6 +405,7 @@ class SteepestDescent(VariableLR):
     name = "steepest"
     options = {"learning_rate": 0.1, "line_search_steps": 20, "warm_start": False}
     arrays = ("w", "g", "d")
+    kernel_rule = None                  # its epochs are Python's (a line search)
 
     def line_step(self):
         """Move w to the line-search minimum along self.d; None when no step lowers E_aug."""
@@ -340,7 +474,7 @@ class ConjugateGradients(SteepestDescent):
         return eta, True
 
 
-class RPROP(Method):
+class RPROP(KernelEpochs, Method):
     """rprop: iRPROP- (Igel and Huesken, 2000) on the sign of the full-batch gradient. Every
     weight has its own step Delta: where the gradient kept its sign, Delta <- min(Delta eta+,
     step_max); where it changed sign, Delta <- max(Delta eta-, step_min) and that gradient counts
@@ -350,6 +484,10 @@ class RPROP(Method):
                "step_min": 1e-6, "step_max": 50.0, "warm_start": False}
     carry = ("steps", "g_prev")
     arrays = ("w", "g", "steps", "g_prev")
+    kernel_rule = "rprop"
+
+    def kernel_arrays(self):
+        return None, self.steps, self.g_prev, None
 
     def start(self, state=None):
         super().start(state)

@@ -129,3 +129,44 @@ def ready(object weights, object X, object y, Py_ssize_t max_width, int x_thread
                 or ya.shape[1] != <Py_ssize_t> widths[L]):
             return None
     return widths
+
+
+def out_ready(object out, list weights):
+    """True when `out` passes every check of fastbp._checks.check_out and the kernel can write it
+    as it is: a list or tuple of len(weights) arrays (exactly ndarray), each of its weight's
+    shape and dtype, writeable, aligned, C-contiguous, in native byte order, non-empty, and no
+    two overlapping in memory (for contiguous arrays, np.shares_memory). The quick path of
+    fastbp.gradient's `out=`: it never raises, and False only means that the full checks must run
+    (and say what is wrong, if anything is)."""
+    cdef Py_ssize_t L, l, m, d
+    cdef cnp.ndarray o, w, p
+    cdef char *lo
+    cdef char *hi
+    cdef char *plo
+    if type(out) is not list and type(out) is not tuple:
+        return False
+    L = len(out)
+    if L != len(weights):
+        return False
+    for l in range(L):
+        a = out[l]
+        b = weights[l]
+        if type(a) is not cnp.ndarray or type(b) is not cnp.ndarray:
+            return False
+        o = <cnp.ndarray> a
+        w = <cnp.ndarray> b
+        if (cnp.PyArray_TYPE(o) != cnp.PyArray_TYPE(w) or cnp.PyArray_NDIM(o) != cnp.PyArray_NDIM(w)
+                or not cnp.PyArray_ISCARRAY(o) or not cnp.PyArray_ISNOTSWAPPED(o)
+                or not cnp.PyArray_ISNOTSWAPPED(w) or o.size == 0):
+            return False
+        for d in range(cnp.PyArray_NDIM(o)):
+            if o.shape[d] != w.shape[d]:
+                return False
+        lo = <char *> cnp.PyArray_DATA(o)
+        hi = lo + cnp.PyArray_NBYTES(o)
+        for m in range(l):
+            p = <cnp.ndarray> out[m]
+            plo = <char *> cnp.PyArray_DATA(p)
+            if lo < plo + cnp.PyArray_NBYTES(p) and plo < hi:
+                return False
+    return True

@@ -12,6 +12,11 @@ How a call works, so that it can fail or be interrupted safely:
    epoch's line in the history. A Ctrl-C (KeyboardInterrupt) in the middle of an epoch drops that
    epoch: the caller's weights are those of the last completed epoch, and `fit` returns the history
    so far with `stop_reason == "interrupted"`.
+   gd, variable-lr and rprop on data in memory run blocks of epochs in one kernel call each
+   (fastbp._methods.KernelEpochs; one epoch per block with a callback or a validation set), with
+   bitwise the results of epoch-by-epoch training: a block is committed at its end, one history
+   line per epoch, and a Ctrl-C arriving during a block stops training after it (its epochs are
+   complete and kept).
 
 To train on data that is not in memory, give `train` an objective of your own (a subclass of
 fastbp._objective.Objective: E_in and its gradient at per-layer weights) and, for E_val, another;
@@ -60,7 +65,8 @@ class History:
     accepted : list of bool
         False for a step that variable-lr rejected (always True for the other methods).
     time : list of float
-        Wall-clock seconds since the start of the call, at the end of the epoch.
+        Wall-clock seconds since the start of the call, at the end of the epoch (for epochs run
+        in one kernel call, spread evenly over the call's time).
     start : dict
         E_in, E_aug (and E_val) of the weights `fit` started from.
     stop_reason : str
@@ -196,6 +202,46 @@ class _Trainer:
 
     def E_val(self, w):
         return self.validation.error(w)[0] if self.validation is not None else None
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.t0
+
+    def end_block(self, w, records, n, t_start):
+        """The kernel ran n epochs (fastbp._methods.KernelEpochs), leaving the weights at the flat
+        w; records holds their E_in, E_aug, learning rates and accepted flags. Commit them as n
+        end_epoch calls would have (a block of more than one epoch has no validation set and no
+        callback; it never diverged; tol, if it held, held at its last epoch). The epochs' times
+        are spread evenly over the block's. Returns why training must stop, or None."""
+        opts, history = self.opts, self.history
+        E_in, E_aug, lr, accepted = (r[:n].tolist() for r in records)
+        accepted = [bool(a) for a in accepted]
+        n_done = len(history.epoch)
+        t_end = self.elapsed()
+        columns = {"epoch": list(range(n_done + 1, n_done + n + 1)), "E_in": E_in,
+                   "E_aug": E_aug, "learning_rate": lr, "accepted": accepted,
+                   "time": [t_start + (t_end - t_start) * (i + 1) / n for i in range(n)]}
+        views = self.obj.views(w)
+
+        def commit_block():
+            for t, v in zip(self.targets, views):
+                np.copyto(t, v)
+            for name, values in columns.items():
+                column = getattr(history, name)
+                del column[n_done:]
+                column.extend(values)
+
+        if _uninterrupted(commit_block) or (self.stop is not None and self.stop.is_set()):
+            return "interrupted"
+        E_prev = E_aug[-2] if n > 1 else self.E_prev
+        self.E_prev = E_aug[-1]
+        if self.bar is not None:
+            self.bar.set_postfix({"E_aug" if opts.weight_decay else "E_in": f"{E_aug[-1]:.4g}"},
+                                 refresh=False)
+            self.bar.update(n)
+        if (opts.tol is not None and accepted[-1]
+                and abs(E_prev - E_aug[-1]) <= opts.tol * abs(E_prev)):
+            return "tol"
+        return None
 
     def end_epoch(self, w, E, lr_used, accepted):
         """The epoch that left the weights at the flat w with (E_in, E_aug) = E is done: commit
@@ -474,8 +520,9 @@ def fit(weights: list[np.ndarray], X: ArrayLike, y: ArrayLike, output: str = "ta
     over all the weights (bias rows included; N the number of training samples).
 
     A Ctrl-C stops after the last completed epoch (see `fastbp.training`'s module docstring):
-    the weights are those of that epoch and the history says "interrupted". The same seed, data,
-    arguments and thread count give bitwise the same weights.
+    the weights are those of that epoch and the history says "interrupted" (gd, variable-lr
+    and rprop run up to a few tens of ms of epochs per kernel call: Ctrl-C stops after those).
+    The same seed, data, arguments and thread count give bitwise the same weights.
 
     Examples
     --------

@@ -336,3 +336,49 @@ def test_reference_is_a_lazy_submodule():
     res = subprocess.run([sys.executable, "-c", code], cwd=here, capture_output=True, text=True,
                          timeout=120)
     assert res.returncode == 0, res.stderr
+
+
+def test_out_quick_path_agrees_with_check_out():
+    """_core.out_ready (fastbp.gradient's quick path for `out=`) accepts only what check_out
+    accepts and the kernel can write as it is; everything else goes through check_out."""
+    from fastbp import _checks
+    weights = fastbp.init_weights([3, 4, 2], seed=0)
+    good = [np.empty_like(w) for w in weights]
+    block = np.empty(sum(w.size for w in weights) + 8)
+    overlapping = [block[:16].reshape(4, 4), block[10:20].reshape(5, 2)]
+    readonly = [w.copy() for w in weights]
+    readonly[1].flags.writeable = False
+    cases = {
+        "good": (good, True),
+        "tuple": (tuple(good), True),
+        "flat block": ([block[:16].reshape(4, 4), block[16:26].reshape(5, 2)], True),
+        "overlapping": (overlapping, False),
+        "read-only": (readonly, False),
+        "float32": ([np.empty(w.shape, np.float32) for w in weights], False),
+        "shape": ([good[0], np.empty((2, 5))], False),
+        "too few": (good[:1], False),
+        "not C order": ([np.empty((4, 4), order="F"), good[1]], None),
+        "big-endian": ([np.empty((4, 4), ">f8"), good[1]], False),
+        "a list": ([good[0], good[1].tolist()], False),
+    }
+    for name, (out, valid) in cases.items():
+        quick = _core.out_ready(out, weights)
+        try:
+            _checks.check_out(out, weights)
+            checked = True
+        except (TypeError, ValueError):
+            checked = False
+        assert not quick or checked, name
+        if valid is not None:
+            assert quick == valid and checked == valid, name
+    X = np.random.default_rng(0).standard_normal((30, 3))
+    y = np.tanh(np.random.default_rng(1).standard_normal((30, 2)))
+    E, grads = fastbp.gradient(weights, X, y)
+    out = [np.full_like(w, 7.0) for w in weights]
+    E2, got = fastbp.gradient(weights, X, y, out=tuple(out))
+    assert E2 == E and type(got) is list and all(g is o for g, o in zip(got, out))
+    assert bitwise_equal(got, grads)
+    fastbp.gradient(weights, X, y, out=out, accumulate=True)
+    assert bitwise_equal(out, [g + g for g in grads])
+    with pytest.raises(ValueError, match="share memory"):
+        fastbp.gradient(weights, X, y, out=overlapping)

@@ -38,8 +38,9 @@ def test_an_exception_inside_fit_leaves_the_last_completed_epoch(exc, method, mo
         fastbp.fit(weights, X, y, method=method, epochs=10, learning_rate=0.05, callback=callback)
     assert len(seen) == 3 and bitwise_equal(weights, seen[-1])
 
-    # a kernel call failing in the 4th epoch
-    name = "sgd_epoch" if method == "sgd" else "gradient"
+    # a kernel call failing in the 4th epoch (gd's epochs are kernel blocks, one epoch each
+    # with a callback: fastbp._methods.KernelEpochs)
+    name = {"sgd": "sgd_epoch", "gd": "full_batch_epochs"}.get(method, "gradient")
     real = getattr(_api, name)
 
     def failing(*args, **kw):

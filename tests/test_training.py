@@ -110,6 +110,9 @@ def test_variable_lr_bold_driver():
     mp = pytest.MonkeyPatch()
     mp.setattr(fastbp._api, "gradient", gradient)
     mp.setattr(fastbp._api, "error", error)
+    # the epochs one by one through _api (the kernel's blocks of epochs, which make the same
+    # calls inside, are compared with these bit for bit in tests/test_full_batch_epochs.py)
+    mp.setattr(fastbp._methods, "KERNEL_EPOCHS", False)
     try:
         h = fastbp.fit(weights, X, y, output=output, method="variable-lr", learning_rate=2.0,
                        epochs=40, lr_increase=1.2, lr_decrease=0.6)
@@ -393,6 +396,9 @@ def test_ctrl_c_mid_epoch_rolls_back_to_the_last_epoch(method, monkeypatch):
             raise KeyboardInterrupt             # during the 4th epoch
         return result
     monkeypatch.setattr(fastbp._api, name, interrupted)
+    # gd, variable-lr and rprop epoch by epoch through _api.gradient (Ctrl-C during their kernel
+    # blocks: tests/test_full_batch_epochs.py)
+    monkeypatch.setattr(_methods, "KERNEL_EPOCHS", False)
     extra = dict(batch_size=1) if mini_batch else {}
     if method not in ("rprop", "lbfgs"):
         extra["learning_rate"] = 0.01
