@@ -403,7 +403,7 @@ def _check_carried(state, cls, size):
         if isinstance(value, np.ndarray) and value.shape != (size,):
             raise ValueError(f"warm_start's {name} has shape {value.shape}, but this network has "
                              f"{size} weights")
-        if value is None:
+        if name not in state:          # (None is a state too: gd's v without momentum)
             raise ValueError(f"warm_start's history has no {name}: it did not end with a state "
                              f"of method {cls.name!r}")
 
