@@ -219,11 +219,11 @@ cdef inline void gradient_tile(
         if floating is double:
             fastbp_outer_d(scratch + net.act_off[l - 1], net.widths[l - 1] + 1,
                            scratch + net.delta_off[l], net.widths[l], net.tile, ns,
-                           grad + net.grad_off[l], scratch + net.work_off)
+                           grad + net.grad_off[l], scratch + net.work_off, net.panel)
         else:
             fastbp_outer_f(scratch + net.act_off[l - 1], net.widths[l - 1] + 1,
                            scratch + net.delta_off[l], net.widths[l], net.tile, ns,
-                           grad + net.grad_off[l], scratch + net.work_off)
+                           grad + net.grad_off[l], scratch + net.work_off, net.panel)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -243,8 +243,8 @@ cdef double run_chunk(
 ) noexcept nogil:
     cdef int dL = net.widths[net.L]
     cdef Py_ssize_t ld = net.tile
-    cdef Py_ssize_t t, nb, b
-    cdef int j, ns
+    cdef Py_ssize_t t, nb, b, s0, nbs
+    cdef int j, ns, nss
     cdef int block = sample_block(<floating> 0)
     cdef double err = 0.0
     cdef const floating *xL = scratch + net.act_off[net.L] + ld
@@ -253,15 +253,26 @@ cdef double run_chunk(
     t = start
     while t < stop:
         nb = min(ld, stop - t)
-        ns = <int> ((nb + block - 1) // block * block)
-        forward_tile(net, X, rows, t, nb, ns, scratch)
+        # forward and backward a sweep (net.sweep samples, a divisor of the tile) at a time: the
+        # sweep's columns of every tile array (scratch + s0: the same rows, ld apart), so that a
+        # wide layer's inputs stay in L2 while the panels stream by; the gradient update then
+        # takes the whole tile at once (G(l) read and written once per tile)
+        s0 = 0
+        ns = 0
+        while s0 < nb:
+            nbs = min(<Py_ssize_t> net.sweep, nb - s0)
+            nss = <int> ((nbs + block - 1) // block * block)
+            forward_tile(net, X, rows, t + s0, nbs, nss, scratch + s0)
+            if mode != MODE_FORWARD:
+                err += sensitivities_tile(net, Y, rows, t + s0, nbs, nss, scratch + s0,
+                                          mode == MODE_GRADIENT)
+            ns = <int> s0 + nss
+            s0 += net.sweep
         if mode == MODE_FORWARD:
             for b in range(nb):
                 for j in range(dL):
                     outputs[(t + b) * dL + j] = xL[j * ld + b]
-        else:
-            err += sensitivities_tile(net, Y, rows, t, nb, ns, scratch, mode == MODE_GRADIENT)
-            if mode == MODE_GRADIENT:
-                gradient_tile(net, scratch, ns, grad)
+        elif mode == MODE_GRADIENT:
+            gradient_tile(net, scratch, ns, grad)
         t += ld
     return err
