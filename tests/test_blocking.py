@@ -255,3 +255,13 @@ def test_show_config_names_the_l2_and_the_blocking():
     text = s.getvalue()
     assert f"L2 cache:         {_api.L2_BYTES // 1024} KiB per core (from {_api.L2_SOURCE})" in text
     assert "blocking" in text
+
+
+@pytest.mark.parametrize("itemsize", [8, 4])
+def test_small_l2_panels_a_wide_input_layer(itemsize):
+    """On a 512 KiB L2 the gradient update of D's 785 x 256 first layer goes in panels (whose x(0)
+    tile, 400 KB of doubles, would otherwise be read from beyond L2 once per column block)."""
+    tile, sweep, panel = _api._blocking((784, 256, 256, 10), itemsize, 512 << 10)
+    assert (tile, sweep) == (64, 64)
+    assert panel == _api._PANEL_BYTES // (64 * itemsize)
+    assert _api._blocking((8, 32, 32, 1), itemsize, 512 << 10) == (64, 64, 0)
