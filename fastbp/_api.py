@@ -158,7 +158,10 @@ def _blocking(widths: tuple, itemsize: int, l2_bytes: int) -> tuple:
     half as often per sample) were better on a 2 MiB LL (D float64: 2116 -> 1644) but three times
     worse on 512 KiB (the tile's x(0) no longer fits), 32 worse on both; a tile of 128 with
     sweeps of 64 (G once per 128, panels once per 64) worse on 512 KiB too (the transposed
-    sensitivities of `outer` outgrow L2). See tests/test_blocking.py for every path."""
+    sensitivities of `outer` outgrow L2). Whatever the blocking, with one sweep a tile each dW(l)
+    is updated in the backward sweep right after delta(l) (run_chunk): E = [16]+[64]*8+[1]
+    float64, 441 -> 365 LL misses per sample on 512 KiB, D 2116 -> 2037 on 2 MiB, bitwise the
+    same results. See tests/test_blocking.py for every path."""
     tile = sweep = _TILE
     widest_input = max(widths[:-1]) + 1
     panel = 0
