@@ -48,6 +48,8 @@ def run(
     grads: list[np.ndarray] | None = None,
     scale: float = 1.0,
     accumulate: bool = False,
+    sweep: int = 0,
+    panel: int = 0,
 ) -> float:
     """Run the batch (mode 0 forward into `outputs`, 1 error, 2 gradient into `grads`, times
     `scale`, added with `accumulate`); return the sum of the errors w_n e_n (0.0 in forward
@@ -108,6 +110,8 @@ def sgd_epoch(
     l2: float = 0.0,
     num_threads: int = 1,
     slots: int = 1,
+    sweep: int = 0,
+    panel: int = 0,
 ) -> tuple[int, float, float]:
     """One epoch of mini-batch SGD (rule 0), Nesterov (1) or Adam (2) in place on `weights` (and
     `velocity`, `moment2`); `order` is an intp permutation of the samples. Returns Adam's step

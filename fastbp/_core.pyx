@@ -55,9 +55,9 @@ cdef extern from "_simd.h" nogil:
     void fastbp_linear_f(const float *panel, int K, int m, const float *inp, Py_ssize_t ld,
                          float *out, int ns)
     void fastbp_outer_d(const double *X, int rows, const double *D, int cols, Py_ssize_t ld,
-                        int ns, double *G, double *work)
+                        int ns, double *G, double *work, int panel)
     void fastbp_outer_f(const float *X, int rows, const float *D, int cols, Py_ssize_t ld,
-                        int ns, float *G, float *work)
+                        int ns, float *G, float *work, int panel)
     void fastbp_tanh_d(double *x, int rows, Py_ssize_t ld, Py_ssize_t n)
     void fastbp_tanh_f(float *x, int rows, Py_ssize_t ld, Py_ssize_t n)
     void fastbp_exp_d(double *x, int rows, Py_ssize_t ld, Py_ssize_t n)
@@ -117,6 +117,8 @@ cdef struct Net:
     int output                  # theta of the output layer and the error measure, an Output
     const void *sample_weight   # (N,) weights w_n of the samples, the weights' dtype; NULL: all 1
     int tile                    # samples per tile: the row length of every tile array
+    int sweep                   # samples per forward/backward sweep: a divisor of the tile
+    int panel                   # rows of x(l-1) per panel of the gradient update (0: all rows)
     const int *widths           # d(0), ..., d(L)
     const void **weights        # W(1), ..., W(L), each (d(l-1)+1, d(l)) row-major
     const Py_ssize_t *act_off   # offset of the x(l) tile in a thread's scratch, l = 0..L
@@ -151,9 +153,13 @@ cdef class _Layout:
     cdef list weights
     cdef object sample_weight
 
-    def __cinit__(self, list weights, list widths, tuple spec, int tile):
+    def __cinit__(self, list weights, list widths, tuple spec, int tile, int sweep=0,
+                  int panel=0):
         """spec: (activation code, output code, sample weights or None), the codes those of
-        Activation and Output; sample weights C-contiguous (N,) of the weights' dtype."""
+        Activation and Output; sample weights C-contiguous (N,) of the weights' dtype. sweep: the
+        samples per forward/backward sweep, a divisor of the tile and a multiple of every kernel
+        set's sample block (0: the whole tile); panel: rows of x(l-1) per panel of the gradient
+        update (0: all rows in one; the result does not depend on it)."""
         cdef int L = len(weights)
         cdef int l
         cdef Py_ssize_t pos, n_params, n_panel
@@ -213,6 +219,8 @@ cdef class _Layout:
         self.net.sample_weight = (NULL if spec[2] is None
                                   else cnp.PyArray_DATA(<cnp.ndarray> spec[2]))
         self.net.tile = tile
+        self.net.sweep = tile if sweep <= 0 else sweep
+        self.net.panel = panel
         self.net.widths = w_c
         self.net.weights = ptrs
         self.net.act_off = act_off
@@ -281,15 +289,16 @@ cdef void write_gradient(const Net *net, const double *grad_sum, floating **grad
 
 def run(list weights, list widths, tuple spec, cnp.ndarray X, object Y, object outputs,
         int mode, int num_threads, int tile, Py_ssize_t chunk, int slots_per_thread,
-        list grads=None, double scale=1.0, bint accumulate=False):
+        list grads=None, double scale=1.0, bint accumulate=False, int sweep=0, int panel=0):
     """Run the batch; return the sum of the errors w_n e_n (0.0 in MODE_FORWARD).
 
     spec is (activation code, output code, sample weights or None), as _Layout takes it.
     X, Y, outputs (and the sample weights) share the weights' dtype. In MODE_GRADIENT, `grads` holds
     one C-contiguous, aligned array per layer, of the weights' shapes and dtype: the float64 sums
-    times `scale` are written there (added to them with `accumulate`).
+    times `scale` are written there (added to them with `accumulate`). sweep, panel: the
+    blocking within a tile, as _Layout takes them.
     """
-    cdef _Layout layout = _Layout(weights, widths, spec, tile)
+    cdef _Layout layout = _Layout(weights, widths, spec, tile, sweep, panel)
     cdef Py_ssize_t N = X.shape[0]
     cdef int L = len(weights)
     cdef int l
@@ -437,7 +446,8 @@ def sgd_epoch(list weights, list widths, tuple spec, cnp.ndarray X, cnp.ndarray 
               cnp.ndarray order, Py_ssize_t batch_size, double lr, double momentum,
               object velocity, double decay, int tile, Py_ssize_t chunk, int rule=RULE_SGD,
               object moment2=None, double beta2=0.999, double eps=1e-8, long long steps=0,
-              double grad_scale=1.0, double l2=0.0, int num_threads=1, Py_ssize_t slots=1):
+              double grad_scale=1.0, double l2=0.0, int num_threads=1, Py_ssize_t slots=1,
+              int sweep=0, int panel=0):
     """One epoch of mini-batch SGD or Adam in place on `weights` (and `velocity`, `moment2`); see
     sgd_epoch_run. Returns (Adam's step count after the epoch (`steps` unchanged for SGD),
     the epoch's summed L2 loss, its summed error part) (see sgd_epoch_run: scikit-learn's loss).
@@ -446,8 +456,8 @@ def sgd_epoch(list weights, list widths, tuple spec, cnp.ndarray X, cnp.ndarray 
     permutation; spec as for run. rule: 0 SGD (with momentum when momentum > 0), 1 Nesterov,
     2 Adam (momentum is then beta1, velocity the first moments and moment2 the second).
     num_threads, slots: threads and chunk buffers for the batches of two chunks or more (the
-    result does not depend on them)."""
-    cdef _Layout layout = _Layout(weights, widths, spec, tile)
+    result does not depend on them); sweep, panel as for run."""
+    cdef _Layout layout = _Layout(weights, widths, spec, tile, sweep, panel)
     cdef int L = len(weights)
     cdef int l
     cdef int status

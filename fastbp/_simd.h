@@ -207,7 +207,7 @@ static inline void fastbp_aligned_free(void *p) {
     typedef struct {                                                                    \
         int (*sample_block)(void);                                                      \
         void (*linear)(const T *, int, int, const T *, ptrdiff_t, T *, int);            \
-        void (*outer)(const T *, int, const T *, int, ptrdiff_t, int, T *, T *);        \
+        void (*outer)(const T *, int, const T *, int, ptrdiff_t, int, T *, T *, int);   \
         void (*tanh)(T *, int, ptrdiff_t, ptrdiff_t);                                   \
         void (*dtanh_mul)(T *, const T *, int, ptrdiff_t, ptrdiff_t);                   \
         void (*load_inputs)(const T *, const ptrdiff_t *, ptrdiff_t, int, int, T *, ptrdiff_t, int); \
@@ -318,9 +318,9 @@ static inline void fastbp_linear_d(const double *P, int K, int m, const double *
 static inline void fastbp_linear_f(const float *P, int K, int m, const float *in, ptrdiff_t ld,
                                    float *out, int ns) { fastbp_kf.linear(P, K, m, in, ld, out, ns); }
 static inline void fastbp_outer_d(const double *X, int rows, const double *D, int cols, ptrdiff_t ld,
-                                  int ns, double *G, double *work) { fastbp_kd.outer(X, rows, D, cols, ld, ns, G, work); }
+                                  int ns, double *G, double *work, int panel) { fastbp_kd.outer(X, rows, D, cols, ld, ns, G, work, panel); }
 static inline void fastbp_outer_f(const float *X, int rows, const float *D, int cols, ptrdiff_t ld,
-                                  int ns, float *G, float *work) { fastbp_kf.outer(X, rows, D, cols, ld, ns, G, work); }
+                                  int ns, float *G, float *work, int panel) { fastbp_kf.outer(X, rows, D, cols, ld, ns, G, work, panel); }
 static inline void fastbp_tanh_d(double *x, int rows, ptrdiff_t ld, ptrdiff_t n) {
     fastbp_kd.tanh(x, rows, ld, n);
 }

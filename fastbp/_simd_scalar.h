@@ -23,9 +23,10 @@ static void FASTBP_SFX(linear)(const T *panel, int K, int m, const T *in, ptrdif
 }
 
 static void FASTBP_SFX(outer)(const T *X, int rows, const T *D, int cols, ptrdiff_t ld, int ns,
-                              T *G, T *work)
+                              T *G, T *work, int panel)
 {
     (void)work;
+    (void)panel;
     for (int j = 0; j < rows; j++)
         for (int c = 0; c < cols; c++) {
             T s = 0;

@@ -115,6 +115,23 @@ cdef inline void forward_tile(
                 fastbp_softmax_f(x, d_out, ld, ns, sL + d_out * ld, sL + (d_out + 1) * ld)
 
 
+cdef inline void gradient_layer(
+    const Net *net,
+    int l,                    # IN  the layer, 1..L
+    floating *scratch,        # IN  x(l-1) and delta(l) of the tile; room for the kernel's work
+    int ns,                   # IN  samples computed (padding ones have zero sensitivities)
+    floating *grad,           # IN/OUT dW(l) += x(l-1) delta(l)^T at net.grad_off[l]
+) noexcept nogil:
+    if floating is double:
+        fastbp_outer_d(scratch + net.act_off[l - 1], net.widths[l - 1] + 1,
+                       scratch + net.delta_off[l], net.widths[l], net.tile, ns,
+                       grad + net.grad_off[l], scratch + net.work_off, net.panel)
+    else:
+        fastbp_outer_f(scratch + net.act_off[l - 1], net.widths[l - 1] + 1,
+                       scratch + net.delta_off[l], net.widths[l], net.tile, ns,
+                       grad + net.grad_off[l], scratch + net.work_off, net.panel)
+
+
 cdef inline double sensitivities_tile(
     const Net *net,
     const floating *Y,      # IN  (N, d(L)), row-major: targets, indexed as X in forward_tile
@@ -124,10 +141,13 @@ cdef inline double sensitivities_tile(
     int ns,                 # IN  samples computed (padding ones get zero sensitivities)
     floating *scratch,      # IN  x(l) (and s(L)) from forward_tile; OUT delta(l), l = 1..L
     bint backward,          # IN  0: only the error, no sensitivities
+    floating *grad=NULL,    # IN/OUT NULL, or the gradient sums, updated layer by layer
 ) noexcept nogil:
     """Sum over the tile of w_n e_n (w_n = 1 without sample weights); with `backward`, every
     delta(l) of the tile, each times w_n (backpropagation is linear in delta(L), so this weights
-    the sample's whole gradient)."""
+    the sample's whole gradient). With `grad` (the sweep is the whole tile), dW(l) is updated
+    as soon as delta(l) is known, while x(l-1) and delta(l) are still in cache (gradient_tile's
+    arithmetic, layer by layer: the same sums, bit for bit)."""
     cdef int L = net.L
     cdef int dL = net.widths[L]
     cdef Py_ssize_t ld = net.tile
@@ -198,6 +218,8 @@ cdef inline double sensitivities_tile(
                     delta[j * ld + b] = 0
     if not backward:
         return err
+    if grad != NULL:
+        gradient_layer(net, L, scratch, ns, grad)
     for l in range(L - 1, 0, -1):
         # delta(l) = theta'(s(l)) * [W(l+1) delta(l+1)] without the bias row
         delta = scratch + net.delta_off[l]
@@ -205,6 +227,8 @@ cdef inline double sensitivities_tile(
                scratch + net.delta_off[l + 1], ld, delta, ns)
         dactivation_mul_rows(net.activation, delta, scratch + net.act_off[l] + ld, net.widths[l],
                              ld, ns)
+        if grad != NULL:
+            gradient_layer(net, l, scratch, ns, grad)
     return err
 
 
@@ -216,14 +240,7 @@ cdef inline void gradient_tile(
 ) noexcept nogil:
     cdef int l
     for l in range(1, net.L + 1):
-        if floating is double:
-            fastbp_outer_d(scratch + net.act_off[l - 1], net.widths[l - 1] + 1,
-                           scratch + net.delta_off[l], net.widths[l], net.tile, ns,
-                           grad + net.grad_off[l], scratch + net.work_off)
-        else:
-            fastbp_outer_f(scratch + net.act_off[l - 1], net.widths[l - 1] + 1,
-                           scratch + net.delta_off[l], net.widths[l], net.tile, ns,
-                           grad + net.grad_off[l], scratch + net.work_off)
+        gradient_layer(net, l, scratch, ns, grad)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -243,8 +260,8 @@ cdef double run_chunk(
 ) noexcept nogil:
     cdef int dL = net.widths[net.L]
     cdef Py_ssize_t ld = net.tile
-    cdef Py_ssize_t t, nb, b
-    cdef int j, ns
+    cdef Py_ssize_t t, nb, b, s0, nbs
+    cdef int j, ns, nss
     cdef int block = sample_block(<floating> 0)
     cdef double err = 0.0
     cdef const floating *xL = scratch + net.act_off[net.L] + ld
@@ -253,15 +270,29 @@ cdef double run_chunk(
     t = start
     while t < stop:
         nb = min(ld, stop - t)
-        ns = <int> ((nb + block - 1) // block * block)
-        forward_tile(net, X, rows, t, nb, ns, scratch)
+        # forward and backward a sweep (net.sweep samples, a divisor of the tile) at a time: the
+        # sweep's columns of every tile array (scratch + s0: the same rows, ld apart), so that a
+        # wide layer's inputs stay in L2 while the panels stream by; the gradient update then
+        # takes the whole tile at once (G(l) read and written once per tile)
+        s0 = 0
+        ns = 0
+        while s0 < nb:
+            nbs = min(<Py_ssize_t> net.sweep, nb - s0)
+            nss = <int> ((nbs + block - 1) // block * block)
+            forward_tile(net, X, rows, t + s0, nbs, nss, scratch + s0)
+            if mode != MODE_FORWARD:
+                # one sweep a tile: each dW(l) updated while its x(l-1), delta(l) are in cache
+                err += sensitivities_tile(net, Y, rows, t + s0, nbs, nss, scratch + s0,
+                                          mode == MODE_GRADIENT,
+                                          grad if mode == MODE_GRADIENT and net.sweep >= ld
+                                          else <floating *> NULL)
+            ns = <int> s0 + nss
+            s0 += net.sweep
         if mode == MODE_FORWARD:
             for b in range(nb):
                 for j in range(dL):
                     outputs[(t + b) * dL + j] = xL[j * ld + b]
-        else:
-            err += sensitivities_tile(net, Y, rows, t, nb, ns, scratch, mode == MODE_GRADIENT)
-            if mode == MODE_GRADIENT:
-                gradient_tile(net, scratch, ns, grad)
+        elif mode == MODE_GRADIENT and net.sweep < ld:
+            gradient_tile(net, scratch, ns, grad)
         t += ld
     return err
