@@ -544,7 +544,8 @@ def full_batch_epochs(plan, weights, widths, X, y, rule, params, w, g, v, steps,
     E_in, E_aug, lr, accepted = records
     _core.full_batch_epochs(weights, widths, spec, X, y, threads, tile, chunk, slots,
                             FULL_BATCH_RULES[rule], params, w, g, v, steps, g_prev, trial, state,
-                            k, E_in, E_aug, lr, accepted, result)
+                            k, E_in, E_aug, lr, accepted, result,
+                            *_blocking(tuple(widths), X.dtype.itemsize, L2_BYTES)[1:])
 
 
 def backprop(weights, x, y, output="tanh", activation="tanh"):

@@ -155,6 +155,8 @@ def full_batch_epochs(
     lr: np.ndarray,
     accepted: np.ndarray,
     result: np.ndarray,
+    sweep: int = 0,
+    panel: int = 0,
 ) -> None:
     """Up to k epochs of gd (rule 0), Nesterov gd (1), variable-lr (2) or rprop (3) in place on
     the flat state vectors; writes the epochs kept and the status into `result`."""

@@ -500,7 +500,7 @@ def full_batch_epochs(list weights, list widths, tuple spec, cnp.ndarray X, cnp.
                       int rule, cnp.ndarray params, cnp.ndarray w, cnp.ndarray g, object v,
                       object steps, object g_prev, object trial, cnp.ndarray state, Py_ssize_t k,
                       cnp.ndarray E_in, cnp.ndarray E_aug, cnp.ndarray lr, cnp.ndarray accepted,
-                      cnp.ndarray result):
+                      cnp.ndarray result, int sweep=0, int panel=0):
     """Up to k epochs of gd, variable-lr or rprop in place (see full_batch_run); writes the
     number of epochs kept and the status into `result` (int64 (2,)) last, so that a caller
     interrupted after the call still finds them there.
@@ -508,8 +508,9 @@ def full_batch_epochs(list weights, list widths, tuple spec, cnp.ndarray X, cnp.
     weights are the per-layer views of the flat w; w, g, v, steps, g_prev, trial flat
     C-contiguous arrays of X's dtype (None where the rule does not use them); params (float64)
     by FullBatchParam; state (float64) E_in, E_aug, E_prev, learning rate, updated; E_in, E_aug,
-    lr (float64) and accepted (uint8) of length >= k, the records of the epochs kept."""
-    cdef _Layout layout = _Layout(weights, widths, spec, tile)
+    lr (float64) and accepted (uint8) of length >= k, the records of the epochs kept. sweep,
+    panel: the blocking, as for `run` (the same as `run`'s for this network and cache)."""
+    cdef _Layout layout = _Layout(weights, widths, spec, tile, sweep, panel)
     cdef Py_ssize_t N = X.shape[0]
     cdef Py_ssize_t done
     cdef int status = 0

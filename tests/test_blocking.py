@@ -265,3 +265,24 @@ def test_small_l2_panels_a_wide_input_layer(itemsize):
     assert (tile, sweep) == (64, 64)
     assert panel == _api._PANEL_BYTES // (64 * itemsize)
     assert _api._blocking((8, 32, 32, 1), itemsize, 512 << 10) == (64, 64, 0)
+
+
+@pytest.mark.parametrize("blocking", BLOCKINGS)
+@pytest.mark.parametrize("method", ["gd", "variable-lr", "rprop"])
+def test_every_blocking_full_batch_epochs(forced, monkeypatch, blocking, method):
+    """The full-batch methods' kernel blocks of epochs use the blocking `gradient` uses: their
+    weights and history are bitwise those of epoch-by-epoch training under it, on 1 and 2
+    threads."""
+    from fastbp import _methods
+    forced(*blocking)
+    widths = [12, 20, 9, 2]
+    n = 3 * _api._plan(widths, 10**9, 2, 8)[2] + 17
+    weights, X, y = make_problem(widths, n, seed=5)
+    fits = []
+    for kernel, threads in ((False, 1), (True, 1), (True, 2)):
+        monkeypatch.setattr(_methods, "KERNEL_EPOCHS", kernel)
+        w = copies(weights)
+        h = fastbp.fit(w, X, y, method=method, epochs=6, num_threads=threads)
+        fits.append((w, h.E_in, h.E_aug))
+    for w, E_in, E_aug in fits[1:]:
+        assert bitwise_equal(w, fits[0][0]) and E_in == fits[0][1] and E_aug == fits[0][2]
