@@ -21,7 +21,7 @@ Every state vector is in the network's dtype: float32 networks train in float32.
 from __future__ import annotations
 
 import math
-from typing import ClassVar
+from typing import ClassVar, cast
 
 import numpy as np
 
@@ -133,7 +133,7 @@ class Method:
     def run(self, trainer) -> str:
         """Epoch after epoch until the trainer says stop; returns the stop reason.
         `self` holds the committed state; each epoch runs on a copy, swapped in by the commit."""
-        committed, work = self, self.clone()
+        committed, work = self, cast(KernelEpochs, self.clone())
         trainer.method = committed
         for _ in range(trainer.epochs):
             work.copy_from(committed)
@@ -163,7 +163,7 @@ _EPOCH_FLOPS = 1 << 16
 _MAX_BLOCK = 1 << 16
 
 
-class KernelEpochs:
+class KernelEpochs(Method):
     """Runs the epochs of gd, variable-lr and rprop k at a time, each block one call into the
     compiled kernel (fastbp._api.full_batch_epochs), with bitwise the results of their epoch():
     the same gradients and errors (the kernel calls what fastbp.gradient and fastbp.error call,
@@ -176,7 +176,7 @@ class KernelEpochs:
     blocks one epoch long. A Ctrl-C during a block is seen when the block returns: its epochs
     are committed, then training stops ("interrupted"). Objectives other than DataObjective
     (a subclass, fastbp.distributed) run epoch() as before."""
-    kernel_rule: ClassVar[str]
+    kernel_rule: ClassVar[str | None]
     epoch_flops: ClassVar[int] = 6      # flops per weight and sample of one epoch
 
     def kernel_arrays(self):
@@ -218,7 +218,7 @@ class KernelEpochs:
         if not (KERNEL_EPOCHS and self.kernel_rule and type(self.obj) is DataObjective):
             return super().run(trainer)
         obj = self.obj
-        committed, work = self, self.clone()
+        committed, work = self, cast(KernelEpochs, self.clone())
         trainer.method = committed
         k_max = self.block_size(trainer)
         plan = _api.full_batch_plan(obj.widths, obj.X, obj.threads, obj.activation, obj.output,
@@ -319,7 +319,7 @@ class VariableLR(KernelEpochs, Method):
     name = "variable-lr"
     options = {"learning_rate": 0.1, "lr_increase": 1.1, "lr_decrease": 0.5, "warm_start": False}
     carry = ("lr",)
-    kernel_rule = "variable-lr"
+    kernel_rule: ClassVar[str | None] = "variable-lr"
     epoch_flops = 8                     # a gradient and an error
 
     def kernel_arrays(self):
