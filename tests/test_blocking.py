@@ -242,8 +242,10 @@ def test_env_override_reaches_the_plan_and_show_config():
     code = ("import fastbp, io; from fastbp import _api; s = io.StringIO(); "
             "fastbp.show_config(file=s); print(_api.L2_BYTES, _api.L2_SOURCE); print(s.getvalue())")
     env = dict(os.environ, FASTBP_L2_BYTES=str(512 << 10))
+    # from tests/: `python -c` puts the current folder first on sys.path, and from the checkout's
+    # root that is the unbuilt source folder, not the installed fastbp
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         check=True).stdout
+                         check=True, cwd=os.path.dirname(os.path.abspath(__file__))).stdout
     assert out.splitlines()[0] == f"{512 << 10} FASTBP_L2_BYTES"
     assert "L2 cache:         512 KiB per core (from FASTBP_L2_BYTES)" in out
 
