@@ -21,7 +21,7 @@ Every state vector is in the network's dtype: float32 networks train in float32.
 from __future__ import annotations
 
 import math
-from typing import ClassVar, cast
+from typing import ClassVar, TypeVar, cast
 
 import numpy as np
 
@@ -32,6 +32,9 @@ from ._objective import DataObjective, dot
 # doublings (the error keeps falling: take the best point found).
 _MAX_HALVINGS = 60
 _MAX_DOUBLINGS = 60
+
+
+_M = TypeVar("_M", bound="Method")
 
 
 class Method:
@@ -133,20 +136,26 @@ class Method:
     def run(self, trainer) -> str:
         """Epoch after epoch until the trainer says stop; returns the stop reason.
         `self` holds the committed state; each epoch runs on a copy, swapped in by the commit."""
-        committed, work = self, cast(KernelEpochs, self.clone())
+        committed, work = self, self.clone()
         trainer.method = committed
         for _ in range(trainer.epochs):
             work.copy_from(committed)
-            step = work.epoch()
-            if step is None:
-                return "converged"
-            stop = trainer.end_epoch(work.w, work.E, *step)
-            if stop != "diverged":
-                committed, work = work, committed
-                trainer.method = committed
+            committed, work, stop = committed.python_epoch(work, trainer)
             if stop is not None:
                 return stop
         return "epochs"
+
+    def python_epoch(self: _M, work: _M, trainer) -> tuple[_M, _M, str | None]:
+        """One epoch() on `work`, a copy of `self` (the committed state), ended by the trainer:
+        (committed, work, stop), the two swapped when the trainer commits the epoch."""
+        step = work.epoch()
+        if step is None:
+            return self, work, "converged"
+        stop = trainer.end_epoch(work.w, work.E, *step)
+        if stop == "diverged":
+            return self, work, stop
+        trainer.method = work
+        return work, self, stop
 
 
 # ---------------------------------------------------------------------------------------------
@@ -232,13 +241,7 @@ class KernelEpochs(Method):
             work.copy_from(committed)
             if limit == 0:
                 limit = None
-                step = work.epoch()
-                if step is None:
-                    return "converged"
-                stop = trainer.end_epoch(work.w, work.E, *step)
-                if stop != "diverged":
-                    committed, work = work, committed
-                    trainer.method = committed
+                committed, work, stop = committed.python_epoch(work, trainer)
                 if stop is not None:
                     return stop
                 left -= 1
