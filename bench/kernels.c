@@ -80,7 +80,7 @@ static double now(void)
         for (int l = 1; l <= L; l++) {                                                            \
             snprintf(label, sizeof label, "outer           %d x %d", w[l - 1] + 1, w[l]);         \
             TIME(label, (double)(w[l - 1] + 1) * w[l] * TILE,                                     \
-                 fastbp_outer_##S(act[l - 1], w[l - 1] + 1, delta[l], w[l], TILE, TILE, grad[l], work)); \
+                 fastbp_outer_##S(act[l - 1], w[l - 1] + 1, delta[l], w[l], TILE, TILE, grad[l], work, 0)); \
         }                                                                                         \
     } while (0)
 

@@ -131,7 +131,11 @@ static inline void fastbp_aligned_free(void *p) {
 #define FASTBP_ATTR __attribute__((target("avx2,fma")))
 #define FASTBP_VBYTES 32
 #define FASTBP_NV 2
-#define FASTBP_GR 4
+/* `outer`: 6 rows x 2 column vectors, 12 accumulators of the 16 registers (4 x 2 left the FMA
+ * units waiting on loads: 6 loads a sample for 8 multiply-adds, now 8 for 12); bench/kernels.c,
+ * one thread, min of 4-5 interleaved runs: the outer products of E 8 % faster in float64 and 3 %
+ * in float32, D's 785 x 256 17 % and 7 %. AVX-512 keeps 4 x 4 (6 x 4 was slower on D). */
+#define FASTBP_GR 6
 #define FASTBP_GC 2
 #define FASTBP_GR1 8
 #define FASTBP_T double

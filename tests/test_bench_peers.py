@@ -3,7 +3,9 @@ problem's data (bench/train_small.py). Skipped where LIBXSMM (libxsmm-dev), a C 
 scikit-learn is missing: they are benchmark tools, not fastbp's dependencies."""
 import contextlib
 import os
+import re
 import shutil
+import subprocess
 import sys
 
 import numpy as np
@@ -72,3 +74,27 @@ def test_small_problem_data():
     assert X.shape == (364, 2) and y.shape == (364, 1)
     assert np.allclose(X.min(axis=0), -1) and np.allclose(X.max(axis=0), 1)
     assert sorted(np.unique(y)) == [-1.0, 1.0] and (y > 0).sum() == 182
+
+
+@pytest.mark.parametrize("dtype", ["double", "float"])
+def test_kernel_timer_builds_and_runs(tmp_path, dtype):
+    """bench/kernels.c (the micro-kernels one by one) compiles against today's fastbp/_simd.h and
+    times every kernel of a small network on every kernel set this CPU has: a change of a
+    kernel's signature must not leave the tool behind (an `outer` argument once did)."""
+    cc = shutil.which(os.environ.get("CC", "cc"))
+    if cc is None:
+        pytest.skip("no C compiler")
+    if not os.path.isdir(BENCH):
+        pytest.skip("bench/ is not next to tests/ (an installed test run)")
+    exe = str(tmp_path / "kernels")
+    subprocess.run([cc, "-O1", "-o", exe, os.path.join(BENCH, "kernels.c"), "-lm"], check=True)
+    for level in (0, 1, 2):
+        out = subprocess.run([exe, dtype, str(level), "3.0", "3", "5", "1"], check=True,
+                             capture_output=True, text=True, timeout=60).stdout.splitlines()
+        labels = [re.match(r"(.*?)\s+[\d.]+ us", line).group(1) for line in out[1:]]
+        # 2 layers: forward + activation each, one backward + derivative, 2 outer products, sum
+        assert labels == ["linear forward  4 -> 5", "tanh            5 rows",
+                          "linear forward  6 -> 1", "tanh            1 rows",
+                          "linear backward 1 -> 5", "dtanh_mul       5 rows",
+                          "outer           4 x 5", "outer           6 x 1", "sum"], out
+        assert float(out[-1].split()[-2]) > 0
