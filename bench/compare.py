@@ -441,9 +441,26 @@ def peak_text(peaks, n, threads):
         for lib, v in peaks.items())
 
 
+# LIBXSMM's JIT writes code for the best instruction set of the CPU it runs on; when FASTBP_SIMD
+# caps fastbp's kernels, the same cap for LIBXSMM (its own names for the sets), so that the two
+# are compared on the same instructions. A LIBXSMM_TARGET given by the user wins.
+LIBXSMM_TARGETS = {"baseline": "wsm", "none": "wsm", "0": "wsm", "avx2": "hsw"}
+
+
+def pin_libxsmm_target():
+    """Set LIBXSMM_TARGET from FASTBP_SIMD (before LIBXSMM is loaded); the target, or None."""
+    simd = os.environ.get("FASTBP_SIMD", "").strip().lower()
+    if "LIBXSMM_TARGET" not in os.environ and simd in LIBXSMM_TARGETS:
+        os.environ["LIBXSMM_TARGET"] = LIBXSMM_TARGETS[simd]
+        print(f"FASTBP_SIMD={simd}: LIBXSMM_TARGET={os.environ['LIBXSMM_TARGET']} for the "
+              "LIBXSMM peer (the same instruction set)")
+    return os.environ.get("LIBXSMM_TARGET")
+
+
 def main(argv=None):
     args = parse_args(argv)
     set_thread_environment(args.threads)
+    pin_libxsmm_target()
     import _common
     openblas_env = _common.warn_openblas_env()
     import numpy as np  # noqa: F401  (BLAS loaded before threadpoolctl looks)
@@ -544,7 +561,8 @@ def main(argv=None):
         "reference_samples": args.ref_samples,
         "environment": {k: os.environ.get(k) for k in
                         ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS", "XLA_FLAGS",
-                         "FASTBP_SIMD", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+                         "FASTBP_SIMD", "LIBXSMM_TARGET", "FASTBP_L2_BYTES", "OMP_WAIT_POLICY",
+                         "GOMP_SPINCOUNT")
                         if os.environ.get(k) is not None},
         "openblas_env_warning": openblas_env,
         "load_average": {"start": load_start, "end": load_end},
@@ -567,7 +585,9 @@ def main(argv=None):
                     else "BLAS NOT limited (threadpoolctl not installed)")
     print(f"threads: fastbp {args.threads}, {blas_threads}, torch {args.threads}; "
           f"JAX {meta['thread_counts']['jax']}; FANN 1; reference 1; "
-          f"LIBXSMM {meta['thread_counts']['libxsmm']}")
+          f"LIBXSMM {meta['thread_counts']['libxsmm']}"
+          + (f", LIBXSMM_TARGET={os.environ['LIBXSMM_TARGET']}"
+             if os.environ.get("LIBXSMM_TARGET") else ""))
     blas = [f"{p.get('internal_api')} {p.get('version')} ({p.get('architecture')}) "
             f"{p.get('num_threads')} threads" for p in pools if p.get("user_api") == "blas"]
     print("BLAS seen by threadpoolctl (inside the limit): " + "; ".join(blas))
