@@ -33,6 +33,7 @@ instead of MLPRegressor's. FANN has no softmax output: it is not run there (NotA
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import importlib
@@ -589,6 +590,30 @@ def libxsmm_version():
     return ".".join(m.group(1) for m in parts if m) or None
 
 
+_LIBC = ctypes.CDLL(None)
+_LIBC.getenv.restype = ctypes.c_char_p
+_OPENMP_BINDING = (b"OMP_PROC_BIND", b"OMP_PLACES", b"KMP_AFFINITY", b"GOMP_CPU_AFFINITY")
+
+
+@contextlib.contextmanager
+def _libxsmm_leaves_openmp_alone():
+    """LIBXSMM's initialisation (its first JIT) sets OMP_PROC_BIND=TRUE in the C environment of
+    the process; an OpenMP runtime loaded after it (scikit-learn's own libgomp, when scikit-learn
+    is imported later) then binds the main thread to CPU 0, and every thread started from it
+    afterwards, fastbp's and the other peers', shares that one CPU. Undo what it set (in C:
+    os.environ does not see it) and the main thread's CPUs."""
+    before = {name: _LIBC.getenv(name) for name in _OPENMP_BINDING}
+    cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None and _LIBC.getenv(name) is not None:
+                _LIBC.unsetenv(name)
+        if cpus is not None and os.sched_getaffinity(0) != cpus:
+            os.sched_setaffinity(0, cpus)
+
+
 def prepare_libxsmm(weights, X, y, threads, output="tanh"):
     """bench/libxsmm_peer.c: the whole-batch gradient over LIBXSMM's JIT small matrix products on
     tiles of 64 samples, OpenMP over tiles (`threads` threads), per-thread gradient sums merged
@@ -600,7 +625,8 @@ def prepare_libxsmm(weights, X, y, threads, output="tanh"):
     sfx, ftype = ("f64", ctypes.c_double) if dtype == np.float64 else ("f32", ctypes.c_float)
     widths = [weights[0].shape[0] - 1] + [w.shape[1] for w in weights]
     L = len(weights)
-    plan = getattr(lib, f"xp_plan_{sfx}")(L, (ctypes.c_int * (L + 1))(*widths))
+    with _libxsmm_leaves_openmp_alone():
+        plan = getattr(lib, f"xp_plan_{sfx}")(L, (ctypes.c_int * (L + 1))(*widths))
     if not plan:
         raise RuntimeError("LIBXSMM could not JIT a kernel for these widths")
     n = X.shape[0]

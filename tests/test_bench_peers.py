@@ -98,3 +98,31 @@ def test_kernel_timer_builds_and_runs(tmp_path, dtype):
                           "linear backward 1 -> 5", "dtanh_mul       5 rows",
                           "outer           4 x 5", "outer           6 x 1", "sum"], out
         assert float(out[-1].split()[-2]) > 0
+
+
+def test_libxsmm_peer_leaves_openmp_binding_alone(peers, tmp_path):
+    """LIBXSMM's first JIT sets OMP_PROC_BIND=TRUE in the process's C environment, which made an
+    OpenMP runtime loaded later (scikit-learn's) bind the main thread, and every thread started
+    from it, to CPU 0. In a fresh process: the peer's first use, then scikit-learn's OpenMP."""
+    pytest.importorskip("sklearn")
+    code = f"""
+import ctypes, os, sys
+import numpy as np
+sys.path.insert(0, {BENCH!r})
+import peers
+import fastbp
+libc = ctypes.CDLL(None)
+libc.getenv.restype = ctypes.c_char_p
+cpus = os.sched_getaffinity(0)
+peers.libxsmm_build(out_dir={str(tmp_path)!r})
+w = fastbp.init_weights([3, 4, 1], seed=0)
+p = peers.prepare_libxsmm(w, np.zeros((64, 3)), np.zeros((64, 1)), 1)
+p.run()
+p.close()
+import sklearn.cluster  # loads scikit-learn's OpenMP runtime
+print(libc.getenv(b"OMP_PROC_BIND"), os.sched_getaffinity(0) == cpus)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=str(tmp_path), env={k: v for k, v in os.environ.items()
+                                                 if k not in ("OMP_PROC_BIND", "OMP_PLACES")})
+    assert out.stdout.split() == ["None", "True"], out.stdout + out.stderr
