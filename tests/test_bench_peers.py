@@ -126,3 +126,18 @@ print(libc.getenv(b"OMP_PROC_BIND"), os.sched_getaffinity(0) == cpus)
                          cwd=str(tmp_path), env={k: v for k, v in os.environ.items()
                                                  if k not in ("OMP_PROC_BIND", "OMP_PLACES")})
     assert out.stdout.split() == ["None", "True"], out.stdout + out.stderr
+
+
+def test_ab_tool_times_two_builds_in_turn():
+    """bench/ab.py (before/after figures of a kernel change) runs a case through two workers;
+    here both are this interpreter's fastbp, one small case, and the table has its ratio."""
+    if not os.path.isdir(BENCH):
+        pytest.skip("bench/ is not next to tests/ (an installed test run)")
+    with _bench_on_path():
+        import ab
+        ratios = ab.main(["--old", sys.executable, "--new", sys.executable,
+                          "--cases", "A:float64:1,A:float64:2", "--rounds", "2", "--calls", "1"])
+    assert set(ratios) == {"A:float64:1", "A:float64:2"}
+    assert all(0 < r < float("inf") for r in ratios.values())
+    with pytest.raises(SystemExit), _bench_on_path():
+        ab.main(["--old", sys.executable, "--cases", "D:float64"])
