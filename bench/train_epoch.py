@@ -32,6 +32,7 @@ Every run starts from the same weights; the table gives the median and min over 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -72,6 +73,18 @@ def timed(fn, repeats):
     return float(np.median(times)), float(min(times))
 
 
+def timed_in_turn(fns, repeats):
+    """{name: (median, min)} of the callables in `fns` (a dict), timed one after the other,
+    repeat after repeat, so that a busy spell of the host hits each alike."""
+    times = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return {name: (float(np.median(v)), float(min(v))) for name, v in times.items()}
+
+
 def fastbp_runs(weights0, X, y, threads, repeats):
     rows = {}
     n = X.shape[0]
@@ -101,18 +114,11 @@ def fastbp_runs(weights0, X, y, threads, repeats):
         fastbp.fit_many(ws, X, y, method="sgd", learning_rate=LR, epochs=1, batch_size=BATCH,
                         num_threads=threads)
     # issue 14's yardstick: K networks on K threads against one network on one thread (fit's
-    # E_in after the epoch, a full-batch pass, runs on every thread it is given: one each here),
-    # the two timed in turn, repeat after repeat, so that a busy spell of the host hits both
+    # E_in after the epoch, a full-batch pass, runs on every thread it is given: one each here)
     fit_epoch_1()
     fit_many_epoch()
-    pair = {"one": [], "many": []}
-    for _ in range(repeats):
-        for key, fn in (("one", fit_epoch_1), ("many", fit_many_epoch)):
-            t0 = time.perf_counter()
-            fn()
-            pair[key].append(time.perf_counter() - t0)
-    rows["fastbp fit(epochs=1), 1 thread"] = (float(np.median(pair["one"])), min(pair["one"]))
-    rows[f"fastbp fit_many, {threads} nets"] = (float(np.median(pair["many"])), min(pair["many"]))
+    rows.update(timed_in_turn({"fastbp fit(epochs=1), 1 thread": fit_epoch_1,
+                               f"fastbp fit_many, {threads} nets": fit_many_epoch}, repeats))
 
     def full_gradient():
         fastbp.gradient(weights0, X, y, num_threads=threads)
@@ -147,16 +153,11 @@ def big_batch_runs(n, threads, repeats):
         first = [big_batch_epoch(*problem, t) for t in counts]
         if not all(np.array_equal(a, b) for a, b in zip(*first)):
             raise RuntimeError(f"net {label}: the epoch on {threads} threads differs from one")
-        times = {t: [] for t in counts}
-        for _ in range(repeats):
-            for t in counts:
-                t0 = time.perf_counter()
-                big_batch_epoch(*problem, t)
-                times[t].append(time.perf_counter() - t0)
+        timing = timed_in_turn({t: functools.partial(big_batch_epoch, *problem, t)
+                                for t in counts}, repeats)
         for t in counts:
-            rows[f"fastbp {label} b{BIG_BATCH}, {t} thr"] = (float(np.median(times[t])),
-                                                            float(min(times[t])))
-        speedups[label] = float(np.median(times[1]) / np.median(times[threads]))
+            rows[f"fastbp {label} b{BIG_BATCH}, {t} thr"] = timing[t]
+        speedups[label] = timing[1][0] / timing[threads][0]
     return rows, speedups
 
 
