@@ -94,6 +94,42 @@ def test_bitwise_identical_across_thread_counts(name, dtype):
     assert e_again == e1 and all(np.array_equal(a, b) for a, b in zip(g_again, g1))
 
 
+def test_large_batches_take_larger_chunks():
+    """A batch of 8 chunks or more of the network's own chunk is cut into larger chunks (up to 32
+    tiles): the chunk grows with the batch, in whole tiles, and never depends on the threads."""
+    widths = [8, 32, 32, 1]
+    base = _api._layout_plan(tuple(widths), 8)[2]
+    assert base == 8 * _api._TILE       # this network's own chunk is the smallest one
+    chunks = []
+    for n in (100, base, 8 * base, 9 * base, 10_000, 20_000, 10**6, 10**9):
+        plans = [_api._plan(widths, n, threads, 8) for threads in (1, 2, 3)]
+        chunk = plans[0][2]
+        assert all(p[2] == chunk for p in plans)
+        assert chunk % plans[0][1] == 0 and base <= chunk <= _api._MAX_CHUNK_TILES * _api._TILE
+        # 8 chunks or more, unless they would be smaller than the network's own
+        assert n // chunk >= _api._BALANCE_CHUNKS or chunk == base
+        chunks.append(chunk)
+    assert chunks == sorted(chunks)
+    assert chunks[:4] == [base, base, base, base + _api._TILE]
+    assert chunks[-1] == _api._MAX_CHUNK_TILES * _api._TILE
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_larger_chunks_match_reference_on_any_thread_count(dtype):
+    widths = [8, 32, 32, 1]
+    n = 10_007                      # chunks of 19 tiles (1216 samples): 9 and a partial one
+    assert _api._plan(widths, n, 2, np.dtype(dtype).itemsize)[2] == 19 * _api._TILE
+    weights, X, y = make_problem(widths, n, dtype=dtype, seed=21)
+    e1, g1 = fastbp.gradient(weights, X, y, num_threads=1)
+    for threads in (2, 3):
+        e, g = fastbp.gradient(weights, X, y, num_threads=threads)
+        assert e == e1 and bitwise_equal(g, g1)
+    e_ref, g_ref = reference.gradient(weights, X, y)
+    tol = 1e-12 if dtype == "float64" else 1e-5
+    assert abs(e1 - e_ref) <= tol * abs(e_ref)
+    assert all(rel_err(a, b) < tol for a, b in zip(g1, g_ref))
+
+
 @pytest.mark.parametrize("output", ["tanh", "linear"])
 @pytest.mark.parametrize("name", ["one-unit", "no-hidden", "small", "multi-output", "deep"])
 def test_gradient_matches_finite_differences(name, output):
