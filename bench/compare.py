@@ -21,6 +21,7 @@ import json
 import math
 import os
 import shutil
+import statistics
 import sys
 import time
 import traceback
@@ -87,6 +88,13 @@ def parse_args(argv):
     ap.add_argument("--pause", type=float, default=None,
                     help="seconds of rest before each measurement, so that the thread pools of the "
                          "library timed before go idle (default 0.2; quick 0.05)")
+    ap.add_argument("--interleave", type=int, default=0, metavar="ROUNDS",
+                    help="time fastbp and the peers of a row in turn, ROUNDS rounds (each "
+                         "implementation BUDGET/ROUNDS seconds a round, who goes first rotating), "
+                         "the median of the rounds' medians; the reference is timed once, apart. "
+                         "On a shared host whose speed drifts by 10-30 %% from minute to minute, "
+                         "the ratios of one run then compare the same minutes (default 0: one "
+                         "implementation after the other)")
     ap.add_argument("--out-dir", default=os.path.join(HERE, "results"))
     ap.add_argument("--no-chart", action="store_true")
     ap.add_argument("--seed", type=int, default=0)
@@ -105,6 +113,8 @@ def parse_args(argv):
             ap.error(f"--peers: unknown peer {p!r}; choose from {', '.join(PEER_ORDER)}")
     if args.threads < 1:
         ap.error(f"--threads must be at least 1, got {args.threads}")
+    if args.interleave < 0:
+        ap.error(f"--interleave must be 0 (off) or a number of rounds, got {args.interleave}")
     if args.ref_samples is None:
         args.ref_samples = 200 if args.quick else 2000
     if args.pause is None:
@@ -177,6 +187,24 @@ def run_row(key, dtype, args, available, peak, log):
         records.append(r)
         return r
 
+    # (impl, call, scale, fields of its record, note for the log) of every implementation that
+    # agrees with fastbp: timed at once, or with --interleave all together in rounds at the end
+    timed = []
+    prepared = []      # peers kept open for the rounds
+
+    def time_now(entry):
+        impl, call, scale, fields, note = entry
+        try:
+            time.sleep(args.pause)
+            med, best, reps, inner = _common.measure(call, **timing)
+        except Exception as exc:
+            msg = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
+            record(impl, "error", error=msg, traceback=traceback.format_exc(limit=3))
+            log(f"  {key:>3} {dtype} {impl:16} ERROR {msg}")
+            return
+        record(impl, "ok", med, best, reps, inner, scale, **fields)
+        log(f"  {key:>3} {dtype} {impl:16} {_common.fmt_time(med * scale)}{note}")
+
     # fastbp itself, then its single-thread run (for the 1 -> n threads scaling).
     fb_runs = [("fastbp", args.threads)]
     if args.threads > 1 and not args.no_single_thread:
@@ -190,10 +218,9 @@ def run_row(key, dtype, args, available, peak, log):
         if impl != "fastbp" and (err_E > rtol or err_g > rtol):
             record(impl, "disagrees", err_E=err_E, err_g=err_g)
             continue
-        time.sleep(args.pause)
-        med, best, reps, inner = _common.measure(run, **timing)
-        record(impl, "ok", med, best, reps, inner, threads=str(th), err_E=err_E, err_g=err_g)
-        log(f"  {key:>3} {dtype} {impl:16} {_common.fmt_time(med)}")
+        timed.append((impl, run, 1.0, dict(threads=str(th), err_E=err_E, err_g=err_g), ""))
+        if not args.interleave:
+            time_now(timed.pop())
 
     runs = []            # (row name, peer, threads): LIBXSMM also on one thread, as fastbp
     for name in args.peers:
@@ -235,12 +262,16 @@ def run_row(key, dtype, args, available, peak, log):
                 log(f"  {key:>3} {dtype} {impl:16} DISAGREES (E_in {err_E:.1e}, "
                     f"gradient {err_g:.1e}): not timed")
                 continue
-            time.sleep(args.pause)
-            med, best, reps, inner = _common.measure(p.run, **timing)
-            record(impl, "ok", med, best, reps, inner, scale, threads=p.threads, notes=notes,
-                   err_E=err_E, err_g=err_g, output=p.output, setup_s=setup_s, **extra)
-            log(f"  {key:>3} {dtype} {impl:16} {_common.fmt_time(med * scale)}"
-                + (f" (x{scale:g} from {args.ref_samples} samples)" if scale != 1 else ""))
+            entry = (impl, p.run, scale,
+                     dict(threads=p.threads, notes=notes, err_E=err_E, err_g=err_g,
+                          output=p.output, setup_s=setup_s, **extra),
+                     f" (x{scale:g} from {args.ref_samples} samples)" if scale != 1 else "")
+            if args.interleave and name != "reference":
+                timed.append(entry)
+                prepared.append(p)
+                p = None               # closed after the rounds
+            else:
+                time_now(entry)
         except peers.NotApplicable as exc:
             record(impl, "n/a", error=str(exc))
             log(f"  {key:>3} {dtype} {impl:16} not applicable: {exc}")
@@ -251,6 +282,15 @@ def run_row(key, dtype, args, available, peak, log):
         finally:
             if p is not None:
                 p.close()
+    if timed:
+        try:
+            time_in_turn(timed, key, dtype, args, record, log)
+        finally:
+            for p in prepared:
+                p.close()
+    # the records in the order of the table: fastbp's rows first, then the peers' as listed
+    order = {impl: i for i, impl in enumerate(["fastbp", "fastbp-1thread"] + [r[0] for r in runs])}
+    records.sort(key=lambda r: order.get(r["impl"], len(order)))
 
     # Ratios: every peer's time over fastbp's, and fastbp against the fastest peer.
     fb = next((r for r in records if r["impl"] == "fastbp" and r["status"] == "ok"), None)
@@ -264,6 +304,42 @@ def run_row(key, dtype, args, available, peak, log):
             fb["fastest_peer"] = fastest["impl"]
             fb["speedup_over_fastest_peer"] = fastest["median_s"] / fb["median_s"]
     return records
+
+
+def time_in_turn(timed, key, dtype, args, record, log):
+    """--interleave: every entry of `timed` (see run_row) timed args.interleave rounds, each
+    round every implementation in turn (who goes first rotating), BUDGET/ROUNDS seconds each;
+    a record per implementation: the median of its rounds' medians, the least time seen."""
+    import _common
+    rounds = args.interleave
+    how = dict(min_repeats=1, max_repeats=15, budget=args.budget / rounds,
+               min_sample=0.005 if args.quick else 0.02)
+    seen = {entry[0]: [] for entry in timed}
+    failed = {}
+    for r in range(rounds):
+        for entry in timed[r % len(timed):] + timed[:r % len(timed)]:
+            impl, call = entry[0], entry[1]
+            if impl in failed:
+                continue
+            try:
+                time.sleep(args.pause)
+                seen[impl].append(_common.measure(call, **how))
+            except Exception as exc:
+                failed[impl] = (f"{type(exc).__name__}: {exc}".splitlines()[0][:200],
+                                traceback.format_exc(limit=3))
+    for impl, _call, scale, fields, note in timed:
+        if impl in failed:
+            msg, tb = failed[impl]
+            record(impl, "error", error=msg, traceback=tb)
+            log(f"  {key:>3} {dtype} {impl:16} ERROR {msg}")
+            continue
+        runs = seen[impl]
+        med = statistics.median(m[0] for m in runs)
+        best = min(m[1] for m in runs)
+        record(impl, "ok", med, best, sum(m[2] for m in runs), runs[0][3], scale,
+               rounds=len(runs), round_medians_s=[m[0] * scale for m in runs], **fields)
+        log(f"  {key:>3} {dtype} {impl:16} {_common.fmt_time(med * scale)}{note} "
+            f"(median of {len(runs)} rounds in turn)")
 
 
 def print_table(rows, peak, file=sys.stdout):
@@ -559,6 +635,10 @@ def main(argv=None):
         "matmul_peak_by_library": peak_by_lib,
         "matmul_peak_size": n_peak,
         "reference_samples": args.ref_samples,
+        "timing": ({"method": "in turn", "rounds": args.interleave,
+                    "budget_s_per_round": args.budget / args.interleave}
+                   if args.interleave else {"method": "one after the other",
+                                            "budget_s": args.budget}),
         "environment": {k: os.environ.get(k) for k in
                         ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS", "XLA_FLAGS",
                          "FASTBP_SIMD", "LIBXSMM_TARGET", "FASTBP_L2_BYTES", "OMP_WAIT_POLICY",
@@ -581,6 +661,9 @@ def main(argv=None):
           f"{' '.join(cpu['flags'])}); "
           f"fastbp {versions['fastbp']} kernels {meta['fastbp_kernels']}")
     print(f"caches (CPU 0): {_common.cache_text(cpu.get('caches', {}))}")
+    if args.interleave:
+        print(f"timing: fastbp and the peers of each row in turn, {args.interleave} rounds "
+              f"(the reference apart); medians of the rounds' medians")
     blas_threads = (f"BLAS {args.threads} (threadpoolctl)" if "threadpoolctl" in sys.modules
                     else "BLAS NOT limited (threadpoolctl not installed)")
     print(f"threads: fastbp {args.threads}, {blas_threads}, torch {args.threads}; "

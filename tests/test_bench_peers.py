@@ -2,6 +2,7 @@
 problem's data (bench/train_small.py). Skipped where LIBXSMM (libxsmm-dev), a C compiler or
 scikit-learn is missing: they are benchmark tools, not fastbp's dependencies."""
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -141,3 +142,29 @@ def test_ab_tool_times_two_builds_in_turn():
     assert all(0 < r < float("inf") for r in ratios.values())
     with pytest.raises(SystemExit), _bench_on_path():
         ab.main(["--old", sys.executable, "--cases", "D:float64"])
+
+
+def test_compare_times_a_row_in_turn(tmp_path):
+    """bench/compare.py --interleave: fastbp and the peers of a row timed in rounds, each round
+    every implementation in turn; every timed record keeps its rounds' medians, and the JSON says
+    how the run was timed."""
+    if not os.path.isdir(BENCH):
+        pytest.skip("bench/ is not next to tests/ (an installed test run)")
+    with _bench_on_path():
+        import compare
+        compare.main(["--quick", "--configs", "A32", "--peers", "numpy,reference",
+                      "--interleave", "3", "--no-chart", "--out-dir", str(tmp_path)])
+    (path,) = list(tmp_path.glob("compare-*.json"))
+    with open(path) as f:
+        result = json.load(f)
+    assert result["meta"]["timing"]["method"] == "in turn"
+    assert result["meta"]["timing"]["rounds"] == 3
+    rows = {r["impl"]: r for r in result["rows"] if r["config"] == "A32"}
+    for impl in ("fastbp", "fastbp-1thread", "numpy"):
+        assert rows[impl]["status"] == "ok"
+        assert rows[impl]["rounds"] == 3 and len(rows[impl]["round_medians_s"]) == 3
+        assert rows[impl]["median_s"] == pytest.approx(
+            sorted(rows[impl]["round_medians_s"])[1])
+    # the reference is timed once, apart from the rounds
+    assert rows["reference"]["status"] == "ok" and "rounds" not in rows["reference"]
+    assert [r["impl"] for r in result["rows"]][:2] == ["fastbp", "fastbp-1thread"]
