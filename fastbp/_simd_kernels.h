@@ -17,6 +17,12 @@
 #define GC FASTBP_GC
 
 typedef T V __attribute__((vector_size(FASTBP_VBYTES), may_alias));
+/* The same vector at any address aligned to its element: G's blocks (a row of G need not start on
+ * a vector boundary). Loaded and stored as whole vectors: copied with memcpy through the stack,
+ * GCC moved each in 16-byte halves and the FMA loop's first reads of the accumulators waited on
+ * store forwarding that cannot merge two stores into one load. */
+typedef T FASTBP_SFX(uvec) __attribute__((vector_size(FASTBP_VBYTES), may_alias, aligned(FASTBP_TSIZE)));
+#define VU FASTBP_SFX(uvec)
 typedef FASTBP_IT FASTBP_SFX(ivec) __attribute__((vector_size(FASTBP_VBYTES)));
 
 /* Two-source shuffles with constant indices (0..LANES-1 pick from a, LANES.. from b). */
@@ -229,9 +235,8 @@ FASTBP_ATTR static inline T FASTBP_SFX(lanesum)(V a)
     do {                                                                                \
         V acc[RC][CC];                                                                  \
         for (int r = 0; r < RC; r++)                                                    \
-            for (int c = 0; c < CC; c++) {                                              \
-                memcpy(&acc[r][c], G + (ptrdiff_t)(j + r) * cols + c0 + c * LANES, sizeof(V)); \
-            }                                                                           \
+            for (int c = 0; c < CC; c++)                                                \
+                acc[r][c] = *(const VU *)(G + (ptrdiff_t)(j + r) * cols + c0 + c * LANES); \
         const T *wb = work + c0;                                                        \
         for (int b = 0; b < ns; b++, wb += wld) {                                       \
             V dv[CC];                                                                   \
@@ -243,7 +248,7 @@ FASTBP_ATTR static inline T FASTBP_SFX(lanesum)(V a)
         }                                                                               \
         for (int r = 0; r < RC; r++)                                                    \
             for (int c = 0; c < CC; c++)                                                \
-                memcpy(G + (ptrdiff_t)(j + r) * cols + c0 + c * LANES, &acc[r][c], sizeof(V)); \
+                *(VU *)(G + (ptrdiff_t)(j + r) * cols + c0 + c * LANES) = acc[r][c];    \
     } while (0)
 
 /* G[j][c] += sum_{b < ns} X[j][b] D[c][b]: the gradient update of one layer from a tile, X its
@@ -655,6 +660,7 @@ FASTBP_ATTR static void FASTBP_SFX(softmax)(T *FASTBP_RESTRICT x, int rows, ptrd
 #undef FASTBP_OUTER_T_BLOCK
 #undef T
 #undef V
+#undef VU
 #undef LANES
 #undef NV
 #undef SBLK
