@@ -14,8 +14,8 @@ _FORWARD, _ERROR, _GRADIENT = 0, 1, 2
 
 # A chunk is the unit of the ordered reduction: its size depends on the network and the batch
 # size only, never on the thread count, so that results are bitwise the same on any number of
-# threads. About this many flops per chunk keep its fixed costs (zeroing and merging a gradient
-# buffer) under a percent.
+# threads. At least about this many flops per chunk, so that a tiny network's chunk is more than
+# its fixed costs (zeroing and merging a gradient buffer, handing the chunk to a thread).
 _CHUNK_FLOPS = 1 << 20
 _MAX_CHUNK_TILES = 32
 # Zeroing and merging a chunk's buffer run at memory speed, not at the kernels' speed: at least
@@ -23,7 +23,7 @@ _MAX_CHUNK_TILES = 32
 # 4: 2-5 % faster on every config of bench/, D f32 most).
 _MIN_CHUNK_TILES = 8
 # A batch of at least this many chunks of _MAX_CHUNK_TILES tiles is cut into chunks that large,
-# a smaller one into this many chunks when it can be (none smaller than _MIN_CHUNK_TILES tiles):
+# a smaller one into this many chunks when it can be (none smaller than the network's own chunk):
 # the chunks' fixed costs are per parameter, like their work per sample, so they are the same
 # fraction of any network's time, and that fraction halves with every doubling of the chunk. On
 # two threads they are dearer than they look: the buffers pass between the cores (the other
