@@ -18,9 +18,10 @@
 
 typedef T V __attribute__((vector_size(FASTBP_VBYTES), may_alias));
 /* The same vector at any address aligned to its element: G's blocks (a row of G need not start on
- * a vector boundary). Loaded and stored as whole vectors: copied with memcpy through the stack,
- * GCC moved each in 16-byte halves and the FMA loop's first reads of the accumulators waited on
- * store forwarding that cannot merge two stores into one load. */
+ * a vector boundary), a sample's row of X, a row of outer's transposed sensitivities. Loaded and
+ * stored as whole vectors: copied with memcpy through the stack, GCC moved each in 16-byte halves
+ * and the next 32-byte read of it waited on store forwarding, which cannot merge two stores into
+ * one load. */
 typedef T FASTBP_SFX(uvec) __attribute__((vector_size(FASTBP_VBYTES), may_alias, aligned(FASTBP_TSIZE)));
 #define VU FASTBP_SFX(uvec)
 typedef FASTBP_IT FASTBP_SFX(ivec) __attribute__((vector_size(FASTBP_VBYTES)));
@@ -181,7 +182,7 @@ FASTBP_ATTR static void FASTBP_SFX(load_inputs)(const T *FASTBP_RESTRICT X, cons
             src[i] = X + (rows != NULL ? rows[t + b0 + i] : t + b0 + i) * (ptrdiff_t)d0;
         for (int j0 = 0; j0 < d0v; j0 += LANES) {
             V r[LANES];
-            for (int i = 0; i < LANES; i++) memcpy(&r[i], src[i] + j0, sizeof(V));
+            for (int i = 0; i < LANES; i++) r[i] = *(const VU *)(src[i] + j0);
             FASTBP_TRANSPOSE_STAGES(r);
             for (int i = 0; i < LANES; i++) *(V *)(x0 + (ptrdiff_t)(j0 + i) * ld + b0) = r[i];
         }
@@ -274,7 +275,7 @@ FASTBP_ATTR static void FASTBP_SFX(outer)(const T *FASTBP_RESTRICT X, int rows,
                 for (int i = 0; i < LANES; i++) r[i] = *(const V *)(D + (ptrdiff_t)(c0 + i) * ld + b0);
                 FASTBP_TRANSPOSE_STAGES(r);
                 for (int i = 0; i < LANES; i++)
-                    memcpy(work + (b0 + i) * wld + c0, &r[i], sizeof(V));
+                    *(VU *)(work + (b0 + i) * wld + c0) = r[i];
             }
         /* Blocks of rows x column vectors kept in registers. Each accumulator waits a multiply-add
          * latency (4 cycles) per sample, so a block needs about 8 of them to keep two FMA units
