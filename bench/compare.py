@@ -192,15 +192,20 @@ def run_row(key, dtype, args, available, peak, log):
     timed = []
     prepared = []      # peers kept open for the rounds
 
+    def record_error(impl, exc):
+        msg = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
+        record(impl, "error", error=msg,
+               traceback="".join(traceback.format_exception(type(exc), exc, exc.__traceback__,
+                                                           limit=3)))
+        log(f"  {key:>3} {dtype} {impl:16} ERROR {msg}")
+
     def time_now(entry):
         impl, call, scale, fields, note = entry
         try:
             time.sleep(args.pause)
             med, best, reps, inner = _common.measure(call, **timing)
         except Exception as exc:
-            msg = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
-            record(impl, "error", error=msg, traceback=traceback.format_exc(limit=3))
-            log(f"  {key:>3} {dtype} {impl:16} ERROR {msg}")
+            record_error(impl, exc)
             return
         record(impl, "ok", med, best, reps, inner, scale, **fields)
         log(f"  {key:>3} {dtype} {impl:16} {_common.fmt_time(med * scale)}{note}")
@@ -276,18 +281,27 @@ def run_row(key, dtype, args, available, peak, log):
             record(impl, "n/a", error=str(exc))
             log(f"  {key:>3} {dtype} {impl:16} not applicable: {exc}")
         except Exception as exc:
-            msg = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
-            record(impl, "error", error=msg, traceback=traceback.format_exc(limit=3))
-            log(f"  {key:>3} {dtype} {impl:16} ERROR {msg}")
+            record_error(impl, exc)
         finally:
             if p is not None:
                 p.close()
     if timed:
         try:
-            time_in_turn(timed, key, dtype, args, record, log)
+            measured = time_in_turn(timed, args)
         finally:
             for p in prepared:
                 p.close()
+        for impl, _call, scale, fields, note in timed:
+            got = measured[impl]        # its rounds' measurements, or what stopped it
+            if isinstance(got, Exception):
+                record_error(impl, got)
+                continue
+            med = statistics.median(m[0] for m in got)
+            record(impl, "ok", med, min(m[1] for m in got), sum(m[2] for m in got),
+                   got[0][3], scale, rounds=len(got),
+                   round_medians_s=[m[0] * scale for m in got], **fields)
+            log(f"  {key:>3} {dtype} {impl:16} {_common.fmt_time(med * scale)}{note} "
+                f"(median of {len(got)} rounds in turn)")
     # the records in the order of the table: fastbp's rows first, then the peers' as listed
     order = {impl: i for i, impl in enumerate(["fastbp", "fastbp-1thread"] + [r[0] for r in runs])}
     records.sort(key=lambda r: order.get(r["impl"], len(order)))
@@ -306,40 +320,25 @@ def run_row(key, dtype, args, available, peak, log):
     return records
 
 
-def time_in_turn(timed, key, dtype, args, record, log):
+def time_in_turn(timed, args):
     """--interleave: every entry of `timed` (see run_row) timed args.interleave rounds, each
-    round every implementation in turn (who goes first rotating), BUDGET/ROUNDS seconds each;
-    a record per implementation: the median of its rounds' medians, the least time seen."""
+    round every implementation in turn (who goes first rotating), BUDGET/ROUNDS seconds each.
+    {impl: its rounds' _common.measure results, or the exception that stopped it}."""
     import _common
     rounds = args.interleave
     how = dict(min_repeats=1, max_repeats=15, budget=args.budget / rounds,
                min_sample=0.005 if args.quick else 0.02)
-    seen = {entry[0]: [] for entry in timed}
-    failed = {}
+    measured = {entry[0]: [] for entry in timed}
     for r in range(rounds):
-        for entry in timed[r % len(timed):] + timed[:r % len(timed)]:
-            impl, call = entry[0], entry[1]
-            if impl in failed:
+        for impl, call, *_ in timed[r % len(timed):] + timed[:r % len(timed)]:
+            if isinstance(measured[impl], Exception):
                 continue
             try:
                 time.sleep(args.pause)
-                seen[impl].append(_common.measure(call, **how))
+                measured[impl].append(_common.measure(call, **how))
             except Exception as exc:
-                failed[impl] = (f"{type(exc).__name__}: {exc}".splitlines()[0][:200],
-                                traceback.format_exc(limit=3))
-    for impl, _call, scale, fields, note in timed:
-        if impl in failed:
-            msg, tb = failed[impl]
-            record(impl, "error", error=msg, traceback=tb)
-            log(f"  {key:>3} {dtype} {impl:16} ERROR {msg}")
-            continue
-        runs = seen[impl]
-        med = statistics.median(m[0] for m in runs)
-        best = min(m[1] for m in runs)
-        record(impl, "ok", med, best, sum(m[2] for m in runs), runs[0][3], scale,
-               rounds=len(runs), round_medians_s=[m[0] * scale for m in runs], **fields)
-        log(f"  {key:>3} {dtype} {impl:16} {_common.fmt_time(med * scale)}{note} "
-            f"(median of {len(runs)} rounds in turn)")
+                measured[impl] = exc
+    return measured
 
 
 def print_table(rows, peak, file=sys.stdout):

@@ -168,3 +168,38 @@ def test_compare_times_a_row_in_turn(tmp_path):
     # the reference is timed once, apart from the rounds
     assert rows["reference"]["status"] == "ok" and "rounds" not in rows["reference"]
     assert [r["impl"] for r in result["rows"]][:2] == ["fastbp", "fastbp-1thread"]
+
+
+def test_compare_records_a_peer_that_fails_in_the_rounds(tmp_path, monkeypatch):
+    """A peer that raises while the row is timed in turn is recorded as an error, with its
+    traceback; fastbp's rows are still timed."""
+    if not os.path.isdir(BENCH):
+        pytest.skip("bench/ is not next to tests/ (an installed test run)")
+    with _bench_on_path():
+        import compare
+        import peers
+        prepare = peers.prepare
+
+        def failing_numpy(name, *args, **kwargs):
+            p = prepare(name, *args, **kwargs)
+            if name == "numpy":
+                calls = []
+
+                def run(first=p.run):
+                    calls.append(1)
+                    if len(calls) > 1:              # the check passes, the rounds fail
+                        raise RuntimeError("peer failed while timed")
+                    return first()
+                p.run = run
+            return p
+
+        monkeypatch.setattr(peers, "prepare", failing_numpy)
+        compare.main(["--quick", "--configs", "A32", "--peers", "numpy", "--interleave", "2",
+                      "--no-chart", "--out-dir", str(tmp_path)])
+    (path,) = list(tmp_path.glob("compare-*.json"))
+    with open(path) as f:
+        rows = {r["impl"]: r for r in json.load(f)["rows"]}
+    assert rows["numpy"]["status"] == "error"
+    assert rows["numpy"]["error"] == "RuntimeError: peer failed while timed"
+    assert "Traceback" in rows["numpy"]["traceback"]
+    assert rows["fastbp"]["status"] == "ok" and rows["fastbp"]["rounds"] == 2
