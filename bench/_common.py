@@ -33,6 +33,15 @@ def work_flops(widths) -> int:
     return 6 * sum((a + 1) * b for a, b in zip(widths[:-1], widths[1:]))
 
 
+def done_flops(widths) -> int:
+    """Flops backpropagation actually does for one sample: a forward and a gradient product of
+    2 (d(l-1)+1) d(l) each per layer, and the backward products 2 d(l-1) d(l) of the layers after
+    the first (the bias row has no sensitivity, and delta(0) is never computed)."""
+    pairs = list(zip(widths[:-1], widths[1:]))
+    return (4 * sum((a + 1) * b for a, b in pairs)
+            + 2 * sum(a * b for a, b in pairs[1:]))
+
+
 def make_problem(widths, n, dtype, seed=0):
     """(weights, X, y): fastbp's initial weights, standard normal inputs, targets in (-0.8, 0.8)."""
     import fastbp
@@ -118,6 +127,64 @@ def torch_matmul_peak(dtype, n, repeats):
     a = torch.randn(n, n, generator=g, dtype=tdt)
     b = torch.randn(n, n, generator=g, dtype=tdt)
     return _best_matmul_gflops(torch.matmul, a, b, torch.empty(n, n, dtype=tdt), n, repeats)
+
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def build_shared(source, cflags, libs=(), out_dir=None) -> str:
+    """Path of the C file `source` compiled into a shared library, once per source text and flags,
+    in `out_dir` (default bench/results/). ImportError without a C compiler, RuntimeError (with
+    the compiler's message) when the build fails."""
+    import hashlib
+    import shutil
+    import subprocess
+    import tempfile
+    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        raise ImportError(f"no C compiler (cc) to build {os.path.basename(source)}")
+    with open(source, "rb") as f:
+        key = hashlib.sha256(f.read() + " ".join([*cflags, *libs]).encode())
+    out_dir = out_dir or os.path.join(HERE, "results")
+    os.makedirs(out_dir, exist_ok=True)
+    stem = os.path.splitext(os.path.basename(source))[0]
+    path = os.path.join(out_dir, f"{stem}-{key.hexdigest()[:12]}.so")
+    if not os.path.exists(path):
+        fd, tmp = tempfile.mkstemp(suffix=".so", dir=out_dir)
+        os.close(fd)
+        cmd = [cc, *cflags, source, "-o", tmp, *libs]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            os.unlink(tmp)
+            raise RuntimeError(f"building {stem} failed: {' '.join(cmd)}\n" + done.stderr[-2000:])
+        os.replace(tmp, path)      # atomic: a concurrent run sees the old file or the new one
+    return path
+
+
+# fastbp's kernel sets by the names fastbp._api.ISA() gives, as bench/fma_peak.c numbers them
+FMA_PEAK_ISA = {"baseline": 0, "avx2": 1, "avx512": 2}
+FMA_PEAK_SOURCE = os.path.join(HERE, "fma_peak.c")
+FMA_PEAK_CFLAGS = ["-O2", "-ffp-contract=fast", "-fopenmp", "-fPIC", "-shared"]
+
+
+def fma_peak(dtype, threads, isa, seconds=0.5):
+    """GFLOP/s of `threads` threads doing nothing but multiply-adds on whole vectors of `isa`
+    (bench/fma_peak.c): the most the cores can do at the clock they hold. None when `isa` is
+    not an x86-64 kernel set, the CPU lacks it, or there is no C compiler."""
+    import ctypes
+    if isa not in FMA_PEAK_ISA:
+        return None
+    try:
+        path = build_shared(FMA_PEAK_SOURCE, FMA_PEAK_CFLAGS,
+                            out_dir=os.path.join(HERE, "results"))
+    except ImportError:
+        return None
+    lib = ctypes.CDLL(path)
+    probe = lib.fastbp_bench_fma_peak
+    probe.restype = ctypes.c_double
+    probe.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_double]
+    gflops = probe(FMA_PEAK_ISA[isa], np.dtype(dtype).itemsize, int(threads), float(seconds))
+    return gflops if gflops > 0 else None
 
 
 def cpu_info() -> dict:

@@ -162,6 +162,7 @@ def run_row(key, dtype, args, available, peak, log):
         classes = np.random.default_rng(args.seed + 2).integers(0, widths[-1], n)
         y = np.eye(widths[-1], dtype=dtype)[classes]
     flops_per_sample = _common.work_flops(widths)
+    done_per_sample = _common.done_flops(widths)
     rtol = tolerance(dtype, key)
     timing = dict(min_repeats=3, max_repeats=5 if args.quick else 15, budget=args.budget,
                   min_sample=0.005 if args.quick else 0.02)
@@ -182,7 +183,8 @@ def run_row(key, dtype, args, available, peak, log):
             med, best = med * scale, best * scale
             gflops = flops_per_sample * n / med / 1e9
             r.update(median_s=med, min_s=best, repeats=reps, calls_per_repeat=inner,
-                     samples_per_s=n / med, gflops=gflops, pct_peak=100 * gflops / peak[dtype])
+                     samples_per_s=n / med, gflops=gflops, pct_peak=100 * gflops / peak[dtype],
+                     gflops_done=done_per_sample * n / med / 1e9)
         r.update(extra)
         records.append(r)
         return r
@@ -341,10 +343,11 @@ def time_in_turn(timed, args):
     return measured
 
 
-def print_table(rows, peak, file=sys.stdout):
+def print_table(rows, peak, fma_peak=None, file=sys.stdout):
     import _common
     head = (f"{'config':6} {'dtype':7} {'N':>7} {'implementation':15} {'median':>9} {'min':>9} "
-            f"{'samples/s':>9} {'GFLOP/s':>8} {'%peak':>6} {'fastbp x':>15}  status / notes")
+            f"{'samples/s':>9} {'GFLOP/s':>8} {'%peak':>6} {'%FMA':>6} {'fastbp x':>15}  "
+            "status / notes")
     print(head, file=file)
     print("-" * len(head), file=file)
     prev = None
@@ -372,12 +375,18 @@ def print_table(rows, peak, file=sys.stdout):
               f"{_common.fmt_time(r.get('min_s')):>9} "
               f"{_common.fmt_rate(r.get('samples_per_s')):>9} "
               f"{r['gflops'] if med else math.nan:8.2f} {r['pct_peak'] if med else math.nan:5.1f}% "
+              f"{r.get('pct_fma_peak', math.nan) if med else math.nan:5.1f}% "
               f"{ratio:>15}  {status}".replace(" nan%", "    -").replace("     nan", "       -"),
               file=file)
     print(file=file)
     print(f"matrix-product peak (best of NumPy and PyTorch matmul, 2048 x 2048, same threads): "
           f"float64 {peak['float64']:.1f} GFLOP/s, float32 {peak['float32']:.1f} GFLOP/s; "
           "%peak = GFLOP/s / that peak", file=file)
+    if fma_peak:
+        print(f"FMA peak (bench/fma_peak.c: multiply-adds in registers, {fma_peak['isa']} "
+              f"vectors, same threads): float64 {fma_peak['float64']:.1f} GFLOP/s, float32 "
+              f"{fma_peak['float32']:.1f} GFLOP/s; %FMA = the flops actually done (no delta(0)) "
+              "per second / that peak", file=file)
     print("fastbp x: a peer's median time / fastbp's (above 1: fastbp is faster); on fastbp's row, "
           "the fastest peer's time / fastbp's. *: timed on a slice and scaled linearly to N.",
           file=file)
@@ -510,6 +519,20 @@ def measure_peaks(available, n, quick):
     return out
 
 
+def measure_fma_peak(threads, isa, quick):
+    """{dtype: GFLOP/s} of bench/fma_peak.c on fastbp's kernel set, or None (no C compiler, not
+    x86-64)."""
+    import _common
+    out = {dt: _common.fma_peak(dt, threads, isa, 0.1 if quick else 0.5)
+           for dt in ("float64", "float32")}
+    return out if all(out.values()) else None
+
+
+def fma_text(fma):
+    return ("not measured" if not fma else
+            f"float64 {fma['float64']:.1f}, float32 {fma['float32']:.1f} GFLOP/s")
+
+
 def peak_text(peaks, n, threads):
     return f"{n}x{n}, {threads} threads: " + "; ".join(
         f"{lib} float64 {v['float64']:.1f}, float32 {v['float32']:.1f} GFLOP/s"
@@ -543,6 +566,7 @@ def main(argv=None):
 
     import fastbp
 
+    fastbp_isa = _common.fastbp_private("ISA")
     t_start = time.time()
     load_start = os.getloadavg() if hasattr(os, "getloadavg") else None
 
@@ -566,6 +590,9 @@ def main(argv=None):
         peak_by_lib = measure_peaks(available, n_peak, args.quick)
         log("matmul peak at the start (" + peak_text(peak_by_lib, n_peak, args.threads) + ")")
         peak = {dt: max(v[dt] for v in peak_by_lib.values()) for dt in ("float64", "float32")}
+        fma_by_time = {"start": measure_fma_peak(args.threads, fastbp_isa, args.quick)}
+        log(f"FMA peak at the start ({fastbp_isa}, {args.threads} threads): "
+            + fma_text(fma_by_time["start"]))
         rows = []
         for key in args.configs:
             for dtype in CONFIGS[key][2]:
@@ -587,6 +614,16 @@ def main(argv=None):
             if r.get("gflops") is not None:
                 r["pct_peak"] = 100 * r["gflops"] / peak_final[r["dtype"]]
         peak.update(peak_final)
+        fma_by_time["end"] = measure_fma_peak(args.threads, fastbp_isa, args.quick)
+        log(f"FMA peak at the end: {fma_text(fma_by_time['end'])}")
+        fma_peak = None
+        if fma_by_time["start"] and fma_by_time["end"]:
+            fma_peak = {dt: max(fma_by_time["start"][dt], fma_by_time["end"][dt])
+                        for dt in ("float64", "float32")}
+            for r in rows:
+                if r.get("gflops_done") is not None:
+                    r["pct_fma_peak"] = 100 * r["gflops_done"] / fma_peak[r["dtype"]]
+            fma_peak["isa"] = fastbp_isa
 
     load_end = os.getloadavg() if hasattr(os, "getloadavg") else None
     versions = {"fastbp": fastbp.__version__}
@@ -626,13 +663,15 @@ def main(argv=None):
         "cpu": _common.cpu_info(),
         "python": _common.python_info(),
         "fastbp": _common.fastbp_config(),
-        "fastbp_kernels": _common.fastbp_private("ISA"),
+        "fastbp_kernels": fastbp_isa,
         "versions": versions,
         "peers": {k: {"available": ok, "detail": v} for k, (ok, v) in available.items()},
         "threadpools": pools,
         "matmul_peak_gflops": peak,
         "matmul_peak_by_library": peak_by_lib,
         "matmul_peak_size": n_peak,
+        "fma_peak_gflops": fma_peak,
+        "fma_peak_by_time": fma_by_time,
         "reference_samples": args.ref_samples,
         "timing": ({"method": "in turn", "rounds": args.interleave,
                     "budget_s_per_round": args.budget / args.interleave}
@@ -650,6 +689,7 @@ def main(argv=None):
                        "classifier_float32": CLASSIFIER_F32_TOLERANCE,
                        "fann_E_in": 1e-4},
         "work_flops_per_sample": "6 * sum_l (d(l-1)+1) d(l)",
+        "done_flops_per_sample": "4 * sum_l (d(l-1)+1) d(l) + 2 * sum_{l>=2} d(l-1) d(l)",
     }
 
     # --- report ---
@@ -685,7 +725,7 @@ def main(argv=None):
         print(f"load average at start {load_start[0]:.2f}, at end {load_end[0]:.2f} "
               f"(above ~0.2 the machine was not quiet)")
     print()
-    print_table(rows, peak)
+    print_table(rows, peak, fma_peak)
     print()
     print("Summary (median times):")
     print(summary_table(rows))

@@ -43,6 +43,7 @@ import types
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import _common  # bench/, on sys.path wherever peers is imported
 import numpy as np
 
 import fastbp
@@ -534,32 +535,11 @@ def libxsmm_build(out_dir=None):
     """(ctypes library, path of the .so) of bench/libxsmm_peer.c, compiled once per source and
     flags into `out_dir` (default bench/results/); raises ImportError when LIBXSMM's header or a C
     compiler is missing, RuntimeError when the build fails."""
-    import hashlib
-    import shutil
-    import subprocess
-    import tempfile
     if "lib" in _libxsmm_cache:
         return _libxsmm_cache["lib"], _libxsmm_cache["path"]
     if not os.path.exists(LIBXSMM_HEADER):
         raise ImportError("LIBXSMM not installed (apt-get install libxsmm-dev)")
-    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
-        raise ImportError("no C compiler (cc) to build the LIBXSMM peer")
-    with open(LIBXSMM_SOURCE, "rb") as f:
-        key = hashlib.sha256(f.read() + " ".join(LIBXSMM_CFLAGS + LIBXSMM_LIBS).encode())
-    out_dir = out_dir or os.path.join(os.path.dirname(LIBXSMM_SOURCE), "results")
-    os.makedirs(out_dir, exist_ok=True)
-    path = os.path.join(out_dir, f"libxsmm_peer-{key.hexdigest()[:12]}.so")
-    if not os.path.exists(path):
-        fd, tmp = tempfile.mkstemp(suffix=".so", dir=out_dir)
-        os.close(fd)
-        cmd = [cc, *LIBXSMM_CFLAGS, LIBXSMM_SOURCE, "-o", tmp, *LIBXSMM_LIBS]
-        done = subprocess.run(cmd, capture_output=True, text=True)
-        if done.returncode != 0:
-            os.unlink(tmp)
-            raise RuntimeError(f"building the LIBXSMM peer failed: {' '.join(cmd)}\n"
-                               + done.stderr[-2000:])
-        os.replace(tmp, path)      # atomic: a concurrent run sees the old file or the new one
+    path = _common.build_shared(LIBXSMM_SOURCE, LIBXSMM_CFLAGS, LIBXSMM_LIBS, out_dir)
     lib = ctypes.CDLL(path)
     for sfx, ftype in (("f64", ctypes.c_double), ("f32", ctypes.c_float)):
         plan = getattr(lib, f"xp_plan_{sfx}")

@@ -101,6 +101,60 @@ def test_kernel_timer_builds_and_runs(tmp_path, dtype):
         assert float(out[-1].split()[-2]) > 0
 
 
+def test_done_flops_count_what_backpropagation_does():
+    """bench/_common.done_flops, the flops of "% of the FMA peak": forward and gradient products
+    of every layer, backward products of every layer but the first, no bias row in them."""
+    if not os.path.isdir(BENCH):
+        pytest.skip("bench/ is not next to tests/ (an installed test run)")
+    with _bench_on_path():
+        import _common
+    # [2, 3, 1]: forward 2 (3*3 + 4*1), gradient the same, backward delta(1) from delta(2): 2*3*1
+    assert _common.done_flops([2, 3, 1]) == 26 + 26 + 6
+    assert _common.done_flops([4, 7]) == 2 * 5 * 7 * 2           # no hidden layer: no backward
+    assert _common.done_flops([784, 256, 256, 10]) == (
+        4 * (785 * 256 + 257 * 256 + 257 * 10) + 2 * (256 * 256 + 256 * 10))
+    assert _common.work_flops([784, 256, 256, 10]) - _common.done_flops([784, 256, 256, 10]) == (
+        2 * 784 * 256 + 2 * (256 + 256 + 10))
+
+
+def _cpu_flags():
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line.split(":", 1)[1].split() for line in f
+                         if line.startswith("flags")), [])
+    except OSError:
+        return None
+
+
+def test_fma_peak_probe(tmp_path, monkeypatch):
+    """bench/fma_peak.c builds without -march and measures each kernel set this CPU has; a set it
+    lacks, or one the probe does not know, gives None (never a crash: an illegal instruction would
+    kill the benchmark)."""
+    if shutil.which(os.environ.get("CC", "cc")) is None:
+        pytest.skip("no C compiler")
+    if not os.path.isdir(BENCH):
+        pytest.skip("bench/ is not next to tests/ (an installed test run)")
+    flags = _cpu_flags()
+    if flags is None or "sse2" not in flags:
+        pytest.skip("not an x86-64 Linux machine")
+    with _bench_on_path():
+        import _common
+    monkeypatch.setattr(_common, "HERE", str(tmp_path))     # build into tmp_path
+    monkeypatch.setattr(_common, "FMA_PEAK_SOURCE", os.path.join(BENCH, "fma_peak.c"))
+    has = {"baseline": True, "avx2": "avx2" in flags and "fma" in flags,
+           "avx512": "avx512f" in flags}
+    for isa, present in has.items():
+        for dtype in ("float64", "float32"):
+            for threads in (1, 2):
+                gflops = _common.fma_peak(dtype, threads, isa, seconds=0.02)
+                if present:
+                    assert gflops is not None and 0 < gflops < 1e5, (isa, dtype, threads, gflops)
+                else:
+                    assert gflops is None, (isa, dtype)
+    assert _common.fma_peak("float64", 1, "neon") is None
+    assert list(tmp_path.glob("results/fma_peak-*.so"))
+
+
 def test_libxsmm_peer_leaves_openmp_binding_alone(peers, tmp_path):
     """LIBXSMM's first JIT sets OMP_PROC_BIND=TRUE in the process's C environment, which made an
     OpenMP runtime loaded later (scikit-learn's) bind the main thread, and every thread started
@@ -168,6 +222,15 @@ def test_compare_times_a_row_in_turn(tmp_path):
     # the reference is timed once, apart from the rounds
     assert rows["reference"]["status"] == "ok" and "rounds" not in rows["reference"]
     assert [r["impl"] for r in result["rows"]][:2] == ["fastbp", "fastbp-1thread"]
+    # the FMA peak of fastbp's kernel set, measured at the start and the end, the better kept
+    fma = result["meta"]["fma_peak_gflops"]
+    if shutil.which(os.environ.get("CC", "cc")) and _cpu_flags():
+        assert fma["isa"] == result["meta"]["fastbp_kernels"]
+        for dt in ("float64", "float32"):
+            both = [result["meta"]["fma_peak_by_time"][t][dt] for t in ("start", "end")]
+            assert fma[dt] == max(both) > 0
+        assert rows["fastbp"]["pct_fma_peak"] == pytest.approx(
+            100 * rows["fastbp"]["gflops_done"] / fma["float64"])
 
 
 def test_compare_records_a_peer_that_fails_in_the_rounds(tmp_path, monkeypatch):
