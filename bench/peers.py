@@ -161,6 +161,21 @@ def _torch_loss_fn(L, output):
     return loss_fn
 
 
+def _torch_compiled(loss_fn):
+    """torch.compile(loss_fn) for one configuration. Dynamo caches compiled code per code object,
+    and every configuration's loss_fn is the same code: past recompile_limit (8) configurations
+    in one process it stops compiling and runs the function eagerly, silently slower (a full
+    compare.py run compiles the tanh loss_fn for 10 shapes and dtypes: E float32 and A32 ran
+    eager). The limit raised here, every configuration gets its own compiled graph."""
+    import torch
+    import torch._dynamo.config as dynamo_config
+    for name in ("recompile_limit", "cache_size_limit"):    # the older name before PyTorch 2.6
+        if hasattr(dynamo_config, name):
+            setattr(dynamo_config, name, max(getattr(dynamo_config, name), 1024))
+            break
+    return torch.compile(loss_fn, dynamic=False)
+
+
 def _torch_convert(result):
     loss, gW, gb = result
     grads = [np.vstack([b.detach().numpy()[None, :], W.detach().numpy()]) for W, b in zip(gW, gb)]
@@ -172,7 +187,7 @@ def _torch_prepared(weights, X, y, threads, output, compiled):
     L = len(weights)
     loss_fn = _torch_loss_fn(L, output)
     if compiled:
-        loss_fn = torch.compile(loss_fn, dynamic=False)
+        loss_fn = _torch_compiled(loss_fn)
     params = Ws + bs
 
     def run():
@@ -704,7 +719,7 @@ def _torch_classifier(weights, X, y, threads, compiled):
                 a = F.relu(a)
         return F.cross_entropy(a, y)   # probability targets, mean over samples
     if compiled:
-        loss_fn = torch.compile(loss_fn, dynamic=False)
+        loss_fn = _torch_compiled(loss_fn)
     params = Ws + bs
 
     def run():

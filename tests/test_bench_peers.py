@@ -155,6 +155,35 @@ def test_fma_peak_probe(tmp_path, monkeypatch):
     assert list(tmp_path.glob("results/fma_peak-*.so"))
 
 
+def test_torch_compile_peer_compiles_every_configuration(tmp_path):
+    """Dynamo stops compiling a code object after recompile_limit graphs and runs it eagerly: the
+    torch.compile peer, one loss function for every configuration, ran E float32 and A32 as
+    plain PyTorch in full compare.py runs. With the limit lowered to 2, three configurations in
+    one process must still give three compiled graphs."""
+    pytest.importorskip("torch")
+    if not os.path.isdir(BENCH):
+        pytest.skip("bench/ is not next to tests/ (an installed test run)")
+    code = f"""
+import sys
+import numpy as np
+sys.path.insert(0, {BENCH!r})
+import torch._dynamo.config
+from torch._dynamo.utils import counters
+import fastbp, peers
+torch._dynamo.config.recompile_limit = 2
+for k, dtype in enumerate((np.float64, np.float32, np.float64)):
+    widths, n = [2, 3 + k, 1], 8 + k
+    w = fastbp.init_weights(widths, seed=0, dtype=dtype)
+    p = peers.prepare("torch.compile", w, np.ones((n, 2), dtype), np.zeros((n, 1), dtype), 1)
+    p.run()
+print(counters["stats"]["unique_graphs"])
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=str(tmp_path), timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.split()[-1] == "3", out.stdout + out.stderr[-3000:]
+
+
 def test_libxsmm_peer_leaves_openmp_binding_alone(peers, tmp_path):
     """LIBXSMM's first JIT sets OMP_PROC_BIND=TRUE in the process's C environment, which made an
     OpenMP runtime loaded later (scikit-learn's) bind the main thread, and every thread started
