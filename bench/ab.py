@@ -106,8 +106,15 @@ def main(argv=None):
         old = float(np.median(minima[(c, "old")]))
         new = float(np.median(minima[(c, "new")]))
         ratios[":".join(c)] = new / old
-        print(f"{':'.join(c):18s} {old * 1e3:8.2f}ms {new * 1e3:8.2f}ms {new / old:8.3f}")
+        print(f"{':'.join(c):18s} {_time(old):>10s} {_time(new):>10s} {new / old:8.3f}")
     return ratios
+
+
+def _time(seconds):
+    """Three significant digits in the unit that fits: a 9 us call and a 300 ms one alike."""
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
+        if seconds >= scale or unit == "us":
+            return f"{seconds / scale:.3g} {unit}"
 
 
 if __name__ == "__main__":
