@@ -162,7 +162,7 @@ def build_shared(source, cflags, libs=(), out_dir=None) -> str:
 
 
 # fastbp's kernel sets by the names fastbp._api.ISA() gives, as bench/fma_peak.c numbers them
-FMA_PEAK_ISA = {"baseline": 0, "avx2": 1, "avx512": 2}
+FMA_PEAK_ISA = {"baseline": 0, "avx2+fma": 1, "avx512": 2}
 FMA_PEAK_SOURCE = os.path.join(HERE, "fma_peak.c")
 FMA_PEAK_CFLAGS = ["-O2", "-ffp-contract=fast", "-fopenmp", "-fPIC", "-shared"]
 

@@ -141,8 +141,15 @@ def test_fma_peak_probe(tmp_path, monkeypatch):
         import _common
     monkeypatch.setattr(_common, "HERE", str(tmp_path))     # build into tmp_path
     monkeypatch.setattr(_common, "FMA_PEAK_SOURCE", os.path.join(BENCH, "fma_peak.c"))
-    has = {"baseline": True, "avx2": "avx2" in flags and "fma" in flags,
+    has = {"baseline": True, "avx2+fma": "avx2" in flags and "fma" in flags,
            "avx512": "avx512f" in flags}
+    assert set(has) == set(_common.FMA_PEAK_ISA)
+    # every kernel set fastbp can run has its probe, under the name fastbp gives it
+    code = "import fastbp._api as a; print(a.ISA)"
+    for simd in ("baseline", "avx2", ""):
+        isa = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             check=True, env={**os.environ, "FASTBP_SIMD": simd}).stdout.strip()
+        assert isa in has, isa
     for isa, present in has.items():
         for dtype in ("float64", "float32"):
             for threads in (1, 2):
