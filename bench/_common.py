@@ -170,14 +170,17 @@ FMA_PEAK_CFLAGS = ["-O2", "-ffp-contract=fast", "-fopenmp", "-fPIC", "-shared"]
 def fma_peak(dtype, threads, isa, seconds=0.5):
     """GFLOP/s of `threads` threads doing nothing but multiply-adds on whole vectors of `isa`
     (bench/fma_peak.c): the most the cores can do at the clock they hold. None when `isa` is
-    not an x86-64 kernel set, the CPU lacks it, or there is no C compiler."""
+    not an x86-64 kernel set, the CPU lacks it, or the probe cannot be built (a warning says
+    why): a benchmark run goes on without the peak rather than stop."""
     import ctypes
     if isa not in FMA_PEAK_ISA:
         return None
     try:
-        path = build_shared(FMA_PEAK_SOURCE, FMA_PEAK_CFLAGS,
-                            out_dir=os.path.join(HERE, "results"))
+        path = build_shared(FMA_PEAK_SOURCE, FMA_PEAK_CFLAGS)
     except ImportError:
+        return None
+    except RuntimeError as exc:
+        warnings.warn(f"no FMA peak: {exc}", stacklevel=2)
         return None
     lib = ctypes.CDLL(path)
     probe = lib.fastbp_bench_fma_peak
