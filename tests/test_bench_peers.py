@@ -144,12 +144,15 @@ def test_fma_peak_probe(tmp_path, monkeypatch):
     has = {"baseline": True, "avx2+fma": "avx2" in flags and "fma" in flags,
            "avx512": "avx512f" in flags}
     assert set(has) == set(_common.FMA_PEAK_ISA)
-    # every kernel set fastbp can run has its probe, under the name fastbp gives it
+    # every kernel set fastbp can run has its probe, under the name fastbp gives it (the child
+    # runs in tmp_path: from the checkout's root, its source tree would shadow the installed
+    # fastbp)
     code = "import fastbp._api as a; print(a.ISA)"
     for simd in ("baseline", "avx2", ""):
-        isa = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                             check=True, env={**os.environ, "FASTBP_SIMD": simd}).stdout.strip()
-        assert isa in has, isa
+        child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                               cwd=str(tmp_path), env={**os.environ, "FASTBP_SIMD": simd})
+        assert child.returncode == 0, child.stderr[-2000:]
+        assert child.stdout.strip() in has, child.stdout
     for isa, present in has.items():
         for dtype in ("float64", "float32"):
             for threads in (1, 2):
