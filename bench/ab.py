@@ -65,6 +65,8 @@ def worker():
 
 
 def main(argv=None):
+    from _common import fmt_time  # bench/ is sys.path[0] when run as a script
+
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--old", required=True, help="the Python of the build before the change")
     ap.add_argument("--new", default=sys.executable,
@@ -106,15 +108,8 @@ def main(argv=None):
         old = float(np.median(minima[(c, "old")]))
         new = float(np.median(minima[(c, "new")]))
         ratios[":".join(c)] = new / old
-        print(f"{':'.join(c):18s} {_time(old):>10s} {_time(new):>10s} {new / old:8.3f}")
+        print(f"{':'.join(c):18s} {fmt_time(old):>10s} {fmt_time(new):>10s} {new / old:8.3f}")
     return ratios
-
-
-def _time(seconds):
-    """Three significant digits in the unit that fits: a 9 us call and a 300 ms one alike."""
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
-        if seconds >= scale or unit == "us":
-            return f"{seconds / scale:.3g} {unit}"
 
 
 if __name__ == "__main__":
