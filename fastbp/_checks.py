@@ -266,7 +266,9 @@ def check_batch(weights, X, y=None, x_threads=1):
     """(weights, widths, dtype, X, y) checked and converted, as check_weights, check_X and check_y
     do one after the other (y may be None). Arrays that are ready as they are (the common case of
     a training loop) are recognised in one pass in C, without conversion; X, the large one, is
-    screened for NaN and infinity there on x_threads threads."""
+    screened for NaN and infinity there on x_threads threads, or not at all with x_threads = 0
+    (the caller has the kernel screen it: fastbp._api._run with screen=True). Arrays that need
+    the full checks are screened there whatever x_threads says."""
     widths = _ready(weights, X, y, MAX_WIDTH, x_threads)
     if widths is not None:
         # a list of our own: the kernel reads the arrays with the GIL released, and another

@@ -50,10 +50,12 @@ def run(
     accumulate: bool = False,
     sweep: int = 0,
     panel: int = 0,
+    screen_inputs: bool = False,
 ) -> float:
     """Run the batch (mode 0 forward into `outputs`, 1 error, 2 gradient into `grads`, times
     `scale`, added with `accumulate`); return the sum of the errors w_n e_n (0.0 in forward
-    mode)."""
+    mode). With `screen_inputs`, X is screened tile by tile: NaN, and `grads` untouched, when an
+    input is NaN or infinite."""
     ...
 
 def backprop_sample(

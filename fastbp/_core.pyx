@@ -23,7 +23,7 @@
 # they add exactly nothing to the gradient.
 
 from cython.parallel cimport prange, threadid
-from libc.math cimport pow, sqrt, sqrtf
+from libc.math cimport NAN, pow, sqrt, sqrtf
 from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy, memset
 
@@ -84,10 +84,10 @@ cdef extern from "_simd.h" nogil:
     Py_ssize_t fastbp_first_nonfinite_f(const float *a, Py_ssize_t n)
     void fastbp_dtanh_mul_d(double *delta, const double *x, int rows, Py_ssize_t ld, Py_ssize_t n)
     void fastbp_dtanh_mul_f(float *delta, const float *x, int rows, Py_ssize_t ld, Py_ssize_t n)
-    void fastbp_load_inputs_d(const double *X, const Py_ssize_t *rows, Py_ssize_t t, int nb, int d0,
-                              double *x0, Py_ssize_t ld, int ns)
-    void fastbp_load_inputs_f(const float *X, const Py_ssize_t *rows, Py_ssize_t t, int nb, int d0,
-                              float *x0, Py_ssize_t ld, int ns)
+    int fastbp_load_inputs_d(const double *X, const Py_ssize_t *rows, Py_ssize_t t, int nb, int d0,
+                             double *x0, Py_ssize_t ld, int ns)
+    int fastbp_load_inputs_f(const float *X, const Py_ssize_t *rows, Py_ssize_t t, int nb, int d0,
+                             float *x0, Py_ssize_t ld, int ns)
 
 RB = FASTBP_RB
 MAX_SAMPLE_BLOCK = FASTBP_MAX_SAMPLE_BLOCK
@@ -119,6 +119,9 @@ cdef struct Net:
     int tile                    # samples per tile: the row length of every tile array
     int sweep                   # samples per forward/backward sweep: a divisor of the tile
     int panel                   # rows of x(l-1) per panel of the gradient update (0: all rows)
+    # screen each tile's inputs for NaN and infinity as it is loaded (run_chunk; X was not
+    # screened before the call); a chunk that finds one returns a NaN error
+    bint screen_inputs
     const int *widths           # d(0), ..., d(L)
     const void **weights        # W(1), ..., W(L), each (d(l-1)+1, d(l)) row-major
     const Py_ssize_t *act_off   # offset of the x(l) tile in a thread's scratch, l = 0..L
@@ -221,6 +224,7 @@ cdef class _Layout:
         self.net.tile = tile
         self.net.sweep = tile if sweep <= 0 else sweep
         self.net.panel = panel
+        self.net.screen_inputs = False
         self.net.widths = w_c
         self.net.weights = ptrs
         self.net.act_off = act_off
@@ -289,14 +293,19 @@ cdef void write_gradient(const Net *net, const double *grad_sum, floating **grad
 
 def run(list weights, list widths, tuple spec, cnp.ndarray X, object Y, object outputs,
         int mode, int num_threads, int tile, Py_ssize_t chunk, int slots_per_thread,
-        list grads=None, double scale=1.0, bint accumulate=False, int sweep=0, int panel=0):
+        list grads=None, double scale=1.0, bint accumulate=False, int sweep=0, int panel=0,
+        bint screen_inputs=False):
     """Run the batch; return the sum of the errors w_n e_n (0.0 in MODE_FORWARD).
 
     spec is (activation code, output code, sample weights or None), as _Layout takes it.
     X, Y, outputs (and the sample weights) share the weights' dtype. In MODE_GRADIENT, `grads` holds
     one C-contiguous, aligned array per layer, of the weights' shapes and dtype: the float64 sums
     times `scale` are written there (added to them with `accumulate`). sweep, panel: the
-    blocking within a tile, as _Layout takes them.
+    blocking within a tile, as _Layout takes them. screen_inputs (MODE_ERROR, MODE_GRADIENT): X
+    has not been screened for NaN and infinity; each tile's rows are, as the tile is loaded (in
+    cache then, where a screen before the call reads all of X from memory once more). If one is
+    found, the result is NaN and `grads` are left as they were: the caller finds the value
+    (fastbp._api._run).
     """
     cdef _Layout layout = _Layout(weights, widths, spec, tile, sweep, panel)
     cdef Py_ssize_t N = X.shape[0]
@@ -310,6 +319,7 @@ def run(list weights, list widths, tuple spec, cnp.ndarray X, object Y, object o
     cdef double err = 0.0
     cdef int status
     cdef bint is_double = cnp.PyArray_TYPE(X) == cnp.NPY_DOUBLE
+    layout.net.screen_inputs = screen_inputs and mode != MODE_FORWARD
     if mode == MODE_GRADIENT:
         g_ptr = <double *> calloc(layout.net.n_params + 1, sizeof(double))
         out_ptrs = <void **> calloc(L + 1, sizeof(void *))
@@ -325,14 +335,16 @@ def run(list weights, list widths, tuple spec, cnp.ndarray X, object Y, object o
                 status = run_batch[double](&layout.net, <const double *> x_ptr,
                                            <const double *> y_ptr, <double *> o_ptr, N, chunk,
                                            slots_per_thread, num_threads, mode, &err, g_ptr)
-                if status == 0 and mode == MODE_GRADIENT:
+                # (err != err: a NaN, from an input the screen found or from the network's own
+                # arithmetic; the caller tells them apart)
+                if status == 0 and mode == MODE_GRADIENT and not (screen_inputs and err != err):
                     write_gradient[double](&layout.net, g_ptr, <double **> out_ptrs, scale,
                                            accumulate)
             else:
                 status = run_batch[float](&layout.net, <const float *> x_ptr,
                                           <const float *> y_ptr, <float *> o_ptr, N, chunk,
                                           slots_per_thread, num_threads, mode, &err, g_ptr)
-                if status == 0 and mode == MODE_GRADIENT:
+                if status == 0 and mode == MODE_GRADIENT and not (screen_inputs and err != err):
                     write_gradient[float](&layout.net, g_ptr, <float **> out_ptrs, scale,
                                           accumulate)
     finally:

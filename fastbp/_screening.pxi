@@ -54,7 +54,7 @@ cdef Py_ssize_t first_nonfinite_threads(const floating *a, Py_ssize_t n,
 
 cdef inline bint ready_array(object a, int typenum, int ndim, int num_threads=1) noexcept:
     """An exact ndarray of this dtype (native byte order) and ndim, C-contiguous and aligned,
-    with no NaN or inf (screened on num_threads threads)."""
+    with no NaN or inf (screened on num_threads threads; not screened when num_threads is 0)."""
     cdef cnp.ndarray arr
     cdef Py_ssize_t n, found
     cdef void *data
@@ -66,6 +66,8 @@ cdef inline bint ready_array(object a, int typenum, int ndim, int num_threads=1)
         return False
     n = arr.size
     data = cnp.PyArray_DATA(arr)
+    if num_threads == 0:
+        return True
     if num_threads <= 1:
         if typenum == cnp.NPY_DOUBLE:
             return first_nonfinite_run[double](<const double *> data, n) < 0
@@ -82,7 +84,8 @@ def ready(object weights, object X, object y, Py_ssize_t max_width, int x_thread
     """widths [d(0), ..., d(L)] when weights, X (and y, unless None) need no conversion and pass
     every check (a list of finite, aligned, C-contiguous 2-D arrays of one float dtype, of
     consistent shapes, no layer wider than max_width; X (N, d(0)) with N >= 1; y (N, d(L)), or
-    (N,) for d(L) = 1), else None. X is screened for NaN and infinity on x_threads threads.
+    (N,) for d(L) = 1), else None. X is screened for NaN and infinity on x_threads threads
+    (not here when x_threads is 0: the kernel then screens it tile by tile, see `run`).
     The quick path of fastbp._checks.check_batch: it never raises, and None only means that the
     full checks must run (and say what is wrong, if anything is)."""
     cdef Py_ssize_t L, l, n

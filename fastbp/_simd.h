@@ -214,7 +214,7 @@ static inline void fastbp_aligned_free(void *p) {
         void (*outer)(const T *, int, const T *, int, ptrdiff_t, int, T *, T *, int);   \
         void (*tanh)(T *, int, ptrdiff_t, ptrdiff_t);                                   \
         void (*dtanh_mul)(T *, const T *, int, ptrdiff_t, ptrdiff_t);                   \
-        void (*load_inputs)(const T *, const ptrdiff_t *, ptrdiff_t, int, int, T *, ptrdiff_t, int); \
+        int (*load_inputs)(const T *, const ptrdiff_t *, ptrdiff_t, int, int, T *, ptrdiff_t, int); \
         void (*exp)(T *, int, ptrdiff_t, ptrdiff_t);                                    \
         void (*log)(T *, int, ptrdiff_t, ptrdiff_t);                                    \
         void (*log1p_exp)(T *, int, ptrdiff_t, ptrdiff_t);                              \
@@ -370,13 +370,13 @@ static inline void fastbp_softmax_f(float *x, int rows, ptrdiff_t ld, ptrdiff_t 
                                     float *logsum) {
     fastbp_kf.softmax(x, rows, ld, n, mx, logsum);
 }
-static inline void fastbp_load_inputs_d(const double *X, const ptrdiff_t *rows, ptrdiff_t t, int nb,
-                                        int d0, double *x0, ptrdiff_t ld, int ns) {
-    fastbp_kd.load_inputs(X, rows, t, nb, d0, x0, ld, ns);
+static inline int fastbp_load_inputs_d(const double *X, const ptrdiff_t *rows, ptrdiff_t t, int nb,
+                                       int d0, double *x0, ptrdiff_t ld, int ns) {
+    return fastbp_kd.load_inputs(X, rows, t, nb, d0, x0, ld, ns);
 }
-static inline void fastbp_load_inputs_f(const float *X, const ptrdiff_t *rows, ptrdiff_t t, int nb,
-                                        int d0, float *x0, ptrdiff_t ld, int ns) {
-    fastbp_kf.load_inputs(X, rows, t, nb, d0, x0, ld, ns);
+static inline int fastbp_load_inputs_f(const float *X, const ptrdiff_t *rows, ptrdiff_t t, int nb,
+                                       int d0, float *x0, ptrdiff_t ld, int ns) {
+    return fastbp_kf.load_inputs(X, rows, t, nb, d0, x0, ld, ns);
 }
 
 #endif

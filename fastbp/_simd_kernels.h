@@ -169,12 +169,17 @@ FASTBP_ATTR static void FASTBP_SFX(linear)(const T *FASTBP_RESTRICT panel, int K
 /* x0[j][b] = X[row(t + b)][j] for j < d0 and b < nb, with row(i) = rows[i] (rows != NULL) or i:
  * the inputs of a tile turned feature-major, LANES samples x LANES features at a time through
  * the transpose in registers (a wide input, 784 features, was 50 000 scalar stores a tile, each
- * to another line of a tile beyond L1). Samples nb..ns-1 are zero. */
-FASTBP_ATTR static void FASTBP_SFX(load_inputs)(const T *FASTBP_RESTRICT X, const ptrdiff_t *rows,
-                                                ptrdiff_t t, int nb, int d0, T *FASTBP_RESTRICT x0,
-                                                ptrdiff_t ld, int ns)
+ * to another line of a tile beyond L1). Samples nb..ns-1 are zero. Returns 1 when a value
+ * loaded is NaN or infinite, else 0: the sum of every value times 0 (0 for a finite value, NaN
+ * otherwise), one multiply-add per vector of values already in registers, where screening X
+ * before the call read it from memory once more. */
+FASTBP_ATTR static int FASTBP_SFX(load_inputs)(const T *FASTBP_RESTRICT X, const ptrdiff_t *rows,
+                                               ptrdiff_t t, int nb, int d0, T *FASTBP_RESTRICT x0,
+                                               ptrdiff_t ld, int ns)
 {
     const int d0v = d0 / LANES * LANES;
+    V screen = (V){0};
+    T screen_tail = 0;
     int b0 = 0;
     for (; b0 + LANES <= nb; b0 += LANES) {
         const T *src[LANES];
@@ -182,19 +187,30 @@ FASTBP_ATTR static void FASTBP_SFX(load_inputs)(const T *FASTBP_RESTRICT X, cons
             src[i] = X + (rows != NULL ? rows[t + b0 + i] : t + b0 + i) * (ptrdiff_t)d0;
         for (int j0 = 0; j0 < d0v; j0 += LANES) {
             V r[LANES];
-            for (int i = 0; i < LANES; i++) r[i] = *(const VU *)(src[i] + j0);
+            for (int i = 0; i < LANES; i++) {
+                r[i] = *(const VU *)(src[i] + j0);
+                screen += r[i] * (T)0;
+            }
             FASTBP_TRANSPOSE_STAGES(r);
             for (int i = 0; i < LANES; i++) *(V *)(x0 + (ptrdiff_t)(j0 + i) * ld + b0) = r[i];
         }
         for (int j = d0v; j < d0; j++)
-            for (int i = 0; i < LANES; i++) x0[(ptrdiff_t)j * ld + b0 + i] = src[i][j];
+            for (int i = 0; i < LANES; i++) {
+                x0[(ptrdiff_t)j * ld + b0 + i] = src[i][j];
+                screen_tail += src[i][j] * (T)0;
+            }
     }
     for (; b0 < nb; b0++) {
         const T *xb = X + (rows != NULL ? rows[t + b0] : t + b0) * (ptrdiff_t)d0;
-        for (int j = 0; j < d0; j++) x0[(ptrdiff_t)j * ld + b0] = xb[j];
+        for (int j = 0; j < d0; j++) {
+            x0[(ptrdiff_t)j * ld + b0] = xb[j];
+            screen_tail += xb[j] * (T)0;
+        }
     }
     for (int j = 0; j < d0; j++)
         for (int b = nb; b < ns; b++) x0[(ptrdiff_t)j * ld + b] = 0;
+    for (int i = 0; i < LANES; i++) screen_tail += screen[i];
+    return screen_tail != screen_tail;
 }
 
 /* Sum of the lanes of a vector, always in the same order: halves folded onto each other, a

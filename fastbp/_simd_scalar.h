@@ -35,15 +35,20 @@ static void FASTBP_SFX(outer)(const T *X, int rows, const T *D, int cols, ptrdif
         }
 }
 
-static void FASTBP_SFX(load_inputs)(const T *X, const ptrdiff_t *rows, ptrdiff_t t, int nb,
-                                    int d0, T *x0, ptrdiff_t ld, int ns)
+static int FASTBP_SFX(load_inputs)(const T *X, const ptrdiff_t *rows, ptrdiff_t t, int nb,
+                                   int d0, T *x0, ptrdiff_t ld, int ns)
 {
+    T screen = 0;   /* NaN when a value loaded is NaN or infinite (see _simd_kernels.h) */
     for (int b = 0; b < nb; b++) {
         const T *xb = X + (rows != NULL ? rows[t + b] : t + b) * (ptrdiff_t)d0;
-        for (int j = 0; j < d0; j++) x0[(ptrdiff_t)j * ld + b] = xb[j];
+        for (int j = 0; j < d0; j++) {
+            x0[(ptrdiff_t)j * ld + b] = xb[j];
+            screen += xb[j] * (T)0;
+        }
     }
     for (int j = 0; j < d0; j++)
         for (int b = nb; b < ns; b++) x0[(ptrdiff_t)j * ld + b] = 0;
+    return screen != screen;
 }
 
 static void FASTBP_SFX(tanh)(T *x, int rows, ptrdiff_t ld, ptrdiff_t n)

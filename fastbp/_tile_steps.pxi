@@ -71,7 +71,7 @@ cdef inline int sample_block(floating dummy) noexcept nogil:
         return fastbp_sample_block_f()
 
 
-cdef inline void forward_tile(
+cdef inline bint forward_tile(
     const Net *net,
     const floating *X,      # IN  (N, d(0)), row-major: the tile's samples are rows t..t+nb-1
     const Py_ssize_t *rows,  # IN  NULL, or the tile's samples are rows rows[t..t+nb-1]
@@ -80,17 +80,19 @@ cdef inline void forward_tile(
     int ns,                 # IN  samples to compute: nb rounded up to a whole vector
     floating *scratch,      # OUT x(l) of the tile, l = 0..L, at net.act_off[l]
 ) noexcept nogil:
+    """Forward propagation of the tile; True when one of its inputs is NaN or infinite."""
     cdef Py_ssize_t ld = net.tile
     cdef floating *x0 = scratch + net.act_off[0] + ld
     cdef const floating *panels = <const floating *> net.panels
     cdef int l, d_out
     cdef floating *x
     cdef floating *sL = scratch + net.out_off
+    cdef bint nonfinite
     # x(0) without its row of ones: the inputs, turned feature-major; padding samples are zero
     if floating is double:
-        fastbp_load_inputs_d(X, rows, t, <int> nb, net.widths[0], x0, ld, ns)
+        nonfinite = fastbp_load_inputs_d(X, rows, t, <int> nb, net.widths[0], x0, ld, ns)
     else:
-        fastbp_load_inputs_f(X, rows, t, <int> nb, net.widths[0], x0, ld, ns)
+        nonfinite = fastbp_load_inputs_f(X, rows, t, <int> nb, net.widths[0], x0, ld, ns)
     for l in range(1, net.L + 1):
         d_out = net.widths[l]
         # s(l) = W(l)^T x(l-1), written below the row of ones of x(l)
@@ -113,6 +115,7 @@ cdef inline void forward_tile(
                 fastbp_softmax_d(x, d_out, ld, ns, sL + d_out * ld, sL + (d_out + 1) * ld)
             else:
                 fastbp_softmax_f(x, d_out, ld, ns, sL + d_out * ld, sL + (d_out + 1) * ld)
+    return nonfinite
 
 
 cdef inline void gradient_layer(
@@ -265,6 +268,7 @@ cdef double run_chunk(
     cdef int block = sample_block(<floating> 0)
     cdef double err = 0.0
     cdef const floating *xL = scratch + net.act_off[net.L] + ld
+    cdef bint nonfinite = False
     if mode == MODE_GRADIENT:
         memset(grad, 0, net.n_params * sizeof(floating))
     t = start
@@ -279,7 +283,8 @@ cdef double run_chunk(
         while s0 < nb:
             nbs = min(<Py_ssize_t> net.sweep, nb - s0)
             nss = <int> ((nbs + block - 1) // block * block)
-            forward_tile(net, X, rows, t + s0, nbs, nss, scratch + s0)
+            if forward_tile(net, X, rows, t + s0, nbs, nss, scratch + s0):
+                nonfinite = net.screen_inputs
             if mode != MODE_FORWARD:
                 # one sweep a tile: each dW(l) updated while its x(l-1), delta(l) are in cache
                 err += sensitivities_tile(net, Y, rows, t + s0, nbs, nss, scratch + s0,
@@ -295,4 +300,4 @@ cdef double run_chunk(
         elif mode == MODE_GRADIENT and net.sweep < ld:
             gradient_tile(net, scratch, ns, grad)
         t += ld
-    return err
+    return NAN if nonfinite else err

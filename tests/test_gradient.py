@@ -418,3 +418,47 @@ def test_out_quick_path_agrees_with_check_out():
     assert bitwise_equal(out, [g + g for g in grads])
     with pytest.raises(ValueError, match="share memory"):
         fastbp.gradient(weights, X, y, out=overlapping)
+
+
+# The inputs of gradient and error are screened for NaN and infinity by the kernel, tile by tile
+# as it loads them (fastbp._api._run): every place a bad value can sit in the tile loader's paths.
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("widths", [[1, 1], [5, 7, 2], [19, 4, 1], [40, 3, 2]])
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_kernel_screen_finds_every_bad_input(dtype, widths, value):
+    """A NaN or infinity anywhere in X (the first and last sample, a partial last tile, a feature
+    in the loader's vector part or its tail, past the first chunk) is a ValueError naming it,
+    on 1 and 2 threads, from gradient and error; `out` is left as it was, also with accumulate."""
+    n = 2 * _api._plan(widths, 10**6, 1, np.dtype(dtype).itemsize)[2] + 37
+    weights, X, y = make_problem(widths, n, dtype=dtype)
+    d0 = widths[0]
+    for i, j in ((0, 0), (n - 1, d0 - 1), (n - 37, d0 // 2), (n - 2, 0), (n // 2 + 5, d0 - 1)):
+        bad = X.copy()
+        bad[i, j] = value
+        for threads in (1, 2):
+            out = [np.full_like(w, 7.0) for w in weights]
+            with pytest.raises(ValueError, match=rf"X must be finite, but X\[{i}, {j}\] = "):
+                fastbp.gradient(weights, bad, y, out=out, accumulate=True, num_threads=threads)
+            assert all((o == 7.0).all() for o in out)
+            with pytest.raises(ValueError, match=rf"X\[{i}, {j}\]"):
+                fastbp.error(weights, bad, y, num_threads=threads)
+
+
+def test_kernel_screen_takes_a_nan_of_the_network_for_what_it_is():
+    """A NaN error from finite inputs (here the cross-entropy of logits that overflow to
+    infinity: inf - 1 * inf) is no input error: the gradient is computed and written as without
+    the screen, bitwise, and `out` accumulates it."""
+    weights = [np.array([[0.0], [1e300], [1e300]])]
+    X = np.array([[1e10, 1e10], [1.0, 2.0]] * 40)
+    y = np.ones(80)
+    spec = _api._spec("tanh", "logistic")
+    grads = [np.empty_like(w) for w in weights]
+    err = _core.run(weights, [2, 1], spec, X, y.reshape(-1, 1), None, _api._GRADIENT, 1, 64, 512,
+                    1, grads, 1.0 / 80)
+    assert err != err
+    out = [np.full_like(w, 7.0) for w in weights]
+    E, got = fastbp.gradient(weights, X, y, output="logistic", out=out, accumulate=True)
+    assert E != E and got[0] is out[0]
+    assert bitwise_equal(out, [7.0 + g for g in grads])
+    assert fastbp.error(weights, X, y, output="logistic") != fastbp.error(weights, X, y,
+                                                                         output="logistic")
