@@ -38,17 +38,19 @@ static void FASTBP_SFX(outer)(const T *X, int rows, const T *D, int cols, ptrdif
 static int FASTBP_SFX(load_inputs)(const T *X, const ptrdiff_t *rows, ptrdiff_t t, int nb,
                                    int d0, T *x0, ptrdiff_t ld, int ns)
 {
-    T screen = 0;   /* NaN when a value loaded is NaN or infinite (see _simd_kernels.h) */
+    /* NaN when a value loaded is NaN or infinite (see _simd_kernels.h), in four sums */
+    T screen[4] = {0, 0, 0, 0};
     for (int b = 0; b < nb; b++) {
         const T *xb = X + (rows != NULL ? rows[t + b] : t + b) * (ptrdiff_t)d0;
         for (int j = 0; j < d0; j++) {
             x0[(ptrdiff_t)j * ld + b] = xb[j];
-            screen += xb[j] * (T)0;
+            screen[j & 3] += xb[j] * (T)0;
         }
     }
     for (int j = 0; j < d0; j++)
         for (int b = nb; b < ns; b++) x0[(ptrdiff_t)j * ld + b] = 0;
-    return screen != screen;
+    const T sum = (screen[0] + screen[1]) + (screen[2] + screen[3]);
+    return sum != sum;
 }
 
 static void FASTBP_SFX(tanh)(T *x, int rows, ptrdiff_t ld, ptrdiff_t n)
