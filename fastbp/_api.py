@@ -42,8 +42,6 @@ _TILE = 64
 _PANEL_BYTES = 16384
 # Below this many flops a call runs on one thread: starting an OpenMP team costs more.
 _SERIAL_FLOPS = 1 << 18
-# From this many values of X on, its finiteness screen is shared out among the threads.
-_PARALLEL_SCREEN = 1 << 19
 # Chunks one thread takes per round (one OpenMP region), bounded by the memory of their buffers.
 _ROUND_BYTES = 1 << 22
 _MAX_SLOTS_PER_THREAD = 64
@@ -140,14 +138,6 @@ def available_threads() -> int:
     return max(1, min(_core.openmp_max_threads(), _checks.usable_cores()))
 
 
-def _screen_threads(X, num_threads) -> int:
-    """Threads for the NaN/infinity screen of X: those of the kernel when X is large (the screen
-    reads X once at the speed of memory; on one thread, it was up to 8 % of a gradient)."""
-    if _forked or getattr(X, "size", 0) < _PARALLEL_SCREEN:
-        return 1
-    return _checks.check_num_threads(num_threads, available_threads)
-
-
 def _n_params(widths) -> int:
     return sum((a + 1) * b for a, b in zip(widths[:-1], widths[1:]))
 
@@ -230,9 +220,9 @@ def _spec(activation, output, sample_weight=None) -> tuple:
 
 def _run(weights, widths, spec, X, y, mode, num_threads, grads=None, scale=1.0,
          accumulate=False, screen=False):
-    """The kernel's run over the batch: (error sum, outputs (forward) or None). screen=True (error
-    and gradient modes): X has not been screened for NaN and infinity (check_batch with
-    x_threads=0), and the kernel screens each tile's rows as it loads them, in cache: a large X
+    """The kernel's run over the batch: (error sum, outputs (forward) or None). screen=True: X has
+    not been screened for NaN and infinity (check_batch with x_threads=0), and the kernel screens
+    each tile's rows as it loads them, in cache: a large X
     is read from memory once, not twice (D = [784, 256, 256, 10] float64, 2 threads: the screen
     before the call was 6 ms of a 255 ms gradient; [2, 3, 1] on 100000 samples 0.17 of 1.3 ms).
     A NaN error then means a NaN or infinity in X (ValueError, as check_X says it, `grads`
@@ -307,9 +297,11 @@ def forward(weights, X, output="tanh", activation="tanh") -> np.ndarray:
     >>> bool(np.all(np.abs(out) < 1))   # a tanh output
     True
     """
-    weights, widths, dtype, X, _ = _checks.check_batch(weights, X, None, _screen_threads(X, None))
+    # X is screened by the kernel, tile by tile (_run)
+    weights, widths, dtype, X, _ = _checks.check_batch(weights, X, None, 0)
     output, activation = _check_model(output, activation, widths)
-    return _run(weights, widths, _spec(activation, output), X, None, _FORWARD, None)[1]
+    return _run(weights, widths, _spec(activation, output), X, None, _FORWARD, None,
+                screen=True)[1]
 
 
 def _model_spec(output, activation, sample_weight, widths, dtype, y):

@@ -301,11 +301,11 @@ def run(list weights, list widths, tuple spec, cnp.ndarray X, object Y, object o
     X, Y, outputs (and the sample weights) share the weights' dtype. In MODE_GRADIENT, `grads` holds
     one C-contiguous, aligned array per layer, of the weights' shapes and dtype: the float64 sums
     times `scale` are written there (added to them with `accumulate`). sweep, panel: the
-    blocking within a tile, as _Layout takes them. screen_inputs (MODE_ERROR, MODE_GRADIENT): X
-    has not been screened for NaN and infinity; each tile's rows are, as the tile is loaded (in
-    cache then, where a screen before the call reads all of X from memory once more). If one is
-    found, the result is NaN and `grads` are left as they were: the caller finds the value
-    (fastbp._api._run).
+    blocking within a tile, as _Layout takes them. screen_inputs: X has not been screened for NaN
+    and infinity; each tile's rows are, as the tile is loaded (in cache then, where a screen
+    before the call reads all of X from memory once more). If one is found, the result is NaN
+    (in MODE_FORWARD too, whose result is otherwise 0.0) and `grads` are left as they were: the
+    caller finds the value (fastbp._api._run).
     """
     cdef _Layout layout = _Layout(weights, widths, spec, tile, sweep, panel)
     cdef Py_ssize_t N = X.shape[0]
@@ -319,7 +319,7 @@ def run(list weights, list widths, tuple spec, cnp.ndarray X, object Y, object o
     cdef double err = 0.0
     cdef int status
     cdef bint is_double = cnp.PyArray_TYPE(X) == cnp.NPY_DOUBLE
-    layout.net.screen_inputs = screen_inputs and mode != MODE_FORWARD
+    layout.net.screen_inputs = screen_inputs
     if mode == MODE_GRADIENT:
         g_ptr = <double *> calloc(layout.net.n_params + 1, sizeof(double))
         out_ptrs = <void **> calloc(L + 1, sizeof(void *))

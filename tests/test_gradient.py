@@ -428,7 +428,8 @@ def test_out_quick_path_agrees_with_check_out():
 def test_kernel_screen_finds_every_bad_input(dtype, widths, value):
     """A NaN or infinity anywhere in X (the first and last sample, a partial last tile, a feature
     in the loader's vector part or its tail, past the first chunk) is a ValueError naming it,
-    on 1 and 2 threads, from gradient and error; `out` is left as it was, also with accumulate."""
+    on 1 and 2 threads, from gradient and error (and forward); `out` is left as it was, also with
+    accumulate."""
     n = 2 * _api._plan(widths, 10**6, 1, np.dtype(dtype).itemsize)[2] + 37
     weights, X, y = make_problem(widths, n, dtype=dtype)
     d0 = widths[0]
@@ -442,6 +443,8 @@ def test_kernel_screen_finds_every_bad_input(dtype, widths, value):
             assert all((o == 7.0).all() for o in out)
             with pytest.raises(ValueError, match=rf"X\[{i}, {j}\]"):
                 fastbp.error(weights, bad, y, num_threads=threads)
+        with pytest.raises(ValueError, match=rf"X\[{i}, {j}\]"):
+            fastbp.forward(weights, bad)
 
 
 def test_kernel_screen_takes_a_nan_of_the_network_for_what_it_is():
