@@ -420,8 +420,9 @@ def test_out_quick_path_agrees_with_check_out():
         fastbp.gradient(weights, X, y, out=overlapping)
 
 
-# The inputs of gradient and error are screened for NaN and infinity by the kernel, tile by tile
-# as it loads them (fastbp._api._run): every place a bad value can sit in the tile loader's paths.
+# The inputs of gradient, error and forward are screened for NaN and infinity by the kernel, tile
+# by tile as it loads them (fastbp._api._run): every place a bad value can sit in the tile loader's
+# paths.
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("widths", [[1, 1], [5, 7, 2], [19, 4, 1], [40, 3, 2]])
 @pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
