@@ -2,8 +2,10 @@
  * where a gradient's time goes, without Python, OpenMP or the chunk loop around them.
  *
  *   gcc -O3 -o /tmp/fastbp_kernels bench/kernels.c -lm
- *   /tmp/fastbp_kernels [float|double] [level: 0 baseline, 1 avx2, 2 avx512] [GHz] d0 d1 ... dL
- *   /tmp/fastbp_kernels double 2 3.5 784 256 256 10
+ *   /tmp/fastbp_kernels [float|double] [kernel set: avx512, avx2+fma, baseline, ...] [GHz] d0 ... dL
+ *   /tmp/fastbp_kernels double avx512 3.5 784 256 256 10
+ *
+ * The kernel set is a cap, as FASTBP_SIMD is: the best set at or below it that this CPU runs.
  *
  * Each line: the kernel, its shape, microseconds per call on a tile of 64 samples, and the share of
  * the FMA peak it reaches at the clock given (2 FMA units x the vector width). The buffers stay hot
@@ -87,11 +89,11 @@ static double now(void)
 int main(int argc, char **argv)
 {
     if (argc < 6) {
-        fprintf(stderr, "usage: %s float|double level GHz d0 d1 ... dL\n", argv[0]);
+        fprintf(stderr, "usage: %s float|double kernel-set GHz d0 d1 ... dL\n", argv[0]);
         return 2;
     }
     int is_double = strcmp(argv[1], "float") != 0;
-    const char *isa = fastbp_select_kernels(atoi(argv[2]));
+    const char *isa = fastbp_select_kernels(argv[2]);
     double ghz = atof(argv[3]);
     int L = argc - 5, w[MAXL + 1], widest = 1;
     if (L > MAXL) return 2;

@@ -64,14 +64,15 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-_SIMD_LEVELS = {"baseline": 0, "none": 0, "0": 0, "avx2": 1, "avx512": 2}
+# FASTBP_SIMD's other spellings of the kernel sets' names (fastbp._core.kernel_sets())
+_SIMD_ALIASES = {"none": "baseline", "0": "baseline", "avx2": "avx2+fma"}
 
 
 def _isa() -> str:
-    """Select the kernels: the best this CPU runs, or at most FASTBP_SIMD (baseline, avx2,
-    avx512)."""
+    """Select the kernels: the best set this CPU runs, or at most the set FASTBP_SIMD names
+    (baseline, avx2, avx512; an unknown name caps nothing)."""
     wanted = os.environ.get("FASTBP_SIMD", "").strip().lower()
-    return _core.select_kernels(_SIMD_LEVELS.get(wanted, 2))
+    return _core.select_kernels(_SIMD_ALIASES.get(wanted, wanted))
 
 
 ISA = _isa()
@@ -516,14 +517,24 @@ def gradient(weights, X, y, output="tanh", num_threads=None, reduction="mean", o
 SGD_RULES = {"sgd": 0, "nesterov": 1, "adam": 2}
 
 
+def loss_spec(decay=0.0, alpha=0.0, total=0.0, grad_scale=1.0, loss_scale=1.0) -> tuple:
+    """What the training kernels minimise beside the error measure (their Loss, _loss.pxi):
+    fastbp's weight decay lambda / N (`decay`: + (lambda / N) sum w^2 over every weight),
+    scikit-learn's L2 term (`alpha`: + alpha / 2 ||coefs||^2 / `total`, the samples' total weight;
+    a mini-batch step divides by its batch's own), and scikit-learn's factors on the gradient of
+    E_in (`grad_scale`) and on E_in in the loss reported (`loss_scale`)."""
+    return (float(decay), float(alpha), float(total), float(grad_scale), float(loss_scale))
+
+
 def sgd_epoch(weights, widths, X, y, order, batch_size, lr, momentum, velocity, decay, output,
               activation="tanh", sample_weight=None, rule="sgd", moment2=None, beta2=0.999,
               eps=1e-8, steps=0, grad_scale=1.0, l2=0.0, num_threads=1):
     """One epoch of mini-batch SGD, Nesterov or Adam in one kernel call (fastbp._methods says
     what a step computes; for Adam, `momentum` is beta1, `velocity` the first and `moment2` the
-    second moments, `steps` the step count so far). Returns (the step count after the epoch, the
-    epoch's summed L2 and error parts of scikit-learn's loss); `grad_scale` and `l2` are
-    scikit-learn's gradient factor and alpha (fastbp._core.sgd_epoch_run says what they do).
+    second moments, `steps` the step count so far). `decay` is the step's weight-decay factor
+    2 lambda / N. Returns (the step count after the epoch, the epoch's summed L2 and error parts
+    of scikit-learn's loss); `grad_scale` and `l2` are scikit-learn's gradient factor and alpha
+    (fastbp._core.sgd_epoch_run says what they do).
     Arguments are already checked: weights and moments C-contiguous and writeable, X, y, weights
     of one dtype, order a permutation of range(N), y valid targets for `output`
     (_checks.check_targets), sample_weight None or as _checks.check_sample_weight returns it.
@@ -538,10 +549,12 @@ def sgd_epoch(weights, widths, X, y, order, batch_size, lr, momentum, velocity, 
     # chunk buffers: a round of `slots` chunks per thread, bounded by _ROUND_BYTES as in _run, and
     # no more than a batch holds
     slots = min(threads * slots, -(-batch_size // chunk)) if threads > 1 else 1
+    # (decay / 2: the Loss holds lambda / N; halving and the kernel's doubling are exact)
+    loss = loss_spec(decay=decay / 2.0, alpha=l2, grad_scale=grad_scale)
     return _core.sgd_epoch(weights, widths, _spec(activation, output, sample_weight), X, y,
                            np.ascontiguousarray(order, dtype=np.intp), batch_size, lr, momentum,
-                           velocity if (momentum or code) else None, decay, tile, chunk, code,
-                           moment2, beta2, eps, steps, grad_scale, l2, threads, slots,
+                           velocity if (momentum or code) else None, loss, tile, chunk, code,
+                           moment2, beta2, eps, steps, threads, slots,
                            *_blocking(tuple(widths), X.dtype.itemsize, L2_BYTES)[1:])
 
 
@@ -559,17 +572,18 @@ def full_batch_plan(widths, X, num_threads, activation, output, sample_weight):
     return threads, tile, chunk, slots, _spec(activation, output, sample_weight), total
 
 
-def full_batch_epochs(plan, weights, widths, X, y, rule, params, w, g, v, steps, g_prev, trial,
-                      state, k, records, result):
+def full_batch_epochs(plan, weights, widths, X, y, rule, params, loss, w, g, v, steps, g_prev,
+                      trial, state, k, records, result):
     """Up to k epochs of gd ("gd", "nesterov"), "variable-lr" or "rprop" in one kernel call, in
-    place on the flat state vectors (fastbp._methods.KernelEpochs says what they are). Writes
-    the number of epochs kept and the status (FULL_BATCH_*) into `result`, their E_in, E_aug,
-    learning rate and accepted flag into `records`."""
+    place on the flat state vectors (fastbp._methods.KernelEpochs says what they are), on the
+    objective E_aug that `loss` (loss_spec) describes. Writes the number of epochs kept and the
+    status (FULL_BATCH_*) into `result`, their E_in, E_aug, learning rate and accepted flag into
+    `records`."""
     threads, tile, chunk, slots, spec, _ = plan
     E_in, E_aug, lr, accepted = records
     _core.full_batch_epochs(weights, widths, spec, X, y, threads, tile, chunk, slots,
-                            FULL_BATCH_RULES[rule], params, w, g, v, steps, g_prev, trial, state,
-                            k, E_in, E_aug, lr, accepted, result,
+                            FULL_BATCH_RULES[rule], params, loss, w, g, v, steps, g_prev, trial,
+                            state, k, E_in, E_aug, lr, accepted, result,
                             *_blocking(tuple(widths), X.dtype.itemsize, L2_BYTES)[1:])
 
 
@@ -676,7 +690,7 @@ def show_config(file=None) -> None:
         f"  default threads:  {available_threads()} (usable cores {_checks.usable_cores()}, "
         f"OMP max threads {_core.openmp_max_threads()})",
         f"  kernels:          {ISA} (best this CPU runs: "
-        f"{['baseline', 'avx2+fma', 'avx512'][_core.cpu_level()]}; "
+        f"{next(name for name, runs in _core.kernel_sets() if runs)}; "
         f"FASTBP_SIMD={os.environ.get('FASTBP_SIMD', '')!r})",
         f"  samples per tile: {_TILE}",
         f"  L2 cache:         {L2_BYTES // 1024} KiB per core (from {L2_SOURCE})",

@@ -16,13 +16,13 @@ RB: int
 # The largest number of samples one micro-kernel call handles (the widest vector set's block).
 MAX_SAMPLE_BLOCK: int
 
-def select_kernels(max_level: int) -> str:
-    """Pick the micro-kernels, at most `max_level` (0 baseline, 1 AVX2+FMA, 2 AVX-512) and at most
-    what this CPU runs; return the name of the set chosen ("baseline", "avx2+fma" or "avx512")."""
+def select_kernels(cap: str = "") -> str:
+    """Pick the micro-kernels: the best set this CPU runs, at most the set named `cap` (in
+    kernel_sets()' order; "" or an unknown name: no cap); return the name of the set chosen."""
     ...
 
-def cpu_level() -> int:
-    """0: baseline x86-64 (or not x86-64); 1: AVX2 + FMA; 2: also AVX-512."""
+def kernel_sets() -> list[tuple[str, bool]]:
+    """[(name, whether this CPU runs it)] of the kernel sets built in, the best first."""
     ...
 
 def openmp_enabled() -> bool:

@@ -22,7 +22,7 @@
 # input); delta(l) is d(l) rows. Padded samples of a last, partial tile get zero sensitivities, so
 # they add exactly nothing to the gradient.
 
-from cython.parallel cimport prange, threadid
+from cython.parallel cimport parallel, prange, threadid
 from libc.math cimport NAN, pow, sqrt, sqrtf
 from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy, memset
@@ -44,8 +44,12 @@ cdef extern from "_simd.h" nogil:
     int fastbp_openmp_max_threads()
     void *fastbp_aligned_calloc(size_t nbytes)
     void fastbp_aligned_free(void *p)
-    int fastbp_cpu_level()
-    const char *fastbp_select_kernels(int max_level)
+    int fastbp_kernel_set_count()
+    const char *fastbp_kernel_set_name(int i)
+    int fastbp_kernel_set_runs_here(int i)
+    const char *fastbp_select_kernels(const char *cap)
+    long fastbp_claim(long *next)
+    void fastbp_barrier()
     void fastbp_pack_d(const double *src, Py_ssize_t sk, Py_ssize_t si, int K, int m, double *panel)
     void fastbp_pack_f(const float *src, Py_ssize_t sk, Py_ssize_t si, int K, int m, float *panel)
     int fastbp_sample_block_d()
@@ -89,6 +93,15 @@ cdef extern from "_simd.h" nogil:
     int fastbp_load_inputs_f(const float *X, const Py_ssize_t *rows, Py_ssize_t t, int nb, int d0,
                              float *x0, Py_ssize_t ld, int ns)
 
+# The update code (the SGD and full-batch epochs, the merges, the losses) rounds as NumPy's
+# expressions do, operation by operation: no multiply-add may be fused there, on any target
+# (GCC fuses them by default where the instruction set has them, as aarch64's baseline does).
+# This header turns contraction off for everything compiled after it, which is all of this
+# module's own code; the micro-kernels of _simd.h, included before it, keep their fused
+# multiply-adds.
+cdef extern from "_no_fp_contract.h":
+    pass
+
 RB = FASTBP_RB
 MAX_SAMPLE_BLOCK = FASTBP_MAX_SAMPLE_BLOCK
 
@@ -111,6 +124,17 @@ cdef enum Output:
     OUT_SOFTMAX = 3     # x(L) = softmax(s(L)), cross-entropy -sum_k y_k log x_k
 
 
+# How the inputs X are stored: what the loader of a tile (load_tile_inputs) reads. Nothing else
+# in the kernels sees X.
+cdef enum InputLayout:
+    INPUT_DENSE = 0     # (N, d(0)) row-major, C-contiguous
+
+
+cdef struct Input:
+    int layout                  # an InputLayout
+    const void *values          # INPUT_DENSE: the (N, d(0)) array, the weights' dtype
+
+
 cdef struct Net:
     int L                       # number of layers with weights
     int activation              # theta of the hidden layers, an Activation
@@ -122,6 +146,7 @@ cdef struct Net:
     # screen each tile's inputs for NaN and infinity as it is loaded (run_chunk; X was not
     # screened before the call); a chunk that finds one returns a NaN error
     bint screen_inputs
+    Input input                 # X, as the loader reads it (set by each entry point)
     const int *widths           # d(0), ..., d(L)
     const void **weights        # W(1), ..., W(L), each (d(l-1)+1, d(l)) row-major
     const Py_ssize_t *act_off   # offset of the x(l) tile in a thread's scratch, l = 0..L
@@ -141,6 +166,7 @@ cdef struct Net:
 
 include "_tile_steps.pxi"
 include "_driver.pxi"
+include "_loss.pxi"
 include "_sgd_epoch.pxi"
 include "_full_batch_epochs.pxi"
 include "_screening.pxi"
@@ -171,6 +197,14 @@ cdef class _Layout:
         cdef Py_ssize_t *offs
         cdef const void **ptrs
         self.block = NULL
+        # every code the kernels' switches name, and no other (an unknown one fails here, loudly,
+        # not as another unit's arithmetic inside the kernels)
+        if spec[0] not in (ACT_TANH, ACT_RELU, ACT_LOGISTIC, ACT_IDENTITY):
+            raise ValueError(f"activation code must be one of 0..{ACT_IDENTITY:d} (Activation), "
+                             f"got {spec[0]!r}")
+        if spec[1] not in (OUT_TANH, OUT_LINEAR, OUT_LOGISTIC, OUT_SOFTMAX):
+            raise ValueError(f"output code must be one of 0..{OUT_SOFTMAX:d} (Output), "
+                             f"got {spec[1]!r}")
         self.weights = weights  # keeps the arrays alive while the kernel reads them
         self.sample_weight = spec[2]
         # 5 offset arrays of L+1 entries, L+1 widths, L weight pointers
@@ -225,6 +259,8 @@ cdef class _Layout:
         self.net.sweep = tile if sweep <= 0 else sweep
         self.net.panel = panel
         self.net.screen_inputs = False
+        self.net.input.layout = INPUT_DENSE
+        self.net.input.values = NULL
         self.net.widths = w_c
         self.net.weights = ptrs
         self.net.act_off = act_off
@@ -253,15 +289,16 @@ cdef class _Layout:
         return self.net.scratch_len
 
 
-def select_kernels(int max_level):
-    """Pick the micro-kernels, at most `max_level` (0 baseline, 1 AVX2+FMA, 2 AVX-512) and at most
-    what this CPU runs; return the name of the set chosen."""
-    return fastbp_select_kernels(max_level).decode()
+def select_kernels(str cap=""):
+    """Pick the micro-kernels: the best set this CPU runs, at most the set named `cap` (in
+    kernel_sets()' order; "" or an unknown name: no cap); return the name of the set chosen."""
+    return fastbp_select_kernels(cap.encode()).decode()
 
 
-def cpu_level():
-    """0: baseline x86-64 (or not x86-64); 1: AVX2 + FMA; 2: also AVX-512."""
-    return fastbp_cpu_level()
+def kernel_sets():
+    """[(name, whether this CPU runs it)] of the kernel sets built in, the best first."""
+    return [(fastbp_kernel_set_name(i).decode(), bool(fastbp_kernel_set_runs_here(i)))
+            for i in range(fastbp_kernel_set_count())]
 
 
 def openmp_enabled():
@@ -311,7 +348,6 @@ def run(list weights, list widths, tuple spec, cnp.ndarray X, object Y, object o
     cdef Py_ssize_t N = X.shape[0]
     cdef int L = len(weights)
     cdef int l
-    cdef void *x_ptr = cnp.PyArray_DATA(X)
     cdef void *y_ptr = NULL if Y is None else cnp.PyArray_DATA(<cnp.ndarray> Y)
     cdef void *o_ptr = NULL if outputs is None else cnp.PyArray_DATA(<cnp.ndarray> outputs)
     cdef double *g_ptr = NULL
@@ -320,6 +356,7 @@ def run(list weights, list widths, tuple spec, cnp.ndarray X, object Y, object o
     cdef int status
     cdef bint is_double = cnp.PyArray_TYPE(X) == cnp.NPY_DOUBLE
     layout.net.screen_inputs = screen_inputs
+    layout.net.input.values = cnp.PyArray_DATA(X)
     if mode == MODE_GRADIENT:
         g_ptr = <double *> calloc(layout.net.n_params + 1, sizeof(double))
         out_ptrs = <void **> calloc(L + 1, sizeof(void *))
@@ -332,18 +369,18 @@ def run(list weights, list widths, tuple spec, cnp.ndarray X, object Y, object o
     try:
         with nogil:
             if is_double:
-                status = run_batch[double](&layout.net, <const double *> x_ptr,
-                                           <const double *> y_ptr, <double *> o_ptr, N, chunk,
-                                           slots_per_thread, num_threads, mode, &err, g_ptr)
+                status = run_batch[double](&layout.net, <const double *> y_ptr,
+                                           <double *> o_ptr, N, chunk, slots_per_thread,
+                                           num_threads, mode, &err, g_ptr)
                 # (err != err: a NaN, from an input the screen found or from the network's own
                 # arithmetic; the caller tells them apart)
                 if status == 0 and mode == MODE_GRADIENT and not (screen_inputs and err != err):
                     write_gradient[double](&layout.net, g_ptr, <double **> out_ptrs, scale,
                                            accumulate)
             else:
-                status = run_batch[float](&layout.net, <const float *> x_ptr,
-                                          <const float *> y_ptr, <float *> o_ptr, N, chunk,
-                                          slots_per_thread, num_threads, mode, &err, g_ptr)
+                status = run_batch[float](&layout.net, <const float *> y_ptr,
+                                          <float *> o_ptr, N, chunk, slots_per_thread,
+                                          num_threads, mode, &err, g_ptr)
                 if status == 0 and mode == MODE_GRADIENT and not (screen_inputs and err != err):
                     write_gradient[float](&layout.net, g_ptr, <float **> out_ptrs, scale,
                                           accumulate)
@@ -364,7 +401,8 @@ cdef int backprop_one(Net *net, const floating *x, const floating *y, floating *
     pack_panels(net, panels)
     net.panels = panels
     init_scratch(net, scratch)
-    forward_tile(net, x, NULL, 0, 1, block, scratch)
+    net.input.values = x
+    forward_tile(net, NULL, 0, 1, block, scratch)
     err[0] = sensitivities_tile(net, y, NULL, 0, 1, block, scratch, True)
     net.panels = NULL
     fastbp_aligned_free(panels)
@@ -456,20 +494,21 @@ def logistic(cnp.ndarray x):
 
 def sgd_epoch(list weights, list widths, tuple spec, cnp.ndarray X, cnp.ndarray Y,
               cnp.ndarray order, Py_ssize_t batch_size, double lr, double momentum,
-              object velocity, double decay, int tile, Py_ssize_t chunk, int rule=RULE_SGD,
+              object velocity, tuple objective, int tile, Py_ssize_t chunk, int rule=RULE_SGD,
               object moment2=None, double beta2=0.999, double eps=1e-8, long long steps=0,
-              double grad_scale=1.0, double l2=0.0, int num_threads=1, Py_ssize_t slots=1,
-              int sweep=0, int panel=0):
+              int num_threads=1, Py_ssize_t slots=1, int sweep=0, int panel=0):
     """One epoch of mini-batch SGD or Adam in place on `weights` (and `velocity`, `moment2`); see
     sgd_epoch_run. Returns (Adam's step count after the epoch (`steps` unchanged for SGD),
     the epoch's summed L2 loss, its summed error part) (see sgd_epoch_run: scikit-learn's loss).
 
     weights, velocity and moment2 are C-contiguous, writeable, of X's dtype; order is an intp
-    permutation; spec as for run. rule: 0 SGD (with momentum when momentum > 0), 1 Nesterov,
+    permutation; spec as for run; objective (decay, alpha, total, grad_scale, loss_scale),
+    the Loss of each step (_loss.pxi). rule: 0 SGD (with momentum when momentum > 0), 1 Nesterov,
     2 Adam (momentum is then beta1, velocity the first moments and moment2 the second).
     num_threads, slots: threads and chunk buffers for the batches of two chunks or more (the
     result does not depend on them); sweep, panel as for run."""
     cdef _Layout layout = _Layout(weights, widths, spec, tile, sweep, panel)
+    cdef Loss loss_spec = loss_from(objective)
     cdef int L = len(weights)
     cdef int l
     cdef int status
@@ -486,22 +525,21 @@ def sgd_epoch(list weights, list widths, tuple spec, cnp.ndarray X, cnp.ndarray 
             ptr_view[L + l] = <size_t> cnp.PyArray_DATA(<cnp.ndarray> velocity[l])
         if moment2 is not None:
             ptr_view[2 * L + l] = <size_t> cnp.PyArray_DATA(<cnp.ndarray> moment2[l])
+    layout.net.input.values = cnp.PyArray_DATA(X)
     if X.dtype == np.float64:
         with nogil:
             status = sgd_epoch_run[double](
                 &layout.net, <double **> &ptr_view[0], <double **> &ptr_view[L],
-                <double **> &ptr_view[2 * L],
-                <const double *> cnp.PyArray_DATA(X), <const double *> cnp.PyArray_DATA(Y),
+                <double **> &ptr_view[2 * L], <const double *> cnp.PyArray_DATA(Y),
                 order_ptr, N, batch_size, chunk, num_threads, slots, rule, lr, momentum, beta2,
-                eps, &steps, decay, grad_scale, l2, loss)
+                eps, &steps, &loss_spec, loss)
     else:
         with nogil:
             status = sgd_epoch_run[float](
                 &layout.net, <float **> &ptr_view[0], <float **> &ptr_view[L],
-                <float **> &ptr_view[2 * L],
-                <const float *> cnp.PyArray_DATA(X), <const float *> cnp.PyArray_DATA(Y),
+                <float **> &ptr_view[2 * L], <const float *> cnp.PyArray_DATA(Y),
                 order_ptr, N, batch_size, chunk, num_threads, slots, rule, lr, momentum, beta2,
-                eps, &steps, decay, grad_scale, l2, loss)
+                eps, &steps, &loss_spec, loss)
     if status != 0:
         raise MemoryError("fastbp could not allocate its scratch memory")
     return steps, loss[0], loss[1]
@@ -509,7 +547,8 @@ def sgd_epoch(list weights, list widths, tuple spec, cnp.ndarray X, cnp.ndarray 
 
 def full_batch_epochs(list weights, list widths, tuple spec, cnp.ndarray X, cnp.ndarray Y,
                       int num_threads, int tile, Py_ssize_t chunk, int slots_per_thread,
-                      int rule, cnp.ndarray params, cnp.ndarray w, cnp.ndarray g, object v,
+                      int rule, cnp.ndarray params, tuple objective, cnp.ndarray w,
+                      cnp.ndarray g, object v,
                       object steps, object g_prev, object trial, cnp.ndarray state, Py_ssize_t k,
                       cnp.ndarray E_in, cnp.ndarray E_aug, cnp.ndarray lr, cnp.ndarray accepted,
                       cnp.ndarray result, int sweep=0, int panel=0):
@@ -519,10 +558,12 @@ def full_batch_epochs(list weights, list widths, tuple spec, cnp.ndarray X, cnp.
 
     weights are the per-layer views of the flat w; w, g, v, steps, g_prev, trial flat
     C-contiguous arrays of X's dtype (None where the rule does not use them); params (float64)
-    by FullBatchParam; state (float64) E_in, E_aug, E_prev, learning rate, updated; E_in, E_aug,
+    by FullBatchParam; objective (decay, alpha, total, grad_scale, loss_scale), the Loss of
+    E_aug (_loss.pxi); state (float64) E_in, E_aug, E_prev, learning rate, updated; E_in, E_aug,
     lr (float64) and accepted (uint8) of length >= k, the records of the epochs kept. sweep,
     panel: the blocking, as for `run` (the same as `run`'s for this network and cache)."""
     cdef _Layout layout = _Layout(weights, widths, spec, tile, sweep, panel)
+    cdef Loss loss = loss_from(objective)
     cdef Py_ssize_t N = X.shape[0]
     cdef Py_ssize_t done
     cdef int status = 0
@@ -532,7 +573,6 @@ def full_batch_epochs(list weights, list widths, tuple spec, cnp.ndarray X, cnp.
     cdef double *r_aug = <double *> cnp.PyArray_DATA(E_aug)
     cdef double *r_lr = <double *> cnp.PyArray_DATA(lr)
     cdef unsigned char *r_acc = <unsigned char *> cnp.PyArray_DATA(accepted)
-    cdef void *x_ptr = cnp.PyArray_DATA(X)
     cdef void *y_ptr = cnp.PyArray_DATA(Y)
     cdef void *w_ptr = cnp.PyArray_DATA(w)
     cdef void *g_ptr = cnp.PyArray_DATA(g)
@@ -541,11 +581,13 @@ def full_batch_epochs(list weights, list widths, tuple spec, cnp.ndarray X, cnp.
     cdef void *p_ptr = NULL if g_prev is None else cnp.PyArray_DATA(<cnp.ndarray> g_prev)
     cdef void *t_ptr = NULL if trial is None else cnp.PyArray_DATA(<cnp.ndarray> trial)
     cdef long long *res = <long long *> cnp.PyArray_DATA(result)
+    layout.net.input.values = cnp.PyArray_DATA(X)
     if cnp.PyArray_TYPE(X) == cnp.NPY_DOUBLE:
         with nogil:
             done = full_batch_run[double](
-                &layout.net, <const double *> x_ptr, <const double *> y_ptr, N, chunk,
-                slots_per_thread, num_threads, rule, par, <double *> w_ptr, <double *> g_ptr,
+                &layout.net, <const double *> y_ptr, N, chunk,
+                slots_per_thread, num_threads, rule, par, &loss, <double *> w_ptr,
+                <double *> g_ptr,
                 <double *> v_ptr, <double *> s_ptr, <double *> p_ptr, <double *> t_ptr, st, k,
                 r_in, r_aug, r_lr, r_acc, &status)
             res[1] = status
@@ -553,8 +595,9 @@ def full_batch_epochs(list weights, list widths, tuple spec, cnp.ndarray X, cnp.
     else:
         with nogil:
             done = full_batch_run[float](
-                &layout.net, <const float *> x_ptr, <const float *> y_ptr, N, chunk,
-                slots_per_thread, num_threads, rule, par, <float *> w_ptr, <float *> g_ptr,
+                &layout.net, <const float *> y_ptr, N, chunk,
+                slots_per_thread, num_threads, rule, par, &loss, <float *> w_ptr,
+                <float *> g_ptr,
                 <float *> v_ptr, <float *> s_ptr, <float *> p_ptr, <float *> t_ptr, st, k,
                 r_in, r_aug, r_lr, r_acc, &status)
             res[1] = status

@@ -52,49 +52,148 @@ cdef inline void merge_slots(double *grad_sum, const floating *grads, Py_ssize_t
             grad_sum[p] = grad_sum[p] + grads[s * grad_len + p]
 
 
-cdef struct Batch:
-    # run_batch's buffers, allocated once for any number of batches of the same network, size,
-    # plan and dtype (fastbp/_full_batch_epochs.pxi runs a whole block of epochs on one)
-    void *scratch               # num_threads x scratch_len, the rows of ones written once
-    void *grads                 # one gradient slot per chunk of a round
-    void *panels                # the packed weights, repacked by every batch
+cdef struct Workspace:
+    # The buffers of the chunk loop (chunk_rounds), allocated once for any number of batches of
+    # the same network, plan and dtype: a gradient call, a block of full-batch epochs, an epoch of
+    # mini-batch steps.
+    void *scratch               # threads x scratch_len, the rows of ones written once
+    void *grads                 # one gradient slot per chunk of a round, `stride` elements apart
+    void *panels                # the packed weights, repacked whenever the weights change
     double *errors              # the error sum of each chunk of a round
     Py_ssize_t slots            # chunks per round
+    Py_ssize_t stride           # elements per gradient slot: whole cache lines of its own
+    int threads                 # the most threads that share the rounds
     bint scratch_ready
+    long next_chunk             # the next chunk of a round to claim (shared by the team)
 
 
-cdef int batch_alloc(const Net *net, Py_ssize_t N, Py_ssize_t chunk, int slots_per_thread,
-                     int num_threads, bint gradient, size_t itemsize, Batch *b) noexcept nogil:
-    """Allocate b for batches of N samples (gradient: with room for MODE_GRADIENT's slots).
-    Return 0, or -1 when memory could not be had (nothing to free then)."""
-    cdef Py_ssize_t n_chunks = (N + chunk - 1) // chunk
-    cdef Py_ssize_t grad_len = net.n_params if gradient else 0
+cdef int workspace_alloc(const Net *net, Py_ssize_t max_chunks, Py_ssize_t slots, int threads,
+                         bint gradient, size_t itemsize, Workspace *ws) noexcept nogil:
+    """Allocate ws for batches of at most max_chunks chunks, `slots` chunks per round (gradient:
+    with gradient slots). Return 0, or -1 when memory could not be had (nothing to free then)."""
     # buffers for the chunks of one round, and no more: a small batch of 1-2 chunks would else
     # allocate and zero up to 64 gradient slots per thread for nothing
-    b.slots = min(<Py_ssize_t> num_threads * slots_per_thread, n_chunks)
-    b.scratch = fastbp_aligned_calloc(num_threads * net.scratch_len * itemsize)
-    b.grads = fastbp_aligned_calloc((b.slots * grad_len + 1) * itemsize)
-    b.panels = fastbp_aligned_calloc(net.n_panel * itemsize)
-    b.errors = <double *> fastbp_aligned_calloc(b.slots * sizeof(double))
-    b.scratch_ready = False
-    if b.scratch == NULL or b.grads == NULL or b.errors == NULL or b.panels == NULL:
-        batch_free(b)
+    ws.slots = max(1, min(slots, max_chunks))
+    ws.threads = max(1, threads)
+    ws.stride = (net.n_params + 15) // 16 * 16 if gradient else 0
+    ws.scratch = fastbp_aligned_calloc(ws.threads * net.scratch_len * itemsize)
+    ws.grads = fastbp_aligned_calloc((ws.slots * ws.stride + 1) * itemsize)
+    ws.panels = fastbp_aligned_calloc(net.n_panel * itemsize)
+    ws.errors = <double *> fastbp_aligned_calloc(ws.slots * sizeof(double))
+    ws.scratch_ready = False
+    ws.next_chunk = 0
+    if ws.scratch == NULL or ws.grads == NULL or ws.errors == NULL or ws.panels == NULL:
+        workspace_free(ws)
         return -1
     return 0
 
 
-cdef void batch_free(Batch *b) noexcept nogil:
-    fastbp_aligned_free(b.scratch)
-    fastbp_aligned_free(b.grads)
-    fastbp_aligned_free(b.errors)
-    fastbp_aligned_free(b.panels)
-    b.scratch = b.grads = b.panels = NULL
-    b.errors = NULL
+cdef void workspace_free(Workspace *ws) noexcept nogil:
+    fastbp_aligned_free(ws.scratch)
+    fastbp_aligned_free(ws.grads)
+    fastbp_aligned_free(ws.errors)
+    fastbp_aligned_free(ws.panels)
+    ws.scratch = ws.grads = ws.panels = NULL
+    ws.errors = NULL
+
+
+cdef void workspace_ready(const Net *net, Workspace *ws, floating dummy) noexcept nogil:
+    """The panels of the weights net points to, and (once) every thread's rows of ones."""
+    cdef int tid
+    pack_panels(net, <floating *> ws.panels)
+    if not ws.scratch_ready:
+        for tid in range(ws.threads):
+            init_scratch(net, <floating *> ws.scratch + tid * net.scratch_len)
+        ws.scratch_ready = True
+
+
+cdef void chunk_rounds_member(
+    const Net *net,             # net.panels packed, net.input set
+    const floating *Y,          # IN  (N, d(L)) or NULL
+    const Py_ssize_t *rows,     # IN  NULL, or sample i of the batch is row rows[i] of X and Y
+    floating *outputs,          # OUT (N, d(L)) in MODE_FORWARD, else NULL
+    Py_ssize_t start,           # IN  the batch: samples start..stop-1
+    Py_ssize_t stop,
+    Py_ssize_t chunk,           # IN  samples per chunk, a multiple of the tile
+    int mode,
+    Workspace *ws,
+    int tid,                    # IN  this thread's number in the team, 0..team-1
+    int team,                   # IN  the threads running this routine together
+    double *grad_sum,           # IN/OUT (n_params,) float64 sums, added to (MODE_GRADIENT)
+    double *error_sum,          # OUT the batch's error sum (written by thread 0)
+) noexcept nogil:
+    """The chunk rounds, as one member of a team runs them: every thread of the team calls this
+    with its own tid (or one thread alone, team = 1). Round after round, the team claims the
+    round's chunks one at a time (a thread slowed down by a busy core holds up no one), each
+    chunk's sums go to a slot of its own, and after a barrier the slots are added to the float64
+    totals in chunk order, each thread its own blocks of parameters: the sums are bitwise those
+    of one thread, whatever the team and whoever computed which chunk. The barriers bind to the
+    innermost enclosing parallel region, so the routine runs as well inside a region its caller
+    keeps open across many batches (chunk_rounds opens one per call)."""
+    cdef Py_ssize_t n_chunks = (stop - start + chunk - 1) // chunk
+    cdef Py_ssize_t grad_len = net.n_params if mode == MODE_GRADIENT else 0
+    cdef Py_ssize_t stride = ws.stride
+    cdef floating *scratch = <floating *> ws.scratch + tid * net.scratch_len
+    cdef floating *grads = <floating *> ws.grads
+    cdef double *errors = ws.errors
+    cdef Py_ssize_t first = 0
+    cdef Py_ssize_t count, s, c0, p0
+    cdef double err = 0.0
+    while first < n_chunks:
+        count = min(ws.slots, n_chunks - first)
+        if team > 1:
+            s = fastbp_claim(&ws.next_chunk)
+            while s < count:
+                c0 = start + (first + s) * chunk
+                errors[s] = run_chunk(net, Y, rows, outputs, c0, min(c0 + chunk, stop), scratch,
+                                      grads + s * stride, mode)
+                s = fastbp_claim(&ws.next_chunk)
+            fastbp_barrier()
+        else:
+            for s in range(count):
+                c0 = start + (first + s) * chunk
+                errors[s] = run_chunk(net, Y, rows, outputs, c0, min(c0 + chunk, stop), scratch,
+                                      grads + s * stride, mode)
+        # the ordered reduction: chunk after chunk, whatever thread computed it
+        if tid == 0:
+            for s in range(count):
+                err = err + errors[s]
+            ws.next_chunk = 0       # no one claims again before the barrier below
+        if grad_len and team > 1 and grad_len * count >= PARALLEL_MERGE:
+            p0 = tid * MERGE_BLOCK
+            while p0 < grad_len:
+                merge_slots(grad_sum, grads, stride, count, p0, min(p0 + MERGE_BLOCK, grad_len))
+                p0 += team * MERGE_BLOCK
+        elif grad_len and tid == 0:
+            merge_slots(grad_sum, grads, stride, count, 0, grad_len)
+        if team > 1:
+            fastbp_barrier()
+        first += count
+    if tid == 0:
+        error_sum[0] = err
+
+
+cdef void chunk_rounds(const Net *net, const floating *Y, const Py_ssize_t *rows,
+                       floating *outputs, Py_ssize_t start, Py_ssize_t stop, Py_ssize_t chunk,
+                       int mode, Workspace *ws, double *grad_sum,
+                       double *error_sum) noexcept nogil:
+    """chunk_rounds_member on a team of its own: min(ws.threads, chunks) threads, one parallel
+    region for all the rounds; the calling thread alone for a batch of one chunk."""
+    cdef Py_ssize_t n_chunks = (stop - start + chunk - 1) // chunk
+    cdef int team = <int> min(<Py_ssize_t> ws.threads, n_chunks)
+    cdef int tid = 0
+    if team > 1:
+        with parallel(num_threads=team):
+            tid = threadid()
+            chunk_rounds_member(net, Y, rows, outputs, start, stop, chunk, mode, ws, tid, team,
+                                grad_sum, error_sum)
+    else:
+        chunk_rounds_member(net, Y, rows, outputs, start, stop, chunk, mode, ws, 0, 1, grad_sum,
+                            error_sum)
 
 
 cdef int run_batch(
-    Net *net,
-    const floating *X,          # IN  (N, d(0))
+    Net *net,                   # net.input: X (N, d(0))
     const floating *Y,          # IN  (N, d(L)) or NULL
     floating *outputs,          # OUT (N, d(L)) in MODE_FORWARD, else NULL
     Py_ssize_t N,
@@ -106,75 +205,31 @@ cdef int run_batch(
     double *grad_sum,           # OUT (n_params,) gradient sums (MODE_GRADIENT), zeroed by caller
 ) noexcept nogil:
     """Return 0, or -1 when scratch memory could not be had (nothing was written then)."""
-    cdef Batch b
-    if batch_alloc(net, N, chunk, slots_per_thread, num_threads, mode == MODE_GRADIENT,
-                   sizeof(floating), &b) != 0:
+    cdef Workspace ws
+    if workspace_alloc(net, (N + chunk - 1) // chunk,
+                       <Py_ssize_t> num_threads * slots_per_thread, num_threads,
+                       mode == MODE_GRADIENT, sizeof(floating), &ws) != 0:
         return -1
-    run_batch_in(net, X, Y, outputs, N, chunk, num_threads, mode, error_sum, grad_sum, &b)
-    batch_free(&b)
+    run_batch_in(net, Y, outputs, N, chunk, mode, error_sum, grad_sum, &ws)
+    workspace_free(&ws)
     return 0
 
 
 cdef void run_batch_in(
-    Net *net,
-    const floating *X,          # IN  (N, d(0))
+    Net *net,                   # net.input: X (N, d(0))
     const floating *Y,          # IN  (N, d(L)) or NULL
     floating *outputs,          # OUT (N, d(L)) in MODE_FORWARD, else NULL
     Py_ssize_t N,
     Py_ssize_t chunk,           # IN  samples per chunk, a multiple of the tile
-    int num_threads,
     int mode,
     double *error_sum,          # OUT sum of squared errors (MODE_ERROR, MODE_GRADIENT)
     double *grad_sum,           # OUT (n_params,) gradient sums (MODE_GRADIENT), zeroed by caller
-    Batch *b,                   # IN  buffers from batch_alloc for this N, plan and dtype
+    Workspace *ws,              # IN  buffers from workspace_alloc for this N, plan and dtype
 ) noexcept nogil:
     """run_batch on buffers allocated already. The scratch is reused as it is between chunks:
     only the rows of ones must hold, and a padded sample's lanes add exactly nothing."""
-    cdef Py_ssize_t n_chunks = (N + chunk - 1) // chunk
-    cdef Py_ssize_t slots = b.slots
-    cdef Py_ssize_t grad_len = net.n_params if mode == MODE_GRADIENT else 0
-    cdef floating *scratch = <floating *> b.scratch
-    cdef floating *grads = <floating *> b.grads
-    cdef floating *panels = <floating *> b.panels
-    cdef double *errors = b.errors
-    cdef Py_ssize_t first, count, s, p0, start, stop
-    cdef int tid
-    cdef double err = 0.0
-    pack_panels(net, panels)
-    net.panels = panels
-    if not b.scratch_ready:
-        for tid in range(num_threads):
-            init_scratch(net, scratch + tid * net.scratch_len)
-        b.scratch_ready = True
-
-    first = 0
-    while first < n_chunks:
-        count = min(slots, n_chunks - first)
-        if num_threads > 1 and count > 1:
-            # dynamic: a thread slowed down (a busy core) holds up no one; which thread computes
-            # a chunk does not change the result, each chunk has its slot
-            for s in prange(count, nogil=True, schedule='dynamic', num_threads=num_threads):
-                start = (first + s) * chunk
-                stop = min(start + chunk, N)
-                errors[s] = run_chunk(net, X, Y, NULL, outputs, start, stop,
-                                      scratch + threadid() * net.scratch_len,
-                                      grads + s * grad_len, mode)
-        else:
-            for s in range(count):
-                start = (first + s) * chunk
-                stop = min(start + chunk, N)
-                errors[s] = run_chunk(net, X, Y, NULL, outputs, start, stop, scratch,
-                                      grads + s * grad_len, mode)
-        # the ordered reduction: chunk after chunk, whatever thread computed it
-        for s in range(count):
-            err = err + errors[s]
-        if grad_len and num_threads > 1 and grad_len * count >= PARALLEL_MERGE:
-            # each thread adds up its own range of parameters, still chunk after chunk
-            for p0 in prange(0, grad_len, MERGE_BLOCK, nogil=True, schedule='dynamic',
-                             num_threads=num_threads):
-                merge_slots(grad_sum, grads, grad_len, count, p0, min(p0 + MERGE_BLOCK, grad_len))
-        elif grad_len:
-            merge_slots(grad_sum, grads, grad_len, count, 0, grad_len)
-        first += slots
-    error_sum[0] = err
+    workspace_ready(net, ws, <floating> 0)
+    net.panels = ws.panels
+    chunk_rounds(net, Y, <const Py_ssize_t *> NULL, outputs, 0, N, chunk, mode, ws, grad_sum,
+                 error_sum)
     net.panels = NULL

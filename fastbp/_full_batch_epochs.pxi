@@ -2,7 +2,7 @@
 # (with momentum or Nesterov), variable-lr and rprop, k at a time (full_batch_run), without
 # returning to Python between epochs. Each epoch's gradient and error are those of run_batch, as
 # fastbp.gradient and fastbp.error compute them (the same chunks, threads and ordered reduction;
-# run_batch_in, on buffers allocated once per block); the updates are fastbp._methods' NumPy
+# run_batch_in, on a workspace allocated once per block); the updates are fastbp._methods' NumPy
 # expressions, operation for operation.
 # The declarations it uses (floating, Net, the enums) are _core.pyx's.
 
@@ -40,41 +40,7 @@ cdef enum FullBatchParam:
     FBP_STEP_MIN = 5
     FBP_STEP_MAX = 6
     FBP_TOTAL = 7        # the total weight of the samples (N without sample weights)
-    FBP_DECAY = 8        # lambda / N
-    FBP_TOL = 9          # tol, or < 0 for none
-
-
-cdef double sum_squares(const floating *a, Py_ssize_t n) noexcept nogil:
-    """sum a^2 in float64, in the order of NumPy's pairwise sum: what
-    float(np.square(a, dtype=np.float64).sum()) returns (fastbp._objective.sum_squares)."""
-    cdef double r[8]
-    cdef double res, x
-    cdef Py_ssize_t i, j, n2
-    if n < 8:
-        res = 0.0
-        for i in range(n):
-            x = a[i]
-            res += x * x
-        return res
-    if n <= 128:
-        for j in range(8):
-            x = a[j]
-            r[j] = x * x
-        i = 8
-        while i < n - n % 8:
-            for j in range(8):
-                x = a[i + j]
-                r[j] += x * x
-            i += 8
-        res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
-        while i < n:
-            x = a[i]
-            res += x * x
-            i += 1
-        return res
-    n2 = n // 2
-    n2 -= n2 % 8
-    return sum_squares(a, n2) + sum_squares(a + n2, n - n2)
+    FBP_TOL = 8          # tol, or < 0 for none
 
 
 cdef inline bint all_finite(const floating *a, Py_ssize_t n) noexcept nogil:
@@ -82,49 +48,57 @@ cdef inline bint all_finite(const floating *a, Py_ssize_t n) noexcept nogil:
     return first_nonfinite_run(a, n) < 0
 
 
-cdef void fb_gradient(Net *net, const floating *X, const floating *Y, Py_ssize_t N,
-                      Py_ssize_t chunk, int num_threads, Batch *batch,
+cdef struct Objective:
+    # E_aug and its gradient on the data in memory, as fastbp._objective.DataObjective (or
+    # fastbp.sklearn's _LossObjective over one) computes them
+    const Loss *loss
+    const void *mask            # coef_mask's 0/1 over the flat weights (with alpha), or NULL
+    double total                # the samples' total weight: E_in and its gradient are means
+
+
+cdef void fb_gradient(Net *net, const floating *Y, Py_ssize_t N, Py_ssize_t chunk,
+                      Workspace *ws, const Objective *obj,
                       const floating *w,      # IN  the flat weights net.weights points into
                       floating *g,            # OUT grad E_aug at w
                       double *grad_sum,       # scratch (n_params,), zero before and after
-                      double total, double decay,
                       double *E) noexcept nogil:    # OUT (E_in, E_aug) at w
-    """What fastbp._objective.DataObjective.gradient computes: fastbp.gradient's E_in and
-    gradient (reduction "mean"), then g += (2 lambda / N) w and E_aug = E_in + (lambda / N) sum w^2
-    when lambda > 0."""
+    """What the objective's gradient computes: fastbp.gradient's E_in and gradient (reduction
+    "mean"), each times the loss's factor (g *= grad_scale in the weights' dtype), then
+    g += the penalty's gradient and E_aug = E_in + the penalty."""
     cdef double err = 0.0
-    cdef double scale = 1.0 / total
+    cdef double scale = 1.0 / obj.total
     cdef Py_ssize_t p, P = net.n_params
-    cdef floating decay2 = <floating> (2.0 * decay)
-    cdef floating step
-    run_batch_in(net, X, Y, <floating *> NULL, N, chunk, num_threads, MODE_GRADIENT, &err,
-                 grad_sum, batch)
+    cdef floating c = <floating> obj.loss.grad_scale
+    cdef const floating *mask = <const floating *> obj.mask
+    run_batch_in(net, Y, <floating *> NULL, N, chunk, MODE_GRADIENT, &err, grad_sum, ws)
     for p in range(P):
         g[p] = <floating> (grad_sum[p] * scale)
         grad_sum[p] = 0         # ready for the next gradient, without a pass of its own
-    E[0] = err * scale
-    E[1] = E[0]
-    if decay != 0:
+    if obj.loss.grad_scale != 1.0:
         for p in range(P):
-            step = decay2 * w[p]
-            g[p] = g[p] + step
-        E[1] = E[0] + decay * sum_squares(w, P)
+            g[p] = g[p] * c
+    E[0] = err * scale * obj.loss.loss_scale
+    E[1] = E[0]
+    if has_penalty(obj.loss):
+        add_penalty_gradient(obj.loss, w, mask, g, P)
+        E[1] = E[0] + penalty_value(obj.loss, w, mask, P)
 
 
-cdef void fb_error(Net *net, const floating *X, const floating *Y, Py_ssize_t N,
-                   Py_ssize_t chunk, int num_threads, Batch *batch,
-                   const floating *w, double total, double decay, double *E) noexcept nogil:
-    """(E_in, E_aug) at w, as DataObjective.error: fastbp.error's E_in (sum / total)."""
+cdef void fb_error(Net *net, const floating *Y, Py_ssize_t N, Py_ssize_t chunk,
+                   Workspace *ws, const Objective *obj, const floating *w,
+                   double *E) noexcept nogil:
+    """(E_in, E_aug) at w, as the objective's error: fastbp.error's E_in (sum / total) times the
+    loss's factor, E_aug = E_in + the penalty."""
     cdef double err = 0.0
-    run_batch_in(net, X, Y, <floating *> NULL, N, chunk, num_threads, MODE_ERROR, &err, NULL,
-                 batch)
-    E[0] = err / total
-    E[1] = E[0] + decay * sum_squares(w, net.n_params) if decay != 0 else E[0]
+    run_batch_in(net, Y, <floating *> NULL, N, chunk, MODE_ERROR, &err, NULL, ws)
+    E[0] = err / obj.total * obj.loss.loss_scale
+    E[1] = E[0]
+    if has_penalty(obj.loss):
+        E[1] = E[0] + penalty_value(obj.loss, w, <const floating *> obj.mask, net.n_params)
 
 
 cdef Py_ssize_t full_batch_run(
-    Net *net,                   # net.weights: W(1..L) inside the flat w
-    const floating *X,          # IN  (N, d(0))
+    Net *net,                   # net.weights: W(1..L) inside the flat w; net.input: X (N, d(0))
     const floating *Y,          # IN  (N, d(L))
     Py_ssize_t N,
     Py_ssize_t chunk,           # IN  as fastbp.gradient's plan
@@ -132,6 +106,7 @@ cdef Py_ssize_t full_batch_run(
     int num_threads,
     int rule,                   # IN  a FullBatchRule
     const double *par,          # IN  the FullBatchParam values
+    const Loss *loss,           # IN  the loss and penalty of E_aug
     floating *w,                # IN/OUT flat weights
     floating *g,                # IN/OUT grad E_aug at w
     floating *v,                # IN/OUT gd's velocity (momentum > 0), else unused
@@ -149,8 +124,8 @@ cdef Py_ssize_t full_batch_run(
     """Up to k epochs; return how many ran and were kept (-1 when memory could not be had).
 
     Epoch after epoch, as fastbp._methods' epoch() and the trainer's checks would run them: the
-    update in the weights' dtype (scalars rounded to it, no fused multiply-add: this code is
-    compiled for the baseline instruction set), the gradient or error at the new weights, then
+    update in the weights' dtype (scalars rounded to it, no fused multiply-add on any target:
+    _no_fp_contract.h), the gradient or error at the new weights, then
     the trainer's rules: an epoch whose E_aug or weights are not finite ends the run before it
     is counted (FB_DIVERGED: the caller redoes it the Python way), and tol stops after the epoch
     where |E_prev - E_aug| <= tol |E_prev| (accepted epochs only)."""
@@ -160,8 +135,8 @@ cdef Py_ssize_t full_batch_run(
     cdef double *grad_sum = <double *> fastbp_aligned_calloc((P + 1) * sizeof(double))
     cdef const void **w_ptrs = <const void **> calloc(2 * net.L + 2, sizeof(void *))
     cdef const void **t_ptrs
-    cdef double total = par[<int> FBP_TOTAL]
-    cdef double decay = par[<int> FBP_DECAY]
+    cdef Objective obj
+    cdef floating *mask = NULL
     cdef double tol = par[<int> FBP_TOL]
     cdef double momentum = par[<int> FBP_MOMENTUM]
     cdef double lr
@@ -173,11 +148,21 @@ cdef Py_ssize_t full_batch_run(
     cdef floating max_f = <floating> par[<int> FBP_STEP_MAX]
     cdef bint accepted, unchanged, finite
     cdef const void **layout_ptrs = net.weights
-    cdef Batch batch
+    cdef Workspace ws
     status[0] = FB_DONE
-    if grad_sum == NULL or w_ptrs == NULL or batch_alloc(
-            net, N, chunk, slots_per_thread, num_threads, True, sizeof(floating), &batch) != 0:
+    if loss.alpha != 0:
+        mask = <floating *> fastbp_aligned_calloc((P + 1) * sizeof(floating))
+        if mask != NULL:
+            coef_mask(net, mask)
+    obj.loss = loss
+    obj.mask = mask
+    obj.total = par[<int> FBP_TOTAL]
+    if (grad_sum == NULL or w_ptrs == NULL or (loss.alpha != 0 and mask == NULL)
+            or workspace_alloc(net, (N + chunk - 1) // chunk,
+                               <Py_ssize_t> num_threads * slots_per_thread, num_threads, True,
+                               sizeof(floating), &ws) != 0):
         fastbp_aligned_free(grad_sum)
+        fastbp_aligned_free(mask)
         free(w_ptrs)
         return -1
     t_ptrs = w_ptrs + net.L + 1
@@ -204,7 +189,7 @@ cdef Py_ssize_t full_batch_run(
                     unchanged = False
             if finite:
                 net.weights = t_ptrs
-                fb_error(net, X, Y, N, chunk, num_threads, &batch, trial, total, decay, E_new)
+                fb_error(net, Y, N, chunk, &ws, &obj, trial, E_new)
                 net.weights = w_ptrs
             else:
                 E_new[0] = E_new[1] = INFINITY
@@ -216,8 +201,7 @@ cdef Py_ssize_t full_batch_run(
                 state[0] = E_new[0]
                 state[1] = E_new[1]
                 # the gradient at the new w (its E is not kept: the trial's error-mode E is)
-                fb_gradient(net, X, Y, N, chunk, num_threads, &batch, w, g, grad_sum, total,
-                            decay, E_new)
+                fb_gradient(net, Y, N, chunk, &ws, &obj, w, g, grad_sum, E_new)
                 state[3] = lr * par[<int> FBP_LR_INCREASE]
             else:
                 accepted = False
@@ -265,8 +249,7 @@ cdef Py_ssize_t full_batch_run(
             if not all_finite(w, P):
                 status[0] = FB_DIVERGED
                 break
-            fb_gradient(net, X, Y, N, chunk, num_threads, &batch, w, g, grad_sum, total, decay,
-                        state)
+            fb_gradient(net, Y, N, chunk, &ws, &obj, w, g, grad_sum, state)
         if not isfinite(state[1]):
             status[0] = FB_DIVERGED
             break
@@ -281,7 +264,8 @@ cdef Py_ssize_t full_batch_run(
             break
         state[2] = state[1]
     net.weights = layout_ptrs
-    batch_free(&batch)
+    workspace_free(&ws)
     fastbp_aligned_free(grad_sum)
+    fastbp_aligned_free(mask)
     free(w_ptrs)
     return done

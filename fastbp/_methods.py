@@ -26,7 +26,7 @@ from typing import ClassVar, TypeVar, cast
 import numpy as np
 
 from . import _api
-from ._objective import DataObjective, dot
+from ._objective import dot
 
 # Bracketing gives up after this many halvings (no decrease along the direction: converged) or
 # doublings (the error keeps falling: take the best point found).
@@ -183,8 +183,9 @@ class KernelEpochs(Method):
 
     What only Python can do per epoch (a validation set, early stopping, a callback) makes the
     blocks one epoch long. A Ctrl-C during a block is seen when the block returns: its epochs
-    are committed, then training stops ("interrupted"). Objectives other than DataObjective
-    (a subclass, fastbp.distributed) run epoch() as before."""
+    are committed, then training stops ("interrupted"). The objective says whether and how the
+    kernel computes it (Objective.kernel_loss: fastbp's E_aug on data in memory, or
+    fastbp.sklearn's loss over it); the others (fastbp.distributed, one's own) run epoch()."""
     kernel_rule: ClassVar[str | None]
     epoch_flops: ClassVar[int] = 6      # flops per weight and sample of one epoch
 
@@ -200,21 +201,22 @@ class KernelEpochs(Method):
 
     def kernel_epochs(self, k, E_prev, plan, records, result):
         """Up to k epochs in place; (epochs kept, status, whether Ctrl-C came)."""
-        o, obj = self.opts, self.obj
+        o = self.opts
+        data, loss = self.obj.kernel_loss()
 
         def f(x):
             return 0.0 if x is None else float(x)
 
         params = np.array([f(o.momentum), f(o.lr_increase), f(o.lr_decrease),
                            f(o.step_increase), f(o.step_decrease), f(o.step_min),
-                           f(o.step_max), plan[5], obj.decay, -1.0 if o.tol is None else o.tol])
+                           f(o.step_max), plan[5], -1.0 if o.tol is None else o.tol])
         state = np.array([self.E[0], self.E[1], E_prev, math.nan if self.lr is None else self.lr])
         result[:] = 0
         interrupted = False
         try:
-            _api.full_batch_epochs(plan, self.w_views, obj.widths, obj.X, obj.y, self.kernel_rule,
-                                   params, self.w, self.g, *self.kernel_arrays(), state, k,
-                                   records, result)
+            _api.full_batch_epochs(plan, self.w_views, data.widths, data.X, data.y,
+                                   self.kernel_rule, params, loss, self.w, self.g,
+                                   *self.kernel_arrays(), state, k, records, result)
         except KeyboardInterrupt:       # the kernel ran, or did not start: result says which
             interrupted = True
         n, status = int(result[0]), int(result[1])
@@ -224,9 +226,10 @@ class KernelEpochs(Method):
         return n, status, interrupted
 
     def run(self, trainer) -> str:
-        if not (KERNEL_EPOCHS and self.kernel_rule and type(self.obj) is DataObjective):
+        kernel = self.obj.kernel_loss() if KERNEL_EPOCHS and self.kernel_rule else None
+        if kernel is None:
             return super().run(trainer)
-        obj = self.obj
+        obj = kernel[0]
         committed, work = self, cast(KernelEpochs, self.clone())
         trainer.method = committed
         k_max = self.block_size(trainer)

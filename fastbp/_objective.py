@@ -78,6 +78,13 @@ class Objective:
         """g += the gradient of the penalty at w."""
         g += (2.0 * self.decay) * w
 
+    def kernel_loss(self):
+        """(the DataObjective whose data the training kernels read, the Loss they compute this
+        objective with: fastbp._api.loss_spec), or None when only epoch() computes it (data not
+        in memory, an objective of one's own). fastbp._methods.KernelEpochs runs the
+        full-batch methods' epochs in the kernel for an objective that has one."""
+        return None
+
     def augment(self, E_in: float, w) -> float:
         return E_in + self.penalty(w) if self.decay else E_in
 
@@ -107,6 +114,10 @@ class DataObjective(Objective):
         super().__init__(widths, dtype, X.shape[0], weight_decay)
         self.X, self.y, self.output, self.threads = X, y, output, threads
         self.activation, self.sample_weight = activation, sample_weight
+
+    def kernel_loss(self):
+        # a subclass may compute E_in otherwise: the kernels compute only this class's
+        return (self, _api.loss_spec(decay=self.decay)) if type(self) is DataObjective else None
 
     def error_in(self, weights) -> float:
         return _api.error(weights, self.X, self.y, output=self.output, num_threads=self.threads,

@@ -35,11 +35,10 @@ cdef enum Rule:
 
 
 cdef int sgd_epoch_run(
-    Net *net,
+    Net *net,                   # net.input: X (N, d(0))
     floating **weights,         # IN/OUT W(1..L), updated after every mini-batch
     floating **velocity,        # IN/OUT v(1..L) (momentum > 0), Adam's first moments m, or unused
     floating **moment2,         # IN/OUT Adam's second moments, else unused
-    const floating *X,          # IN  (N, d(0))
     const floating *Y,          # IN  (N, d(L))
     const Py_ssize_t *order,    # IN  the epoch's permutation of 0..N-1
     Py_ssize_t N,
@@ -53,60 +52,51 @@ cdef int sgd_epoch_run(
     double beta2,               # IN  Adam's beta2
     double eps,                 # IN  Adam's epsilon
     long long *steps,           # IN/OUT Adam's step count t, before and after the epoch
-    double decay,               # IN  2 lambda / N, or 0
-    double grad_scale,          # IN  c: the step follows c times the mean gradient (1: fastbp)
-    double l2,                  # IN  alpha of scikit-learn's L2 term, or 0
-    double *loss,               # OUT scikit-learn's epoch loss, summed (see below), when l2 or c
+    const Loss *objective,      # IN  the penalties (and c = grad_scale) of each step (_loss.pxi)
+    double *loss,               # OUT scikit-learn's epoch loss, summed (see below)
 ) noexcept nogil:
     """One epoch of mini-batch SGD (or Adam), step after step, without returning to Python.
 
     Each step computes exactly what fastbp.gradient(reduction="mean") returns for the batch (the
     same tiles and chunks, float64 sums in chunk order, scaled by 1/|batch| (see batch_scale for
     sample weights), rounded to the weights' dtype) and then, in the weights' dtype and in this
-    order of operations, g += decay w and
+    order of operations, g += the penalties' gradients (add_step_penalty: fastbp's 2 lambda / N w,
+    then scikit-learn's alpha / (the batch's total weight) w on the coefficient rows) and
       RULE_SGD:       v = momentum v; v -= lr g; w += v (momentum > 0) or w -= lr g;
       RULE_NESTEROV:  v = momentum v; v -= lr g; w += momentum v - lr g;
       RULE_ADAM:      t += 1; lr_t = lr sqrt(1 - beta2^t) / (1 - beta1^t) (in double);
                       m = beta1 m + (1 - beta1) g; s = beta2 s + (1 - beta2) g^2;
                       w -= lr_t m / (sqrt(s) + eps),
     the steps of fastbp._methods (scalars rounded to the weights' dtype, as NumPy rounds a Python
-    float against a float32 array). The code here is compiled for the baseline instruction set, so
-    no multiply-add is fused and the rounding is that of those NumPy expressions.
+    float against a float32 array). No multiply-add is fused here (_no_fp_contract.h, on every
+    target), so the rounding is that of those NumPy expressions.
 
     scikit-learn's MLP (fastbp.sklearn) steps along another gradient of the same sums: c times the
-    mean (c = grad_scale, 1/2 for its squared error), plus alpha / (the batch's total weight)
-    times the weights of rows 1.. (its L2 term spares the intercepts: l2 = alpha). Its epoch loss
+    mean (c = objective.grad_scale, 1/2 for its squared error), plus its L2 term (objective.alpha).
+    Its epoch loss
     sums, over the batches, |batch| times the batch's loss at the weights the batch saw; the two
     parts of that sum come back apart, since scikit-learn scales the error part by its own
     factor: loss[1] += |batch| err_batch / total (err_batch the kernel's sum of w_n e_n) and
-    loss[0] += |batch| (l2 / 2) ||W(rows 1..)||^2 / total (0 when l2 = 0).
+    loss[0] += |batch| (alpha / 2) ||W(rows 1..)||^2 / total (0 when alpha = 0).
     Threads: a batch of one chunk runs on the calling thread, as it always did (handing its
-    activations between cores costs more than its work). A batch of two chunks or more with
-    num_threads > 1 has its chunks computed by up to num_threads threads, `slots` chunks per
-    round, each chunk into a buffer of its own; the buffers are then added to the float64 sums in
-    chunk order, exactly as one thread adds them one after the other, so the weights, moments,
-    steps and losses are bitwise those of num_threads = 1. The step itself (decay, L2, the rule,
-    the packing of the panels) runs on the calling thread between two parallel regions, so no
-    thread starts the next batch before the weights and panels are complete.
+    activations between cores costs more than its work). A batch of two chunks or more is
+    computed by chunk_rounds, the driver of every gradient (up to num_threads threads, `slots`
+    chunks per round, each chunk into a slot of its own, the slots added to the float64 sums in
+    chunk order), so the weights, moments, steps and losses are bitwise those of
+    num_threads = 1. The step itself (decay, L2, the rule, the packing of the panels) runs on the
+    calling thread after the batch's parallel region, so no thread starts the next batch before
+    the weights and panels are complete.
     Return 0, or -1 when memory could not be had (the weights are untouched then).
     """
     cdef Py_ssize_t P = net.n_params
-    # chunk buffer s starts at chunk_grad + s * stride: whole cache lines of its own (64 bytes)
-    cdef Py_ssize_t stride = (P + 15) // 16 * 16
     cdef int threads = max(1, num_threads)
-    cdef Py_ssize_t n_slots = max(1, slots) if threads > 1 else 1
-    # allocated once per epoch: one scratch per thread, one buffer per chunk of a round
-    cdef floating *scratch = <floating *> fastbp_aligned_calloc(
-        threads * net.scratch_len * sizeof(floating))
-    cdef floating *chunk_grad = <floating *> fastbp_aligned_calloc(
-        (n_slots * stride + 1) * sizeof(floating))
-    cdef double *errors = <double *> fastbp_aligned_calloc(n_slots * sizeof(double))
-    cdef Py_ssize_t count, s, p0
-    cdef int team, tid
+    cdef Workspace ws
     cdef floating *grad = <floating *> fastbp_aligned_calloc((P + 1) * sizeof(floating))
     cdef double *grad64 = <double *> fastbp_aligned_calloc((P + 1) * sizeof(double))
-    cdef floating *panels = <floating *> fastbp_aligned_calloc(net.n_panel * sizeof(floating))
-    cdef Py_ssize_t start, stop, c0, c1, p, i, n
+    cdef floating *chunk_grad
+    cdef floating *scratch
+    cdef floating *panels
+    cdef Py_ssize_t start, stop, p, i, n
     cdef double scale
     cdef int l
     cdef floating *w
@@ -122,90 +112,42 @@ cdef int sgd_epoch_run(
     cdef floating one_b2 = <floating> (1.0 - beta2)
     cdef floating eps_f = <floating> eps
     cdef floating lr_t = 0
-    cdef floating decay_f = <floating> decay
-    cdef floating l2_f
+    cdef double grad_scale = objective.grad_scale
+    cdef double l2 = objective.alpha
     cdef double batch_err, coef_sq
-    cdef Py_ssize_t first_coef
-    if (scratch == NULL or chunk_grad == NULL or errors == NULL or grad == NULL or grad64 == NULL
-            or panels == NULL):
-        fastbp_aligned_free(scratch)
-        fastbp_aligned_free(chunk_grad)
-        fastbp_aligned_free(errors)
+    # allocated once per epoch: one scratch per thread, one gradient slot per chunk of a round
+    if grad == NULL or grad64 == NULL or workspace_alloc(
+            net, (batch_size + chunk - 1) // chunk, slots if threads > 1 else 1, threads, True,
+            sizeof(floating), &ws) != 0:
         fastbp_aligned_free(grad)
         fastbp_aligned_free(grad64)
-        fastbp_aligned_free(panels)
         return -1
-    for tid in range(threads):
-        init_scratch(net, scratch + tid * net.scratch_len)
+    workspace_ready(net, &ws, <floating> 0)
+    chunk_grad = <floating *> ws.grads
+    scratch = <floating *> ws.scratch
+    panels = <floating *> ws.panels
     net.panels = panels
-    pack_panels(net, panels)
     start = 0
     while start < N:
         stop = min(start + batch_size, N)
         scale = batch_scale(net, <const floating *> net.sample_weight, order, start, stop)
-        l2_f = <floating> (l2 * scale)
         if stop - start <= chunk:
             # one chunk (the usual mini-batch): its sums go straight to the step, with the same
             # rounding as through the float64 total (0.0 + x, not x: the sign of a zero included);
             # converted layer by layer below, while each layer's sums are in cache
-            batch_err = run_chunk(net, X, Y, order, <floating *> NULL, start, stop, scratch,
+            batch_err = run_chunk(net, Y, order, <floating *> NULL, start, stop, scratch,
                                   chunk_grad, MODE_GRADIENT)
-        elif threads > 1:
-            # A prange per round of chunks, not one parallel region around the epoch with
-            # barriers between steps. GNU OpenMP keeps its team between regions, and a thread
-            # waits for the next region as it would wait at a barrier (it spins GOMP_SPINCOUNT
-            # times, 2000 as fastbp/__init__.py sets it, then sleeps on a futex): a region per
-            # round costs about what the two barriers per step of one region would (a few us,
-            # tens when a sleeping thread must be woken), against at least two chunks of work
-            # (>= 8 tiles, 512 samples, each: together >= 8 Mflop for B = [8, 32, 32, 1]). And the
-            # step between two regions needs no `single` block, no private copies of the
-            # epoch loop's scalars and no barrier (which Cython does not spell): the shape of
-            # run_batch. callgrind (4 batches of 4096, B and C = [64, 128, 128, 10]): the
-            # threads' chunks split evenly, the serial step is under 1 % of the 1-thread
-            # instructions.
-            memset(grad64, 0, P * sizeof(double))
-            batch_err = 0.0
-            c0 = start
-            while c0 < stop:
-                count = min(n_slots, (stop - c0 + chunk - 1) // chunk)
-                if count > 1:
-                    team = <int> min(threads, count)
-                    # dynamic, as run_batch: which thread computes a chunk does not change the
-                    # result (each chunk has its buffer), and a busy core holds up no one
-                    for s in prange(count, nogil=True, schedule='dynamic', num_threads=team):
-                        errors[s] = run_chunk(net, X, Y, order, <floating *> NULL,
-                                              c0 + s * chunk, min(c0 + (s + 1) * chunk, stop),
-                                              scratch + threadid() * net.scratch_len,
-                                              chunk_grad + s * stride, MODE_GRADIENT)
-                else:
-                    errors[0] = run_chunk(net, X, Y, order, <floating *> NULL, c0,
-                                          min(c0 + chunk, stop), scratch, chunk_grad,
-                                          MODE_GRADIENT)
-                # the ordered reduction: chunk after chunk, as the serial loop below adds them
-                for s in range(count):
-                    batch_err += errors[s]
-                if P * count >= PARALLEL_MERGE:
-                    # each thread its own range of parameters, still chunk after chunk
-                    for p0 in prange(0, P, MERGE_BLOCK, nogil=True, schedule='static',
-                                     num_threads=threads):
-                        merge_slots(grad64, chunk_grad, stride, count, p0,
-                                    min(p0 + MERGE_BLOCK, P))
-                else:
-                    merge_slots(grad64, chunk_grad, stride, count, 0, P)
-                c0 = min(c0 + count * chunk, stop)
-            for p in range(P):
-                grad[p] = <floating> (grad64[p] * scale * grad_scale)
         else:
+            # A parallel region per batch (chunk_rounds opens it), not one around the epoch with
+            # barriers between steps: GNU OpenMP keeps its team between regions, and a thread
+            # waits for the next region as it would wait at a barrier (it spins GOMP_SPINCOUNT
+            # times, 2000 as fastbp/__init__.py sets it, then sleeps on a futex), against at
+            # least two chunks of work (>= 8 tiles, 512 samples, each). callgrind (4 batches of
+            # 4096, B and C = [64, 128, 128, 10]): the threads' chunks split evenly, the serial
+            # step is under 1 % of the 1-thread instructions.
             memset(grad64, 0, P * sizeof(double))
-            batch_err = 0.0
-            c0 = start
-            while c0 < stop:
-                c1 = min(c0 + chunk, stop)
-                batch_err += run_chunk(net, X, Y, order, <floating *> NULL, c0, c1, scratch,
-                                       chunk_grad, MODE_GRADIENT)
-                for p in range(P):
-                    grad64[p] = grad64[p] + chunk_grad[p]
-                c0 = c1
+            chunk_rounds(net, Y, order, <floating *> NULL, start, stop, chunk, MODE_GRADIENT,
+                         &ws, grad64, &batch_err)
             for p in range(P):
                 grad[p] = <floating> (grad64[p] * scale * grad_scale)
         if loss != NULL:
@@ -232,15 +174,7 @@ cdef int sgd_epoch_run(
                 for i in range(n):
                     g[i] = <floating> ((0.0 + chunk_grad[net.grad_off[l + 1] + i]) * scale
                                        * grad_scale)
-            if decay != 0:
-                for i in range(n):
-                    step = decay_f * w[i]
-                    g[i] = g[i] + step
-            if l2 != 0:
-                first_coef = net.widths[l + 1]          # row 0, the intercepts, has no L2
-                for i in range(first_coef, n):
-                    step = l2_f * w[i]
-                    g[i] = g[i] + step
+            add_step_penalty(objective, net, l + 1, w, g, scale)
             if rule == RULE_ADAM:
                 v = velocity[l]
                 s2 = moment2[l]
@@ -271,10 +205,7 @@ cdef int sgd_epoch_run(
             pack_layer(net, l + 1, panels)
         start = stop
     net.panels = NULL
-    fastbp_aligned_free(scratch)
-    fastbp_aligned_free(chunk_grad)
-    fastbp_aligned_free(errors)
+    workspace_free(&ws)
     fastbp_aligned_free(grad)
     fastbp_aligned_free(grad64)
-    fastbp_aligned_free(panels)
     return 0

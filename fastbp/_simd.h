@@ -207,73 +207,108 @@ static inline void fastbp_aligned_free(void *p) {
 #undef FASTBP_GR2
 #endif
 
-#define FASTBP_KERNEL_SET(T, S)                                                          \
+/* ---- the kernel table ----
+ * The micro-kernels of one set and type, as function pointers filled by designated initialisers
+ * (a slot named twice or misnamed does not compile). The kernels that share a signature are
+ * listed once here, and every use below (the table's slots, its initialisers, the wrappers that
+ * fastbp/_core.pyx calls) is generated from these lists: a new kernel of one of these shapes is
+ * its code in _simd_kernels.h and _simd_scalar.h, its name in a list, and its declaration in
+ * _core.pyx. */
+#define FASTBP_ROW_KERNELS(X, A, B) X(tanh, A, B) X(exp, A, B) X(log, A, B) X(log1p_exp, A, B) \
+    X(logistic, A, B) X(relu, A, B)
+/* delta *= theta'(s), from x = theta(s) */
+#define FASTBP_MUL_KERNELS(X, A, B) X(dtanh_mul, A, B) X(drelu_mul, A, B) X(dlogistic_mul, A, B)
+
+#define FASTBP_ROW_SLOT(name, T, _) void (*name)(T *, int, ptrdiff_t, ptrdiff_t);
+#define FASTBP_MUL_SLOT(name, T, _) void (*name)(T *, const T *, int, ptrdiff_t, ptrdiff_t);
+#define FASTBP_KERNEL_TABLE(T, S)                                                           \
     typedef struct {                                                                    \
         int (*sample_block)(void);                                                      \
         void (*linear)(const T *, int, int, const T *, ptrdiff_t, T *, int);            \
         void (*outer)(const T *, int, const T *, int, ptrdiff_t, int, T *, T *, int);   \
-        void (*tanh)(T *, int, ptrdiff_t, ptrdiff_t);                                   \
-        void (*dtanh_mul)(T *, const T *, int, ptrdiff_t, ptrdiff_t);                   \
         int (*load_inputs)(const T *, const ptrdiff_t *, ptrdiff_t, int, int, T *, ptrdiff_t, int); \
-        void (*exp)(T *, int, ptrdiff_t, ptrdiff_t);                                    \
-        void (*log)(T *, int, ptrdiff_t, ptrdiff_t);                                    \
-        void (*log1p_exp)(T *, int, ptrdiff_t, ptrdiff_t);                              \
-        void (*logistic)(T *, int, ptrdiff_t, ptrdiff_t);                               \
-        void (*relu)(T *, int, ptrdiff_t, ptrdiff_t);                                   \
-        void (*drelu_mul)(T *, const T *, int, ptrdiff_t, ptrdiff_t);                   \
-        void (*dlogistic_mul)(T *, const T *, int, ptrdiff_t, ptrdiff_t);               \
         void (*softmax)(T *, int, ptrdiff_t, ptrdiff_t, T *, T *);                      \
+        FASTBP_ROW_KERNELS(FASTBP_ROW_SLOT, T, _)                                       \
+        FASTBP_MUL_KERNELS(FASTBP_MUL_SLOT, T, _)                                       \
     } fastbp_kernels_##S;
-FASTBP_KERNEL_SET(double, d)
-FASTBP_KERNEL_SET(float, f)
+FASTBP_KERNEL_TABLE(double, d)
+FASTBP_KERNEL_TABLE(float, f)
 
-#define FASTBP_KERNELS_OF(S, ISA) \
-    {sample_block_##S##_##ISA, linear_##S##_##ISA, outer_##S##_##ISA, tanh_##S##_##ISA, dtanh_mul_##S##_##ISA, \
-     load_inputs_##S##_##ISA, exp_##S##_##ISA, log_##S##_##ISA, log1p_exp_##S##_##ISA, \
-     logistic_##S##_##ISA, relu_##S##_##ISA, \
-     drelu_mul_##S##_##ISA, dlogistic_mul_##S##_##ISA, softmax_##S##_##ISA}
+#define FASTBP_INIT_SLOT(name, S, ISA) .name = name##_##S##_##ISA,
+#define FASTBP_KERNELS_OF(S, ISA)                                                           \
+    {.sample_block = sample_block_##S##_##ISA, .linear = linear_##S##_##ISA,            \
+     .outer = outer_##S##_##ISA, .load_inputs = load_inputs_##S##_##ISA,                \
+     .softmax = softmax_##S##_##ISA,                                                    \
+     FASTBP_ROW_KERNELS(FASTBP_INIT_SLOT, S, ISA) FASTBP_MUL_KERNELS(FASTBP_INIT_SLOT, S, ISA)}
+
+/* ---- the kernel sets, by name, the best first ----
+ * A set is its instantiation above and its row here: its name (what FASTBP_SIMD and
+ * show_config() say), whether this CPU and its OS run it, and its kernels. */
+typedef struct {
+    const char *name;
+    int (*runs_here)(void);
+    fastbp_kernels_d kd;
+    fastbp_kernels_f kf;
+} fastbp_kernel_set;
+
+static int fastbp_runs_anywhere(void) { return 1; }
+#if FASTBP_HAVE_AVX2
+static int fastbp_runs_avx2(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+static int fastbp_runs_avx512(void) {
+    return fastbp_runs_avx2() && __builtin_cpu_supports("avx512f") &&
+           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+}
+#endif
+
+static const fastbp_kernel_set fastbp_kernel_sets[] = {
+#if FASTBP_HAVE_AVX2
+    {"avx512", fastbp_runs_avx512, FASTBP_KERNELS_OF(d, avx512), FASTBP_KERNELS_OF(f, avx512)},
+    {"avx2+fma", fastbp_runs_avx2, FASTBP_KERNELS_OF(d, avx2), FASTBP_KERNELS_OF(f, avx2)},
+#endif
+    {"baseline", fastbp_runs_anywhere, FASTBP_KERNELS_OF(d, base), FASTBP_KERNELS_OF(f, base)},
+};
+#define FASTBP_N_KERNEL_SETS ((int)(sizeof(fastbp_kernel_sets) / sizeof(fastbp_kernel_sets[0])))
 
 static fastbp_kernels_d fastbp_kd = FASTBP_KERNELS_OF(d, base);
 static fastbp_kernels_f fastbp_kf = FASTBP_KERNELS_OF(f, base);
 static const char *fastbp_isa = "baseline";
 
-/* 1 when this CPU (and its OS) can run the AVX2 + FMA kernels; 2 when also AVX-512 (F, DQ, VL). */
-static inline int fastbp_cpu_level(void) {
-#if FASTBP_HAVE_AVX2
-    __builtin_cpu_init();
-    if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))) return 0;
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-        __builtin_cpu_supports("avx512vl"))
-        return 2;
-    return 1;
-#else
-    return 0;
-#endif
+static inline int fastbp_kernel_set_count(void) { return FASTBP_N_KERNEL_SETS; }
+static inline const char *fastbp_kernel_set_name(int i) { return fastbp_kernel_sets[i].name; }
+static inline int fastbp_kernel_set_runs_here(int i) { return fastbp_kernel_sets[i].runs_here(); }
+
+/* Choose the best set this CPU runs at or below the one named `cap` in the table's order (an
+ * empty or unknown name: no cap); return the name of the set chosen. */
+static inline const char *fastbp_select_kernels(const char *cap) {
+    int first = 0;
+    for (int i = 0; i < FASTBP_N_KERNEL_SETS; i++)
+        if (cap != NULL && strcmp(cap, fastbp_kernel_sets[i].name) == 0) first = i;
+    for (int i = first; i < FASTBP_N_KERNEL_SETS; i++)
+        if (fastbp_kernel_sets[i].runs_here()) {
+            fastbp_kd = fastbp_kernel_sets[i].kd;
+            fastbp_kf = fastbp_kernel_sets[i].kf;
+            fastbp_isa = fastbp_kernel_sets[i].name;
+            break;
+        }
+    return fastbp_isa;
 }
 
-/* Choose the kernel set, at most `max_level` (0 baseline, 1 AVX2+FMA, 2 AVX-512); return its name. */
-static inline const char *fastbp_select_kernels(int max_level) {
-    int level = fastbp_cpu_level();
-    if (level > max_level) level = max_level;
-    fastbp_kernels_d kd = FASTBP_KERNELS_OF(d, base);
-    fastbp_kernels_f kf = FASTBP_KERNELS_OF(f, base);
-    fastbp_isa = "baseline";
-#if FASTBP_HAVE_AVX2
-    if (level == 1) {
-        fastbp_kernels_d kd2 = FASTBP_KERNELS_OF(d, avx2);
-        fastbp_kernels_f kf2 = FASTBP_KERNELS_OF(f, avx2);
-        kd = kd2; kf = kf2;
-        fastbp_isa = "avx2+fma";
-    } else if (level == 2) {
-        fastbp_kernels_d kd2 = FASTBP_KERNELS_OF(d, avx512);
-        fastbp_kernels_f kf2 = FASTBP_KERNELS_OF(f, avx512);
-        kd = kd2; kf = kf2;
-        fastbp_isa = "avx512";
-    }
+/* ---- a team's chunk rounds (fastbp/_driver.pxi): the next chunk to claim, and the barrier ----
+ * Both bind to the innermost enclosing OpenMP parallel region, which need not be in the function
+ * that calls them: the chunk loop runs as well inside a region its caller opened. */
+#if defined(_MSC_VER) && !defined(__clang__)
+#include <intrin.h>
+static inline long fastbp_claim(long *next) { return _InterlockedExchangeAdd((volatile long *)next, 1); }
+#else
+static inline long fastbp_claim(long *next) { return __atomic_fetch_add(next, 1, __ATOMIC_RELAXED); }
 #endif
-    fastbp_kd = kd;
-    fastbp_kf = kf;
-    return fastbp_isa;
+static inline void fastbp_barrier(void) {
+#ifdef _OPENMP
+#pragma omp barrier
+#endif
 }
 
 /* The tile of backprop_one (fastbp/_api.py's _TILE sets the batches' tile): a multiple of every kernel
@@ -325,43 +360,24 @@ static inline void fastbp_outer_d(const double *X, int rows, const double *D, in
                                   int ns, double *G, double *work, int panel) { fastbp_kd.outer(X, rows, D, cols, ld, ns, G, work, panel); }
 static inline void fastbp_outer_f(const float *X, int rows, const float *D, int cols, ptrdiff_t ld,
                                   int ns, float *G, float *work, int panel) { fastbp_kf.outer(X, rows, D, cols, ld, ns, G, work, panel); }
-static inline void fastbp_tanh_d(double *x, int rows, ptrdiff_t ld, ptrdiff_t n) {
-    fastbp_kd.tanh(x, rows, ld, n);
-}
-static inline void fastbp_tanh_f(float *x, int rows, ptrdiff_t ld, ptrdiff_t n) {
-    fastbp_kf.tanh(x, rows, ld, n);
-}
-static inline void fastbp_dtanh_mul_d(double *d, const double *x, int rows, ptrdiff_t ld, ptrdiff_t n) {
-    fastbp_kd.dtanh_mul(d, x, rows, ld, n);
-}
-static inline void fastbp_dtanh_mul_f(float *d, const float *x, int rows, ptrdiff_t ld, ptrdiff_t n) {
-    fastbp_kf.dtanh_mul(d, x, rows, ld, n);
-}
-#define FASTBP_ROW_KERNEL(NAME)                                                          \
-    static inline void fastbp_##NAME##_d(double *x, int rows, ptrdiff_t ld, ptrdiff_t n) {   \
-        fastbp_kd.NAME(x, rows, ld, n);                                                 \
+#define FASTBP_ROW_WRAPPER(name, _a, _b)                                                  \
+    static inline void fastbp_##name##_d(double *x, int rows, ptrdiff_t ld, ptrdiff_t n) {      \
+        fastbp_kd.name(x, rows, ld, n);                                                 \
     }                                                                                   \
-    static inline void fastbp_##NAME##_f(float *x, int rows, ptrdiff_t ld, ptrdiff_t n) {    \
-        fastbp_kf.NAME(x, rows, ld, n);                                                 \
+    static inline void fastbp_##name##_f(float *x, int rows, ptrdiff_t ld, ptrdiff_t n) {       \
+        fastbp_kf.name(x, rows, ld, n);                                                 \
     }
-FASTBP_ROW_KERNEL(exp)
-FASTBP_ROW_KERNEL(log)
-FASTBP_ROW_KERNEL(log1p_exp)
-FASTBP_ROW_KERNEL(logistic)
-FASTBP_ROW_KERNEL(relu)
-#undef FASTBP_ROW_KERNEL
-static inline void fastbp_drelu_mul_d(double *d, const double *x, int rows, ptrdiff_t ld, ptrdiff_t n) {
-    fastbp_kd.drelu_mul(d, x, rows, ld, n);
-}
-static inline void fastbp_drelu_mul_f(float *d, const float *x, int rows, ptrdiff_t ld, ptrdiff_t n) {
-    fastbp_kf.drelu_mul(d, x, rows, ld, n);
-}
-static inline void fastbp_dlogistic_mul_d(double *d, const double *x, int rows, ptrdiff_t ld, ptrdiff_t n) {
-    fastbp_kd.dlogistic_mul(d, x, rows, ld, n);
-}
-static inline void fastbp_dlogistic_mul_f(float *d, const float *x, int rows, ptrdiff_t ld, ptrdiff_t n) {
-    fastbp_kf.dlogistic_mul(d, x, rows, ld, n);
-}
+#define FASTBP_MUL_WRAPPER(name, _a, _b)                                                  \
+    static inline void fastbp_##name##_d(double *d, const double *x, int rows, ptrdiff_t ld,  \
+                                         ptrdiff_t n) {                                 \
+        fastbp_kd.name(d, x, rows, ld, n);                                              \
+    }                                                                                   \
+    static inline void fastbp_##name##_f(float *d, const float *x, int rows, ptrdiff_t ld,    \
+                                         ptrdiff_t n) {                                 \
+        fastbp_kf.name(d, x, rows, ld, n);                                              \
+    }
+FASTBP_ROW_KERNELS(FASTBP_ROW_WRAPPER, _, _)
+FASTBP_MUL_KERNELS(FASTBP_MUL_WRAPPER, _, _)
 static inline void fastbp_softmax_d(double *x, int rows, ptrdiff_t ld, ptrdiff_t n, double *mx,
                                     double *logsum) {
     fastbp_kd.softmax(x, rows, ld, n, mx, logsum);

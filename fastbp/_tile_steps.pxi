@@ -45,6 +45,7 @@ cdef inline void activate_rows(int activation, floating *x, int rows, Py_ssize_t
             fastbp_logistic_d(x, rows, ld, ns)
         else:
             fastbp_logistic_f(x, rows, ld, ns)
+    # ACT_IDENTITY: x = s; _Layout refuses any other code
 
 
 cdef inline void dactivation_mul_rows(int activation, floating *delta, const floating *x, int rows,
@@ -71,10 +72,29 @@ cdef inline int sample_block(floating dummy) noexcept nogil:
         return fastbp_sample_block_f()
 
 
+cdef inline bint load_tile_inputs(
+    const Net *net,
+    const Py_ssize_t *rows,  # IN  NULL, or the tile's samples are rows rows[t..t+nb-1] of X
+    Py_ssize_t t,           # IN  first sample of the tile
+    Py_ssize_t nb,          # IN  samples in the tile, 1..tile
+    int ns,                 # IN  samples to compute: nb rounded up to a whole vector
+    floating *x0,           # OUT x(0) of the tile without its row of ones, feature-major
+) noexcept nogil:
+    """x(0) of the tile from X as net.input stores it; padding samples are zero. True when one of
+    the values loaded is NaN or infinite."""
+    if net.input.layout == INPUT_DENSE:
+        if floating is double:
+            return fastbp_load_inputs_d(<const double *> net.input.values, rows, t, <int> nb,
+                                        net.widths[0], x0, net.tile, ns)
+        else:
+            return fastbp_load_inputs_f(<const float *> net.input.values, rows, t, <int> nb,
+                                        net.widths[0], x0, net.tile, ns)
+    return True     # no other layout yet (_Layout sets INPUT_DENSE)
+
+
 cdef inline bint forward_tile(
     const Net *net,
-    const floating *X,      # IN  (N, d(0)), row-major: the tile's samples are rows t..t+nb-1
-    const Py_ssize_t *rows,  # IN  NULL, or the tile's samples are rows rows[t..t+nb-1]
+    const Py_ssize_t *rows,  # IN  NULL, or the tile's samples are rows rows[t..t+nb-1] of X
     Py_ssize_t t,           # IN  first sample of the tile
     Py_ssize_t nb,          # IN  samples in the tile, 1..tile
     int ns,                 # IN  samples to compute: nb rounded up to a whole vector
@@ -82,17 +102,11 @@ cdef inline bint forward_tile(
 ) noexcept nogil:
     """Forward propagation of the tile; True when one of its inputs is NaN or infinite."""
     cdef Py_ssize_t ld = net.tile
-    cdef floating *x0 = scratch + net.act_off[0] + ld
     cdef const floating *panels = <const floating *> net.panels
     cdef int l, d_out
     cdef floating *x
     cdef floating *sL = scratch + net.out_off
-    cdef bint nonfinite
-    # x(0) without its row of ones: the inputs, turned feature-major; padding samples are zero
-    if floating is double:
-        nonfinite = fastbp_load_inputs_d(X, rows, t, <int> nb, net.widths[0], x0, ld, ns)
-    else:
-        nonfinite = fastbp_load_inputs_f(X, rows, t, <int> nb, net.widths[0], x0, ld, ns)
+    cdef bint nonfinite = load_tile_inputs(net, rows, t, nb, ns, scratch + net.act_off[0] + ld)
     for l in range(1, net.L + 1):
         d_out = net.widths[l]
         # s(l) = W(l)^T x(l-1), written below the row of ones of x(l)
@@ -103,7 +117,9 @@ cdef inline bint forward_tile(
             activate_rows(net.activation, x, d_out, ld, ns)
         elif net.output == OUT_TANH:
             tanh_rows(x, d_out, ld, ns)
-        elif net.output != OUT_LINEAR:
+        elif net.output == OUT_LINEAR:
+            pass                # x(L) = s(L)
+        elif net.output == OUT_LOGISTIC or net.output == OUT_SOFTMAX:
             # the cross-entropy is computed from s(L), never from the rounded x(L)
             memcpy(sL, x, d_out * ld * sizeof(floating))
             if net.output == OUT_LOGISTIC:
@@ -168,7 +184,7 @@ cdef inline double sensitivities_tile(
     cdef Py_ssize_t b, n
     cdef int j, l
     cdef const floating *yb
-    if net.output <= OUT_LINEAR and sw == NULL:
+    if (net.output == OUT_TANH or net.output == OUT_LINEAR) and sw == NULL:
         # squared error, the lecture's case (and fastbp 0.1's arithmetic, bit for bit)
         for j in range(dL):
             for b in range(nb):
@@ -198,7 +214,7 @@ cdef inline double sensitivities_tile(
                 xv = xL[j * ld + b]
                 e = xv - yb[j]
                 wn = sw[n] if sw != NULL else 1
-                if net.output <= OUT_LINEAR:
+                if net.output == OUT_TANH or net.output == OUT_LINEAR:
                     en = e * e
                     e = 2 * e if net.output == OUT_LINEAR else 2 * e * (1 - xv * xv)
                 elif net.output == OUT_LOGISTIC:
@@ -206,9 +222,14 @@ cdef inline double sensitivities_tile(
                     #   = max(s, 0) - y s + log(1 + e^-|s|)
                     sv = sL[j * ld + b]
                     en = ((sv if sv > 0 else 0.0) - yb[j] * sv) + tail[j * ld + b]
-                else:
+                elif net.output == OUT_SOFTMAX:
                     # -y_k log x_k = y_k (log-sum-exp(s) - s_k), the log-sum-exp as mx + logsum
                     en = yb[j] * ((<double> mx[b] - sL[j * ld + b]) + logsum[b])
+                else:
+                    # an output without a loss here: _Layout refuses its code before any kernel
+                    # runs; were one to slip through, its error is NaN, never another's loss
+                    en = NAN
+                    e = NAN
                 # delta(L) = x(L) - y for both cross-entropies (their theta' cancels the log's 1/x)
                 if sw != NULL:
                     en = en * wn
@@ -250,8 +271,7 @@ cdef inline void gradient_tile(
 # (b) one chunk
 
 cdef double run_chunk(
-    const Net *net,
-    const floating *X,       # IN  (N, d(0))
+    const Net *net,          # net.input: X (N, d(0))
     const floating *Y,       # IN  (N, d(L)), unused in MODE_FORWARD
     const Py_ssize_t *rows,  # IN  NULL, or sample i of the batch is row rows[i] of X and Y
     floating *outputs,       # OUT (N, d(L)) in MODE_FORWARD
@@ -283,7 +303,7 @@ cdef double run_chunk(
         while s0 < nb:
             nbs = min(<Py_ssize_t> net.sweep, nb - s0)
             nss = <int> ((nbs + block - 1) // block * block)
-            if forward_tile(net, X, rows, t + s0, nbs, nss, scratch + s0):
+            if forward_tile(net, rows, t + s0, nbs, nss, scratch + s0):
                 nonfinite = net.screen_inputs
             if mode != MODE_FORWARD:
                 # one sweep a tile: each dW(l) updated while its x(l-1), delta(l) are in cache

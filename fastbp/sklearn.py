@@ -138,6 +138,7 @@ class _LossObjective(Objective):
     def __init__(self, model: _Model, inner: Objective, sw_sum: float, alpha: float):
         super().__init__(inner.widths, model.dtype, inner.n_samples, 0.0)
         self.inner = inner
+        self.alpha, self.sw_sum = alpha, sw_sum
         self.decay = alpha / sw_sum          # non-zero switches the penalty on in Objective
         self.mask = self.flat([np.vstack([np.zeros((1, b)), np.ones((a, b))])
                                for a, b in zip(self.widths[:-1], self.widths[1:])])
@@ -153,6 +154,13 @@ class _LossObjective(Objective):
             for g in grads:
                 g *= self.scale
         return E * self.loss_scale
+
+    def kernel_loss(self):
+        inner = self.inner.kernel_loss()
+        if type(self) is not _LossObjective or inner is None or self.inner.decay:
+            return None
+        return inner[0], _api.loss_spec(alpha=self.alpha, total=self.sw_sum,
+                                        grad_scale=self.scale, loss_scale=self.loss_scale)
 
     def penalty(self, w):
         c = w * self.mask
@@ -465,8 +473,12 @@ class _BaseMLP(BaseEstimator):
         (epochs), loss_ is the loss at the end."""
         weights = [np.array(w) for w in model.weights(self.coefs_, self.intercepts_)]
         if inner is None:
+            # (DataObjective takes its sample weights in the network's dtype, as the kernels
+            # read them)
             inner = DataObjective(layer_units, model.dtype, X, y, model.output, model.threads,
-                                  activation=model.activation, sample_weight=sample_weight)
+                                  activation=model.activation,
+                                  sample_weight=None if sample_weight is None else
+                                  np.ascontiguousarray(sample_weight, dtype=model.dtype))
             sw_sum = X.shape[0] if sample_weight is None else float(sample_weight.sum())
         objective = _LossObjective(model, inner, sw_sum, self.alpha)
         if self.solver == "lbfgs":

@@ -89,8 +89,8 @@ def test_kernel_timer_builds_and_runs(tmp_path, dtype):
         pytest.skip("bench/ is not next to tests/ (an installed test run)")
     exe = str(tmp_path / "kernels")
     subprocess.run([cc, "-O1", "-o", exe, os.path.join(BENCH, "kernels.c"), "-lm"], check=True)
-    for level in (0, 1, 2):
-        out = subprocess.run([exe, dtype, str(level), "3.0", "3", "5", "1"], check=True,
+    for kernel_set in ("baseline", "avx2+fma", "avx512"):
+        out = subprocess.run([exe, dtype, kernel_set, "3.0", "3", "5", "1"], check=True,
                              capture_output=True, text=True, timeout=60).stdout.splitlines()
         labels = [re.match(r"(.*?)\s+[\d.]+ us", line).group(1) for line in out[1:]]
         # 2 layers: forward + activation each, one backward + derivative, 2 outer products, sum

@@ -165,8 +165,9 @@ def test_rounds_of_chunk_buffers_and_thread_counts_change_nothing(slots, threads
         w = copies(weights)
         m = [np.zeros_like(a) for a in w]
         s = [np.zeros_like(a) for a in w]
-        res = _core.sgd_epoch(w, WIDTHS, spec, X, y, order, batch, 0.01, 0.9, m, 1e-4, tile,
-                              chunk, 2, s, 0.999, 1e-8, 0, 0.5, 0.01, t, k)
+        res = _core.sgd_epoch(w, WIDTHS, spec, X, y, order, batch, 0.01, 0.9, m,
+                              _api.loss_spec(decay=5e-5, alpha=0.01, grad_scale=0.5), tile,
+                              chunk, 2, s, 0.999, 1e-8, 0, t, k)
         out.append((w, m, s, res))
     assert bitwise_equal(out[0][0], out[1][0])
     assert bitwise_equal(out[0][1], out[1][1])

@@ -123,7 +123,8 @@ def child() -> None:
                             warnings.simplefilter("ignore")
                             est.fit(X.astype(dtype),
                                     yc if isinstance(est, MLPClassifier) else yr)
-                        key = f"sklearn|{type(est).__name__}|{solver}|{np.dtype(dtype).name}|t{threads}"
+                        key = (f"sklearn|{type(est).__name__}|{solver}|{np.dtype(dtype).name}"
+                               f"|t{threads}")
                         put(key, *est.coefs_, *est.intercepts_,
                             np.asarray(est.loss_curve_ if hasattr(est, "loss_curve_") else
                                        [est.loss_], dtype=np.float64))
