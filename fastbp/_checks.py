@@ -77,8 +77,14 @@ def _as_numeric(value, name: str) -> np.ndarray:
         raise TypeError(f"{name} must hold real numbers, got a boolean array (convert it to "
                         f"numbers first, e.g. {name}.astype(float))")
     if kind not in "iuf":
-        raise TypeError(f"{name} must hold real numbers (integer or float), got dtype {a.dtype}"
-                        + (_why_object(value, a, name) if kind == "O" else ""))
+        why = ""
+        if kind == "O":
+            why = _why_object(value, a, name)
+        elif kind in "US":
+            why = (" (text: class labels? fastbp's functions and Network need numbers, e.g. one "
+                   "column per class; fastbp.sklearn.MLPClassifier takes labels of any type)")
+        raise TypeError(f"{name} must hold real numbers (integer or float), got dtype "
+                        f"{a.dtype}{why}")
     return a
 
 

@@ -209,3 +209,13 @@ def test_unknown_option_far_from_any_name_has_no_suggestion(problem):
     with pytest.raises(TypeError) as info:
         fastbp.fit(weights, X, y, zzzz=1)
     assert str(info.value) == "fit() got an unexpected keyword argument 'zzzz'"
+
+
+def test_text_labels_point_to_the_classifier(problem):
+    weights, X, _ = problem
+    labels = np.array(["cat", "dog"] * 15)
+    raises_unchanged(TypeError, re.escape("y must hold real numbers (integer or float), got dtype "
+                                          "<U3 (text: class labels? fastbp's functions and "
+                                          "Network need numbers, e.g. one column per class; "
+                                          "fastbp.sklearn.MLPClassifier takes labels of any "
+                                          "type)"), fastbp.gradient, weights, X, labels)
