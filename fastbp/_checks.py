@@ -165,9 +165,21 @@ def check_widths(widths) -> list[int]:
     return out
 
 
+# Other names for the units, suggested when one is given: {name: {given: fastbp's}}.
+_UNIT_ALIASES = {
+    "output": {"sigmoid": "logistic", "identity": "linear", "softmax_cross_entropy": "softmax"},
+    "activation": {"sigmoid": "logistic", "linear": "identity", "none": "identity",
+                   "ReLU": "relu", "Tanh": "tanh"},
+}
+
+
 def _one_of(value, name: str, valid: tuple) -> str:
     if not isinstance(value, str) or value not in valid:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, valid))}, got {_show(value)}")
+        meant = _UNIT_ALIASES.get(name, {}).get(value) if isinstance(value, str) else None
+        if isinstance(value, str) and meant is None and value.lower() in valid:
+            meant = value.lower()
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, valid))}, got {_show(value)}"
+                         + (f" (did you mean {meant!r}?)" if meant else ""))
     return value
 
 
@@ -353,6 +365,8 @@ def check_X(X, widths, dtype, name: str = "X") -> np.ndarray:
             hint = f" (one row per sample: is it transposed? {name}.T has shape (N, {widths[0]}))"
         elif a.ndim == 1 and widths[0] == 1:
             hint = f" (one feature per row: {name}.reshape(-1, 1))"
+        elif a.ndim == 1 and a.shape[0] == widths[0]:
+            hint = f" (one sample? {name}.reshape(1, -1))"
         raise ValueError(f"{name} must have shape (N, {widths[0]}) for d(0) = {widths[0]}, got "
                          f"shape {_shape(a)}{hint}")
     if a.shape[0] == 0:
@@ -362,7 +376,7 @@ def check_X(X, widths, dtype, name: str = "X") -> np.ndarray:
     return converted
 
 
-def check_y(y, widths, dtype, n: int, name: str = "y") -> np.ndarray:
+def check_y(y, widths, dtype, n: int, name: str = "y", x_name: str = "X") -> np.ndarray:
     a = _as_numeric(y, name)
     dL = widths[-1]
     if a.ndim == 1 and dL == 1:
@@ -379,7 +393,7 @@ def check_y(y, widths, dtype, n: int, name: str = "y") -> np.ndarray:
         raise ValueError(f"{name} must have shape ({n}, {dL}){alt} for d(L) = {dL}, got shape "
                          f"{_shape(np.asarray(y))}{hint}")
     if a.shape[0] != n:
-        raise ValueError(f"{name} has {a.shape[0]} rows but X has {n} samples")
+        raise ValueError(f"{name} has {a.shape[0]} rows but {x_name} has {n} samples")
     converted = _contiguous(a, dtype)
     _converted_finite(a, converted, name)
     return converted

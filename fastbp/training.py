@@ -419,7 +419,8 @@ def check_validation(opts: FitOptions, X, y, widths, dtype, rng):
                             + (f" of length {len(data)}" if isinstance(data, (tuple, list))
                                else ""))
         Xv = _checks.check_X(data[0], widths, dtype, name="validation_data[0]")
-        yv = _checks.check_y(data[1], widths, dtype, Xv.shape[0], name="validation_data[1]")
+        yv = _checks.check_y(data[1], widths, dtype, Xv.shape[0], name="validation_data[1]",
+                             x_name="validation_data[0]")
         return X, y, Xv, yv, None
     if opts.validation_fraction is not None:
         n = X.shape[0]

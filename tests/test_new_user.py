@@ -219,3 +219,31 @@ def test_text_labels_point_to_the_classifier(problem):
                                           "Network need numbers, e.g. one column per class; "
                                           "fastbp.sklearn.MLPClassifier takes labels of any "
                                           "type)"), fastbp.gradient, weights, X, labels)
+
+
+def test_one_sample_as_a_1d_array(problem):
+    weights, X, _ = problem
+    net = fastbp.Network([3, 4, 1], weights=weights)
+    with pytest.raises(ValueError, match=re.escape("got shape (3,) (one sample? "
+                                                   "X.reshape(1, -1))")):
+        net.predict(X[0])
+    assert net.predict(X[0].reshape(1, -1)).shape == (1, 1)
+
+
+def test_validation_pair_of_different_lengths_names_both(problem):
+    weights, X, y = problem
+    raises_unchanged(ValueError, re.escape("validation_data[1] has 10 rows but validation_data[0] "
+                                           "has 30 samples"),
+                     fastbp.fit, weights, X, y, validation_data=(X, y[:10]))
+
+
+@pytest.mark.parametrize("name, given, meant", [
+    ("activation", "sigmoid", "logistic"), ("activation", "linear", "identity"),
+    ("activation", "ReLU", "relu"), ("output", "sigmoid", "logistic"),
+    ("output", "identity", "linear"), ("output", "Softmax", "softmax")])
+def test_other_names_for_the_units_are_suggested(name, given, meant):
+    widths = [2, 3, 3] if meant == "softmax" else [2, 3, 1]
+    with pytest.raises(ValueError, match=re.escape(f"{name} must be one of") + ".*"
+                       + re.escape(f"got {given!r} (did you mean {meant!r}?)")):
+        fastbp.Network(widths, **{name: given})
+    fastbp.Network(widths, **{name: meant})               # the way out the message names

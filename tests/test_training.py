@@ -686,7 +686,7 @@ def bad_fit(exc, pattern, weights=None, X=None, y=None, **kw):
     (ValueError, r"weight_decay must be >= 0, got -1", dict(weight_decay=-1)),
     (ValueError, r"validation_data\[0\] must have shape \(N, 1\) for d\(0\) = 1, got shape "
                  r"\(3, 2\)", dict(validation_data=(np.zeros((3, 2)), np.zeros(3)))),
-    (ValueError, r"validation_data\[1\] has 2 rows but X has 3 samples",
+    (ValueError, r"validation_data\[1\] has 2 rows but validation_data\[0\] has 3 samples",
      dict(validation_data=(np.zeros((3, 1)), np.zeros(2)))),
     (TypeError, r"validation_data must be a pair \(X_val, y_val\), got tuple of length 3",
      dict(validation_data=(1, 2, 3))),
