@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import numbers
 import os
+import sys
 import warnings
 
 import numpy as np
@@ -56,9 +57,16 @@ def _shape(a) -> str:
 
 def _as_numeric(value, name: str) -> np.ndarray:
     """View `value` as an ndarray of reals, refusing what has no meaning as numbers."""
-    if isinstance(value, np.ndarray):
+    if type(value) is np.ndarray:
         a = value
     else:
+        _refuse_sparse(value, name)
+        if isinstance(value, np.ma.MaskedArray) and np.ma.getmaskarray(value).any():
+            masked = int(np.ma.getmaskarray(value).sum())
+            raise ValueError(f"{name} must hold no missing values, got a masked array with "
+                             f"{masked} masked {'entry' if masked == 1 else 'entries'} (fastbp "
+                             f"would read the values under the mask): fill them "
+                             f"({name}.filled(...)) or drop their rows")
         try:
             a = np.asarray(value)
         except (ValueError, TypeError) as exc:  # ragged nested lists, odd objects
@@ -66,10 +74,50 @@ def _as_numeric(value, name: str) -> np.ndarray:
                             f"it ({exc})") from None
     kind = a.dtype.kind
     if kind == "b":
-        raise TypeError(f"{name} must hold real numbers, got a boolean array")
+        raise TypeError(f"{name} must hold real numbers, got a boolean array (convert it to "
+                        f"numbers first, e.g. {name}.astype(float))")
     if kind not in "iuf":
-        raise TypeError(f"{name} must hold real numbers (integer or float), got dtype {a.dtype}")
+        why = ""
+        if kind == "O":
+            why = _why_object(value, a, name)
+        elif kind in "US":
+            why = (" (text: class labels? fastbp's functions and Network need numbers, e.g. one "
+                   "column per class; fastbp.sklearn.MLPClassifier takes labels of any type)")
+        raise TypeError(f"{name} must hold real numbers (integer or float), got dtype "
+                        f"{a.dtype}{why}")
     return a
+
+
+def _refuse_sparse(value, name: str) -> None:
+    """A scipy.sparse matrix or array: NumPy would wrap it in a 0-D object array, and the message
+    would blame its dtype. Recognised without importing SciPy (no SciPy loaded, no sparse input)."""
+    sparse = sys.modules.get("scipy.sparse")
+    if sparse is not None and sparse.issparse(value):
+        raise TypeError(f"{name} must be a dense array, got a scipy.sparse {type(value).__name__} "
+                        f"of shape {_shape(value)}: fastbp's functions do not take sparse input; "
+                        f"pass {name}.toarray() if it fits in memory")
+
+
+def _why_object(value, a: np.ndarray, name: str) -> str:
+    """The end of the message for an object array: which columns of a DataFrame, or which entry,
+    is not a real number."""
+    columns = getattr(value, "columns", None)
+    dtypes = getattr(value, "dtypes", None)
+    if columns is not None and dtypes is not None:  # a pandas DataFrame, by its shape
+        bad = [f"{c!r} ({t})" for c, t in zip(columns, dtypes)
+               if not (isinstance(t, np.dtype) and t.kind in "iuf")]
+        if bad:
+            return (f": the DataFrame's column{'s' if len(bad) > 1 else ''} {', '.join(bad[:5])}"
+                    f"{', ...' if len(bad) > 5 else ''} {'are' if len(bad) > 1 else 'is'} not "
+                    f"numeric; convert or drop {'them' if len(bad) > 1 else 'it'} (nullable "
+                    f"columns: fill the missing values, then .to_numpy(dtype=float))")
+    for index, item in np.ndenumerate(a):
+        if isinstance(item, (bool, np.bool_)) or not isinstance(item, numbers.Real):
+            where = "[" + ", ".join(map(str, index)) + "]"
+            return (f" ({name}{where} = {item!r}, of type {type(item).__name__}, is not a real "
+                    f"number)")
+    return (f" (Python numbers in an object array: convert it, "
+            f"np.asarray({name}, dtype=float))")
 
 
 def _check_finite(a: np.ndarray, name: str) -> None:
@@ -98,6 +146,11 @@ def check_widths(widths) -> list[int]:
                         f"{widths!r}")
     out = []
     for l, d in enumerate(widths):
+        if np.ndim(d) > 0 and not isinstance(d, (str, bytes)):
+            raise TypeError(f"widths[{l}] must be an integer, got an array of shape "
+                            f"{_shape(np.asarray(d, dtype=object))}: widths are the layer sizes "
+                            f"[d(0), ..., d(L)] (to start from weight arrays you have, pass "
+                            f"them as weights=: Network(widths, weights=weights))")
         if isinstance(d, (bool, np.bool_)) or not isinstance(d, numbers.Integral):
             raise TypeError(f"widths[{l}] must be an integer, got {d!r}")
         if d < 1:
@@ -112,9 +165,21 @@ def check_widths(widths) -> list[int]:
     return out
 
 
+# Other names for the units, suggested when one is given: {name: {given: fastbp's}}.
+_UNIT_ALIASES = {
+    "output": {"sigmoid": "logistic", "identity": "linear", "softmax_cross_entropy": "softmax"},
+    "activation": {"sigmoid": "logistic", "linear": "identity", "none": "identity",
+                   "ReLU": "relu", "Tanh": "tanh"},
+}
+
+
 def _one_of(value, name: str, valid: tuple) -> str:
     if not isinstance(value, str) or value not in valid:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, valid))}, got {_show(value)}")
+        meant = _UNIT_ALIASES.get(name, {}).get(value) if isinstance(value, str) else None
+        if isinstance(value, str) and meant is None and value.lower() in valid:
+            meant = value.lower()
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, valid))}, got {_show(value)}"
+                         + (f" (did you mean {meant!r}?)" if meant else ""))
     return value
 
 
@@ -186,6 +251,12 @@ def check_reduction(reduction) -> str:
     return reduction
 
 
+def is_network(value) -> bool:
+    """A fastbp Network (or anything shaped like one: widths, weights, units and the last fit's
+    history), recognised by its attributes: this module, below network.py, does not import it."""
+    return all(hasattr(value, a) for a in ("widths", "weights", "output", "activation", "history"))
+
+
 def check_weights(weights) -> tuple[list[np.ndarray], list[int], np.dtype]:
     """Return (C-contiguous weights, widths d(0..L), dtype).
 
@@ -193,8 +264,13 @@ def check_weights(weights) -> tuple[list[np.ndarray], list[int], np.dtype]:
     float32 and float64 layers is refused rather than silently promoted.
     """
     if not isinstance(weights, (list, tuple)):
+        hint = ""
+        if is_network(weights):
+            hint = (" (a Network holds its weights with its units: call its own method, e.g. "
+                    "net.fit(X, y) or net.gradient(X, y), or pass net.weights with "
+                    "output=net.output and activation=net.activation)")
         raise TypeError(f"weights must be a list of 2-D arrays W(1), ..., W(L), got "
-                        f"{type(weights).__name__}")
+                        f"{type(weights).__name__}{hint}")
     if len(weights) == 0:
         raise ValueError("weights must hold at least one layer, got an empty list")
     arrays = []
@@ -284,8 +360,15 @@ def check_batch(weights, X, y=None, x_threads=1):
 def check_X(X, widths, dtype, name: str = "X") -> np.ndarray:
     a = _as_numeric(X, name)
     if a.ndim != 2 or a.shape[1] != widths[0]:
+        hint = ""
+        if a.ndim == 2 and a.shape[0] == widths[0]:
+            hint = f" (one row per sample: is it transposed? {name}.T has shape (N, {widths[0]}))"
+        elif a.ndim == 1 and widths[0] == 1:
+            hint = f" (one feature per row: {name}.reshape(-1, 1))"
+        elif a.ndim == 1 and a.shape[0] == widths[0]:
+            hint = f" (one sample? {name}.reshape(1, -1))"
         raise ValueError(f"{name} must have shape (N, {widths[0]}) for d(0) = {widths[0]}, got "
-                         f"shape {_shape(a)}")
+                         f"shape {_shape(a)}{hint}")
     if a.shape[0] == 0:
         raise ValueError(f"{name} holds no samples (N = 0); need at least one")
     converted = _contiguous(a, dtype)
@@ -293,17 +376,24 @@ def check_X(X, widths, dtype, name: str = "X") -> np.ndarray:
     return converted
 
 
-def check_y(y, widths, dtype, n: int, name: str = "y") -> np.ndarray:
+def check_y(y, widths, dtype, n: int, name: str = "y", x_name: str = "X") -> np.ndarray:
     a = _as_numeric(y, name)
     dL = widths[-1]
     if a.ndim == 1 and dL == 1:
         a = a.reshape(-1, 1)
     if a.ndim != 2 or a.shape[1] != dL:
         alt = f" or ({n},)" if dL == 1 else ""
+        hint = ""
+        if a.ndim == 2 and a.shape == (dL, n):
+            hint = f" (one row per sample: is it transposed? {name}.T has shape ({n}, {dL}))"
+        elif a.ndim == 1 and a.shape[0] == n and a.dtype.kind in "iu":
+            hint = (f" (class labels 0..{dL - 1}? give one column per class: "
+                    f"np.eye({dL})[{name}] for 0/1 targets, 2 * np.eye({dL})[{name}] - 1 for "
+                    f"-1/+1 targets)")
         raise ValueError(f"{name} must have shape ({n}, {dL}){alt} for d(L) = {dL}, got shape "
-                         f"{_shape(np.asarray(y))}")
+                         f"{_shape(np.asarray(y))}{hint}")
     if a.shape[0] != n:
-        raise ValueError(f"{name} has {a.shape[0]} rows but X has {n} samples")
+        raise ValueError(f"{name} has {a.shape[0]} rows but {x_name} has {n} samples")
     converted = _contiguous(a, dtype)
     _converted_finite(a, converted, name)
     return converted

@@ -607,8 +607,8 @@ class SGD(Momentum, MiniBatchMethod):
         w = w - eta g                               (mu == 0)
     The whole epoch is one call into the compiled kernel, which does exactly these operations in
     this order: no Python runs per step. A batch of one chunk (fastbp._api._layout_plan, e.g.
-    512 samples) runs on one thread (see README, "Threads"); the chunks of a larger batch are
-    shared out among `num_threads` threads, with the same result bitwise."""
+    512 samples) runs on one thread (see the user guide, "Threads and processes"); the chunks of
+    a larger batch are shared out among `num_threads` threads, with the same result bitwise."""
     name = "sgd"
     options = {"learning_rate": 0.1, "batch_size": 32, "shuffle": True, "momentum": 0.0,
                "nesterov": False, "warm_start": False}

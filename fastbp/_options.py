@@ -18,6 +18,12 @@ COMMON = {"epochs": 100, "weight_decay": 0.0, "validation_data": None,
           "validation_fraction": None, "early_stopping": False, "patience": 10, "tol": None,
           "callback": None, "progress": False, "num_threads": None, "seed": 0}
 
+# Other libraries' names for fit's options, suggested when one is given (an unknown option is an
+# error; the suggestion only names fastbp's).
+_ALIASES = {"lr": "learning_rate", "learning_rate_init": "learning_rate", "max_iter": "epochs",
+            "n_epochs": "epochs", "alpha": "weight_decay", "verbose": "progress",
+            "random_state": "seed", "n_jobs": "num_threads", "n_iter_no_change": "patience"}
+
 
 def _positive(name):
     return lambda v: _checks.check_real(v, name, low=0, low_open=True)
@@ -256,7 +262,11 @@ class FitOptions:
         known = {f.name for f in dataclasses.fields(cls)} - {"method"}
         unknown = sorted(set(options) - known)
         if unknown:
-            raise TypeError(f"fit() got an unexpected keyword argument {unknown[0]!r}")
+            import difflib
+            close = ([_ALIASES[unknown[0]]] if unknown[0] in _ALIASES else
+                     difflib.get_close_matches(unknown[0], sorted(known), n=1, cutoff=0.6))
+            raise TypeError(f"fit() got an unexpected keyword argument {unknown[0]!r}"
+                            + (f"; did you mean {close[0]!r}?" if close else ""))
         takes = REGISTRY[method].options
         foreign = [name for name in options if name not in COMMON and name not in takes]
         if foreign:

@@ -156,8 +156,8 @@ def check_not_symmetric(weights) -> None:
 
 
 def _import_tqdm():
-    try:
-        from tqdm import tqdm
+    try:  # tqdm.auto: a widget in a Jupyter notebook (when ipywidgets is there), text elsewhere
+        from tqdm.auto import tqdm
     except ImportError:
         raise ImportError("progress=True shows a progress bar with tqdm, an optional "
                           "dependency that is not installed: pip install tqdm (or use "
@@ -419,7 +419,8 @@ def check_validation(opts: FitOptions, X, y, widths, dtype, rng):
                             + (f" of length {len(data)}" if isinstance(data, (tuple, list))
                                else ""))
         Xv = _checks.check_X(data[0], widths, dtype, name="validation_data[0]")
-        yv = _checks.check_y(data[1], widths, dtype, Xv.shape[0], name="validation_data[1]")
+        yv = _checks.check_y(data[1], widths, dtype, Xv.shape[0], name="validation_data[1]",
+                             x_name="validation_data[0]")
         return X, y, Xv, yv, None
     if opts.validation_fraction is not None:
         n = X.shape[0]
@@ -615,23 +616,28 @@ def _start_fit(job: _FitJob):
     return job.targets, objective, job.opts, validation, rng
 
 
-def fit_many(weights: list[list[np.ndarray]], X: ArrayLike, y: ArrayLike, output: str = "tanh",
+def fit_many(weights: list, X: ArrayLike, y: ArrayLike, output: str | None = None,
              method: str = "sgd", options: list[dict] | None = None,
-             num_threads: int | None = None, *, activation: str = "tanh",
+             num_threads: int | None = None, *, activation: str | None = None,
              sample_weight: ArrayLike | None = None, **common) -> list[History]:
     """Train K networks on (`X`, `y`) at once, one per thread.
 
     Parameters
     ----------
-    weights : list of list of ndarray
-        K networks, each a list of weight arrays, updated in place. weights[k] is trained as
-        ``fit(weights[k], X, y, output, method, **common, **options[k])`` would train it.
+    weights : list of Network or list of list of ndarray
+        K networks, each a `fastbp.Network` or a list of weight arrays (the two may be mixed),
+        updated in place. A list of arrays weights[k] is trained as
+        ``fit(weights[k], X, y, output, method, **common, **options[k])`` would train it; a
+        Network as its ``fit(X, y, method, **common, **options[k])`` would (with its own output
+        and activation; its `history` becomes the one returned for it, and
+        ``warm_start=True`` goes on from its last fit).
     X : array_like of shape (N, d(0))
         The training inputs, shared.
     y : array_like of shape (N, d(L)) or (N,)
         The training targets, shared.
-    output : {"tanh", "linear", "logistic", "softmax"}, default="tanh"
-        The output activation theta_L and its error measure.
+    output : {"tanh", "linear", "logistic", "softmax"} or None, default=None
+        The output activation theta_L and its error measure. None: each Network's own, and
+        "tanh" for lists of arrays; given, it must agree with every Network's.
     method : str, default="sgd"
         The training method, as for `fit`.
     options : list of dict or None, default=None
@@ -639,8 +645,9 @@ def fit_many(weights: list[list[np.ndarray]], X: ArrayLike, y: ArrayLike, output
     num_threads : int or None, default=None
         How many networks train side by side (None: every core). Not a fit option here: each
         network runs on one thread.
-    activation : {"tanh", "relu", "logistic", "identity"}, default="tanh"
-        The activation theta of the hidden layers.
+    activation : {"tanh", "relu", "logistic", "identity"} or None, default=None
+        The activation theta of the hidden layers. None: each Network's own, and "tanh" for
+        lists of arrays; given, it must agree with every Network's.
     sample_weight : array_like of shape (N,) or None, default=None
         Weights w_n >= 0 of the samples, as for `fit`.
     **common
@@ -658,8 +665,9 @@ def fit_many(weights: list[list[np.ndarray]], X: ArrayLike, y: ArrayLike, output
         wrong type (the message names the network).
     ValueError
         If `options` is not a list of K dicts, `num_threads` is given as a fit option, the
-        networks share weight arrays, or a network's argument is not valid. Every network's
-        arguments are checked before any network changes.
+        networks share weight arrays, `output` or `activation` differs from a Network's, or a
+        network's argument is not valid. Every network's arguments are checked before any
+        network changes.
 
     See Also
     --------
@@ -686,11 +694,22 @@ def fit_many(weights: list[list[np.ndarray]], X: ArrayLike, y: ArrayLike, output
     ...                             options=[{"learning_rate": lr} for lr in (0.01, 0.1, 1.0)])
     >>> [len(h) for h in histories]
     [5, 5, 5]
+    >>> nets = [fastbp.Network([2, 3, 1], seed=k) for k in range(2)]
+    >>> histories = fastbp.fit_many(nets, X, y, method="gd", epochs=5)
+    >>> nets[0].history is histories[0]
+    True
     """
     if not isinstance(weights, (list, tuple)) or not weights:
-        raise TypeError(f"weights must be a non-empty list of networks (each a list of weight "
-                        f"arrays), got {type(weights).__name__}"
-                        + (" of length 0" if isinstance(weights, (list, tuple)) else ""))
+        one = (" (one network: fit_many takes a list of them, fit_many([net, ...]))"
+               if _checks.is_network(weights) else "")
+        raise TypeError(f"weights must be a non-empty list of networks (each a Network or a list "
+                        f"of weight arrays), got {type(weights).__name__}"
+                        + (" of length 0" if isinstance(weights, (list, tuple)) else one))
+    if all(isinstance(w, np.ndarray) and w.ndim == 2 for w in weights):
+        raise TypeError(f"weights must be a list of networks (each a Network or a list of weight "
+                        f"arrays), got a list of {len(weights)} 2-D arrays: the weights of one "
+                        f"network? fit trains one network (fastbp.fit(weights, ...)); fit_many "
+                        f"takes a list of them (fastbp.fit_many([weights, ...], ...))")
     K = len(weights)
     if options is None:
         options = [{}] * K
@@ -704,14 +723,28 @@ def fit_many(weights: list[list[np.ndarray]], X: ArrayLike, y: ArrayLike, output
         raise ValueError("fit_many trains each network on one thread: give num_threads (how "
                          "many networks train side by side) to fit_many, not as a fit option")
     threads = _checks.check_num_threads(num_threads, _api.available_threads())
-    jobs = []
+    jobs, arrays = [], []
     for k, (w, own) in enumerate(zip(weights, options)):
         try:
-            jobs.append(_check_fit(w, X, y, output, method, {**common, **own}, num_threads=1,
-                                   activation=activation, sample_weight=sample_weight))
+            job_output, job_activation = output or "tanh", activation or "tanh"
+            merged = {**common, **own}
+            if _checks.is_network(w):
+                job_output, job_activation = _units_of(w, output, activation)
+                if merged.get("warm_start") is True:
+                    if w.history is None:
+                        raise ValueError("warm_start=True goes on from the network's last fit, "
+                                         "but it has not been fitted yet")
+                    merged["warm_start"] = w.history
+                w = w.weights
+            elif merged.get("warm_start") is True:
+                raise ValueError("warm_start=True means a Network's own last fit; for a list of "
+                                 "weight arrays give the History an earlier fit returned")
+            jobs.append(_check_fit(w, X, y, job_output, method, merged, num_threads=1,
+                                   activation=job_activation, sample_weight=sample_weight))
+            arrays.append(w)
         except (TypeError, ValueError) as exc:
             raise type(exc)(f"network {k}: {exc}") from None
-    every = [a for w in weights for a in w]
+    every = [a for w in arrays for a in w]
     _checks.check_disjoint(every, "the networks' weight arrays")
 
     import threading
@@ -750,9 +783,22 @@ def fit_many(weights: list[list[np.ndarray]], X: ArrayLike, y: ArrayLike, output
         if isinstance(r, BaseException):
             raise r
     histories = []
-    for r, job in zip(results, jobs):
+    for r, job, w in zip(results, jobs, weights):
         if r is None:                   # not started before Ctrl-C
             r = History(method=job.opts.method)
             r.stop_reason = "interrupted"
+        elif _checks.is_network(w):
+            w.history = r               # as its own fit would keep it (for warm_start=True)
         histories.append(r)
     return histories
+
+
+def _units_of(net, output, activation) -> tuple[str, str]:
+    """A Network's output and activation; `output` and `activation` given to fit_many (not None)
+    must be the same."""
+    for name, given, own in (("output", output, net.output),
+                             ("activation", activation, net.activation)):
+        if given is not None and given != own:
+            raise ValueError(f"{name}={given!r} was given, but this Network's {name} is {own!r} "
+                             f"(a Network's units are fixed when it is made: leave {name} out)")
+    return net.output, net.activation

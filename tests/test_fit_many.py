@@ -174,3 +174,78 @@ def test_bad_input_changes_no_network():
         net.fit(X, y, restarts=0)
     for w, b in zip(many, before):
         assert bitwise_equal(w, b)
+
+
+# ------------------------------------------------------------------------------------------------
+# fastbp.Network objects, the object users hold, as well as lists of weight arrays
+
+@pytest.mark.parametrize("method", ["sgd", "gd"])
+def test_networks_train_as_their_own_fit_would(method):
+    widths, output, X, y = multiclass()
+    nets = [fastbp.Network(widths, output=output, seed=k) for k in range(3)]
+    alone = [fastbp.Network(widths, output=output, seed=k) for k in range(3)]
+    histories = fastbp.fit_many(nets, X, y, method=method, epochs=8, num_threads=2,
+                                options=[{}, dict(learning_rate=0.05), {}])
+    assert len(histories) == 3
+    for net, other, own, h in zip(nets, alone, [{}, dict(learning_rate=0.05), {}], histories):
+        h_alone = other.fit(X, y, method=method, epochs=8, **own)
+        assert bitwise_equal(net.weights, other.weights)       # updated in place
+        assert h.E_in == h_alone.E_in and len(h) == 8
+        assert net.history is h                                # kept, as Network.fit keeps it
+
+
+def test_networks_keep_their_units_and_mix_with_weight_lists():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 2))
+    Y = np.eye(3)[np.arange(40) % 3]
+    net = fastbp.Network([2, 5, 3], output="softmax", activation="relu", seed=0)
+    twin = fastbp.Network([2, 5, 3], output="softmax", activation="relu", seed=0)
+    plain = fastbp.init_weights([2, 5, 3], seed=1)
+    plain_alone = copies(plain)
+    h_net, h_plain = fastbp.fit_many([net, plain], X, Y, method="adam", epochs=5,
+                                     batch_size=8)
+    twin.fit(X, Y, method="adam", epochs=5, batch_size=8)
+    assert bitwise_equal(net.weights, twin.weights)           # softmax and relu, its own units
+    fastbp.fit(plain_alone, X, Y, method="adam", epochs=5, batch_size=8)
+    # a weight list takes the default units (tanh output: these targets are fine for it too)
+    assert bitwise_equal(plain, plain_alone)
+    assert h_net is net.history and len(h_plain) == 5
+
+
+def test_networks_warm_start_from_their_last_fit():
+    widths, output, X, y = regression(30)
+    nets = [fastbp.Network(widths, output=output, seed=k) for k in range(2)]
+    straight = [fastbp.Network(widths, output=output, seed=k) for k in range(2)]
+    fastbp.fit_many(nets, X, y, method="adam", epochs=4, shuffle=False, batch_size=8)
+    fastbp.fit_many(nets, X, y, method="adam", epochs=6, shuffle=False, batch_size=8,
+                    warm_start=True)
+    for net, other in zip(nets, straight):
+        other.fit(X, y, method="adam", epochs=10, shuffle=False, batch_size=8)
+        assert bitwise_equal(net.weights, other.weights)
+
+
+def test_network_mistakes_in_fit_many_change_nothing():
+    widths, output, X, y = regression(10)
+    nets = [fastbp.Network(widths, output=output, seed=k) for k in range(2)]
+    before = [copies(n.weights) for n in nets]
+    with pytest.raises(ValueError, match=r"network 0: output='tanh' was given, but this "
+                                         r"Network's output is 'linear'"):
+        fastbp.fit_many(nets, X, y, output="tanh")
+    with pytest.raises(ValueError, match=r"network 0: activation='relu' was given, but this "
+                                         r"Network's activation is 'tanh'"):
+        fastbp.fit_many(nets, X, y, output="linear", activation="relu", options=[{}, {}])
+    with pytest.raises(ValueError, match=r"network 0: warm_start=True .* has not been fitted"):
+        fastbp.fit_many(nets, X, y, warm_start=True)
+    with pytest.raises(ValueError, match=r"network 1: warm_start=True means a Network's own"):
+        fastbp.fit_many([nets[0], copies(nets[1].weights)], X, y,
+                        options=[{}, dict(warm_start=True)])
+    with pytest.raises(ValueError, match=r"share memory"):
+        fastbp.fit_many([nets[0], nets[0]], X, y)
+    with pytest.raises(TypeError, match=r"got Network \(one network: fit_many takes a list of "
+                                        r"them, fit_many\(\[net, \.\.\.\]\)\)"):
+        fastbp.fit_many(nets[0], X, y)
+    with pytest.raises(TypeError, match=r"got a list of 2 2-D arrays: the weights of one "
+                                        r"network\? fit trains one network"):
+        fastbp.fit_many(nets[0].weights, X, y)
+    for n, b in zip(nets, before):
+        assert bitwise_equal(n.weights, b) and n.history is None

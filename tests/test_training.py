@@ -467,7 +467,7 @@ def test_progress_uses_tqdm(monkeypatch):
 
         def close(self):
             self.closed = True
-    monkeypatch.setitem(sys.modules, "tqdm", types.SimpleNamespace(tqdm=FakeBar))
+    monkeypatch.setitem(sys.modules, "tqdm.auto", types.SimpleNamespace(tqdm=FakeBar))
     widths, output, X, y = regression()
     fastbp.fit(fastbp.init_weights(widths, seed=1), X, y, output=output, method="gd", epochs=7,
                progress=True, validation_fraction=0.2)
@@ -478,12 +478,19 @@ def test_progress_uses_tqdm(monkeypatch):
 
 def test_progress_without_tqdm_is_a_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "tqdm", None)
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)
     widths, output, X, y = xor()
     weights = fastbp.init_weights(widths, seed=1)
     before = copies(weights)
     with pytest.raises(ImportError, match="tqdm.*pip install tqdm"):
         fastbp.fit(weights, X, y, progress=True)
     assert bitwise_equal(weights, before)
+
+
+def test_progress_bar_is_tqdm_auto():
+    """tqdm.auto: a notebook gets tqdm's widget, a terminal its text bar."""
+    auto = pytest.importorskip("tqdm.auto")
+    assert fastbp.training._import_tqdm() is auto.tqdm
 
 
 def test_progress_with_the_real_tqdm(capsys):
@@ -679,7 +686,7 @@ def bad_fit(exc, pattern, weights=None, X=None, y=None, **kw):
     (ValueError, r"weight_decay must be >= 0, got -1", dict(weight_decay=-1)),
     (ValueError, r"validation_data\[0\] must have shape \(N, 1\) for d\(0\) = 1, got shape "
                  r"\(3, 2\)", dict(validation_data=(np.zeros((3, 2)), np.zeros(3)))),
-    (ValueError, r"validation_data\[1\] has 2 rows but X has 3 samples",
+    (ValueError, r"validation_data\[1\] has 2 rows but validation_data\[0\] has 3 samples",
      dict(validation_data=(np.zeros((3, 1)), np.zeros(2)))),
     (TypeError, r"validation_data must be a pair \(X_val, y_val\), got tuple of length 3",
      dict(validation_data=(1, 2, 3))),
