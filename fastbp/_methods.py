@@ -172,6 +172,37 @@ _EPOCH_FLOPS = 1 << 16
 _MAX_BLOCK = 1 << 16
 
 
+class NoImprovement:
+    """A callback that stops training when E_aug has not fallen below its best by more than `tol`
+    for more than `patience` epochs in a row (scikit-learn's n_iter_no_change rule, on its loss
+    curve, as fastbp.sklearn's full-batch solvers use it). Its verdict depends on E_aug alone, so
+    KernelEpochs can replay it on a block's records (first_stop) and run the kernel's blocks of
+    epochs under it, where any other callback makes the blocks one epoch long."""
+
+    def __init__(self, tol: float, patience: int):
+        self.tol, self.patience = tol, patience
+        self.best, self.count = math.inf, 0
+
+    def step(self, loss: float) -> bool:
+        """One more epoch's E_aug; False: stop after it."""
+        self.count = self.count + 1 if loss > self.best - self.tol else 0
+        self.best = min(self.best, loss)
+        return self.count <= self.patience
+
+    def __call__(self, history) -> bool:
+        return self.step(history.E_aug[-1])
+
+    def first_stop(self, losses) -> int | None:
+        """The number of the epoch (1, 2, ...) among the next `losses` after which the rule
+        stops, or None; the rule's own state is left as it is."""
+        replay = NoImprovement(self.tol, self.patience)
+        replay.best, replay.count = self.best, self.count
+        for epoch, loss in enumerate(losses, 1):
+            if not replay.step(float(loss)):
+                return epoch
+        return None
+
+
 class KernelEpochs(Method):
     """Runs the epochs of gd, variable-lr and rprop k at a time, each block one call into the
     compiled kernel (fastbp._api.full_batch_epochs), with bitwise the results of their epoch():
@@ -181,11 +212,13 @@ class KernelEpochs(Method):
     here by epoch() (so the warning and the weights kept are as before), variable-lr's
     convergence ends it before the epoch.
 
-    What only Python can do per epoch (a validation set, early stopping, a callback) makes the
-    blocks one epoch long. A Ctrl-C during a block is seen when the block returns: its epochs
-    are committed, then training stops ("interrupted"). The objective says whether and how the
-    kernel computes it (Objective.kernel_loss: fastbp's E_aug on data in memory, or
-    fastbp.sklearn's loss over it); the others (fastbp.distributed, one's own) run epoch()."""
+    What only Python can do per epoch (a validation set, early stopping, a callback other than
+    NoImprovement, which is replayed on the block's records) makes the blocks one epoch long. A
+    Ctrl-C during a block is seen when the block returns: its epochs are committed (those up to
+    NoImprovement's stop; a block that ran past it is dropped), then training stops
+    ("interrupted"). The objective says whether and how the kernel computes it
+    (Objective.kernel_loss: fastbp's E_aug on data in memory, or fastbp.sklearn's loss over it);
+    the others (fastbp.distributed, one's own) run epoch()."""
     kernel_rule: ClassVar[str | None]
     epoch_flops: ClassVar[int] = 6      # flops per weight and sample of one epoch
 
@@ -194,7 +227,9 @@ class KernelEpochs(Method):
         return None, None, None, None
 
     def block_size(self, trainer) -> int:
-        if trainer.validation is not None or self.opts.callback is not None:
+        callback = self.opts.callback
+        if trainer.validation is not None or not (callback is None
+                                                  or isinstance(callback, NoImprovement)):
             return 1
         per_epoch = self.epoch_flops * self.obj.size * self.obj.n_samples + _EPOCH_FLOPS
         return max(1, min(_MAX_BLOCK, _BLOCK_FLOPS // per_epoch))
@@ -240,6 +275,8 @@ class KernelEpochs(Method):
         result = np.zeros(2, dtype=np.int64)
         left = trainer.epochs
         limit = None        # after a block that diverged: the epochs before it, then it here
+        cut = None          # a block past NoImprovement's stop: its epochs up to the stop, again
+        rule = self.opts.callback if isinstance(self.opts.callback, NoImprovement) else None
         while left > 0:
             work.copy_from(committed)
             if limit == 0:
@@ -250,9 +287,16 @@ class KernelEpochs(Method):
                 left -= 1
                 continue
             t_start = trainer.elapsed()
-            n, status, interrupted = work.kernel_epochs(
-                min(k_max, left) if limit is None else limit, trainer.E_prev, plan, records,
-                result)
+            k = cut if cut is not None else min(k_max, left) if limit is None else limit
+            n, status, interrupted = work.kernel_epochs(k, trainer.E_prev, plan, records, result)
+            if (k_max > 1 and rule is not None and cut is None
+                    and status != _api.FULL_BATCH_DIVERGED):
+                stop_at = rule.first_stop(records[1][:n])
+                if stop_at is not None and stop_at < n:
+                    if interrupted:         # not past the stop: this block is dropped
+                        return "interrupted"
+                    cut = stop_at           # the same epochs again, bit for bit, up to the stop
+                    continue
             if status == _api.FULL_BATCH_DIVERGED:
                 if interrupted:
                     return "interrupted"

@@ -60,6 +60,7 @@ from sklearn.utils.validation import (
 )
 
 from . import _api
+from ._methods import NoImprovement
 from ._objective import DataObjective, Objective
 from ._options import FitOptions
 from .training import train
@@ -501,20 +502,14 @@ class _BaseMLP(BaseEstimator):
 
     def _fastbp_options(self, layer_units):
         """FitOptions of fastbp's own full-batch solvers: max_iter epochs; stop when the loss has
-        not fallen by tol for n_iter_no_change epochs, as scikit-learn's stochastic solvers do."""
-        best = [np.inf, 0]
-
-        def no_improvement(history):
-            loss = history.E_aug[-1]
-            best[1] = best[1] + 1 if loss > best[0] - self.tol else 0
-            best[0] = min(best[0], loss)
-            return best[1] <= self.n_iter_no_change
-
+        not fallen by tol for n_iter_no_change epochs, as scikit-learn's stochastic solvers do
+        (a rule the kernel's blocks of epochs run under)."""
         own = {} if self.solver == "rprop" else {"learning_rate": self.learning_rate_init}
         if self.solver == "gd":
             own.update(momentum=self.momentum, nesterov=self.nesterovs_momentum)
         return FitOptions.check(self.solver, epochs=self.max_iter, num_threads=self.num_threads,
-                                callback=no_improvement, **own)
+                                callback=NoImprovement(self.tol, self.n_iter_no_change),
+                                **own)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):

@@ -210,7 +210,8 @@ class _Trainer:
         """The kernel ran n epochs (fastbp._methods.KernelEpochs), leaving the weights at the flat
         w; records holds their E_in, E_aug, learning rates and accepted flags. Commit them as n
         end_epoch calls would have (a block of more than one epoch has no validation set and no
-        callback; it never diverged; tol, if it held, held at its last epoch). The epochs' times
+        callback but a NoImprovement rule, which stops it at its last epoch if at all; it never
+        diverged; tol, if it held, held at its last epoch). The epochs' times
         are spread evenly over the block's. Returns why training must stop, or None."""
         opts, history = self.opts, self.history
         E_in, E_aug, lr, accepted = (r[:n].tolist() for r in records)
@@ -241,6 +242,10 @@ class _Trainer:
         if (opts.tol is not None and accepted[-1]
                 and abs(E_prev - E_aug[-1]) <= opts.tol * abs(E_prev)):
             return "tol"
+        if opts.callback is not None:       # a NoImprovement (KernelEpochs.block_size)
+            for loss in E_aug:
+                if not opts.callback.step(loss):
+                    return "callback"
         return None
 
     def end_epoch(self, w, E, lr_used, accepted):

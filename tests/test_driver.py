@@ -96,10 +96,13 @@ SKLEARN_SOLVERS = ["gd", "variable-lr", "rprop"]
 @pytest.mark.parametrize("solver", SKLEARN_SOLVERS)
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("kind", ["classifier", "regressor"])
-def test_sklearn_full_batch_solvers_run_in_the_kernel(solver, dtype, kind, monkeypatch):
+@pytest.mark.parametrize("tol", [0.0, 3e-3])
+def test_sklearn_full_batch_solvers_run_in_the_kernel(solver, dtype, kind, tol, monkeypatch):
     """fastbp.sklearn's full-batch solvers (scikit-learn's loss: its L2 term on the coefficients
-    only, its factors on the squared error) run their epochs in the kernel, and give bitwise the
-    coefficients and loss curve of the epoch-by-epoch NumPy path."""
+    only, its factors on the squared error; its n_iter_no_change rule) run their epochs in the
+    kernel's blocks, and give bitwise the coefficients, loss curve and n_iter_ of the
+    epoch-by-epoch NumPy path. With tol > 0 the rule stops the fit inside a block: the block is
+    run again up to that epoch."""
     pytest.importorskip("sklearn")
     from fastbp.sklearn import MLPClassifier, MLPRegressor
     rng = np.random.default_rng(5)
@@ -124,14 +127,18 @@ def test_sklearn_full_batch_solvers_run_in_the_kernel(solver, dtype, kind, monke
     for kernel in (False, True):
         monkeypatch.setattr(_methods, "KERNEL_EPOCHS", kernel)
         calls.clear()
-        est = model(solver=solver, max_iter=25, random_state=0, alpha=0.01, tol=0.0, **params)
+        est = model(solver=solver, max_iter=60, random_state=0, alpha=0.01, tol=tol,
+                    n_iter_no_change=3, **params)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             est.fit(X, y, sample_weight=sw)
         fits.append((est, len(calls)))
     (python, n_python), (kernel, n_kernel) = fits
     assert n_python == 0
-    assert 1 <= n_kernel
+    # one block for the whole fit, and one more where the rule stopped it inside the first
+    assert 1 <= n_kernel <= 2 < kernel.n_iter_
+    if tol == 0.0:
+        assert kernel.n_iter_ == 60
     assert python.n_iter_ == kernel.n_iter_
     assert bitwise_equal(python.coefs_ + python.intercepts_, kernel.coefs_ + kernel.intercepts_)
     assert [repr(v) for v in python.loss_curve_] == [repr(v) for v in kernel.loss_curve_]
