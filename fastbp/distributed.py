@@ -2,9 +2,13 @@
 
 The in-sample error and its gradient are sums over the samples. Here X and y are Dask arrays cut
 into row chunks; each chunk's partial sums (error, gradient, sample count) are computed by fastbp's
-kernel on the worker that holds the chunk (`fastbp.gradient(..., reduction="sum")`), added in
-float64 by a tree whose shape depends only on the number of chunks, and divided by N once, on the
-client. Only the weights travel to the workers and only the partial sums travel back.
+kernel on the worker that holds the chunk (`fastbp.gradient(..., reduction="sum")`, or
+`fastbp.error(..., reduction="sum")` where only the error is asked for), added in float64 by a
+tree whose shape depends only on the number of chunks, and divided by N once, on the client. The
+tree adds the chunks' sums in row order, eight at a time, each group left to right
+((p0 + p1) + p2 ...), then the groups' sums the same way, level after level: for 20 chunks,
+(p0 + ... + p7) + (p8 + ... + p15) + (p16 + ... + p19). Only the weights travel to the workers
+and only the partial sums travel back.
 
 What runs where:
 - the client checks every argument, builds the graph, runs the training method (the line search,
