@@ -848,8 +848,7 @@ class ClusterObjective(Objective):
 
     def _sums(self, weights, mode):
         # a new flat vector: the method goes on changing its own while this one is in flight
-        flat = np.concatenate([w.ravel() for w in weights])
-        return _sums(self.client, flat, self.shapes, self.model, mode, self.data)
+        return _sums(self.client, self.flat(weights), self.shapes, self.model, mode, self.data)
 
     def error_in(self, weights) -> float:
         err, _, n = self._sums(weights, _ERROR)
