@@ -42,14 +42,61 @@ def done_flops(widths) -> int:
             + 2 * sum(a * b for a, b in pairs[1:]))
 
 
-def make_problem(widths, n, dtype, seed=0):
-    """(weights, X, y): fastbp's initial weights, standard normal inputs, targets in (-0.8, 0.8)."""
+def make_problem(widths, n, dtype, seed=0, smooth=False):
+    """(weights, X, y): fastbp's initial weights (seed + 1), standard normal inputs, and targets
+    uniform in (-0.8, 0.8); or, with smooth=True, y = 0.8 sin(x_1 + 0.5 x_2 x_3) in every output
+    (a target the training methods can learn; d(0) >= 3)."""
     import fastbp
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n, widths[0])).astype(dtype)
-    y = rng.uniform(-0.8, 0.8, size=(n, widths[-1])).astype(dtype)
+    if smooth:
+        target = 0.8 * np.sin(X[:, :1] + 0.5 * X[:, 1:2] * X[:, 2:3])
+        y = np.broadcast_to(target, (n, widths[-1])).astype(dtype)
+    else:
+        y = rng.uniform(-0.8, 0.8, size=(n, widths[-1])).astype(dtype)
     weights = fastbp.init_weights(widths, seed=seed + 1, dtype=dtype)
     return weights, X, y
+
+
+def torch_model(weights, output="tanh", activation="tanh", threads=None):
+    """fastbp's network as PyTorch builds one: a torch.nn.Sequential holding copies of `weights`.
+
+    Per layer an nn.Linear (weight W(l)[1:]^T, bias W(l)[0], in the weights' dtype), followed by
+    nn.Tanh (activation="tanh") or nn.ReLU ("relu") on the hidden layers; after the output layer
+    nn.Tanh for output="tanh", nothing for "linear" (also the logits of a softmax network, whose
+    softmax belongs in the loss, as in torch.nn.functional.cross_entropy). Its outputs are
+    fastbp.forward(weights, X, output, activation)'s up to rounding: the activation of the output
+    must match the fastbp model it is compared with. `threads`, when given, goes to
+    torch.set_num_threads."""
+    import torch
+    if output not in ("tanh", "linear"):
+        raise ValueError(f"output must be 'tanh' or 'linear', got {output!r}")
+    hidden = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU}.get(activation)
+    if hidden is None:
+        raise ValueError(f"activation must be 'tanh' or 'relu', got {activation!r}")
+    if threads is not None:
+        torch.set_num_threads(threads)
+    dtype = torch.float64 if np.dtype(weights[0].dtype) == np.float64 else torch.float32
+    layers = []
+    for l, w in enumerate(weights):
+        layers.append(torch.nn.Linear(w.shape[0] - 1, w.shape[1], dtype=dtype))
+        if l < len(weights) - 1:
+            layers.append(hidden())
+        elif output == "tanh":
+            layers.append(torch.nn.Tanh())
+    model = torch.nn.Sequential(*layers)
+    torch_set_weights(model, weights)
+    return model
+
+
+def torch_set_weights(model, weights) -> None:
+    """Copy fastbp's weights into the nn.Linear layers of a model torch_model built, in place."""
+    import torch
+    linears = [m for m in model if isinstance(m, torch.nn.Linear)]
+    with torch.no_grad():
+        for lin, w in zip(linears, weights):
+            lin.weight.copy_(torch.from_numpy(np.ascontiguousarray(w[1:].T)))
+            lin.bias.copy_(torch.from_numpy(np.ascontiguousarray(w[0])))
 
 
 def rel_errors(got, want):
@@ -325,6 +372,18 @@ def fastbp_private(name, default=None):
         return value() if callable(value) else value
     except Exception:
         return default
+
+
+def write_record(path, record) -> None:
+    """Write a benchmark's record as JSON to `path` (its folder made if need be), with the
+    machine's description added: CPU, Python, fastbp's configuration, the thread pools."""
+    import json
+    record = {**record, "cpu": cpu_info(), "python": python_info(),
+              "fastbp_config": fastbp_config(), "threadpools": threadpools()}
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(record, f, indent=2)
+    print(f"wrote {path}")
 
 
 def python_info() -> dict:

@@ -136,29 +136,21 @@ def prepare_reference(weights, X, y, threads, output="tanh"):
 # PyTorch: eager and torch.compile
 # --------------------------------------------------------------------------------------------------
 
-def _torch_setup(weights, X, y, threads):
+def _torch_setup(weights, X, y, threads, output, activation="tanh"):
+    """(torch, the model _common.torch_model builds, its weight matrices and its bias vectors,
+    X and y as tensors)."""
     import torch
-    torch.set_num_threads(threads)
-    n = X.shape[0]
-    # One weight matrix and one bias vector per layer, as torch.nn.Linear keeps them.
-    Ws = [torch.from_numpy(np.ascontiguousarray(w[1:])).requires_grad_() for w in weights]
-    bs = [torch.from_numpy(np.ascontiguousarray(w[0])).requires_grad_() for w in weights]
+    model = _common.torch_model(weights, output, activation, threads)
+    linears = [m for m in model if isinstance(m, torch.nn.Linear)]
+    Ws = [lin.weight for lin in linears]       # (d(l), d(l-1)): nn.Linear's layout
+    bs = [lin.bias for lin in linears]
     Xt = torch.from_numpy(np.ascontiguousarray(X))
-    yt = torch.from_numpy(_y2d(y, n))
-    return torch, Ws, bs, Xt, yt
+    yt = torch.from_numpy(_y2d(y, X.shape[0]))
+    return torch, model, Ws, bs, Xt, yt
 
 
-def _torch_loss_fn(L, output):
-    import torch
-
-    def loss_fn(Ws, bs, X, y):
-        a = X
-        for l in range(L):
-            a = torch.addmm(bs[l], a, Ws[l])
-            if not _is_linear_layer(l, L, output):
-                a = torch.tanh(a)
-        return ((a - y) ** 2).sum() / X.shape[0]   # mean over samples of the summed squared errors
-    return loss_fn
+def _squared_error(model, X, y):
+    return ((model(X) - y) ** 2).sum() / X.shape[0]   # mean over samples of the summed squares
 
 
 def _torch_compiled(loss_fn):
@@ -178,24 +170,30 @@ def _torch_compiled(loss_fn):
 
 def _torch_convert(result):
     loss, gW, gb = result
-    grads = [np.vstack([b.detach().numpy()[None, :], W.detach().numpy()]) for W, b in zip(gW, gb)]
+    grads = [np.vstack([b.detach().numpy()[None, :], W.detach().numpy().T])
+             for W, b in zip(gW, gb)]
     return float(loss.detach()), grads
 
 
-def _torch_prepared(weights, X, y, threads, output, compiled):
-    torch, Ws, bs, Xt, yt = _torch_setup(weights, X, y, threads)
+def _torch_prepared(weights, X, y, threads, output, compiled, activation="tanh",
+                    loss_fn=_squared_error):
+    """The timed call: loss_fn(model, X, y), then torch.autograd.grad of it for every weight
+    matrix and bias vector."""
+    torch, model, Ws, bs, Xt, yt = _torch_setup(weights, X, y, threads, output, activation)
     L = len(weights)
-    loss_fn = _torch_loss_fn(L, output)
     if compiled:
         loss_fn = _torch_compiled(loss_fn)
     params = Ws + bs
 
     def run():
-        loss = loss_fn(Ws, bs, Xt, yt)
+        loss = loss_fn(model, Xt, yt)
         g = torch.autograd.grad(loss, params)
         return loss, g[:L], g[L:]
-    return Prepared(run=run, convert=_torch_convert, output=output,
-                    threads=f"torch.set_num_threads({threads})")
+    p = Prepared(run=run, convert=_torch_convert, output=output,
+                 threads=f"torch.set_num_threads({threads})")
+    if compiled:
+        p.notes.append("compiled in the warm-up call, not timed")
+    return p
 
 
 def prepare_torch(weights, X, y, threads, output="tanh"):
@@ -203,9 +201,7 @@ def prepare_torch(weights, X, y, threads, output="tanh"):
 
 
 def prepare_torch_compile(weights, X, y, threads, output="tanh"):
-    p = _torch_prepared(weights, X, y, threads, output, compiled=True)
-    p.notes.append("compiled in the warm-up call, not timed")
-    return p
+    return _torch_prepared(weights, X, y, threads, output, compiled=True)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -707,29 +703,15 @@ def numpy_gradient_relu_softmax(weights, X, y):
 
 
 def _torch_classifier(weights, X, y, threads, compiled):
-    torch, Ws, bs, Xt, yt = _torch_setup(weights, X, y, threads)
     import torch.nn.functional as F
-    L = len(weights)
 
-    def loss_fn(Ws, bs, X, y):
-        a = X
-        for l in range(L):
-            a = torch.addmm(bs[l], a, Ws[l])
-            if l < L - 1:
-                a = F.relu(a)
-        return F.cross_entropy(a, y)   # probability targets, mean over samples
-    if compiled:
-        loss_fn = _torch_compiled(loss_fn)
-    params = Ws + bs
+    def loss_fn(model, X, y):
+        return F.cross_entropy(model(X), y)   # probability targets, mean over samples
 
-    def run():
-        loss = loss_fn(Ws, bs, Xt, yt)
-        g = torch.autograd.grad(loss, params)
-        return loss, g[:L], g[L:]
-    p = Prepared(run=run, convert=_torch_convert, output="softmax",
-                 threads=f"torch.set_num_threads({threads})")
-    if compiled:
-        p.notes.append("compiled in the warm-up call, not timed")
+    # the model's output layer is linear: its outputs are the logits of fastbp's softmax output
+    p = _torch_prepared(weights, X, y, threads, "linear", compiled, activation="relu",
+                        loss_fn=loss_fn)
+    p.output = "softmax"
     return p
 
 

@@ -26,7 +26,6 @@ rounding and the comparison is of the same work.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -36,14 +35,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from _common import (  # noqa: E402
-    cpu_info,
-    fastbp_config,
-    fmt_time,
-    python_info,
-    threadpools,
-    warn_openblas_env,  # noqa: E402
-)
+from _common import cpu_info, fmt_time, warn_openblas_env, write_record  # noqa: E402
 
 
 def problems(quick, lbfgs_iterations=50):
@@ -119,14 +111,11 @@ def main(argv=None):
               f"{fmt_time(t_fb):>10s} {ratio:8.1f}x {target:6.0f}x {s_sk:11.6f} "
               f"{abs(s_sk - s_fb):12.1e} {ours.n_iter_:3d}/{theirs.n_iter_:<3d} "
               f"{'met' if met else 'NOT met'}")
-    record = {"threads": args.threads, "cpu": cpu_info(), "python": python_info(),
-              "versions": {"fastbp": fastbp.__version__, "sklearn": sklearn.__version__,
-                           "numpy": np.__version__},
-              "fastbp_config": fastbp_config(), "threadpools": threadpools(), "rows": rows}
-    os.makedirs(os.path.dirname(args.json), exist_ok=True)
-    with open(args.json, "w") as f:
-        json.dump(record, f, indent=2)
-    print(f"wrote {args.json}")
+    write_record(args.json, {"threads": args.threads,
+                             "versions": {"fastbp": fastbp.__version__,
+                                          "sklearn": sklearn.__version__,
+                                          "numpy": np.__version__},
+                             "rows": rows})
 
 
 if __name__ == "__main__":

@@ -3,17 +3,21 @@ same training loop in PyTorch and scikit-learn's MLPRegressor.partial_fit.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/train_epoch.py [--quick]
 
-- fastbp, kernel epoch: the whole epoch in one call into the compiled kernel (what `fit` runs for
-  method="sgd"), without the bookkeeping of fit;
+- fastbp, SGD epoch: the epoch alone (one call into the compiled kernel, the shuffle included),
+  through the public API: the time fastbp.fit(method="sgd", epochs=2, num_threads=1)'s History
+  records for its second epoch (the epoch, then E_in at the weights it left), less the time of
+  one fastbp.error on one thread at those weights (E_in's pass, timed right after, repeat by
+  repeat): the epoch without fit's bookkeeping, what the targets below compare;
 - fastbp, fit(epochs=1): the public call, which also checks its arguments, copies the weights,
-  evaluates E_in after the epoch and records the history;
+  evaluates E_in before and after the epoch and records the history;
 - fastbp, full-batch gradient: one fastbp.gradient on all N samples (all threads), the yardstick of
   issue 4's target (epoch <= 1.5x this), and the same on one thread (the SGD epoch runs on one:
   its steps depend on each other, and sharing a batch-32 step out costs more in handing
   activations between cores than it saves: see fastbp._methods.SGD);
-- PyTorch: nn.Sequential(Linear, Tanh, Linear, Tanh, Linear, Tanh), float64, loss = mean over the
-  batch of the summed squared error, torch.optim.SGD, the usual zero_grad / backward / step loop
-  over a shuffled index, torch.set_num_threads(threads);
+- PyTorch: nn.Sequential(Linear, Tanh, Linear, Tanh, Linear, Tanh) (_common.torch_model: a tanh
+  output, as fastbp's here), float64, loss = mean over the batch of the summed squared error,
+  torch.optim.SGD, the usual zero_grad / backward / step loop over a shuffled index,
+  torch.set_num_threads(threads);
 - scikit-learn: MLPRegressor(hidden_layer_sizes=(32, 32), activation="tanh", solver="sgd",
   batch_size=32, momentum=0, alpha=0, learning_rate="constant"), one partial_fit call = one epoch.
   Its output unit is linear (identity) and its loss is half the squared error: the same work up to
@@ -22,18 +26,18 @@ same training loop in PyTorch and scikit-learn's MLPRegressor.partial_fit.
   work: the epoch, then E_in on the network's thread), against one network's fit(epochs=1) on
   one thread, the two timed in turn. Target: at most 1.15x the time. (Against fit on all threads,
   whose E_in pass after the epoch uses every thread, the ratio is printed too.)
-- SGD epoch, batch 4096, 2 threads vs 1 thread (issue 14: every core busy in SGD): the kernel
-  epoch (plain SGD, float64, same N) with mini-batches of 4096 samples, on B = [8, 32, 32, 1]
-  and C = [64, 128, 128, 10] (8 chunks of 512 samples per batch for both), on one thread and on
-  --threads; the two runs are timed alternately (a busy machine slows both alike) and must give
-  bitwise the same weights. Target: at least 1.6x faster on 2 threads.
+- SGD epoch, batch 4096, 2 threads vs 1 thread (issue 14: every core busy in SGD): the epoch
+  alone as above (plain SGD, float64, same N; fit and error on the thread count measured) with
+  mini-batches of 4096 samples, on B = [8, 32, 32, 1] and C = [64, 128, 128, 10] (8 chunks of
+  512 samples per batch for both), on one thread and on --threads; the two runs are timed
+  alternately (a busy machine slows both alike) and must give bitwise the same weights. Target:
+  at least 1.6x faster on 2 threads.
 Every run starts from the same weights; the table gives the median and min over the repeats.
 """
 from __future__ import annotations
 
 import argparse
 import functools
-import json
 import os
 import sys
 import time
@@ -45,16 +49,15 @@ sys.path.insert(0, HERE)
 from _common import (  # noqa: E402
     blas_limit,
     cpu_info,
-    fastbp_config,
     fmt_time,
     make_problem,
-    python_info,
-    threadpools,
+    torch_model,
+    torch_set_weights,
     warn_openblas_env,
+    write_record,
 )
 
 import fastbp  # noqa: E402
-from fastbp import _api  # noqa: E402
 
 WIDTHS = [8, 32, 32, 1]
 BATCH = 32
@@ -85,17 +88,35 @@ def timed_in_turn(fns, repeats):
     return {name: (float(np.median(v)), float(min(v))) for name, v in times.items()}
 
 
+def sgd_epoch(weights0, X, y, batch_size, threads):
+    """(seconds, weights): one epoch of plain SGD alone, through the public API (see the module
+    docstring): fit's second epoch as its History times it, less E_in's pass after it."""
+    w = [a.copy() for a in weights0]
+    history = fastbp.fit(w, X, y, method="sgd", learning_rate=LR, epochs=2,
+                         batch_size=batch_size, num_threads=threads)
+    t0 = time.perf_counter()
+    fastbp.error(w, X, y, num_threads=threads)
+    error_pass = time.perf_counter() - t0
+    return history.time[1] - history.time[0] - error_pass, w
+
+
+def epochs_in_turn(runs, repeats):
+    """{name: (median, min)} of the epochs that the callables in `runs` (a dict) time themselves
+    (sgd_epoch), one after the other, repeat after repeat."""
+    times = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            times[name].append(run()[0])
+    return {name: (float(np.median(v)), float(min(v))) for name, v in times.items()}
+
+
 def fastbp_runs(weights0, X, y, threads, repeats):
     rows = {}
-    n = X.shape[0]
-    widths = [weights0[0].shape[0] - 1] + [w.shape[1] for w in weights0]
-    rng = np.random.default_rng(0)
 
-    def kernel_epoch():
-        w = [a.copy() for a in weights0]
-        _api.sgd_epoch(w, widths, X, y, rng.permutation(n), BATCH, LR, 0.0, None, 0.0, "tanh")
-    kernel_epoch()
-    rows["fastbp kernel epoch"] = timed(kernel_epoch, repeats)
+    def epoch():
+        return sgd_epoch(weights0, X, y, BATCH, 1)
+    epoch()
+    rows["fastbp SGD epoch"] = epochs_in_turn({"epoch": epoch}, repeats)["epoch"]
 
     def fit_epoch():
         w = [a.copy() for a in weights0]
@@ -131,14 +152,6 @@ def fastbp_runs(weights0, X, y, threads, repeats):
     return rows
 
 
-def big_batch_epoch(weights0, widths, X, y, order, threads):
-    """One kernel epoch of plain SGD with batches of BIG_BATCH from weights0: its weights."""
-    w = [a.copy() for a in weights0]
-    _api.sgd_epoch(w, widths, X, y, order, BIG_BATCH, LR, 0.0, None, 0.0, "tanh",
-                   num_threads=threads)
-    return w
-
-
 def big_batch_runs(n, threads, repeats):
     """SGD epoch, batch BIG_BATCH, on 1 thread and on `threads`, for each of BIG_BATCH_NETS:
     (rows, {net: 1-thread median / threads median}). The two are timed in turn, repeat after
@@ -146,15 +159,13 @@ def big_batch_runs(n, threads, repeats):
     rows, speedups = {}, {}
     for label, widths in BIG_BATCH_NETS.items():
         weights0, X, y = make_problem(widths, n, "float64")
-        order = np.random.default_rng(0).permutation(n)
         counts = (1, threads)
-        problem = (weights0, widths, X, y, order)
+        runs = {t: functools.partial(sgd_epoch, weights0, X, y, BIG_BATCH, t) for t in counts}
         # warm-up, and the check that threads change nothing
-        first = [big_batch_epoch(*problem, t) for t in counts]
+        first = [runs[t]()[1] for t in counts]
         if not all(np.array_equal(a, b) for a, b in zip(*first)):
             raise RuntimeError(f"net {label}: the epoch on {threads} threads differs from one")
-        timing = timed_in_turn({t: functools.partial(big_batch_epoch, *problem, t)
-                                for t in counts}, repeats)
+        timing = epochs_in_turn(runs, repeats)
         for t in counts:
             rows[f"fastbp {label} b{BIG_BATCH}, {t} thr"] = timing[t]
         speedups[label] = timing[1][0] / timing[threads][0]
@@ -166,24 +177,13 @@ def torch_run(weights0, X, y, threads, repeats):
         import torch
     except ImportError:
         return None
-    torch.set_num_threads(threads)
-    layers = []
-    for w in weights0:
-        lin = torch.nn.Linear(w.shape[0] - 1, w.shape[1]).double()
-        layers += [lin, torch.nn.Tanh()]
-    model = torch.nn.Sequential(*layers)
+    model = torch_model(weights0, "tanh", threads=threads)   # fastbp's output here is tanh
     Xt = torch.from_numpy(X)
     yt = torch.from_numpy(y)
     n = X.shape[0]
 
-    def reset():
-        with torch.no_grad():
-            for lin, w in zip(model[::2], weights0):
-                lin.bias.copy_(torch.from_numpy(w[0]))
-                lin.weight.copy_(torch.from_numpy(np.ascontiguousarray(w[1:].T)))
-
     def epoch():
-        reset()
+        torch_set_weights(model, weights0)
         opt = torch.optim.SGD(model.parameters(), lr=LR)
         order = torch.randperm(n)
         for start in range(0, n, BATCH):
@@ -238,7 +238,7 @@ def main(argv=None):
     if res is not None:
         rows["scikit-learn partial_fit"], versions["sklearn"] = res
 
-    kernel = rows["fastbp kernel epoch"][0]
+    kernel = rows["fastbp SGD epoch"][0]
     full = rows["fastbp full-batch gradient"][0]
     print(f"One epoch of SGD, batch {BATCH}, widths {WIDTHS}, N = {n}, float64, "
           f"{args.threads} threads; CPU: {cpu_info().get('model', '?')}")
@@ -262,22 +262,17 @@ def main(argv=None):
     for label, speedup in big_speedups.items():
         print(f"SGD epoch, batch {BIG_BATCH}, {args.threads} threads vs 1 thread, "
               f"{label} = {BIG_BATCH_NETS[label]}: {speedup:.2f}x faster (target >= 1.6)")
-    record = {"widths": WIDTHS, "N": n, "batch_size": BATCH, "dtype": "float64",
-              "threads": args.threads, "cpu": cpu_info(), "python": python_info(),
-              "versions": versions, "fastbp_config": fastbp_config(),
-              "threadpools": threadpools(),
-              "rows": {k: {"median_s": v[0], "min_s": v[1]} for k, v in rows.items()},
-              "epoch_over_full_gradient": kernel / full,
-              "epoch_over_full_gradient_1_thread": kernel / full1,
-              "fit_many_over_one_fit": many,
-              "fit_many_over_one_fit_on_all_threads": many_vs_threaded,
-              "sgd_big_batch": {"batch_size": BIG_BATCH, "threads": args.threads,
-                                "nets": {k: list(v) for k, v in BIG_BATCH_NETS.items()},
-                                "speedup_over_1_thread": big_speedups}}
-    os.makedirs(os.path.dirname(args.json), exist_ok=True)
-    with open(args.json, "w") as f:
-        json.dump(record, f, indent=2)
-    print(f"wrote {args.json}")
+    write_record(args.json, {
+        "widths": WIDTHS, "N": n, "batch_size": BATCH, "dtype": "float64",
+        "threads": args.threads, "versions": versions,
+        "rows": {k: {"median_s": v[0], "min_s": v[1]} for k, v in rows.items()},
+        "epoch_over_full_gradient": kernel / full,
+        "epoch_over_full_gradient_1_thread": kernel / full1,
+        "fit_many_over_one_fit": many,
+        "fit_many_over_one_fit_on_all_threads": many_vs_threaded,
+        "sgd_big_batch": {"batch_size": BIG_BATCH, "threads": args.threads,
+                          "nets": {k: list(v) for k, v in BIG_BATCH_NETS.items()},
+                          "speedup_over_1_thread": big_speedups}})
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ note. Threads: fastbp and PyTorch 2, scikit-learn's BLAS its default (the machin
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -32,11 +31,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from _common import (  # noqa: E402
     cpu_info,
-    fastbp_config,
     fmt_time,
-    python_info,
-    threadpools,
-    warn_openblas_env,  # noqa: E402
+    make_problem,
+    torch_model,
+    warn_openblas_env,
+    write_record,
 )
 
 import fastbp  # noqa: E402
@@ -44,14 +43,6 @@ import fastbp  # noqa: E402
 WIDTHS = [8, 32, 32, 1]
 BATCH = 32
 TARGETS = {"adam": ("PyTorch", 20.0), "lbfgs": ("fastest peer", 5.0), "rprop": ("FANN", 5.0)}
-
-
-def make_data(n, seed=0):
-    """A smooth target of the inputs (so that every method has something to learn)."""
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((n, WIDTHS[0]))
-    y = 0.8 * np.sin(X[:, :1] + 0.5 * X[:, 1:2] * X[:, 2:3])
-    return X, y
 
 
 # --------------------------------------------------------------------------------------------------
@@ -70,25 +61,12 @@ def fastbp_curve(method, w0, X, y, epochs, threads, **options):
 
 
 # --------------------------------------------------------------------------------------------------
-# PyTorch
-
-def torch_model(w0, threads):
-    import torch
-    torch.set_num_threads(threads)
-    layers = []
-    for l, w in enumerate(w0):
-        lin = torch.nn.Linear(w.shape[0] - 1, w.shape[1]).double()
-        with torch.no_grad():
-            lin.bias.copy_(torch.from_numpy(w[0]))
-            lin.weight.copy_(torch.from_numpy(np.ascontiguousarray(w[1:].T)))
-        layers.append(lin)
-        if l < len(w0) - 1:
-            layers.append(torch.nn.Tanh())
-    return torch, torch.nn.Sequential(*layers)
-
+# PyTorch (the model of _common.torch_model: tanh hidden units and, as fastbp's here, a linear
+# output)
 
 def torch_adam_epoch(w0, X, y, threads, lr):
-    torch, model = torch_model(w0, threads)
+    import torch
+    model = torch_model(w0, "linear", threads=threads)
     Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     n = X.shape[0]
@@ -109,7 +87,8 @@ def torch_adam_epoch(w0, X, y, threads, lr):
 
 def torch_full_batch(w0, X, y, threads, make_opt, steps, closure_steps):
     """Full-batch training with a torch optimiser: (seconds, curve, E_in, version)."""
-    torch, model = torch_model(w0, threads)
+    import torch
+    model = torch_model(w0, "linear", threads=threads)
     Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
     opt = make_opt(torch, model.parameters())
     curve = []
@@ -229,8 +208,8 @@ def main(argv=None):
     warn_openblas_env()
     n = 20_000 if args.quick else 100_000
     iters = 20 if args.quick else 100
-    X, y = make_data(n)
-    w0 = fastbp.init_weights(WIDTHS, seed=1)
+    # a smooth target of the inputs, so that every method has something to learn
+    w0, X, y = make_problem(WIDTHS, n, "float64", smooth=True)
     th = args.threads
     rows = []
     lr_adam = 0.001
@@ -298,14 +277,8 @@ def main(argv=None):
                   f"{got:.1f}x, {verdict}")
         else:
             print(f"  target ({want:g}x {want_name}): not measured, peer missing")
-    record = {"widths": WIDTHS, "N": n, "iterations": iters, "dtype": "float64",
-              "threads": th, "cpu": cpu_info(), "python": python_info(),
-              "fastbp_config": fastbp_config(), "threadpools": threadpools(),
-              "rows": rows, "targets": summary}
-    os.makedirs(os.path.dirname(args.json), exist_ok=True)
-    with open(args.json, "w") as f:
-        json.dump(record, f, indent=2)
-    print(f"wrote {args.json}")
+    write_record(args.json, {"widths": WIDTHS, "N": n, "iterations": iters, "dtype": "float64",
+                             "threads": th, "rows": rows, "targets": summary})
     plot(rows, args.png, n, th)
 
 

@@ -247,7 +247,7 @@ def _check_model(output, activation, widths):
     return output, activation
 
 
-def forward(weights, X, output="tanh", activation="tanh") -> np.ndarray:
+def forward(weights, X, output="tanh", activation="tanh", num_threads=None) -> np.ndarray:
     """Compute the outputs x(L) of the network for every row of `X`.
 
     Parameters
@@ -261,6 +261,9 @@ def forward(weights, X, output="tanh", activation="tanh") -> np.ndarray:
         The output activation theta_L.
     activation : {"tanh", "relu", "logistic", "identity"}, default="tanh"
         The activation theta of every hidden layer.
+    num_threads : int or None, default=None
+        Threads of the kernel, as for `error`; each row's outputs are bitwise the same on any
+        number of threads.
 
     Returns
     -------
@@ -271,7 +274,7 @@ def forward(weights, X, output="tanh", activation="tanh") -> np.ndarray:
     ------
     ValueError
         If the weights' shapes do not chain, `X` does not have d(0) columns or holds NaN or
-        infinity, or `output` or `activation` is not one of the names above.
+        infinity, `output` or `activation` is not one of the names above, or `num_threads` is 0.
     TypeError
         If the weights or `X` are not arrays of real numbers.
 
@@ -301,7 +304,7 @@ def forward(weights, X, output="tanh", activation="tanh") -> np.ndarray:
     # X is screened by the kernel, tile by tile (_run)
     weights, widths, dtype, X, _ = _checks.check_batch(weights, X, None, 0)
     output, activation = _check_model(output, activation, widths)
-    return _run(weights, widths, _spec(activation, output), X, None, _FORWARD, None,
+    return _run(weights, widths, _spec(activation, output), X, None, _FORWARD, num_threads,
                 screen=True)[1]
 
 
@@ -317,7 +320,7 @@ def _model_spec(output, activation, sample_weight, widths, dtype, y):
 
 
 def error(weights, X, y, output="tanh", num_threads=None, activation="tanh",
-          sample_weight=None) -> float:
+          sample_weight=None, reduction="mean") -> float:
     """Compute the in-sample error E_in of the network on (`X`, `y`).
 
     Parameters
@@ -339,11 +342,15 @@ def error(weights, X, y, output="tanh", num_threads=None, activation="tanh",
         The activation theta of every hidden layer.
     sample_weight : array_like of shape (N,) or None, default=None
         Weights w_n >= 0 of the samples (not all 0); None weights every sample 1.
+    reduction : {"mean", "sum"}, default="mean"
+        "mean" gives E_in; "sum" gives the sum instead: sum_n e_n (sum_n w_n e_n with sample
+        weights), the error `gradient` returns with ``reduction="sum"``, bitwise.
 
     Returns
     -------
     float
-        E_in = (1/N) sum_n e_n, or sum_n w_n e_n / sum_n w_n with `sample_weight`.
+        E_in = (1/N) sum_n e_n, or sum_n w_n e_n / sum_n w_n with `sample_weight` (the sum with
+        ``reduction="sum"``).
 
     Raises
     ------
@@ -385,6 +392,8 @@ def error(weights, X, y, output="tanh", num_threads=None, activation="tanh",
         spec, total = _TANH_SPECS[output], X.shape[0]
     else:
         spec, total = _model_spec(output, activation, sample_weight, widths, dtype, y)
+    if _checks.check_reduction(reduction) == "sum":
+        total = 1.0
     err, _ = _run(weights, widths, spec, X, y, _ERROR, num_threads, screen=True)
     return err / total
 

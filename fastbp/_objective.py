@@ -30,6 +30,25 @@ def dot(a, b) -> float:
     return float(np.multiply(a, b, dtype=np.float64).sum())
 
 
+def layer_shapes(widths) -> tuple[tuple[int, int], ...]:
+    """The shapes (d(l-1)+1, d(l)) of W(1), ..., W(L) for the widths [d(0), ..., d(L)]."""
+    return tuple((a + 1, b) for a, b in zip(widths[:-1], widths[1:]))
+
+
+def layer_views(flat: np.ndarray, shapes) -> list[np.ndarray]:
+    """The per-layer arrays of these shapes inside a flat vector, end to end (views, no copies)."""
+    out, pos = [], 0
+    for a, b in shapes:
+        out.append(flat[pos:pos + a * b].reshape(a, b))
+        pos += a * b
+    return out
+
+
+def flatten(arrays, dtype) -> np.ndarray:
+    """A new flat vector of `dtype` holding the per-layer arrays end to end."""
+    return np.concatenate([np.asarray(a, dtype=dtype).ravel() for a in arrays])
+
+
 class Objective:
     """E_in, E_aug and grad E_aug at flat weight vectors.
 
@@ -39,7 +58,7 @@ class Objective:
 
     def __init__(self, widths, dtype, n_samples: int, weight_decay: float = 0.0):
         self.widths = list(widths)
-        self.shapes = [(a + 1, b) for a, b in zip(self.widths[:-1], self.widths[1:])]
+        self.shapes = layer_shapes(self.widths)
         self.size = sum(a * b for a, b in self.shapes)
         self.dtype = np.dtype(dtype)
         self.n_samples = int(n_samples)
@@ -58,16 +77,11 @@ class Objective:
     # --- flat vectors -----------------------------------------------------------------------
     def views(self, flat: np.ndarray) -> list[np.ndarray]:
         """The per-layer arrays W(1..L) inside a flat vector (views, no copies)."""
-        out, pos = [], 0
-        for shape in self.shapes:
-            n = shape[0] * shape[1]
-            out.append(flat[pos:pos + n].reshape(shape))
-            pos += n
-        return out
+        return layer_views(flat, self.shapes)
 
     def flat(self, arrays) -> np.ndarray:
         """A new flat vector of the network's dtype holding the per-layer arrays."""
-        return np.concatenate([np.asarray(a, dtype=self.dtype).ravel() for a in arrays])
+        return flatten(arrays, self.dtype)
 
     # --- the penalty of E_aug (a subclass may regularise otherwise) ----------------------------
     def penalty(self, w) -> float:

@@ -2,9 +2,13 @@
 
 The in-sample error and its gradient are sums over the samples. Here X and y are Dask arrays cut
 into row chunks; each chunk's partial sums (error, gradient, sample count) are computed by fastbp's
-kernel on the worker that holds the chunk (`fastbp.gradient(..., reduction="sum")`), added in
-float64 by a tree whose shape depends only on the number of chunks, and divided by N once, on the
-client. Only the weights travel to the workers and only the partial sums travel back.
+kernel on the worker that holds the chunk (`fastbp.gradient(..., reduction="sum")`, or
+`fastbp.error(..., reduction="sum")` where only the error is asked for), added in float64 by a
+tree whose shape depends only on the number of chunks, and divided by N once, on the client. The
+tree adds the chunks' sums in row order, eight at a time, each group left to right
+((p0 + p1) + p2 ...), then the groups' sums the same way, level after level: for 20 chunks,
+(p0 + ... + p7) + (p8 + ... + p15) + (p16 + ... + p19). Only the weights travel to the workers
+and only the partial sums travel back.
 
 What runs where:
 - the client checks every argument, builds the graph, runs the training method (the line search,
@@ -44,10 +48,9 @@ except ImportError as _exc:  # pragma: no cover - exercised only without dask
                       f"({_exc})") from _exc
 
 from . import _api, _checks
-from ._methods import REGISTRY, import_scipy_minimize
-from ._objective import Objective
-from ._options import FitOptions
-from .training import History, check_not_symmetric, train
+from ._methods import REGISTRY
+from ._objective import Objective, flatten, layer_shapes, layer_views
+from .training import History, _check_model_and_options, _check_start, train
 
 __all__ = ["gradient", "error", "forward", "predict", "kernels", "show_config", "fit",
            "ClusterObjective"]
@@ -240,14 +243,6 @@ def _worker_slot():
     return slot
 
 
-def _views(flat, shapes):
-    out, pos = [], 0
-    for a, b in shapes:
-        out.append(flat[pos:pos + a * b].reshape(a, b))
-        pos += a * b
-    return out
-
-
 def _nonfinite_message(Xb, yb, dtype, index, row0, names):
     """Where the first NaN or infinity of a chunk is, in the whole array's rows; None if none."""
     for a, name in ((Xb, names[0]), (yb, names[1])):
@@ -283,7 +278,7 @@ def _chunk_sums(flat_w, shapes, model, mode, Xb, yb, index, row0, names):
     sw = None
     if weighted:
         y2, sw = y2[:, :-1], np.ascontiguousarray(y2[:, -1])
-    weights = _views(flat_w, shapes)
+    weights = layer_views(flat_w, shapes)
     threads, lock = _worker_slot()
     try:
         if sw is not None:
@@ -302,11 +297,8 @@ def _chunk_sums(flat_w, shapes, model, mode, Xb, yb, index, row0, names):
                                            sample_weight=sw)
                 g = np.concatenate([np.asarray(a, dtype=np.float64).ravel() for a in grads])
             else:
-                w, widths, dtype, Xc, yc = _checks.check_batch(weights, Xb, y2)
-                _checks.check_targets(yc if yc.ndim == 2 else yc.reshape(-1, 1), output)
-                swc = _checks.check_sample_weight(sw, Xc.shape[0], dtype)
-                err, _ = _api._run(w, widths, _api._spec(activation, output, swc), Xc, yc,
-                                   _api._ERROR, threads)
+                err = _api.error(weights, Xb, y2, output=output, num_threads=threads,
+                                 activation=activation, sample_weight=sw, reduction="sum")
                 g = None
     except ValueError as exc:
         message = _nonfinite_message(Xb, yb, flat_w.dtype, index, row0, names)
@@ -335,15 +327,14 @@ def _add(*parts):
 
 def _forward_block(Xb, flat_w, shapes, model, index, row0, names):
     output, activation, _ = model
-    weights = _views(flat_w, shapes)
+    weights = layer_views(flat_w, shapes)
     if Xb.shape[0] == 0:
         return np.empty((0, shapes[-1][1]), dtype=flat_w.dtype)
     threads, lock = _worker_slot()
     try:
         with lock:
-            w, widths, _, Xc, _ = _checks.check_batch(weights, Xb, None)
-            _, out = _api._run(w, widths, _api._spec(activation, output), Xc, None,
-                               _api._FORWARD, threads)
+            out = _api.forward(weights, Xb, output=output, activation=activation,
+                               num_threads=threads)
     except ValueError as exc:
         message = _nonfinite_message(Xb, None, flat_w.dtype, index, row0, names)
         raise ValueError(message or f"chunk {index} of {names[0]}: {exc}") from None
@@ -439,14 +430,6 @@ def _sums(client, weights, shapes, model, mode, data):
     return err, g, n
 
 
-def _flat(weights, dtype):
-    return np.concatenate([np.asarray(w, dtype=dtype).ravel() for w in weights])
-
-
-def _shapes(widths):
-    return tuple((a + 1, b) for a, b in zip(widths[:-1], widths[1:]))
-
-
 # ---------------------------------------------------------------------------------------------
 # Public functions
 
@@ -536,11 +519,11 @@ def gradient(weights, X, y, output: str = "tanh", sample_weight=None, reduction:
     reduction = _checks.check_reduction(reduction)
     data = _Data(X, y, widths).weighted(sample_weight)
     client = _client(client)
-    shapes = _shapes(widths)
-    err, g, n = _sums(client, _flat(weights, dtype), shapes, model, _GRADIENT, data)
+    shapes = layer_shapes(widths)
+    err, g, n = _sums(client, flatten(weights, dtype), shapes, model, _GRADIENT, data)
     if reduction == "mean":
         err, g = err / n, g / n
-    return err, [v.astype(dtype) for v in _views(g, shapes)]
+    return err, [v.astype(dtype) for v in layer_views(g, shapes)]
 
 
 def error(weights, X, y, output: str = "tanh", sample_weight=None, client=None,
@@ -609,7 +592,7 @@ def error(weights, X, y, output: str = "tanh", sample_weight=None, client=None,
     model = _model(output, activation, widths, sample_weight)
     data = _Data(X, y, widths).weighted(sample_weight)
     client = _client(client)
-    err, _, n = _sums(client, _flat(weights, dtype), _shapes(widths), model, _ERROR, data)
+    err, _, n = _sums(client, flatten(weights, dtype), layer_shapes(widths), model, _ERROR, data)
     return err / n
 
 
@@ -671,9 +654,9 @@ def forward(weights, X, output: str = "tanh", activation: str = "tanh"):
     weights, widths, dtype = _checks.check_weights(weights)
     model = _model(output, activation, widths, None)
     data = _Data(X, None, widths)
-    shapes = _shapes(widths)
+    shapes = layer_shapes(widths)
     token = uuid.uuid4().hex
-    flat = dask.delayed(_flat(weights, dtype), name=f"fastbp-weights-{token}")
+    flat = dask.delayed(flatten(weights, dtype), name=f"fastbp-weights-{token}")
     blocks = []
     for i, (xb, _) in enumerate(data.blocks()):
         out = dask.delayed(_forward_block, pure=False)(
@@ -865,8 +848,7 @@ class ClusterObjective(Objective):
 
     def _sums(self, weights, mode):
         # a new flat vector: the method goes on changing its own while this one is in flight
-        flat = np.concatenate([w.ravel() for w in weights])
-        return _sums(self.client, flat, _shapes(self.widths), self.model, mode, self.data)
+        return _sums(self.client, self.flat(weights), self.shapes, self.model, mode, self.data)
 
     def error_in(self, weights) -> float:
         err, _, n = self._sums(weights, _ERROR)
@@ -875,7 +857,7 @@ class ClusterObjective(Objective):
     def gradient_in(self, weights, grads) -> float:
         err, total, n = self._sums(weights, _GRADIENT)
         np.divide(total, n, out=total)
-        for g, t in zip(grads, _views(total, _shapes(self.widths))):
+        for g, t in zip(grads, self.views(total)):
             g[...] = t                      # rounded once to the network's dtype
         return err / n
 
@@ -967,9 +949,9 @@ def fit(weights, X, y, output: str = "tanh", method: str = "lbfgs", client=None,
     True
     >>> client.close()
     """
-    opts = FitOptions.check(method, **options)
-    cls = opts.method_class
-    if not cls.full_batch:
+    opts, checked, widths, dtype, output, activation = _check_model_and_options(
+        weights, output, method, options, activation)
+    if not opts.method_class.full_batch:
         full = [name for name, c in REGISTRY.items() if c.full_batch]
         raise ValueError(f"method {opts.method!r} steps through mini-batches one after another, "
                          f"which a cluster cannot share out; fastbp.distributed.fit runs the "
@@ -981,12 +963,6 @@ def fit(weights, X, y, output: str = "tanh", method: str = "lbfgs", client=None,
     if opts.validation_fraction is not None:
         raise ValueError("validation_fraction does not apply to fastbp.distributed.fit: give "
                          "validation_data=(X_val, y_val), Dask arrays split off the data")
-    if opts.warm_start is True:
-        raise ValueError("warm_start=True means Network.fit's own last fit; "
-                         "fastbp.distributed.fit takes the History an earlier fit returned")
-    checked, widths, dtype = _checks.check_trainable(weights)
-    _model(output, activation, widths, sample_weight)
-    output = _checks.check_output(output)
     _Data(X, y, widths).weighted(sample_weight)
     validation = opts.validation_data
     names_val = ("validation_data[0]", "validation_data[1]")
@@ -997,9 +973,7 @@ def fit(weights, X, y, output: str = "tanh", method: str = "lbfgs", client=None,
                             + (f" of length {len(validation)}"
                                if isinstance(validation, (tuple, list)) else ""))
         _Data(validation[0], validation[1], widths, names_val)
-    check_not_symmetric(checked)
-    if opts.method == "lbfgs":
-        import_scipy_minimize()          # a missing SciPy is refused before anything changes
+    _check_start(opts, checked, widths, "fastbp.distributed.fit")
     client = _client(client)
 
     objective = ClusterObjective(client, X, y, widths, dtype, output, opts.weight_decay,

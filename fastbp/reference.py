@@ -130,7 +130,7 @@ def _check_model(output, activation, widths):
     return output, activation
 
 
-def forward(weights, X, output="tanh", activation="tanh") -> np.ndarray:
+def forward(weights, X, output="tanh", activation="tanh", num_threads=None) -> np.ndarray:
     """Compute the outputs x(L) for every row of `X`, one sample at a time.
 
     Parameters
@@ -143,6 +143,8 @@ def forward(weights, X, output="tanh", activation="tanh") -> np.ndarray:
         The output activation theta_L and its error measure.
     activation : {"tanh", "relu", "logistic", "identity"}, default="tanh"
         The activation theta of every hidden layer.
+    num_threads : int or None, default=None
+        Checked as `fastbp.forward` checks it, and ignored: the reference runs on one thread.
 
     Returns
     -------
@@ -174,6 +176,7 @@ def forward(weights, X, output="tanh", activation="tanh") -> np.ndarray:
     weights, widths, dtype = _checks.check_weights(weights)
     output, activation = _check_model(output, activation, widths)
     X = _checks.check_X(X, widths, dtype)
+    _checks.check_num_threads(num_threads, 1)
     return np.array([_forward_sample(weights, x, output, activation)[0][-1] for x in X],
                     dtype=dtype)
 
@@ -191,7 +194,7 @@ def _checked_batch(weights, X, y, output, activation, sample_weight):
 
 
 def error(weights, X, y, output="tanh", num_threads=None, activation="tanh",
-          sample_weight=None) -> float:
+          sample_weight=None, reduction="mean") -> float:
     """Compute the in-sample error E_in, one sample at a time.
 
     Parameters
@@ -210,11 +213,14 @@ def error(weights, X, y, output="tanh", num_threads=None, activation="tanh",
         The activation theta of every hidden layer.
     sample_weight : array_like of shape (N,) or None, default=None
         Weights w_n >= 0 of the samples; None weights each sample 1.
+    reduction : {"mean", "sum"}, default="mean"
+        "mean" gives E_in; "sum" gives sum_n w_n e_n.
 
     Returns
     -------
     float
-        E_in = sum_n w_n e_n / sum_n w_n (w_n = 1 without sample weights: (1/N) sum_n e_n).
+        E_in = sum_n w_n e_n / sum_n w_n (w_n = 1 without sample weights: (1/N) sum_n e_n); the
+        sum with ``reduction="sum"``.
 
     Raises
     ------
@@ -241,11 +247,12 @@ def error(weights, X, y, output="tanh", num_threads=None, activation="tanh",
     weights, dtype, X, y, output, activation, w = _checked_batch(weights, X, y, output, activation,
                                                                  sample_weight)
     _checks.check_num_threads(num_threads, 1)
+    reduction = _checks.check_reduction(reduction)
     total = 0.0
     for x, yn, wn in zip(X, y, w):
         xs, sL = _forward_sample(weights, x, output, activation)
         total += float(wn) * _error_sample(xs[-1], sL, yn, output)
-    return total / float(np.sum(w, dtype=np.float64))
+    return total / float(np.sum(w, dtype=np.float64)) if reduction == "mean" else total
 
 
 def gradient(weights, X, y, output="tanh", num_threads=None, reduction="mean", out=None,

@@ -566,15 +566,38 @@ class _FitJob:
     sample_weight: Any = None
 
 
-def _check_fit(weights, X, y, output, method, options, num_threads=None, activation="tanh",
-               sample_weight=None) -> _FitJob:
-    """Every check of a fit, before anything changes or is drawn from a generator.
-    num_threads (when not None) overrides the option: fit_many gives each network one thread."""
+def _check_model_and_options(weights, output, method, options, activation):
+    """The checks of a fit that read no data, made first: (options, weights checked, widths,
+    dtype, output, activation). fastbp.distributed.fit makes them too."""
     opts = FitOptions.check(method, **options)
     checked, widths, dtype = _checks.check_trainable(weights)
     output = _checks.check_output(output)
     activation = _checks.check_activation(activation)
     _checks.check_output_width(output, widths)
+    return opts, checked, widths, dtype, output, activation
+
+
+def _check_start(opts, checked, widths, caller: str) -> None:
+    """The checks of a fit made last, after the data's: weights gradient descent can train, a
+    warm_start that applies, SciPy for lbfgs. `caller` names the public function in messages.
+    fastbp.distributed.fit makes them too."""
+    check_not_symmetric(checked)
+    if opts.warm_start is True:
+        raise ValueError(f"warm_start=True means Network.fit's own last fit; {caller} takes the "
+                         f"History an earlier fit returned")
+    if opts.warm_start not in (None, False):
+        size = sum((a + 1) * b for a, b in zip(widths[:-1], widths[1:]))
+        _check_carried(opts.warm_start.state, opts.method_class, size)
+    if opts.method == "lbfgs":
+        import_scipy_minimize()         # a missing SciPy is refused before anything changes
+
+
+def _check_fit(weights, X, y, output, method, options, num_threads=None, activation="tanh",
+               sample_weight=None) -> _FitJob:
+    """Every check of a fit, before anything changes or is drawn from a generator.
+    num_threads (when not None) overrides the option: fit_many gives each network one thread."""
+    opts, checked, widths, dtype, output, activation = _check_model_and_options(
+        weights, output, method, options, activation)
     X = _checks.check_X(X, widths, dtype)
     y = _checks.check_y(y, widths, dtype, X.shape[0])
     _checks.check_targets(y, output)
@@ -584,15 +607,7 @@ def _check_fit(weights, X, y, output, method, options, num_threads=None, activat
     X, y, Xv, yv, n_val = check_validation(opts, X, y, widths, dtype, None)
     if Xv is not None:
         _checks.check_targets(yv, output, name="validation_data[1]")
-    check_not_symmetric(checked)
-    if opts.warm_start is True:
-        raise ValueError("warm_start=True means Network.fit's own last fit; fastbp.fit takes the "
-                         "History an earlier fit returned")
-    if opts.warm_start not in (None, False):
-        size = sum((a + 1) * b for a, b in zip(widths[:-1], widths[1:]))
-        _check_carried(opts.warm_start.state, opts.method_class, size)
-    if opts.method == "lbfgs":
-        import_scipy_minimize()         # a missing SciPy is refused before anything changes
+    _check_start(opts, checked, widths, "fastbp.fit")
     return _FitJob(list(weights), widths, dtype, X, y, Xv, yv, n_val, output, threads, opts,
                    activation, sample_weight)
 

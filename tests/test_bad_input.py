@@ -121,6 +121,20 @@ def test_bad_options(module, kw, exc, pattern, good):
 
 
 @MODULES
+@pytest.mark.parametrize("kw, exc, pattern", [
+    ({"num_threads": 0}, ValueError, r"num_threads must be .* got 0"),
+    ({"num_threads": 1.5}, TypeError, r"num_threads must be an integer or None, got 1.5"),
+    ({"reduction": "max"}, ValueError, r"reduction must be 'mean' or 'sum', got 'max'"),
+    ({"reduction": None}, ValueError, r"reduction must be 'mean' or 'sum', got None"),
+])
+def test_bad_options_of_error_and_forward(module, kw, exc, pattern, good):
+    weights, X, y = good
+    raises_unchanged(exc, pattern, module.error, weights, X, y, **kw)
+    if "num_threads" in kw:
+        raises_unchanged(exc, pattern, module.forward, weights, X, **kw)
+
+
+@MODULES
 def test_bad_out(module, good):
     weights, X, y = good
     ok = [np.full(w.shape, 7.0) for w in weights]

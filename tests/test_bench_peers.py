@@ -101,6 +101,72 @@ def test_kernel_timer_builds_and_runs(tmp_path, dtype):
         assert float(out[-1].split()[-2]) > 0
 
 
+def _bench_module(name):
+    if not os.path.isdir(BENCH):
+        pytest.skip("bench/ is not next to tests/ (an installed test run)")
+    with _bench_on_path():
+        return __import__(name)
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-12), (np.float32, 1e-5)])
+@pytest.mark.parametrize("output, activation", [("tanh", "tanh"), ("linear", "tanh"),
+                                                ("linear", "relu")])
+def test_torch_model_computes_fastbp_forward(dtype, rtol, output, activation):
+    """bench/_common.torch_model, the PyTorch network the peers and the training benchmarks
+    build from fastbp's weights: its outputs are fastbp.forward's, a tanh after the output layer
+    exactly when fastbp's output is tanh; torch_set_weights copies other weights in."""
+    torch = pytest.importorskip("torch")
+    _common = _bench_module("_common")
+    rng = np.random.default_rng(4)
+    widths = [3, 6, 5, 2]
+    weights = [w * 1.5 for w in fastbp.init_weights(widths, seed=2, dtype=dtype)]
+    X = rng.standard_normal((50, 3)).astype(dtype)
+    model = _common.torch_model(weights, output, activation, threads=1)
+
+    def outputs():
+        with torch.no_grad():
+            return model(torch.from_numpy(X)).numpy()
+    want = fastbp.forward(weights, X, output=output, activation=activation)
+    got = outputs()
+    assert got.dtype == dtype and got.shape == (50, 2)
+    np.testing.assert_allclose(got, want, rtol=0, atol=rtol * np.abs(want).max())
+    other = "linear" if output == "tanh" else "tanh"       # the other output: not the same
+    assert not np.allclose(got, fastbp.forward(weights, X, output=other, activation=activation),
+                           rtol=0, atol=1e-3)
+    moved = [w + dtype(0.25) for w in weights]
+    _common.torch_set_weights(model, moved)
+    want = fastbp.forward(moved, X, output=output, activation=activation)
+    np.testing.assert_allclose(outputs(), want, rtol=0, atol=rtol * np.abs(want).max())
+    with pytest.raises(ValueError, match="output must be 'tanh' or 'linear', got 'softmax'"):
+        _common.torch_model(weights, "softmax")
+
+
+@pytest.mark.parametrize("output, activation", [("tanh", "tanh"), ("linear", "tanh"),
+                                                ("softmax", "relu")])
+def test_torch_peer_matches_fastbp(output, activation):
+    """The PyTorch peer (eager) on torch_model's network: fastbp's E_in and gradient, converted
+    from nn.Linear's layout."""
+    pytest.importorskip("torch")
+    peers = _bench_module("peers")
+    rng = np.random.default_rng(5)
+    widths = [4, 7, 3]
+    weights = fastbp.init_weights(widths, seed=3)
+    X = rng.standard_normal((40, 4))
+    y = (np.eye(3)[rng.integers(0, 3, 40)] if output == "softmax"
+         else rng.uniform(-0.8, 0.8, (40, 3)))
+    if output == "softmax":
+        p = peers.prepare("torch", weights, X, y, 1, activation=activation, output=output)
+    else:
+        p = peers.prepare_torch(weights, X, y, 1, output)
+    assert p.output == output
+    E, grads = p.convert(p.run())
+    E0, grads0 = fastbp.gradient(weights, X, y, output=output, activation=activation)
+    assert E == pytest.approx(E0, rel=1e-12)
+    for g, g0 in zip(grads, grads0):
+        assert g.shape == g0.shape
+        np.testing.assert_allclose(g, g0, rtol=0, atol=1e-12 * np.abs(g0).max())
+
+
 def test_done_flops_count_what_backpropagation_does():
     """bench/_common.done_flops, the flops of "% of the FMA peak": forward and gradient products
     of every layer, backward products of every layer but the first, no bias row in them."""

@@ -172,6 +172,86 @@ def test_bitwise_across_runs_and_worker_counts(client):
                for f in fits.values())
 
 
+def _in_documented_order(parts):
+    """The chunks' partial sums added as fastbp.distributed documents it (`_tree`, `_add`): in
+    chunk order, groups of _FAN_IN = 8 consecutive parts, each group added left to right from
+    its first part ((p0 + p1) + p2 ...), a group of one passed on as it is; then the same on the
+    groups' sums, level after level, until one is left. parts: tuples of floats or float64
+    arrays, added element by element."""
+    while len(parts) > 1:
+        groups = [parts[i:i + 8] for i in range(0, len(parts), 8)]
+        parts = []
+        for group in groups:
+            total = group[0]
+            for p in group[1:]:
+                total = tuple(a + b for a, b in zip(total, p))
+            parts.append(total)
+    return parts[0]
+
+
+# 11 uneven chunks: two levels of the tree, groups of 8 and of 3 on the first
+ORDER_CHUNKS = (37, 120, 1, 64, 203, 90, 15, 128, 77, 240, 25)
+
+
+@pytest.mark.parametrize("dtype, output, activation, weighted", [
+    ("float64", "tanh", "tanh", False), ("float32", "tanh", "tanh", False),
+    ("float64", "softmax", "relu", True)])
+def test_sums_are_added_in_the_documented_order(client, dtype, output, activation, weighted):
+    """Each chunk's sums computed in memory with fastbp.gradient and fastbp.error
+    (reduction="sum"), added in the order fastbp.distributed documents: bitwise its gradient
+    (both reductions) and its error, on 3 workers and on 1. Reversing the order of the additions
+    in `_add` fails this test (checked by hand: a mutation)."""
+    n, widths = sum(ORDER_CHUNKS), [5, 9, 4]
+    weights, X, y = make_problem(widths, n, dtype=dtype, seed=12)
+    rng = np.random.default_rng(12)
+    if output == "softmax":
+        y = np.eye(4, dtype=dtype)[rng.integers(0, 4, n)]
+    sw = rng.uniform(0, 2, n) if weighted else None
+    kw = dict(output=output, activation=activation)
+    bounds = np.cumsum((0,) + ORDER_CHUNKS)
+    parts, error_parts = [], []
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        swc = None if sw is None else sw[a:b]
+        e, g = fastbp.gradient(weights, X[a:b], y[a:b], reduction="sum", sample_weight=swc, **kw)
+        total = b - a if sw is None else float(np.sum(swc, dtype=np.float64))
+        parts.append((e, np.concatenate([np.asarray(v, np.float64).ravel() for v in g]), total))
+        error_parts.append((fastbp.error(weights, X[a:b], y[a:b], reduction="sum",
+                                         sample_weight=swc, **kw), total))
+    E_sum, g_sum, total = _in_documented_order(parts)
+    E_err, total_err = _in_documented_order(error_parts)
+    shapes = [w.shape for w in weights]
+
+    def layers(flat):
+        out, pos = [], 0
+        for a, b in shapes:
+            out.append(flat[pos:pos + a * b].reshape(a, b).astype(dtype))
+            pos += a * b
+        return out
+    want_sum = (E_sum, layers(g_sum))
+    want_mean = (E_sum / total, layers(g_sum / total))
+    want_error = E_err / total_err
+
+    Xd, yd = dask_data(X, y, ORDER_CHUNKS)
+    swd = None if sw is None else da.from_array(sw, chunks=(ORDER_CHUNKS,))
+    cluster = client.cluster
+    try:
+        for workers in (3, 1):
+            cluster.scale(workers)
+            _wait_for(client, workers)
+            with get_task_stream(client=client) as ts:
+                got_sum = fd.gradient(weights, Xd, yd, reduction="sum", sample_weight=swd,
+                                      client=client, **kw)
+                got_mean = fd.gradient(weights, Xd, yd, sample_weight=swd, client=client, **kw)
+                got_error = fd.error(weights, Xd, yd, sample_weight=swd, client=client, **kw)
+            assert len(_workers_that_ran(ts, "fastbp-gradient")) == workers
+            assert same(got_sum, want_sum), workers
+            assert same(got_mean, want_mean), workers
+            assert got_error == want_error, workers
+    finally:
+        cluster.scale(2)
+        _wait_for(client, 2)
+
+
 # ---------------------------------------------------------------------------------------------
 # Bad input: a clear exception on the client, naming the argument and what was expected
 

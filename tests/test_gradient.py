@@ -170,6 +170,55 @@ def test_reduction_sum_and_streaming_with_out_and_accumulate():
         assert rel_err(a, b) < 1e-12
 
 
+@pytest.mark.parametrize("output, activation, weighted", [
+    ("tanh", "tanh", False), ("linear", "tanh", True), ("softmax", "relu", True),
+    ("logistic", "logistic", False)])
+def test_error_reduction_sum(output, activation, weighted):
+    """error(..., reduction="sum") is the sum of the errors (weighted with sample weights):
+    bitwise the error gradient(..., reduction="sum") returns, the total weight times the mean,
+    and the reference's sum; "mean" is the default."""
+    rng = np.random.default_rng(3)
+    weights, X, y = make_problem([5, 7, 3], 700, seed=3)
+    if output == "softmax":
+        y = np.eye(3)[rng.integers(0, 3, 700)]
+    elif output == "logistic":
+        y = (y + 1) / 2
+    sw = rng.uniform(0, 2, 700) if weighted else None
+    kw = dict(output=output, activation=activation, sample_weight=sw)
+    e_sum = fastbp.error(weights, X, y, reduction="sum", **kw)
+    assert e_sum == fastbp.gradient(weights, X, y, reduction="sum", **kw)[0]
+    total = 700 if sw is None else float(np.sum(sw))
+    e_mean = fastbp.error(weights, X, y, **kw)
+    assert e_mean == fastbp.error(weights, X, y, reduction="mean", **kw)
+    assert abs(e_sum - total * e_mean) <= 1e-12 * e_sum
+    assert abs(reference.error(weights, X, y, reduction="sum", **kw) - e_sum) <= 1e-12 * e_sum
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_forward_num_threads(dtype, monkeypatch):
+    """forward(..., num_threads=t) runs the kernel on the threads asked for (within the plan's
+    limits) and gives bitwise the same outputs on any number; the reference checks and ignores
+    it."""
+    widths = [64, 300, 10]
+    n = chunk_of(widths, dtype) * 7 + 13
+    weights, X, _ = make_problem(widths, n, dtype=dtype, seed=5)
+    planned = []
+    plan = _api._plan
+
+    def spy(widths, n_samples, num_threads, *args, **kwargs):
+        planned.append(num_threads)
+        return plan(widths, n_samples, num_threads, *args, **kwargs)
+    monkeypatch.setattr(_api, "_plan", spy)
+    out = fastbp.forward(weights, X, output="linear")
+    for threads in (1, 2, 3):
+        assert np.array_equal(fastbp.forward(weights, X, output="linear", num_threads=threads),
+                              out)
+    assert planned == [None, 1, 2, 3]
+    assert plan(widths, n, 3, np.dtype(dtype).itemsize)[0] == 3   # 3 threads really run
+    ref = reference.forward(weights, X[:20], output="linear", num_threads=2)
+    assert rel_err(ref, out[:20]) < (1e-12 if dtype == "float64" else 1e-5)
+
+
 def test_out_float32():
     weights, X, y = make_problem([3, 4, 2], 100, dtype="float32")
     out = [np.ones(w.shape, np.float32) for w in weights]
