@@ -257,7 +257,7 @@ def forward(weights, X, output="tanh", activation="tanh", num_threads=None) -> n
         the same dtype for all.
     X : array_like of shape (N, d(0))
         The inputs, one per row; converted to the weights' dtype.
-    output : {"tanh", "linear", "logistic", "softmax"}, default="tanh"
+    output : {"tanh", "linear", "logistic", "softmax", "poisson"}, default="tanh"
         The output activation theta_L.
     activation : {"tanh", "relu", "logistic", "identity"}, default="tanh"
         The activation theta of every hidden layer.
@@ -331,8 +331,8 @@ def error(weights, X, y, output="tanh", num_threads=None, activation="tanh",
         The inputs, one per row.
     y : array_like of shape (N, d(L)) or (N,)
         The targets (1-D when d(L) = 1): in [0, 1] for output "logistic", rows of class
-        probabilities for "softmax".
-    output : {"tanh", "linear", "logistic", "softmax"}, default="tanh"
+        probabilities for "softmax", counts or rates >= 0 for "poisson".
+    output : {"tanh", "linear", "logistic", "softmax", "poisson"}, default="tanh"
         The output activation theta_L, and with it the error measure e_n (see Notes).
     num_threads : int or None, default=None
         Threads of the kernel: None for every usable core (capped by OMP_NUM_THREADS), a
@@ -369,7 +369,10 @@ def error(weights, X, y, output="tanh", num_threads=None, activation="tanh",
     -----
     e_n = ||x(L)_n - y_n||^2 for output "tanh" and "linear"; the binary cross-entropy summed over
     the output units for "logistic"; -sum_k y_nk log x(L)_nk for "softmax" (computed from s(L)
-    by log-sum-exp, so that huge logits and targets of exactly 0 or 1 give finite errors).
+    by log-sum-exp, so that huge logits and targets of exactly 0 or 1 give finite errors); for
+    "poisson", x(L) = exp(s(L)) and the Poisson deviance halved,
+    sum_k y_nk log(y_nk / x(L)_nk) - y_nk + x(L)_nk (scikit-learn's loss="poisson"; computed
+    from s(L) = log x(L)).
 
     Examples
     --------
@@ -410,7 +413,7 @@ def gradient(weights, X, y, output="tanh", num_threads=None, reduction="mean", o
         The inputs, one per row.
     y : array_like of shape (N, d(L)) or (N,)
         The targets (1-D when d(L) = 1).
-    output : {"tanh", "linear", "logistic", "softmax"}, default="tanh"
+    output : {"tanh", "linear", "logistic", "softmax", "poisson"}, default="tanh"
         The output activation theta_L and its error measure, as for `error`.
     num_threads : int or None, default=None
         Threads of the kernel, as for `error`; the result is bitwise the same on any number of
@@ -607,7 +610,7 @@ def backprop(weights, x, y, output="tanh", activation="tanh"):
         The input.
     y : array_like of shape (d(L),)
         The target.
-    output : {"tanh", "linear", "logistic", "softmax"}, default="tanh"
+    output : {"tanh", "linear", "logistic", "softmax", "poisson"}, default="tanh"
         The output activation theta_L and its error measure, as for `error`.
     activation : {"tanh", "relu", "logistic", "identity"}, default="tanh"
         The activation theta of every hidden layer.

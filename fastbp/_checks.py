@@ -28,7 +28,7 @@ except ImportError:  # the compiled module is not built: fastbp.reference still 
 
 # The order is the kernel's codes (Activation and Output in _core.pyx).
 ACTIVATIONS = ("tanh", "relu", "logistic", "identity")
-OUTPUTS = ("tanh", "linear", "logistic", "softmax")
+OUTPUTS = ("tanh", "linear", "logistic", "softmax", "poisson")
 # Outputs whose error is a cross-entropy: their targets are probabilities.
 CROSS_ENTROPY_OUTPUTS = ("logistic", "softmax")
 # How far a softmax target row may sum from 1 (rounding of a distribution written in decimals).
@@ -203,7 +203,16 @@ def check_output_width(output: str, widths) -> None:
 
 def check_targets(y: np.ndarray, output: str, name: str = "y") -> None:
     """Cross-entropy targets are probabilities: in [0, 1], and each softmax row sums to 1 (within
-    SOFTMAX_ROW_TOL). `y` is converted already (2-D, finite); nothing to check for squared error."""
+    SOFTMAX_ROW_TOL); Poisson targets are counts or rates, >= 0. `y` is converted already (2-D,
+    finite); nothing to check for squared error."""
+    if output == "poisson":
+        negative = y < 0
+        if negative.any():
+            bad = np.unravel_index(int(np.argmax(negative)), y.shape)
+            where = "[" + ", ".join(str(int(i)) for i in bad) + "]"
+            raise ValueError(f"{name} must be >= 0 for output='poisson' (counts or rates), but "
+                             f"{name}{where} = {y[bad].item()!r}")
+        return
     if output not in CROSS_ENTROPY_OUTPUTS:
         return
     outside = (y < 0) | (y > 1)

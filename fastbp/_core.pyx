@@ -24,6 +24,7 @@
 
 from cython.parallel cimport parallel, prange, threadid
 from libc.math cimport NAN, pow, sqrt, sqrtf
+from libc.math cimport log as c_log
 from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy, memset
 
@@ -122,6 +123,7 @@ cdef enum Output:
     OUT_LINEAR = 1      # x(L) = s(L), squared error
     OUT_LOGISTIC = 2    # x(L) = sigma(s(L)), binary cross-entropy summed over the units
     OUT_SOFTMAX = 3     # x(L) = softmax(s(L)), cross-entropy -sum_k y_k log x_k
+    OUT_POISSON = 4     # x(L) = exp(s(L)), half the Poisson deviance: y log(y / x) - y + x
 
 
 # How the inputs X are stored: what the loader of a tile (load_tile_inputs) reads. Nothing else
@@ -158,7 +160,7 @@ cdef struct Net:
     Py_ssize_t n_panel          # elements of the panel buffer
     Py_ssize_t work_off         # offset of the micro-kernels' work space, tile x (max d(l) + 16)
     # offset of s(L) (d(L) rows), then d(L) rows for the logistic loss's log(1 + exp(-|s|)) or
-    # softmax's two log-sum-exp rows (cross-entropy outputs only)
+    # softmax's two log-sum-exp rows (cross-entropy and Poisson outputs only)
     Py_ssize_t out_off
     Py_ssize_t scratch_len      # elements of one thread's scratch
     void *panels                # the packed panels of this call
@@ -202,8 +204,8 @@ cdef class _Layout:
         if spec[0] not in (ACT_TANH, ACT_RELU, ACT_LOGISTIC, ACT_IDENTITY):
             raise ValueError(f"activation code must be one of 0..{ACT_IDENTITY:d} (Activation), "
                              f"got {spec[0]!r}")
-        if spec[1] not in (OUT_TANH, OUT_LINEAR, OUT_LOGISTIC, OUT_SOFTMAX):
-            raise ValueError(f"output code must be one of 0..{OUT_SOFTMAX:d} (Output), "
+        if spec[1] not in (OUT_TANH, OUT_LINEAR, OUT_LOGISTIC, OUT_SOFTMAX, OUT_POISSON):
+            raise ValueError(f"output code must be one of 0..{OUT_POISSON:d} (Output), "
                              f"got {spec[1]!r}")
         self.weights = weights  # keeps the arrays alive while the kernel reads them
         self.sample_weight = spec[2]
@@ -236,7 +238,7 @@ cdef class _Layout:
             widest = max(widest, w_c[l])
         pos += <Py_ssize_t> (widest + FASTBP_MAX_LANES) * tile
         self.net.out_off = pos
-        if spec[1] == OUT_LOGISTIC or spec[1] == OUT_SOFTMAX:   # s(L) for the cross-entropy
+        if spec[1] in (OUT_LOGISTIC, OUT_SOFTMAX, OUT_POISSON):   # s(L), for the error
             pos += <Py_ssize_t> (2 * w_c[L] + 2) * tile
         n_params = 0
         for l in range(1, L + 1):

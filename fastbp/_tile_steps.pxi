@@ -119,6 +119,13 @@ cdef inline bint forward_tile(
             tanh_rows(x, d_out, ld, ns)
         elif net.output == OUT_LINEAR:
             pass                # x(L) = s(L)
+        elif net.output == OUT_POISSON:
+            # the deviance is computed from s(L) = log x(L), never from the log of a rounded x(L)
+            memcpy(sL, x, d_out * ld * sizeof(floating))
+            if floating is double:
+                fastbp_exp_d(x, d_out, ld, ns)
+            else:
+                fastbp_exp_f(x, d_out, ld, ns)
         elif net.output == OUT_LOGISTIC or net.output == OUT_SOFTMAX:
             # the cross-entropy is computed from s(L), never from the rounded x(L)
             memcpy(sL, x, d_out * ld * sizeof(floating))
@@ -225,12 +232,20 @@ cdef inline double sensitivities_tile(
                 elif net.output == OUT_SOFTMAX:
                     # -y_k log x_k = y_k (log-sum-exp(s) - s_k), the log-sum-exp as mx + logsum
                     en = yb[j] * ((<double> mx[b] - sL[j * ld + b]) + logsum[b])
+                elif net.output == OUT_POISSON:
+                    # y log(y / x) - y + x = x - y s + (y log y - y), log x = s: finite for any
+                    # finite s whose exp is (scikit-learn's half Poisson deviance)
+                    sv = sL[j * ld + b]
+                    en = <double> xv - <double> yb[j] * sv
+                    if yb[j] > 0:
+                        en = en + (<double> yb[j] * c_log(<double> yb[j]) - yb[j])
                 else:
                     # an output without a loss here: _Layout refuses its code before any kernel
                     # runs; were one to slip through, its error is NaN, never another's loss
                     en = NAN
                     e = NAN
                 # delta(L) = x(L) - y for both cross-entropies (their theta' cancels the log's 1/x)
+                # and the Poisson deviance (d/ds (e^s - y s) = x - y)
                 if sw != NULL:
                     en = en * wn
                     e = e * wn

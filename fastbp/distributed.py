@@ -449,7 +449,7 @@ def gradient(weights, X, y, output: str = "tanh", sample_weight=None, reduction:
         The inputs, chunked by rows only (one chunk across the columns).
     y : dask.array.Array of shape (N, d(L)) or (N,)
         The targets (1-D when d(L) = 1), with the row chunks of X.
-    output : {"tanh", "linear", "logistic", "softmax"}, default="tanh"
+    output : {"tanh", "linear", "logistic", "softmax", "poisson"}, default="tanh"
         The output activation and its error measure, as for `fastbp.gradient`.
     sample_weight : dask.array.Array of shape (N,) or None, default=None
         Weights w_n >= 0 with the row chunks of X (each chunk's weights travel with its
@@ -538,7 +538,7 @@ def error(weights, X, y, output: str = "tanh", sample_weight=None, client=None,
         The inputs, chunked by rows only.
     y : dask.array.Array of shape (N, d(L)) or (N,)
         The targets, with the row chunks of X.
-    output : {"tanh", "linear", "logistic", "softmax"}, default="tanh"
+    output : {"tanh", "linear", "logistic", "softmax", "poisson"}, default="tanh"
         The output activation and its error measure.
     sample_weight : dask.array.Array of shape (N,) or None, default=None
         Weights w_n >= 0 with the row chunks of X, as for `gradient`.
@@ -605,7 +605,7 @@ def forward(weights, X, output: str = "tanh", activation: str = "tanh"):
         W(1), ..., W(L) in the client's memory, as for `gradient`.
     X : dask.array.Array of shape (N, d(0))
         The inputs, chunked by rows only.
-    output : {"tanh", "linear", "logistic", "softmax"}, default="tanh"
+    output : {"tanh", "linear", "logistic", "softmax", "poisson"}, default="tanh"
         The output activation.
     activation : {"tanh", "relu", "logistic", "identity"}, default="tanh"
         The activation of every hidden layer.
@@ -793,7 +793,7 @@ class ClusterObjective(Objective):
         The network's layer widths d(0), ..., d(L).
     dtype : {numpy.float32, numpy.float64}
         The network's dtype; the data are converted to it once, on the workers.
-    output : {"tanh", "linear", "logistic", "softmax"}
+    output : {"tanh", "linear", "logistic", "softmax", "poisson"}
         The output activation and its error measure.
     weight_decay : float, default=0.0
         The lambda of the penalty (lambda / N) ||w||^2, N the number of rows of X.
@@ -882,7 +882,7 @@ def fit(weights, X, y, output: str = "tanh", method: str = "lbfgs", client=None,
         The inputs, chunked by rows only (as for `gradient`).
     y : dask.array.Array of shape (N, d(L)) or (N,)
         The targets, with the row chunks of X.
-    output : {"tanh", "linear", "logistic", "softmax"}, default="tanh"
+    output : {"tanh", "linear", "logistic", "softmax", "poisson"}, default="tanh"
         The output activation and its error measure.
     method : {"lbfgs", "gd", "variable-lr", "steepest", "cg", "rprop"}, default="lbfgs"
         A full-batch method ("lbfgs" needs SciPy). The mini-batch methods sgd and adam are

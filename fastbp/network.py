@@ -14,9 +14,10 @@ class Network:
     ----------
     widths : sequence of int
         The layer widths [d(0), ..., d(L)].
-    output : {"tanh", "linear", "logistic", "softmax"}, default="tanh"
+    output : {"tanh", "linear", "logistic", "softmax", "poisson"}, default="tanh"
         The output activation theta_L and its error measure: "tanh" and "linear" the squared
-        error, "logistic" and "softmax" the cross-entropy.
+        error, "logistic" and "softmax" the cross-entropy, "poisson" (x(L) = exp(s(L))) the
+        Poisson deviance.
     dtype : {"float64", "float32"}, default="float64"
         The dtype of the weights and of every computation.
     seed : int, numpy.random.Generator or None, default=0
@@ -377,7 +378,8 @@ class Network:
         -------
         float
             The mean squared error (1/N) sum_n ||x(L)_n - y_n||^2 for a tanh or linear output,
-            the mean cross-entropy for a logistic or softmax one. Lower is better (unlike
+            the mean cross-entropy for a logistic or softmax one, the mean Poisson deviance
+            (halved) for a poisson one. Lower is better (unlike
             scikit-learn's score, which is higher-is-better).
 
         Examples
@@ -410,8 +412,8 @@ class Network:
         Raises
         ------
         ValueError
-            If a shape does not match the widths, or a one-output tanh or linear network gets
-            a label 0.
+            If a shape does not match the widths, a one-output tanh or linear network gets
+            a label 0, or the network's output is "poisson" (not a classifier).
 
         Notes
         -----
@@ -437,6 +439,10 @@ class Network:
         >>> net.classification_error(X, y)
         0.5
         """
+        if self.output == "poisson":
+            raise ValueError("classification_error needs a classifier's output (tanh, linear, "
+                             "logistic or softmax); this network's output is 'poisson', whose "
+                             "outputs are counts or rates: use error() or score()")
         X = _checks.check_X(X, self.widths, self.dtype)
         y = _checks.check_y(y, self.widths, self.dtype, X.shape[0])
         out = self.forward(X)

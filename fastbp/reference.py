@@ -17,9 +17,12 @@ else 0: relu'(0) = 0), logistic sigma(s) = 1/(1 + e^-s) (theta' = x (1 - x)), id
 Output and error measure ("output"), with delta(L) = de/ds(L):
   tanh, linear   e = ||x(L) - y||^2,                          delta(L) = 2 (x(L) - y) theta'(s(L));
   logistic       e = -sum_k [y_k log x_k + (1 - y_k) log(1 - x_k)],  delta(L) = x(L) - y;
-  softmax        e = -sum_k y_k log x_k, x = softmax(s(L)),         delta(L) = x(L) - y.
-The cross-entropies are computed from s(L) (log sigma(s) = -log(1 + e^-s), log softmax(s)_k =
-s_k - log-sum-exp(s)), never as the log of a rounded probability.
+  softmax        e = -sum_k y_k log x_k, x = softmax(s(L)),         delta(L) = x(L) - y;
+  poisson        e = sum_k y_k log(y_k / x_k) - y_k + x_k, x = exp(s(L)), delta(L) = x(L) - y
+                 (the Poisson deviance halved, as scikit-learn's MLPRegressor(loss="poisson")).
+The cross-entropies and the deviance are computed from s(L) (log sigma(s) = -log(1 + e^-s),
+log softmax(s)_k = s_k - log-sum-exp(s), log x = s for poisson), never as the log of a rounded
+probability or rate.
 
 E_in = (1/N) sum_n e_n, or sum_n w_n e_n / sum_n w_n with sample weights w_n.
 """
@@ -77,6 +80,8 @@ def _output(s, output):
         return s
     if output == "logistic":
         return _sigma(s)
+    if output == "poisson":
+        return np.exp(s)
     return np.exp(s - _log_sum_exp(s)).astype(s.dtype)  # softmax
 
 
@@ -103,6 +108,10 @@ def _error_sample(xL, sL, y, output):
     if output == "logistic":
         # -y log sigma(s) - (1 - y) log(1 - sigma(s)) = log(1 + e^s) - y s
         return float(np.sum(np.maximum(sL, 0) - y * sL + np.log1p(np.exp(-np.abs(sL)))))
+    if output == "poisson":
+        # y log(y / x) - y + x with log x = s; y log y = 0 at y = 0
+        ylogy = np.where(y > 0, y * np.log(np.where(y > 0, y, 1.0)), 0.0)
+        return float(np.sum(np.exp(sL) - y * sL + (ylogy - y)))
     return float(np.sum(y * (_log_sum_exp(sL) - sL)))  # softmax: -sum_k y_k (s_k - lse(s))
 
 
@@ -116,7 +125,7 @@ def _backward_sample(weights, xs, y, output, activation="tanh"):
     elif output == "linear":
         deltas[L] = 2 * (xL - y)
     else:
-        deltas[L] = xL - y  # both cross-entropies: theta' cancels the 1/x of the log
+        deltas[L] = xL - y  # cross-entropies: theta' cancels the 1/x of the log; poisson: e^s - y
     for l in range(L - 1, 0, -1):
         back = weights[l] @ deltas[l + 1]                        # W(l+1) delta(l+1)
         deltas[l] = _dtheta(xs[l][1:], activation) * back[1:]    # bias row dropped
@@ -139,7 +148,7 @@ def forward(weights, X, output="tanh", activation="tanh", num_threads=None) -> n
         W(1), ..., W(L), W(l) of shape (d(l-1)+1, d(l)), row 0 the bias; float32 or float64.
     X : array_like of shape (N, d(0))
         The inputs, one per row.
-    output : {"tanh", "linear", "logistic", "softmax"}, default="tanh"
+    output : {"tanh", "linear", "logistic", "softmax", "poisson"}, default="tanh"
         The output activation theta_L and its error measure.
     activation : {"tanh", "relu", "logistic", "identity"}, default="tanh"
         The activation theta of every hidden layer.
@@ -205,7 +214,7 @@ def error(weights, X, y, output="tanh", num_threads=None, activation="tanh",
         The inputs, one per row.
     y : array_like of shape (N, d(L)) or (N,)
         The targets.
-    output : {"tanh", "linear", "logistic", "softmax"}, default="tanh"
+    output : {"tanh", "linear", "logistic", "softmax", "poisson"}, default="tanh"
         The output activation theta_L and its error measure.
     num_threads : int or None, default=None
         Checked as `fastbp.error` checks it, and ignored: the reference runs on one thread.
@@ -267,7 +276,7 @@ def gradient(weights, X, y, output="tanh", num_threads=None, reduction="mean", o
         The inputs, one per row.
     y : array_like of shape (N, d(L)) or (N,)
         The targets.
-    output : {"tanh", "linear", "logistic", "softmax"}, default="tanh"
+    output : {"tanh", "linear", "logistic", "softmax", "poisson"}, default="tanh"
         The output activation theta_L and its error measure.
     num_threads : int or None, default=None
         Checked as `fastbp.error` checks it, and ignored: the reference runs on one thread.
@@ -357,7 +366,7 @@ def backprop(weights, x, y, output="tanh", activation="tanh"):
         The input.
     y : array_like of shape (d(L),)
         The target.
-    output : {"tanh", "linear", "logistic", "softmax"}, default="tanh"
+    output : {"tanh", "linear", "logistic", "softmax", "poisson"}, default="tanh"
         The output activation theta_L and its error measure.
     activation : {"tanh", "relu", "logistic", "identity"}, default="tanh"
         The activation theta of every hidden layer.
@@ -408,7 +417,7 @@ class Network(_Network):
     ----------
     widths : sequence of int
         The layer widths [d(0), ..., d(L)].
-    output : {"tanh", "linear", "logistic", "softmax"}, default="tanh"
+    output : {"tanh", "linear", "logistic", "softmax", "poisson"}, default="tanh"
         The output activation theta_L and its error measure.
     dtype : {"float64", "float32"}, default="float64"
         The dtype of the weights.

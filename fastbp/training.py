@@ -451,7 +451,7 @@ def fit(weights: list[np.ndarray], X: ArrayLike, y: ArrayLike, output: str = "ta
         The training inputs.
     y : array_like of shape (N, d(L)) or (N,)
         The training targets.
-    output : {"tanh", "linear", "logistic", "softmax"}, default="tanh"
+    output : {"tanh", "linear", "logistic", "softmax", "poisson"}, default="tanh"
         The output activation theta_L and its error measure, as for `fastbp.gradient`.
     method : str, default="sgd"
         The training method: "sgd", "gd", "adam", "variable-lr", "steepest", "cg", "rprop" or
@@ -655,7 +655,7 @@ def fit_many(weights: list, X: ArrayLike, y: ArrayLike, output: str | None = Non
         The training inputs, shared.
     y : array_like of shape (N, d(L)) or (N,)
         The training targets, shared.
-    output : {"tanh", "linear", "logistic", "softmax"} or None, default=None
+    output : {"tanh", "linear", "logistic", "softmax", "poisson"} or None, default=None
         The output activation theta_L and its error measure. None: each Network's own, and
         "tanh" for lists of arrays; given, it must agree with every Network's.
     method : str, default="sgd"

@@ -30,7 +30,8 @@ SHAPES = {
 
 def targets(output, n, d, seed=0, dtype="float64"):
     """Targets fit for `output`: in (-0.9, 0.9) for squared error; 0/1 labels (some exactly 0 or
-    1, some in between) for logistic; one-hot rows and distributions for softmax."""
+    1, some in between) for logistic; one-hot rows and distributions for softmax; counts (zeros
+    among them) and some rates for poisson."""
     rng = np.random.default_rng(seed + 100)
     if output in ("tanh", "linear"):
         y = rng.uniform(-0.9, 0.9, (n, d))
@@ -38,6 +39,10 @@ def targets(output, n, d, seed=0, dtype="float64"):
         y = (rng.uniform(size=(n, d)) > 0.5).astype(float)
         soft = rng.uniform(size=(n, d)) < 0.3
         y[soft] = rng.uniform(size=int(soft.sum()))
+    elif output == "poisson":
+        y = rng.poisson(1.5, (n, d)).astype(float)
+        rates = rng.uniform(size=(n, d)) < 0.3
+        y[rates] = rng.uniform(0, 4, size=int(rates.sum()))
     else:
         y = np.eye(d)[rng.integers(0, d, n)]
         p = rng.uniform(size=(n, d))
@@ -56,6 +61,10 @@ def problem(widths, n, activation, output, dtype="float64", seed=0):
     weights, X, _ = make_problem(widths, n, dtype=dtype, seed=seed)
     if output in ("logistic", "softmax"):
         weights = [(w / 1.5).astype(dtype) for w in weights]
+    elif output == "poisson":
+        # x(L) = exp(s(L)): through 8 identity layers make_problem's weights give s(L) in the
+        # hundreds, beyond float32's exp
+        weights = [(w / 2).astype(dtype) for w in weights]
     return weights, X, targets(output, n, widths[-1], seed, dtype)
 
 
@@ -221,6 +230,9 @@ def torch_gradient(weights, X, y, output, activation, sample_weight=None):
         e = ((s - t) ** 2).sum(dim=1)
     elif output == "logistic":
         e = F.binary_cross_entropy_with_logits(s, t, reduction="none").sum(dim=1)
+    elif output == "poisson":
+        # the deviance halved: PoissonNLLLoss(log_input=True) plus its constant y log y - y
+        e = (torch.exp(s) - t * s + torch.special.xlogy(t, t) - t).sum(dim=1)
     else:
         e = F.cross_entropy(s, t, reduction="none")  # probability targets
     if sample_weight is None:
@@ -583,7 +595,7 @@ def call_all(module, weights, X, y, **kw):
      r"activation must be one of 'tanh', 'relu', 'logistic', 'identity', got 'sigmoid'"),
     (dict(activation=None), r"activation must be one of .*, got None"),
     (dict(output="relu"),
-     r"output must be one of 'tanh', 'linear', 'logistic', 'softmax', got 'relu'"),
+     r"output must be one of 'tanh', 'linear', 'logistic', 'softmax', 'poisson', got 'relu'"),
 ])
 def test_unknown_names_are_refused_everywhere(module, kw, pattern):
     weights, X, y = problem([3, 4, 2], 10, "tanh", "tanh")

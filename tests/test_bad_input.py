@@ -108,7 +108,7 @@ def test_ragged_X_is_a_type_error(module, good):
 @MODULES
 @pytest.mark.parametrize("kw, exc, pattern", [
     ({"output": "relu"}, ValueError,
-     r"output must be one of 'tanh', 'linear', 'logistic', 'softmax', got 'relu'"),
+     r"output must be one of 'tanh', 'linear', 'logistic', 'softmax', 'poisson', got 'relu'"),
     ({"num_threads": 0}, ValueError, r"num_threads must be .* got 0"),
     ({"num_threads": 1.5}, TypeError, r"num_threads must be an integer or None, got 1.5"),
     ({"num_threads": True}, TypeError, r"num_threads must be an integer or None, got True"),

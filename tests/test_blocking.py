@@ -61,6 +61,8 @@ def _targets(rng, n, width, output, dtype):
         y = rng.dirichlet(np.ones(width), n)
     elif output == "logistic":
         y = rng.uniform(0, 1, (n, width))
+    elif output == "poisson":
+        y = rng.poisson(1.5, (n, width)).astype(float)
     else:
         y = rng.uniform(-0.9, 0.9, (n, width))
     return y.astype(dtype)

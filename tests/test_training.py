@@ -586,7 +586,7 @@ def changed(**kw):
                                                            r"the file's dtype is float64"),
     (changed(weights_1=np.full((4, 1), np.nan)), r"weights\[1\] must be finite"),
     (changed(output=np.array("relu")),
-     r"output must be one of 'tanh', 'linear', 'logistic', 'softmax', got 'relu'"),
+     r"output must be one of 'tanh', 'linear', 'logistic', 'softmax', 'poisson', got 'relu'"),
     (changed(fastbp_format=np.array(7)), r"fastbp_format is 7"),
     (changed(widths=np.array([2, 0, 1])), r"widths\[1\] = d\(1\) must be at least 1"),
     (changed(widths=np.array([2.0, 3.0, 1.0])), r"widths must be an integer array"),
@@ -715,7 +715,8 @@ def bad_fit(exc, pattern, weights=None, X=None, y=None, **kw):
      dict(lr_decrease=1.0, method="variable-lr")),
     (ValueError, r"line_search_steps must be at least 0, got -1",
      dict(line_search_steps=-1, method="cg")),
-    (ValueError, r"output must be one of 'tanh', 'linear', 'logistic', 'softmax', got 'relu'",
+    (ValueError, r"output must be one of 'tanh', 'linear', 'logistic', 'softmax', 'poisson', "
+                 r"got 'relu'",
      dict(output="relu")),
     (ValueError, r"X must have shape \(N, 1\) for d\(0\) = 1, got shape \(10, 2\)",
      dict(X=np.zeros((10, 2)))),
