@@ -75,7 +75,7 @@ def _to_sklearn_layout(layers):
     return [np.array(a[1:]) for a in layers] + [np.array(a[0]) for a in layers]
 
 
-def _optimizer_to_fastbp(optimizer):
+def _optimizer_to_fastbp(optimizer) -> Any:
     """scikit-learn's SGDOptimizer or AdamOptimizer as fastbp.sklearn's _SGD or _Adam (same
     state), None for anything else."""
     from sklearn.neural_network._stochastic_optimizers import AdamOptimizer, SGDOptimizer
@@ -102,7 +102,7 @@ def _optimizer_to_fastbp(optimizer):
     return new
 
 
-def _optimizer_to_sklearn(optimizer):
+def _optimizer_to_sklearn(optimizer) -> Any:
     """fastbp.sklearn's _SGD or _Adam as scikit-learn's SGDOptimizer or AdamOptimizer (same
     state), None for anything else."""
     from sklearn.neural_network._stochastic_optimizers import AdamOptimizer, SGDOptimizer
@@ -223,7 +223,7 @@ def _flatten(module, nn, prefix=""):
             yield f"{prefix}{name}", child
 
 
-def from_torch(cls, module, dtype=None):
+def from_torch(cls, module, dtype=None) -> Any:
     """A `cls` (Network) from a torch stack of Linear and activation modules (see
     Network.from_torch)."""
     torch = _import_torch()

@@ -8,7 +8,8 @@ The graph is the network's forward pass, layer by layer: for l = 1, ..., L one `
 (s(l) = x(l-1) W + b, with W = W(l)[1:] and b = W(l)[0], the bias row) and the layer's activation
 node: ``Tanh``, ``Relu`` or ``Sigmoid`` for the hidden activations "tanh", "relu" and "logistic"
 (none for "identity"), and for the output ``Tanh`` ("tanh"), ``Sigmoid`` ("logistic"), ``Softmax``
-over the units (``axis=1``, "softmax") or none ("linear"). Its one input (default name "X") has
+over the units (``axis=1``, "softmax") or none ("linear"); an ``Identity`` node last names the
+result. Its one input (default name "X") has
 shape (N, d(0)), its one output (default "output") shape (N, d(L)); N is a symbolic dimension
 (any batch size). The output holds x(L), what `fastbp.forward` returns: values for "tanh" and
 "linear"; for "logistic" each unit's probability of its label being 1; for "softmax" each row a
@@ -155,8 +156,9 @@ def to_onnx(network_or_weights, *, output: str | None = None, activation: str | 
     ``Sigmoid`` ("logistic", each unit the probability of its label being 1), ``Softmax``
     along axis 1 ("softmax", each row a distribution over the classes) or none ("linear").
     So the output is what `fastbp.forward` returns: values for "tanh" and "linear",
-    probabilities for "logistic" and "softmax". The model's metadata (``metadata_props``)
-    records the widths, output and activation.
+    probabilities for "logistic" and "softmax". A last ``Identity`` node gives that value
+    the name `output_name`. The model's metadata (``metadata_props``) records the widths,
+    output and activation.
 
     Examples
     --------
@@ -166,7 +168,7 @@ def to_onnx(network_or_weights, *, output: str | None = None, activation: str | 
     >>> net = fastbp.Network([2, 3, 2], output="softmax", activation="relu", seed=0)
     >>> model = to_onnx(net)
     >>> [node.op_type for node in model.graph.node]
-    ['Gemm', 'Relu', 'Gemm', 'Softmax']
+    ['Gemm', 'Relu', 'Gemm', 'Softmax', 'Identity']
     >>> model.opset_import[0].version
     13
     >>> import onnxruntime
@@ -206,7 +208,7 @@ def to_onnx(network_or_weights, *, output: str | None = None, activation: str | 
         nodes.append(helper.make_node("Gemm", [x, f"W{l}", f"b{l}"], [s], name=f"layer{l}"))
         x = s
         if op is not None:
-            attrs = {"axis": 1} if op == "Softmax" else {}
+            attrs: dict[str, Any] = {"axis": 1} if op == "Softmax" else {}
             nodes.append(helper.make_node(op, [s], [f"x{l}"], name=f"theta{l}", **attrs))
             x = f"x{l}"
     # the last value takes the output's name through an Identity node, so that no intermediate

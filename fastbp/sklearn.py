@@ -1344,7 +1344,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         >>> rng = np.random.default_rng(0)
         >>> X = rng.standard_normal((40, 2))
         >>> y = np.sin(3 * X[:, 0])
-        >>> reg = MLPRegressor(hidden_layer_sizes=(5,), solver="lbfgs", random_state=0).fit(X, y)
+        >>> reg = MLPRegressor(hidden_layer_sizes=(5,), solver="lbfgs", max_iter=2000,
+        ...                    random_state=0).fit(X, y)
         >>> theirs = reg.to_sklearn()
         >>> type(theirs).__module__
         'sklearn.neural_network._multilayer_perceptron'
@@ -1395,7 +1396,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         >>> X = rng.standard_normal((40, 2))
         >>> y = np.sin(3 * X[:, 0])
         >>> theirs = neural_network.MLPRegressor(hidden_layer_sizes=(5,), solver="lbfgs",
-        ...                                       random_state=0).fit(X, y)
+        ...                                      max_iter=2000, random_state=0).fit(X, y)
         >>> reg = MLPRegressor.from_sklearn(theirs)
         >>> bool(np.allclose(theirs.predict(X), reg.predict(X), rtol=1e-10))
         True
