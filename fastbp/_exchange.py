@@ -129,8 +129,10 @@ def to_sklearn(est, solver=None):
     fastbp.sklearn's to_sklearn)."""
     from sklearn.utils.validation import check_is_fitted
     check_is_fitted(est)
-    params = est.get_params(deep=False)
-    params.pop("num_threads", None)
+    target_cls = _sklearn_class(type(est))
+    # the parameters scikit-learn's class has (fastbp's num_threads is not one of them)
+    known = set(target_cls._get_param_names())
+    params = {k: v for k, v in est.get_params(deep=False).items() if k in known}
     if solver is not None:
         if solver not in _SKLEARN_SOLVERS:
             raise ValueError(f"solver must be one of scikit-learn's {_SKLEARN_SOLVERS} or None, "
@@ -141,7 +143,7 @@ def to_sklearn(est, solver=None):
                          f"scikit-learn's {type(est).__name__} does not have: pass "
                          f"to_sklearn(solver=...) one of {_SKLEARN_SOLVERS} for the copy (its "
                          f"predictions do not depend on it; a further fit of the copy does)")
-    target = _sklearn_class(type(est))(**params)
+    target = target_cls(**params)
     _copy_state(est, target, _optimizer_to_sklearn)
     return target
 
@@ -161,7 +163,8 @@ def from_sklearn(cls, fitted, num_threads=None):
             "MLPRegressor"):
         raise ValueError(f"fastbp's MLPRegressor has loss='squared_error' only, this "
                          f"estimator has loss={params['loss']!r}")
-    target = cls(**params, num_threads=num_threads)
+    known = set(cls._get_param_names())
+    target = cls(**{k: v for k, v in params.items() if k in known}, num_threads=num_threads)
     _copy_state(fitted, target, _optimizer_to_fastbp)
     return target
 
