@@ -43,10 +43,11 @@ def _import_sklearn():
 
 
 def _sklearn_class(fastbp_cls):
-    """scikit-learn's estimator class that `fastbp_cls` (or an instance's class) mirrors."""
-    from .sklearn import MLPClassifier
+    """scikit-learn's estimator class that `fastbp_cls` mirrors (told by scikit-learn's mixin:
+    this module is below fastbp.sklearn, which imports it)."""
+    from sklearn.base import ClassifierMixin
     nn = _import_sklearn()
-    return nn.MLPClassifier if issubclass(fastbp_cls, MLPClassifier) else nn.MLPRegressor
+    return nn.MLPClassifier if issubclass(fastbp_cls, ClassifierMixin) else nn.MLPRegressor
 
 
 def _copy_state(source, target, convert_optimizer) -> None:
@@ -75,12 +76,11 @@ def _to_sklearn_layout(layers):
     return [np.array(a[1:]) for a in layers] + [np.array(a[0]) for a in layers]
 
 
-def _optimizer_to_fastbp(optimizer) -> Any:
-    """scikit-learn's SGDOptimizer or AdamOptimizer as fastbp.sklearn's _SGD or _Adam (same
-    state), None for anything else."""
+def _optimizer_to_fastbp(optimizer, optimizers) -> Any:
+    """scikit-learn's SGDOptimizer or AdamOptimizer as fastbp.sklearn's (`optimizers`: its SGD
+    and Adam classes), with the same state; None for anything else."""
     from sklearn.neural_network._stochastic_optimizers import AdamOptimizer, SGDOptimizer
-
-    from .sklearn import _SGD, _Adam
+    _SGD, _Adam = optimizers
 
     def layers(params):
         n = len(params) // 2
@@ -102,12 +102,11 @@ def _optimizer_to_fastbp(optimizer) -> Any:
     return new
 
 
-def _optimizer_to_sklearn(optimizer) -> Any:
-    """fastbp.sklearn's _SGD or _Adam as scikit-learn's SGDOptimizer or AdamOptimizer (same
-    state), None for anything else."""
+def _optimizer_to_sklearn(optimizer, optimizers) -> Any:
+    """fastbp.sklearn's SGD or Adam optimiser (`optimizers`: their classes) as scikit-learn's
+    SGDOptimizer or AdamOptimizer, with the same state; None for anything else."""
     from sklearn.neural_network._stochastic_optimizers import AdamOptimizer, SGDOptimizer
-
-    from .sklearn import _SGD, _Adam
+    _SGD, _Adam = optimizers
     if isinstance(optimizer, _SGD):
         velocities = _to_sklearn_layout(optimizer.velocities)
         new: Any = SGDOptimizer(velocities, optimizer.learning_rate_init, optimizer.lr_schedule,
@@ -124,9 +123,9 @@ def _optimizer_to_sklearn(optimizer) -> Any:
     return new
 
 
-def to_sklearn(est, solver=None):
+def to_sklearn(est, optimizers, solver=None):
     """scikit-learn's own estimator with `est`'s parameters and fitted state (see
-    fastbp.sklearn's to_sklearn)."""
+    fastbp.sklearn's to_sklearn); `optimizers` are fastbp.sklearn's SGD and Adam classes."""
     from sklearn.utils.validation import check_is_fitted
     check_is_fitted(est)
     target_cls = _sklearn_class(type(est))
@@ -144,13 +143,13 @@ def to_sklearn(est, solver=None):
                          f"to_sklearn(solver=...) one of {_SKLEARN_SOLVERS} for the copy (its "
                          f"predictions do not depend on it; a further fit of the copy does)")
     target = target_cls(**params)
-    _copy_state(est, target, _optimizer_to_sklearn)
+    _copy_state(est, target, lambda opt: _optimizer_to_sklearn(opt, optimizers))
     return target
 
 
-def from_sklearn(cls, fitted, num_threads=None):
+def from_sklearn(cls, fitted, optimizers, num_threads=None):
     """fastbp.sklearn's `cls` with a fitted scikit-learn MLP's parameters and fitted state (see
-    fastbp.sklearn's from_sklearn)."""
+    fastbp.sklearn's from_sklearn); `optimizers` are fastbp.sklearn's SGD and Adam classes."""
     from sklearn.utils.validation import check_is_fitted
     expected = _sklearn_class(cls)
     if not isinstance(fitted, expected):
@@ -165,15 +164,8 @@ def from_sklearn(cls, fitted, num_threads=None):
                          f"estimator has loss={params['loss']!r}")
     known = set(cls._get_param_names())
     target = cls(**{k: v for k, v in params.items() if k in known}, num_threads=num_threads)
-    _copy_state(fitted, target, _optimizer_to_fastbp)
+    _copy_state(fitted, target, lambda opt: _optimizer_to_fastbp(opt, optimizers))
     return target
-
-
-def skops_trusted_types() -> list[str]:
-    """The fastbp types a skops file of fastbp.sklearn's estimators holds."""
-    from . import sklearn as fb
-    return [f"{c.__module__}.{c.__qualname__}"
-            for c in (fb.MLPClassifier, fb.MLPRegressor, fb._SGD, fb._Adam)]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -62,9 +62,10 @@ def _import_onnx():
 
 
 def _model_of(network_or_weights, output, activation):
-    """(weights, widths, dtype, output, activation) of a Network or of a list of weights."""
-    from .network import Network
-    if isinstance(network_or_weights, Network):
+    """(weights, widths, dtype, output, activation) of a Network or of a list of weights. A
+    Network is told by its attributes (this module is below fastbp.network, which imports it)."""
+    if not isinstance(network_or_weights, (list, tuple)) and all(
+            hasattr(network_or_weights, a) for a in ("weights", "output", "activation")):
         for name, value in (("output", output), ("activation", activation)):
             if value is not None:
                 fixed = getattr(network_or_weights, name)

@@ -1024,7 +1024,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         True
         """
         from ._exchange import to_sklearn
-        return to_sklearn(self, solver=solver)
+        return to_sklearn(self, (_SGD, _Adam), solver=solver)
 
     @classmethod
     def from_sklearn(cls, fitted, num_threads=None):
@@ -1071,7 +1071,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         True
         """
         from ._exchange import from_sklearn
-        return from_sklearn(cls, fitted, num_threads=num_threads)
+        return from_sklearn(cls, fitted, (_SGD, _Adam), num_threads=num_threads)
 
 
 class MLPRegressor(RegressorMixin, _BaseMLP):
@@ -1353,7 +1353,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         True
         """
         from ._exchange import to_sklearn
-        return to_sklearn(self, solver=solver)
+        return to_sklearn(self, (_SGD, _Adam), solver=solver)
 
     @classmethod
     def from_sklearn(cls, fitted, num_threads=None):
@@ -1402,7 +1402,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         True
         """
         from ._exchange import from_sklearn
-        return from_sklearn(cls, fitted, num_threads=num_threads)
+        return from_sklearn(cls, fitted, (_SGD, _Adam), num_threads=num_threads)
 
 
 def skops_trusted_types() -> list[str]:
@@ -1432,8 +1432,7 @@ def skops_trusted_types() -> list[str]:
     >>> bool((same.predict_proba(X) == clf.predict_proba(X)).all())
     True
     """
-    from ._exchange import skops_trusted_types
-    return skops_trusted_types()
+    return [f"{c.__module__}.{c.__qualname__}" for c in (MLPClassifier, MLPRegressor, _SGD, _Adam)]
 
 
 __all__ += ["skops_trusted_types"]
