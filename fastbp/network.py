@@ -493,6 +493,140 @@ class Network:
                              f"network has widths {list(self.widths)} and dtype {self.dtype}")
         _io.write(file, self.widths, self.output, self.activation, self.dtype, checked)
 
+    # --- exchange with other runtimes (fastbp.onnx, fastbp._exchange) ---------------------------
+
+    def to_onnx(self, *, dtype=None, opset=None, input_name="X", output_name="output", file=None):
+        """Convert the network to an ONNX model, as `fastbp.onnx.to_onnx` does.
+
+        Parameters
+        ----------
+        dtype : {"float64", "float32"} or None, default=None
+            The dtype of the model (None: the network's).
+        opset : int or None, default=None
+            The ONNX opset (None: 13); from 7 to the newest the installed onnx knows.
+        input_name : str, default="X"
+            The name of the graph's input, of shape (N, d(0)).
+        output_name : str, default="output"
+            The name of the graph's output, of shape (N, d(L)): x(L), as `forward` returns it.
+        file : str, path-like or None, default=None
+            Also write the model there.
+
+        Returns
+        -------
+        onnx.ModelProto
+            The checked model.
+
+        Raises
+        ------
+        ImportError
+            If onnx is not installed (pip install "fastbp[onnx]").
+        ValueError
+            If `dtype` is not valid or `opset` is too old or too new.
+
+        See Also
+        --------
+        fastbp.onnx.to_onnx : The function, with the graph described.
+
+        Examples
+        --------
+        >>> import fastbp
+        >>> net = fastbp.Network([2, 3, 1], output="logistic", seed=0)
+        >>> model = net.to_onnx()
+        >>> [node.op_type for node in model.graph.node]
+        ['Gemm', 'Tanh', 'Gemm', 'Sigmoid', 'Identity']
+        """
+        from .onnx import to_onnx
+        return to_onnx(self, dtype=dtype, opset=opset, input_name=input_name,
+                       output_name=output_name, file=file)
+
+    def to_torch(self):
+        """Convert the network to a PyTorch ``torch.nn.Sequential`` with the same outputs.
+
+        Returns
+        -------
+        torch.nn.Sequential
+            ``Linear`` modules (weights and biases from W(l), in the network's dtype), each
+            followed by its unit: ``Tanh``, ``ReLU``, ``Sigmoid`` or ``Identity`` for the hidden
+            activation; ``Tanh``, ``Sigmoid``, ``Softmax(dim=1)`` or nothing ("linear") for the
+            output.
+
+        Raises
+        ------
+        ImportError
+            If PyTorch is not installed (pip install "fastbp[torch]").
+
+        See Also
+        --------
+        from_torch : The reverse.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import torch
+        >>> import fastbp
+        >>> net = fastbp.Network([2, 3, 2], output="softmax", activation="relu", seed=0)
+        >>> module = net.to_torch()
+        >>> module
+        Sequential(
+          (0): Linear(in_features=2, out_features=3, bias=True)
+          (1): ReLU()
+          (2): Linear(in_features=3, out_features=2, bias=True)
+          (3): Softmax(dim=1)
+        )
+        >>> X = np.array([[0.5, -1.0], [1.0, 2.0]])
+        >>> bool(np.allclose(module(torch.from_numpy(X)).detach().numpy(), net.forward(X)))
+        True
+        """
+        from ._exchange import to_torch
+        return to_torch(self)
+
+    @classmethod
+    def from_torch(cls, module, dtype=None):
+        """Make a network from a PyTorch stack of ``Linear`` and activation modules.
+
+        Parameters
+        ----------
+        module : torch.nn.Sequential
+            ``Linear`` modules (nested ``Sequential`` are read in order), each but the last
+            followed by the same hidden activation (``Tanh``, ``ReLU``, ``Sigmoid``,
+            ``Identity`` or none) and the last by the output's (``Tanh``, ``Sigmoid``,
+            ``Softmax`` over dim 1, ``Identity`` or none: "linear"). A ``Linear`` without bias
+            gets a zero bias row.
+        dtype : {"float64", "float32"} or None, default=None
+            The network's dtype (None: the parameters', which must then be float32 or float64).
+
+        Returns
+        -------
+        Network
+            The network, its weights W(l) = [bias; weight.T] of each ``Linear``.
+
+        Raises
+        ------
+        ImportError
+            If PyTorch is not installed (pip install "fastbp[torch]").
+        TypeError
+            If `module` is not a ``torch.nn.Sequential``.
+        ValueError
+            Naming the first module that cannot be mapped (another kind of module, an
+            activation out of place, hidden activations that differ, widths that do not
+            chain), or for parameters of another dtype without `dtype`.
+
+        See Also
+        --------
+        to_torch : The reverse.
+
+        Examples
+        --------
+        >>> import torch
+        >>> import fastbp
+        >>> module = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(),
+        ...                              torch.nn.Linear(8, 1), torch.nn.Sigmoid())
+        >>> fastbp.Network.from_torch(module)
+        fastbp.network.Network([4, 8, 1], output='logistic', dtype='float32')
+        """
+        from ._exchange import from_torch
+        return from_torch(cls, module, dtype=dtype)
+
 
 def load(file) -> Network:
     """Read a Network written by `Network.save`.

@@ -983,6 +983,103 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         tags.classifier_tags.multi_label = True
         return tags
 
+    # --- exchange with scikit-learn (fastbp._exchange) ----------------------------------------
+
+    def to_sklearn(self, solver=None):
+        """Return scikit-learn's own `sklearn.neural_network.MLPClassifier`, fitted as this one.
+
+        Parameters
+        ----------
+        solver : {"lbfgs", "sgd", "adam"} or None, default=None
+            The copy's solver (None: this estimator's, which must then be one of scikit-learn's;
+            fastbp's own solvers "gd", "variable-lr", "steepest", "cg" and "rprop" need one).
+
+        Returns
+        -------
+        sklearn.neural_network.MLPClassifier
+            A new estimator with this one's parameters (but `num_threads`) and fitted state:
+            ``coefs_``, ``intercepts_``, ``classes_``, ``n_iter_``, ``t_``,
+            ``loss_``, ``loss_curve_``, ``out_activation_`` and the rest, and the stochastic
+            solvers' state (velocities, Adam's moments and step count), so its predictions are
+            this one's and a further ``partial_fit`` or warm-started ``fit`` goes on as this
+            one's would. Nothing is shared with this estimator.
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            If the estimator is not fitted.
+        ValueError
+            If its solver is fastbp's own and `solver` is None, or `solver` is not one of
+            scikit-learn's.
+
+        See Also
+        --------
+        from_sklearn : The reverse.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastbp.sklearn import MLPClassifier
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.standard_normal((40, 2))
+        >>> y = (X[:, 0] + X[:, 1] > 0).astype(int)
+        >>> clf = MLPClassifier(hidden_layer_sizes=(5,), solver="lbfgs", random_state=0).fit(X, y)
+        >>> theirs = clf.to_sklearn()
+        >>> type(theirs).__module__
+        'sklearn.neural_network._multilayer_perceptron'
+        >>> bool(np.allclose(theirs.predict_proba(X), clf.predict_proba(X), rtol=1e-10))
+        True
+        """
+        from ._exchange import to_sklearn
+        return to_sklearn(self, (_SGD, _Adam), solver=solver)
+
+    @classmethod
+    def from_sklearn(cls, fitted, num_threads=None):
+        """Make a fastbp MLPClassifier from a fitted scikit-learn one.
+
+        Parameters
+        ----------
+        fitted : sklearn.neural_network.MLPClassifier
+            A fitted estimator.
+        num_threads : int or None, default=None
+            The new estimator's `num_threads`.
+
+        Returns
+        -------
+        MLPClassifier
+            A new estimator with `fitted`'s parameters and fitted state (its optimiser's too),
+            so that its predictions are `fitted`'s and a further ``partial_fit`` or
+            warm-started ``fit`` goes on as `fitted`'s would, on fastbp's kernels. Nothing is
+            shared with `fitted`.
+
+        Raises
+        ------
+        TypeError
+            If `fitted` is not a scikit-learn MLPClassifier.
+        sklearn.exceptions.NotFittedError
+            If it is not fitted.
+
+        See Also
+        --------
+        to_sklearn : The reverse.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn import neural_network
+        >>> from fastbp.sklearn import MLPClassifier
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.standard_normal((40, 2))
+        >>> y = (X[:, 0] + X[:, 1] > 0).astype(int)
+        >>> theirs = neural_network.MLPClassifier(hidden_layer_sizes=(5,), solver="lbfgs",
+        ...                                       random_state=0).fit(X, y)
+        >>> clf = MLPClassifier.from_sklearn(theirs)
+        >>> bool(np.allclose(theirs.predict_proba(X), clf.predict_proba(X), rtol=1e-10))
+        True
+        """
+        from ._exchange import from_sklearn
+        return from_sklearn(cls, fitted, (_SGD, _Adam), num_threads=num_threads)
+
 
 class MLPRegressor(RegressorMixin, _BaseMLP):
     """A multi-layer perceptron regressor: scikit-learn's MLPRegressor, computed by fastbp.
@@ -1213,3 +1310,136 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         1
         """
         return self._fit(X, y, sample_weight=sample_weight, incremental=True)
+
+    # --- exchange with scikit-learn (fastbp._exchange) ----------------------------------------
+
+    def to_sklearn(self, solver=None):
+        """Return scikit-learn's own `sklearn.neural_network.MLPRegressor`, fitted as this one.
+
+        Parameters
+        ----------
+        solver : {"lbfgs", "sgd", "adam"} or None, default=None
+            The copy's solver (None: this estimator's, which must then be one of scikit-learn's;
+            fastbp's own solvers "gd", "variable-lr", "steepest", "cg" and "rprop" need one).
+
+        Returns
+        -------
+        sklearn.neural_network.MLPRegressor
+            A new estimator with this one's parameters (but `num_threads`) and fitted state:
+            ``coefs_``, ``intercepts_``, ``n_iter_``, ``t_``,
+            ``loss_``, ``loss_curve_``, ``out_activation_`` and the rest, and the stochastic
+            solvers' state (velocities, Adam's moments and step count), so its predictions are
+            this one's and a further ``partial_fit`` or warm-started ``fit`` goes on as this
+            one's would. Nothing is shared with this estimator.
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            If the estimator is not fitted.
+        ValueError
+            If its solver is fastbp's own and `solver` is None, or `solver` is not one of
+            scikit-learn's.
+
+        See Also
+        --------
+        from_sklearn : The reverse.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastbp.sklearn import MLPRegressor
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.standard_normal((40, 2))
+        >>> y = np.sin(3 * X[:, 0])
+        >>> reg = MLPRegressor(hidden_layer_sizes=(5,), solver="lbfgs", max_iter=2000,
+        ...                    random_state=0).fit(X, y)
+        >>> theirs = reg.to_sklearn()
+        >>> type(theirs).__module__
+        'sklearn.neural_network._multilayer_perceptron'
+        >>> bool(np.allclose(theirs.predict(X), reg.predict(X), rtol=1e-10))
+        True
+        """
+        from ._exchange import to_sklearn
+        return to_sklearn(self, (_SGD, _Adam), solver=solver)
+
+    @classmethod
+    def from_sklearn(cls, fitted, num_threads=None):
+        """Make a fastbp MLPRegressor from a fitted scikit-learn one.
+
+        Parameters
+        ----------
+        fitted : sklearn.neural_network.MLPRegressor
+            A fitted estimator (loss 'squared_error').
+        num_threads : int or None, default=None
+            The new estimator's `num_threads`.
+
+        Returns
+        -------
+        MLPRegressor
+            A new estimator with `fitted`'s parameters and fitted state (its optimiser's too),
+            so that its predictions are `fitted`'s and a further ``partial_fit`` or
+            warm-started ``fit`` goes on as `fitted`'s would, on fastbp's kernels. Nothing is
+            shared with `fitted`.
+
+        Raises
+        ------
+        TypeError
+            If `fitted` is not a scikit-learn MLPRegressor.
+        sklearn.exceptions.NotFittedError
+            If it is not fitted.
+        ValueError
+            If its loss is not 'squared_error'.
+
+        See Also
+        --------
+        to_sklearn : The reverse.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn import neural_network
+        >>> from fastbp.sklearn import MLPRegressor
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.standard_normal((40, 2))
+        >>> y = np.sin(3 * X[:, 0])
+        >>> theirs = neural_network.MLPRegressor(hidden_layer_sizes=(5,), solver="lbfgs",
+        ...                                      max_iter=2000, random_state=0).fit(X, y)
+        >>> reg = MLPRegressor.from_sklearn(theirs)
+        >>> bool(np.allclose(theirs.predict(X), reg.predict(X), rtol=1e-10))
+        True
+        """
+        from ._exchange import from_sklearn
+        return from_sklearn(cls, fitted, (_SGD, _Adam), num_threads=num_threads)
+
+
+def skops_trusted_types() -> list[str]:
+    """List the fastbp types to trust when loading these estimators with ``skops.io.load``.
+
+    Returns
+    -------
+    list of str
+        The names of `MLPClassifier`, `MLPRegressor` and of the two optimiser classes their
+        stochastic solvers keep (``_optimizer``): all that a skops file of a fastbp estimator
+        holds beyond the types skops trusts by default (NumPy's, scikit-learn's). skops builds
+        these objects from their attributes without running any code of the file.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import skops.io
+    >>> from fastbp.sklearn import MLPClassifier, skops_trusted_types
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((40, 2))
+    >>> y = (X[:, 0] + X[:, 1] > 0).astype(int)
+    >>> clf = MLPClassifier(hidden_layer_sizes=(5,), solver="lbfgs", random_state=0).fit(X, y)
+    >>> data = skops.io.dumps(clf)
+    >>> skops.io.get_untrusted_types(data=data)
+    ['fastbp.sklearn.MLPClassifier']
+    >>> same = skops.io.loads(data, trusted=skops_trusted_types())
+    >>> bool((same.predict_proba(X) == clf.predict_proba(X)).all())
+    True
+    """
+    return [f"{c.__module__}.{c.__qualname__}" for c in (MLPClassifier, MLPRegressor, _SGD, _Adam)]
+
+
+__all__ += ["skops_trusted_types"]

@@ -95,6 +95,39 @@ def raises_unchanged(exc, pattern, fn, *args, **kw):
     assert_unchanged(before, flat)
 
 
+# Another runtime's forward pass (ONNX Runtime, PyTorch) against fastbp's: both round, in other
+# orders and with other tanh/exp, so each output is compared to TOL times the size of the sums it
+# comes from, the standard forward-error bound (the rounding errors of large sums that cancel, as
+# in a linear output of large inputs, are allowed in proportion to those sums; no more).
+FORWARD_TOL = {"float64": 1e-12, "float32": 1e-5}
+_UNITS = {"tanh": np.tanh, "relu": lambda s: np.maximum(s, 0),
+          "logistic": lambda s: 0.5 * (1 + np.tanh(s / 2)), "identity": lambda s: s}
+
+
+def forward_error_scale(net, X):
+    """B(L) of the forward-error bound, from float64 values: the rounding error of s(l) is at most
+    ~eps B(l), B(1) = |[1, x(0)]| |W(1)|, B(l) = |[1, x(l-1)]| |W(l)| + B(l-1) |W(l)[1:]| (every
+    unit of fastbp is 1-Lipschitz, so x(l) carries at most the error of s(l))."""
+    x = np.asarray(X, dtype=np.float64)
+    B = np.zeros_like(x)
+    for w in net.weights:
+        w = w.astype(np.float64)
+        a = np.abs(w)
+        B = np.abs(x) @ a[1:] + a[0] + B @ a[1:]
+        x = _UNITS[net.activation](x @ w[1:] + w[0])
+    return B
+
+
+def assert_forward_equal(got, net, X):
+    """`got` (another runtime's outputs for X) equals net.forward(X): the same dtype and shape,
+    and |got - forward| <= FORWARD_TOL[dtype] * max(1, forward_error_scale) everywhere."""
+    want = net.forward(X)
+    assert got.dtype == want.dtype and got.shape == want.shape
+    tol = FORWARD_TOL[want.dtype.name]
+    err = np.abs(got.astype(np.float64) - want) / np.maximum(1.0, forward_error_scale(net, X))
+    assert err.max() <= tol, f"error {err.max():.3g} > {tol:g} (of the sums' size)"
+
+
 # ------------------------------------------------------------------------------------------------
 # Extended precision: the yardstick where the problem itself is ill-conditioned
 

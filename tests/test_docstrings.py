@@ -18,7 +18,7 @@ import fastbp
 # fastbp.reference, and fastbp.sklearn's estimators with their own methods (the ones scikit-learn's
 # base classes supply, get_params, set_params, score, ..., are scikit-learn's to document).
 NETWORK_METHODS = ["forward", "error", "gradient", "fit", "predict", "predict_proba", "score",
-                   "classification_error", "save"]
+                   "classification_error", "save", "to_onnx", "to_torch", "from_torch"]
 PUBLIC = (
     [f"fastbp.{name}" for name in fastbp.__all__ if name != "__version__"]
     + [f"fastbp.Network.{m}" for m in NETWORK_METHODS]
@@ -31,9 +31,16 @@ PUBLIC = (
 SKLEARN = (
     [f"fastbp.sklearn.{cls}" for cls in ("MLPClassifier", "MLPRegressor")]
     + [f"fastbp.sklearn.MLPClassifier.{m}" for m in ("fit", "partial_fit", "predict",
-                                                      "predict_proba", "predict_log_proba")]
-    + [f"fastbp.sklearn.MLPRegressor.{m}" for m in ("fit", "partial_fit", "predict")]
+                                                      "predict_proba", "predict_log_proba",
+                                                      "to_sklearn", "from_sklearn")]
+    + [f"fastbp.sklearn.MLPRegressor.{m}" for m in ("fit", "partial_fit", "predict",
+                                                     "to_sklearn", "from_sklearn")]
+    + ["fastbp.sklearn.skops_trusted_types"]
 )
+# fastbp.onnx (its examples run the model with onnxruntime; both are in the test extra)
+ONNX = ["fastbp.onnx.to_onnx"]
+# the names whose examples need PyTorch (in the test extra from Python 3.10: torch==2.13.0)
+TORCH = ["fastbp.Network.to_torch", "fastbp.Network.from_torch"]
 DISTRIBUTED = [f"fastbp.distributed.{name}" for name in ("gradient", "error", "forward",
                                                           "predict", "kernels", "show_config",
                                                           "fit", "ClusterObjective")]
@@ -97,7 +104,16 @@ def _distributed_names():
     return DISTRIBUTED
 
 
-ALL = PUBLIC + _sklearn_names() + _distributed_names()
+def _torch_or_skipped(names):
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return [pytest.param(n, marks=pytest.mark.skip(reason="torch is not installed"))
+                if n in TORCH else n for n in names]
+    return names
+
+
+ALL = _torch_or_skipped(PUBLIC) + _sklearn_names() + _distributed_names() + ONNX
 
 
 def test_every_public_name_is_listed():
@@ -112,6 +128,11 @@ def test_every_public_name_is_listed():
     for name in reference.__all__:
         assert f"fastbp.reference.{name}" in listed
     assert {f"fastbp.distributed.{name}" for name in _distributed_all()} == set(DISTRIBUTED)
+    from fastbp import onnx, sklearn
+    assert {f"fastbp.onnx.{name}" for name in onnx.__all__ if callable(getattr(onnx, name))} == (
+        set(ONNX))
+    for name in sklearn.__all__:
+        assert f"fastbp.sklearn.{name}" in listed
 
 
 def _distributed_all():
