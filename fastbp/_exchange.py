@@ -191,6 +191,10 @@ def _torch_unit(nn, name, final):
 
 def to_torch(net):
     """torch.nn.Sequential computing `net`'s forward pass (see Network.to_torch)."""
+    if net.output == "poisson":
+        raise ValueError("output='poisson' (x(L) = exp(s(L))) has no module in torch.nn to map "
+                         "it to; export the weights of a network with output='linear' (the "
+                         "log-rates s(L)) and apply torch.exp, or use Network.to_onnx")
     torch = _import_torch()
     nn = torch.nn
     weights, widths, dtype = _checks.check_weights(net.weights)

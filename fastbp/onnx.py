@@ -42,14 +42,16 @@ DEFAULT_OPSET = 13
 # (its bias C broadcast over the rows; Gemm 1-6 need a `broadcast` attribute), the activations
 # from 6 (1-5 carry the legacy `consumed_inputs`), Softmax from 1 (on a 2-D input its versions
 # before 13 and after agree along axis 1), Identity from 1.
-_OPERATOR_OPSET = {"Gemm": 7, "Tanh": 6, "Sigmoid": 6, "Relu": 6, "Softmax": 1, "Identity": 1}
+_OPERATOR_OPSET = {"Gemm": 7, "Tanh": 6, "Sigmoid": 6, "Relu": 6, "Softmax": 1, "Identity": 1,
+                   "Exp": 6}
 
 #: The oldest opset `to_onnx` writes (that of ``Gemm``, which every graph holds).
 MIN_OPSET = max(_OPERATOR_OPSET.values())
 
 # fastbp's units as ONNX operators (None: no node)
 _HIDDEN = {"tanh": "Tanh", "relu": "Relu", "logistic": "Sigmoid", "identity": None}
-_OUTPUT = {"tanh": "Tanh", "linear": None, "logistic": "Sigmoid", "softmax": "Softmax"}
+_OUTPUT = {"tanh": "Tanh", "linear": None, "logistic": "Sigmoid", "softmax": "Softmax",
+           "poisson": "Exp"}
 
 
 def _import_onnx():
@@ -111,7 +113,7 @@ def to_onnx(network_or_weights, *, output: str | None = None, activation: str | 
     network_or_weights : Network or list of ndarray
         A `fastbp.Network` (its weights, output and activation), or the weights
         W(1), ..., W(L) themselves, W(l) of shape (d(l-1)+1, d(l)), row 0 the bias.
-    output : {"tanh", "linear", "logistic", "softmax"} or None, default=None
+    output : {"tanh", "linear", "logistic", "softmax", "poisson"} or None, default=None
         The output activation, with a list of weights (None: "tanh", as `fastbp.forward`);
         must be None with a Network.
     activation : {"tanh", "relu", "logistic", "identity"} or None, default=None
@@ -155,7 +157,8 @@ def to_onnx(network_or_weights, *, output: str | None = None, activation: str | 
     layer's activation: ``Tanh``, ``Relu`` or ``Sigmoid`` for the hidden activations "tanh",
     "relu", "logistic" (no node for "identity"); for the output ``Tanh`` ("tanh"),
     ``Sigmoid`` ("logistic", each unit the probability of its label being 1), ``Softmax``
-    along axis 1 ("softmax", each row a distribution over the classes) or none ("linear").
+    along axis 1 ("softmax", each row a distribution over the classes), ``Exp`` ("poisson",
+    the rates) or none ("linear").
     So the output is what `fastbp.forward` returns: values for "tanh" and "linear",
     probabilities for "logistic" and "softmax". A last ``Identity`` node gives that value
     the name `output_name`. The model's metadata (``metadata_props``) records the widths,

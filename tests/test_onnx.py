@@ -11,7 +11,7 @@ import onnxruntime
 import pytest
 
 import fastbp
-from _helpers import FORWARD_TOL, assert_forward_equal
+from _helpers import FORWARD_TOL, assert_forward_equal, forward_error_scale
 from fastbp.onnx import DEFAULT_OPSET, MIN_OPSET, to_onnx
 
 ACTIVATIONS = ["tanh", "relu", "logistic", "identity"]
@@ -172,3 +172,24 @@ def test_import_fastbp_does_not_import_onnx_or_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_onnx_runtime_computes_a_poisson_output(activation, dtype):
+    """output="poisson": an Exp node after the last Gemm, the rates exp(s(L)) (inputs of the
+    ordinary size: exp of the large ones' s(L) would leave float32's range)."""
+    net = network([5, 8, 6, 3], "poisson", activation, dtype)
+    X = inputs(5, dtype)[:100]
+    model = net.to_onnx()
+    onnx.checker.check_model(model, full_check=True)
+    assert [n.op_type for n in model.graph.node][-2:] == ["Exp", "Identity"]
+    got = run(model, X)
+    assert (got > 0).all()
+    # exp carries the rounding error of s(L) as a relative error of the rate: the forward-error
+    # bound of assert_forward_equal, relative to x(L)
+    want = net.forward(X)
+    assert got.dtype == want.dtype and got.shape == want.shape
+    scale = want * np.maximum(1.0, forward_error_scale(net, X))
+    err = np.abs(got.astype(np.float64) - want) / scale
+    assert err.max() <= FORWARD_TOL[dtype], err.max()

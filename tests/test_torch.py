@@ -106,3 +106,9 @@ def test_missing_torch_names_the_extra(monkeypatch):
         net.to_torch()
     with pytest.raises(ImportError, match=r'pip install "fastbp\[torch\]"'):
         fastbp.Network.from_torch(object())
+
+
+def test_to_torch_refuses_a_poisson_output():
+    net = fastbp.Network([3, 4, 2], output="poisson", seed=0)
+    with pytest.raises(ValueError, match="output='poisson' .* has no module in torch.nn"):
+        net.to_torch()
