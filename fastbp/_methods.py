@@ -286,6 +286,12 @@ class Momentum:
         if self.v is None and self.opts.momentum:
             self.v = np.zeros_like(self.w)
 
+    @staticmethod
+    def rule(plain: str, momentum: float, nesterov: bool) -> str:
+        """The kernel's step rule: "nesterov" for Nesterov's momentum (momentum > 0), else
+        `plain` ("gd" or "sgd": the heavy ball with momentum > 0, the plain step without)."""
+        return "nesterov" if nesterov and momentum else plain
+
 
 class GradientDescent(KernelEpochs, Momentum, Method):
     """gd: w <- w - eta grad E_aug(w); with momentum mu > 0, v <- mu v - eta g, w <- w + v
@@ -295,7 +301,7 @@ class GradientDescent(KernelEpochs, Momentum, Method):
 
     @property
     def kernel_rule(self):
-        return "nesterov" if self.opts.nesterov and self.opts.momentum else "gd"
+        return self.rule("gd", self.opts.momentum, self.opts.nesterov)
 
     def kernel_arrays(self):
         return (self.v if self.opts.momentum else None), None, None, None
@@ -612,7 +618,7 @@ class SGD(Momentum, MiniBatchMethod):
 
     def epoch(self):
         obj, o = self.obj, self.opts
-        rule = "nesterov" if o.nesterov and o.momentum else "sgd"
+        rule = self.rule("sgd", o.momentum, o.nesterov)
         _api.sgd_epoch(self.w_views, obj.widths, obj.X, obj.y, self.order(),
                        min(o.batch_size, obj.n_samples), self.lr, o.momentum,
                        obj.views(self.v) if o.momentum else None, 2.0 * obj.decay, obj.output,

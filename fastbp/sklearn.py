@@ -59,7 +59,8 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from . import _api
+from . import _api, _checks
+from ._methods import Momentum
 from ._objective import DataObjective, Objective
 from ._options import FitOptions
 from .training import train
@@ -89,12 +90,12 @@ def _shuffled(sample_idx, random_state):
 class _Model:
     """A fitted estimator's network as fastbp sees it: weights W(l) = [intercepts_; coefs_]."""
 
-    def __init__(self, est, dtype):
+    def __init__(self, est, dtype, threads=None):
         self.activation = est.activation
         self.output = _OUTPUT[est.out_activation_]
         self.squared = est.out_activation_ == "identity"
         self.n_outputs = est.n_outputs_
-        self.threads = est.num_threads
+        self.threads = threads          # the count _fit resolved (None: the kernels' default)
         self.dtype = np.dtype(dtype)
 
     def weights(self, coefs, intercepts):
@@ -103,30 +104,6 @@ class _Model:
 
     def forward(self, weights, X):
         return _api.forward(weights, X, output=self.output, activation=self.activation)
-
-    def loss_and_gradient(self, weights, X, y, sample_weight, alpha, grads=None):
-        """scikit-learn's (loss, gradient as fastbp arrays) on a batch (gradient in place into
-        `grads` when given)."""
-        E_in, grads = _api.gradient(weights, X, y, output=self.output, activation=self.activation,
-                                    sample_weight=sample_weight, num_threads=self.threads,
-                                    out=grads)
-        sw_sum = X.shape[0] if sample_weight is None else float(sample_weight.sum())
-        values = 0.0
-        for w in weights:
-            # ||coefs||^2 without BLAS: OpenBLAS's threads would wake into cores that fastbp's
-            # OpenMP threads have just left spinning (see README, "Threads"), 10x slower here
-            c = w[1:]
-            values += float(np.multiply(c, c).sum())
-        if self.squared:
-            loss = E_in / (2 * self.n_outputs)
-            for g in grads:
-                g *= 0.5
-        else:
-            loss = E_in
-        loss += (0.5 * alpha) * values / sw_sum
-        for g, w in zip(grads, weights):
-            g[1:] += (alpha / sw_sum) * w[1:]
-        return float(loss), grads
 
 
 class _LossObjective(Objective):
@@ -165,6 +142,13 @@ class _LossObjective(Objective):
 # ---------------------------------------------------------------------------------------------
 # scikit-learn's stochastic optimisers, on fastbp's weight arrays
 
+def _no_improvement(count, best, loss, tol):
+    """scikit-learn's no-improvement rule, one epoch of it: (the count of epochs without
+    improvement, whether `loss` is the best so far), the count reset when `loss` beats `best` by
+    more than `tol`. A NaN loss resets the count and is not the best, as in scikit-learn."""
+    return (count + 1 if loss > best - tol else 0), bool(loss < best)
+
+
 class _SGD:
     """scikit-learn's SGD optimiser's state and schedules; its steps (v = mu v - lr g; w += v, or
     Nesterov's w += mu v - lr g) run in fastbp's kernel, a whole epoch per call."""
@@ -178,9 +162,9 @@ class _SGD:
 
     def epoch(self, run):
         """One epoch of steps through run(**rule); returns what it returns."""
-        rule = "nesterov" if self.nesterov and self.momentum else "sgd"
         steps, *loss = run(lr=self.learning_rate, momentum=self.momentum,
-                           velocity=self.velocities, rule=rule)
+                           velocity=self.velocities,
+                           rule=Momentum.rule("sgd", self.momentum, self.nesterov))
         return loss
 
     def iteration_ends(self, time_step):
@@ -265,18 +249,55 @@ class _BaseMLP(BaseEstimator):
         "num_threads": [Interval(Integral, None, None, closed="neither"), None],
     }
 
+    # The parameters both estimators have, as scikit-learn's BaseMultilayerPerceptron holds them:
+    # MLPClassifier's signature (it has no other parameter); MLPRegressor adds `loss` in front.
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
+                 alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 num_threads=None):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.num_threads = num_threads
+
     # --- fitting --------------------------------------------------------------------------------
+    def _hidden_layer_sizes(self) -> list:
+        """hidden_layer_sizes as a list, each size checked (scikit-learn's check and message)."""
+        hidden = self.hidden_layer_sizes
+        hidden = list(hidden) if hasattr(hidden, "__iter__") else [hidden]
+        if np.any(np.array(hidden) <= 0):
+            raise ValueError("hidden_layer_sizes must be > 0, got %s." % hidden)
+        return hidden
+
     def _fit(self, X, y, sample_weight=None, incremental=False):
         if _is_dask(X):
             return self._fit_dask(X, y, sample_weight)
-        hidden = self.hidden_layer_sizes
-        if not hasattr(hidden, "__iter__"):
-            hidden = [hidden]
-        hidden = list(hidden)
-        if np.any(np.array(hidden) <= 0):
-            raise ValueError("hidden_layer_sizes must be > 0, got %s." % hidden)
-        if self.num_threads == 0:
-            raise ValueError("num_threads must be a positive or negative integer or None, got 0")
+        hidden = self._hidden_layer_sizes()
+        # the thread count, resolved once for the whole fit (num_threads=0 refused here)
+        threads = _checks.check_num_threads(self.num_threads, _api.available_threads)
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
         X, y = self._validate_input(X, y, incremental, reset=first_pass)
         if sample_weight is not None:
@@ -292,7 +313,7 @@ class _BaseMLP(BaseEstimator):
         elif [c.shape[0] for c in self.coefs_] + [self.coefs_[-1].shape[1]] != layer_units:
             raise ValueError(f"the layers {layer_units} of this fit differ from those of the "
                              f"fitted network")
-        model = _Model(self, X.dtype)
+        model = _Model(self, X.dtype, threads)
         if self.solver in _STOCHASTIC:
             self._fit_stochastic(model, X, y, sample_weight, incremental)
         else:
@@ -442,20 +463,17 @@ class _BaseMLP(BaseEstimator):
             if self.verbose:
                 print("Validation score: %f" % self.validation_scores_[-1])
             last = self.validation_scores_[-1]
-            if last < self.best_validation_score_ + self.tol:
-                self._no_improvement_count += 1
-            else:
-                self._no_improvement_count = 0
-            if last > self.best_validation_score_:
+            # the rule on the negated score (negation is exact: the same comparisons)
+            self._no_improvement_count, improved = _no_improvement(
+                self._no_improvement_count, -self.best_validation_score_, -last, self.tol)
+            if improved:
                 self.best_validation_score_ = last
                 self._best_coefs = [c.copy() for c in self.coefs_]
                 self._best_intercepts = [i.copy() for i in self.intercepts_]
         else:
-            if self.loss_curve_[-1] > self.best_loss_ - self.tol:
-                self._no_improvement_count += 1
-            else:
-                self._no_improvement_count = 0
-            if self.loss_curve_[-1] < self.best_loss_:
+            self._no_improvement_count, improved = _no_improvement(
+                self._no_improvement_count, self.best_loss_, self.loss_curve_[-1], self.tol)
+            if improved:
                 self.best_loss_ = self.loss_curve_[-1]
 
     def _fit_full_batch(self, model, layer_units, X, y, sample_weight, inner=None, sw_sum=None):
@@ -494,8 +512,9 @@ class _BaseMLP(BaseEstimator):
 
         def no_improvement(history):
             loss = history.E_aug[-1]
-            best[1] = best[1] + 1 if loss > best[0] - self.tol else 0
-            best[0] = min(best[0], loss)
+            best[1], improved = _no_improvement(best[1], best[0], loss, self.tol)
+            if improved:
+                best[0] = loss
             return best[1] <= self.n_iter_no_change
 
         own = {} if self.solver == "rprop" else {"learning_rate": self.learning_rate_init}
@@ -554,10 +573,7 @@ class _BaseMLP(BaseEstimator):
                              f"another, which a cluster cannot share out: with Dask arrays use a "
                              f"full-batch solver ({', '.join(map(repr, _FULL_BATCH))}), or "
                              f"dask_ml.wrappers.Incremental over partial_fit")
-        hidden = self.hidden_layer_sizes
-        hidden = list(hidden) if hasattr(hidden, "__iter__") else [hidden]
-        if np.any(np.array(hidden) <= 0):
-            raise ValueError("hidden_layer_sizes must be > 0, got %s." % hidden)
+        hidden = self._hidden_layer_sizes()
         if X.ndim != 2:
             raise ValueError(f"X must be a 2-D Dask array, got {X.ndim} dimensions")
         first_pass = not hasattr(self, "coefs_") or not self.warm_start
@@ -653,17 +669,10 @@ def _dense(X):
     return X.toarray() if scipy.sparse.issparse(X) else X
 
 
-class MLPClassifier(ClassifierMixin, _BaseMLP):
-    """A multi-layer perceptron classifier: scikit-learn's MLPClassifier, computed by fastbp.
-
-    The same parameters and defaults and the same model as scikit-learn's
-    `sklearn.neural_network.MLPClassifier`, its fitted attributes included; `num_threads` is
-    fastbp's, and `solver` also takes fastbp's full-batch methods "gd", "variable-lr",
-    "steepest", "cg" and "rprop". The module's docstring says how scikit-learn's loss and
-    gradient are computed from fastbp's.
-
-    Parameters
-    ----------
+# The parameters and fitted attributes both estimators have, documented once: `_shared_docs`
+# puts them into each class's docstring (at the lines "<shared parameters>" and
+# "<shared attributes>").
+_PARAMETERS_DOC = """\
     hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
         The i-th element is the number of units of the i-th hidden layer.
     activation : {"identity", "logistic", "tanh", "relu"}, default="relu"
@@ -720,9 +729,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         The threads of fastbp's kernels (None: every core this process may use, capped by
         OMP_NUM_THREADS; a negative count backwards from that). The stochastic solvers share
         a mini-batch of two chunks or more among the threads; a smaller one runs on one thread.
+"""
 
-    Attributes
-    ----------
+_ATTRIBUTES_DOC = """\
     coefs_ : list of ndarray
         The weights of each layer, coefs_[i] of shape (d(i), d(i+1)).
     intercepts_ : list of ndarray
@@ -740,6 +749,33 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         The number of outputs d(L).
     out_activation_ : str
         The output activation.
+"""
+
+
+def _shared_docs(cls):
+    """`cls` with the shared parameters and attributes written into its docstring."""
+    cls.__doc__ = (cls.__doc__.replace("    <shared parameters>\n", _PARAMETERS_DOC)
+                   .replace("    <shared attributes>\n", _ATTRIBUTES_DOC))
+    return cls
+
+
+@_shared_docs
+class MLPClassifier(ClassifierMixin, _BaseMLP):
+    """A multi-layer perceptron classifier: scikit-learn's MLPClassifier, computed by fastbp.
+
+    The same parameters and defaults and the same model as scikit-learn's
+    `sklearn.neural_network.MLPClassifier`, its fitted attributes included; `num_threads` is
+    fastbp's, and `solver` also takes fastbp's full-batch methods "gd", "variable-lr",
+    "steepest", "cg" and "rprop". The module's docstring says how scikit-learn's loss and
+    gradient are computed from fastbp's.
+
+    Parameters
+    ----------
+    <shared parameters>
+
+    Attributes
+    ----------
+    <shared attributes>
     classes_ : ndarray
         The class labels.
 
@@ -763,38 +799,6 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     >>> clf.score(X, y)
     1.0
     """
-
-    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
-                 alpha=0.0001, batch_size="auto", learning_rate="constant",
-                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
-                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
-                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
-                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 num_threads=None):
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.solver = solver
-        self.alpha = alpha
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.learning_rate_init = learning_rate_init
-        self.power_t = power_t
-        self.max_iter = max_iter
-        self.shuffle = shuffle
-        self.random_state = random_state
-        self.tol = tol
-        self.verbose = verbose
-        self.warm_start = warm_start
-        self.momentum = momentum
-        self.nesterovs_momentum = nesterovs_momentum
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
-        self.n_iter_no_change = n_iter_no_change
-        self.max_fun = max_fun
-        self.num_threads = num_threads
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
@@ -977,6 +981,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return tags
 
 
+@_shared_docs
 class MLPRegressor(RegressorMixin, _BaseMLP):
     """A multi-layer perceptron regressor: scikit-learn's MLPRegressor, computed by fastbp.
 
@@ -990,82 +995,11 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     ----------
     loss : {"squared_error"}, default="squared_error"
         The loss: half the squared error, averaged over samples and outputs.
-    hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
-        The i-th element is the number of units of the i-th hidden layer.
-    activation : {"identity", "logistic", "tanh", "relu"}, default="relu"
-        The activation of the hidden layers.
-    solver : str, default="adam"
-        The solver: scikit-learn's "lbfgs", "sgd" and "adam", and fastbp's full-batch methods
-        "gd", "variable-lr", "steepest", "cg" and "rprop", all on scikit-learn's loss. fastbp's
-        methods run `max_iter` epochs with `learning_rate_init` (and `momentum`,
-        `nesterovs_momentum` for "gd"), stopping when the loss has not fallen by `tol` for
-        `n_iter_no_change` epochs.
-    alpha : float, default=0.0001
-        Strength of the L2 term, on the weights and not the intercepts.
-    batch_size : int or "auto", default="auto"
-        Mini-batch size of the stochastic solvers; "auto" is min(200, n_samples).
-    learning_rate : {"constant", "invscaling", "adaptive"}, default="constant"
-        The learning-rate schedule of solver "sgd", as scikit-learn's.
-    learning_rate_init : float, default=0.001
-        The initial learning rate (sgd, adam and fastbp's methods but rprop).
-    power_t : float, default=0.5
-        The exponent of the "invscaling" schedule.
-    max_iter : int, default=200
-        The most epochs (stochastic solvers, fastbp's methods) or iterations (lbfgs).
-    shuffle : bool, default=True
-        Shuffle the samples in every epoch (stochastic solvers).
-    random_state : int, RandomState instance or None, default=None
-        The initial weights, the shuffling and the validation split, drawn as scikit-learn
-        draws them.
-    tol : float, default=1e-4
-        The tolerance of the stopping rules (lbfgs: its gtol).
-    verbose : bool, default=False
-        Print the loss after every epoch.
-    warm_start : bool, default=False
-        Start `fit` from the weights of the previous fit.
-    momentum : float, default=0.9
-        The momentum of solver "sgd" (and "gd"), in [0, 1].
-    nesterovs_momentum : bool, default=True
-        Nesterov's form of momentum.
-    early_stopping : bool, default=False
-        Hold out `validation_fraction` of the data and stop when its score has not improved by
-        `tol` for `n_iter_no_change` epochs (stochastic solvers).
-    validation_fraction : float, default=0.1
-        The fraction held out for early stopping.
-    beta_1 : float, default=0.9
-        Adam's first-moment decay, in [0, 1).
-    beta_2 : float, default=0.999
-        Adam's second-moment decay, in [0, 1).
-    epsilon : float, default=1e-8
-        Adam's epsilon.
-    n_iter_no_change : int, default=10
-        The epochs without improvement the stopping rules wait.
-    max_fun : int, default=15000
-        The most loss evaluations of lbfgs.
-    num_threads : int or None, default=None
-        The threads of fastbp's kernels (None: every core this process may use, capped by
-        OMP_NUM_THREADS; a negative count backwards from that). The stochastic solvers share
-        a mini-batch of two chunks or more among the threads; a smaller one runs on one thread.
+    <shared parameters>
 
     Attributes
     ----------
-    coefs_ : list of ndarray
-        The weights of each layer, coefs_[i] of shape (d(i), d(i+1)).
-    intercepts_ : list of ndarray
-        The biases of each layer, intercepts_[i] of shape (d(i+1),); fastbp's
-        W(l) = [intercepts_[l-1]; coefs_[l-1]].
-    loss_ : float
-        The loss at the end of the last fit.
-    loss_curve_ : list of float
-        The loss after each epoch (stochastic solvers and fastbp's methods).
-    n_iter_ : int
-        The epochs or iterations run.
-    n_layers_ : int
-        The number of layers, L + 1.
-    n_outputs_ : int
-        The number of outputs d(L).
-    out_activation_ : str
-        The output activation.
+    <shared attributes>
 
     See Also
     --------
@@ -1096,31 +1030,16 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
                  num_threads=None):
+        super().__init__(
+            hidden_layer_sizes, activation, solver=solver, alpha=alpha, batch_size=batch_size,
+            learning_rate=learning_rate, learning_rate_init=learning_rate_init,
+            power_t=power_t, max_iter=max_iter, shuffle=shuffle, random_state=random_state,
+            tol=tol, verbose=verbose, warm_start=warm_start, momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
+            validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2,
+            epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun,
+            num_threads=num_threads)
         self.loss = loss
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.solver = solver
-        self.alpha = alpha
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.learning_rate_init = learning_rate_init
-        self.power_t = power_t
-        self.max_iter = max_iter
-        self.shuffle = shuffle
-        self.random_state = random_state
-        self.tol = tol
-        self.verbose = verbose
-        self.warm_start = warm_start
-        self.momentum = momentum
-        self.nesterovs_momentum = nesterovs_momentum
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
-        self.n_iter_no_change = n_iter_no_change
-        self.max_fun = max_fun
-        self.num_threads = num_threads
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
