@@ -31,6 +31,7 @@ import this module.
 """
 from __future__ import annotations
 
+import math
 import warnings
 from numbers import Integral, Real
 
@@ -304,7 +305,9 @@ class _BaseMLP(BaseEstimator):
             sample_weight = _check_sample_weight(sample_weight, X)
         if y.ndim == 1:
             y = y.reshape((-1, 1))
-        y = y.astype(X.dtype, copy=False)
+        # y keeps its type (a classifier's: the label indicators, bool) until the kernels take it,
+        # so that the validation split stratifies on what scikit-learn's does (its messages
+        # name the classes as scikit-learn's do)
         self.n_outputs_ = y.shape[1]
         layer_units = [X.shape[1]] + hidden + [self.n_outputs_]
         self._random_state = check_random_state(self.random_state)
@@ -403,7 +406,8 @@ class _BaseMLP(BaseEstimator):
                               "going to be clipped")
             batch_size = int(np.clip(self.batch_size, 1, n_samples))
         widths = layer_units_of(weights)
-        X_train, y_train = np.ascontiguousarray(X_train), np.ascontiguousarray(y_train)
+        X_train = np.ascontiguousarray(X_train)
+        y_train = np.ascontiguousarray(y_train, dtype=X.dtype)
         if sw_train is not None:
             sw_train = np.ascontiguousarray(sw_train, dtype=X.dtype)
         loss_scale = 1.0 / (2 * model.n_outputs) if model.squared else 1.0
@@ -419,6 +423,7 @@ class _BaseMLP(BaseEstimator):
                                       num_threads=model.threads, **rule)
             return kernel
 
+        diverged = False
         try:
             self.n_iter_ = 0
             for _ in range(self.max_iter):
@@ -432,6 +437,13 @@ class _BaseMLP(BaseEstimator):
                 self.loss_curve_.append(self.loss_)
                 if self.verbose:
                     print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
+                if not (diverged or math.isfinite(self.loss_)):
+                    # scikit-learn's fit goes on as well (NumPy warns of the overflow there);
+                    # early stopping then keeps the best weights, else fit raises at the end
+                    diverged = True
+                    warnings.warn(f"The loss became {self.loss_} at epoch {self.n_iter_}: the "
+                                  f"weights overflowed (learning_rate_init too large?).",
+                                  RuntimeWarning)
                 self._set_weights(weights)
                 self._update_no_improvement_count(early_stopping, X_val, y_val, sw_val)
                 self._optimizer.iteration_ends(self.t_)
@@ -483,6 +495,7 @@ class _BaseMLP(BaseEstimator):
         (epochs), loss_ is the loss at the end."""
         weights = [np.array(w) for w in model.weights(self.coefs_, self.intercepts_)]
         if inner is None:
+            y = y.astype(X.dtype, copy=False)
             inner = DataObjective(layer_units, model.dtype, X, y, model.output, model.threads,
                                   activation=model.activation, sample_weight=sample_weight)
             sw_sum = X.shape[0] if sample_weight is None else float(sample_weight.sum())
@@ -639,8 +652,25 @@ class _BaseMLP(BaseEstimator):
         if check_input:
             X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
         X = _dense(X)
+        if not all(np.isfinite(w).all() for w in self.coefs_ + self.intercepts_):
+            return self._forward_pass_diverged(X)
         model = _Model(self, self.coefs_[0].dtype)
         return model.forward(model.weights(self.coefs_, self.intercepts_), X)
+
+    def _forward_pass_diverged(self, X):
+        """The outputs of a network whose weights hold NaN or infinity (a diverged stochastic
+        fit: its validation scores, its predictions), which fastbp's kernels refuse: computed
+        as scikit-learn computes them, in NumPy with its activations, so that they are NaN,
+        infinite or saturated where scikit-learn's are."""
+        from sklearn.neural_network._base import ACTIVATIONS
+        activation = X
+        for i, (coef, intercept) in enumerate(zip(self.coefs_, self.intercepts_)):
+            activation = activation @ coef
+            activation += intercept
+            if i != self.n_layers_ - 2:
+                ACTIVATIONS[self.activation](activation)
+        ACTIVATIONS[self.out_activation_](activation)
+        return activation
 
     def _score_with_function(self, X, y, sample_weight, score_function):
         y_pred = self._predict(X, check_input=False)
