@@ -221,6 +221,89 @@ class _Adam:
 # ---------------------------------------------------------------------------------------------
 # The estimators
 
+# The parameters and fitted attributes both estimators have, documented once: _BaseMLP's
+# subclasses get them in their docstrings (at the lines "<shared parameters>" and
+# "<shared attributes>").
+_PARAMETERS_DOC = """\
+    hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
+        The i-th element is the number of units of the i-th hidden layer.
+    activation : {"identity", "logistic", "tanh", "relu"}, default="relu"
+        The activation of the hidden layers.
+    solver : str, default="adam"
+        The solver: scikit-learn's "lbfgs", "sgd" and "adam", and fastbp's full-batch methods
+        "gd", "variable-lr", "steepest", "cg" and "rprop", all on scikit-learn's loss. fastbp's
+        methods run `max_iter` epochs with `learning_rate_init` (and `momentum`,
+        `nesterovs_momentum` for "gd"), stopping when the loss has not fallen by `tol` for
+        `n_iter_no_change` epochs.
+    alpha : float, default=0.0001
+        Strength of the L2 term, on the weights and not the intercepts.
+    batch_size : int or "auto", default="auto"
+        Mini-batch size of the stochastic solvers; "auto" is min(200, n_samples).
+    learning_rate : {"constant", "invscaling", "adaptive"}, default="constant"
+        The learning-rate schedule of solver "sgd", as scikit-learn's.
+    learning_rate_init : float, default=0.001
+        The initial learning rate (sgd, adam and fastbp's methods but rprop).
+    power_t : float, default=0.5
+        The exponent of the "invscaling" schedule.
+    max_iter : int, default=200
+        The most epochs (stochastic solvers, fastbp's methods) or iterations (lbfgs).
+    shuffle : bool, default=True
+        Shuffle the samples in every epoch (stochastic solvers).
+    random_state : int, RandomState instance or None, default=None
+        The initial weights, the shuffling and the validation split, drawn as scikit-learn
+        draws them.
+    tol : float, default=1e-4
+        The tolerance of the stopping rules (lbfgs: its gtol).
+    verbose : bool, default=False
+        Print the loss after every epoch.
+    warm_start : bool, default=False
+        Start `fit` from the weights of the previous fit.
+    momentum : float, default=0.9
+        The momentum of solver "sgd" (and "gd"), in [0, 1].
+    nesterovs_momentum : bool, default=True
+        Nesterov's form of momentum.
+    early_stopping : bool, default=False
+        Hold out `validation_fraction` of the data and stop when its score has not improved by
+        `tol` for `n_iter_no_change` epochs (stochastic solvers).
+    validation_fraction : float, default=0.1
+        The fraction held out for early stopping.
+    beta_1 : float, default=0.9
+        Adam's first-moment decay, in [0, 1).
+    beta_2 : float, default=0.999
+        Adam's second-moment decay, in [0, 1).
+    epsilon : float, default=1e-8
+        Adam's epsilon.
+    n_iter_no_change : int, default=10
+        The epochs without improvement the stopping rules wait.
+    max_fun : int, default=15000
+        The most loss evaluations of lbfgs.
+    num_threads : int or None, default=None
+        The threads of fastbp's kernels (None: every core this process may use, capped by
+        OMP_NUM_THREADS; a negative count backwards from that). The stochastic solvers share
+        a mini-batch of two chunks or more among the threads; a smaller one runs on one thread.
+"""
+
+_ATTRIBUTES_DOC = """\
+    coefs_ : list of ndarray
+        The weights of each layer, coefs_[i] of shape (d(i), d(i+1)).
+    intercepts_ : list of ndarray
+        The biases of each layer, intercepts_[i] of shape (d(i+1),); fastbp's
+        W(l) = [intercepts_[l-1]; coefs_[l-1]].
+    loss_ : float
+        The loss at the end of the last fit.
+    loss_curve_ : list of float
+        The loss after each epoch (stochastic solvers and fastbp's methods).
+    n_iter_ : int
+        The epochs or iterations run.
+    n_layers_ : int
+        The number of layers, L + 1.
+    n_outputs_ : int
+        The number of outputs d(L).
+    out_activation_ : str
+        The output activation.
+"""
+
+
 class _BaseMLP(BaseEstimator):
     _parameter_constraints: dict = {
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
@@ -249,6 +332,12 @@ class _BaseMLP(BaseEstimator):
         "max_fun": [Interval(Integral, 1, None, closed="left")],
         "num_threads": [Interval(Integral, None, None, closed="neither"), None],
     }
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.__doc__:                  # the shared parameters and attributes written in
+            cls.__doc__ = (cls.__doc__.replace("    <shared parameters>\n", _PARAMETERS_DOC)
+                           .replace("    <shared attributes>\n", _ATTRIBUTES_DOC))
 
     # The parameters both estimators have, as scikit-learn's BaseMultilayerPerceptron holds them:
     # MLPClassifier's signature (it has no other parameter); MLPRegressor adds `loss` in front.
@@ -699,97 +788,6 @@ def _dense(X):
     return X.toarray() if scipy.sparse.issparse(X) else X
 
 
-# The parameters and fitted attributes both estimators have, documented once: `_shared_docs`
-# puts them into each class's docstring (at the lines "<shared parameters>" and
-# "<shared attributes>").
-_PARAMETERS_DOC = """\
-    hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
-        The i-th element is the number of units of the i-th hidden layer.
-    activation : {"identity", "logistic", "tanh", "relu"}, default="relu"
-        The activation of the hidden layers.
-    solver : str, default="adam"
-        The solver: scikit-learn's "lbfgs", "sgd" and "adam", and fastbp's full-batch methods
-        "gd", "variable-lr", "steepest", "cg" and "rprop", all on scikit-learn's loss. fastbp's
-        methods run `max_iter` epochs with `learning_rate_init` (and `momentum`,
-        `nesterovs_momentum` for "gd"), stopping when the loss has not fallen by `tol` for
-        `n_iter_no_change` epochs.
-    alpha : float, default=0.0001
-        Strength of the L2 term, on the weights and not the intercepts.
-    batch_size : int or "auto", default="auto"
-        Mini-batch size of the stochastic solvers; "auto" is min(200, n_samples).
-    learning_rate : {"constant", "invscaling", "adaptive"}, default="constant"
-        The learning-rate schedule of solver "sgd", as scikit-learn's.
-    learning_rate_init : float, default=0.001
-        The initial learning rate (sgd, adam and fastbp's methods but rprop).
-    power_t : float, default=0.5
-        The exponent of the "invscaling" schedule.
-    max_iter : int, default=200
-        The most epochs (stochastic solvers, fastbp's methods) or iterations (lbfgs).
-    shuffle : bool, default=True
-        Shuffle the samples in every epoch (stochastic solvers).
-    random_state : int, RandomState instance or None, default=None
-        The initial weights, the shuffling and the validation split, drawn as scikit-learn
-        draws them.
-    tol : float, default=1e-4
-        The tolerance of the stopping rules (lbfgs: its gtol).
-    verbose : bool, default=False
-        Print the loss after every epoch.
-    warm_start : bool, default=False
-        Start `fit` from the weights of the previous fit.
-    momentum : float, default=0.9
-        The momentum of solver "sgd" (and "gd"), in [0, 1].
-    nesterovs_momentum : bool, default=True
-        Nesterov's form of momentum.
-    early_stopping : bool, default=False
-        Hold out `validation_fraction` of the data and stop when its score has not improved by
-        `tol` for `n_iter_no_change` epochs (stochastic solvers).
-    validation_fraction : float, default=0.1
-        The fraction held out for early stopping.
-    beta_1 : float, default=0.9
-        Adam's first-moment decay, in [0, 1).
-    beta_2 : float, default=0.999
-        Adam's second-moment decay, in [0, 1).
-    epsilon : float, default=1e-8
-        Adam's epsilon.
-    n_iter_no_change : int, default=10
-        The epochs without improvement the stopping rules wait.
-    max_fun : int, default=15000
-        The most loss evaluations of lbfgs.
-    num_threads : int or None, default=None
-        The threads of fastbp's kernels (None: every core this process may use, capped by
-        OMP_NUM_THREADS; a negative count backwards from that). The stochastic solvers share
-        a mini-batch of two chunks or more among the threads; a smaller one runs on one thread.
-"""
-
-_ATTRIBUTES_DOC = """\
-    coefs_ : list of ndarray
-        The weights of each layer, coefs_[i] of shape (d(i), d(i+1)).
-    intercepts_ : list of ndarray
-        The biases of each layer, intercepts_[i] of shape (d(i+1),); fastbp's
-        W(l) = [intercepts_[l-1]; coefs_[l-1]].
-    loss_ : float
-        The loss at the end of the last fit.
-    loss_curve_ : list of float
-        The loss after each epoch (stochastic solvers and fastbp's methods).
-    n_iter_ : int
-        The epochs or iterations run.
-    n_layers_ : int
-        The number of layers, L + 1.
-    n_outputs_ : int
-        The number of outputs d(L).
-    out_activation_ : str
-        The output activation.
-"""
-
-
-def _shared_docs(cls):
-    """`cls` with the shared parameters and attributes written into its docstring."""
-    cls.__doc__ = (cls.__doc__.replace("    <shared parameters>\n", _PARAMETERS_DOC)
-                   .replace("    <shared attributes>\n", _ATTRIBUTES_DOC))
-    return cls
-
-
-@_shared_docs
 class MLPClassifier(ClassifierMixin, _BaseMLP):
     """A multi-layer perceptron classifier: scikit-learn's MLPClassifier, computed by fastbp.
 
@@ -1011,7 +1009,6 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return tags
 
 
-@_shared_docs
 class MLPRegressor(RegressorMixin, _BaseMLP):
     """A multi-layer perceptron regressor: scikit-learn's MLPRegressor, computed by fastbp.
 
