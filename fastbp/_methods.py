@@ -293,6 +293,13 @@ class Momentum:
         return "nesterov" if nesterov and momentum else plain
 
 
+def no_improvement(count: int, best: float, loss: float, tol: float) -> tuple[int, bool]:
+    """scikit-learn's n_iter_no_change rule, one epoch of it: (the count of epochs in a row whose
+    `loss` has not fallen below `best` by more than `tol`, whether `loss` is below `best`). A
+    NaN loss resets the count and is not below, as in scikit-learn."""
+    return (count + 1 if loss > best - tol else 0), bool(loss < best)
+
+
 class GradientDescent(KernelEpochs, Momentum, Method):
     """gd: w <- w - eta grad E_aug(w); with momentum mu > 0, v <- mu v - eta g, w <- w + v
     (nesterov=True: w <- w + mu v - eta g). One full-batch gradient per epoch."""

@@ -61,7 +61,7 @@ from sklearn.utils.validation import (
 )
 
 from . import _api, _checks
-from ._methods import Momentum
+from ._methods import Momentum, no_improvement
 from ._objective import DataObjective, Objective
 from ._options import FitOptions
 from .training import train
@@ -142,13 +142,6 @@ class _LossObjective(Objective):
 
 # ---------------------------------------------------------------------------------------------
 # scikit-learn's stochastic optimisers, on fastbp's weight arrays
-
-def _no_improvement(count, best, loss, tol):
-    """scikit-learn's no-improvement rule, one epoch of it: (the count of epochs without
-    improvement, whether `loss` is the best so far), the count reset when `loss` beats `best` by
-    more than `tol`. A NaN loss resets the count and is not the best, as in scikit-learn."""
-    return (count + 1 if loss > best - tol else 0), bool(loss < best)
-
 
 class _SGD:
     """scikit-learn's SGD optimiser's state and schedules; its steps (v = mu v - lr g; w += v, or
@@ -409,7 +402,8 @@ class _BaseMLP(BaseEstimator):
         if self.solver in _STOCHASTIC:
             self._fit_stochastic(model, X, y, sample_weight, incremental)
         else:
-            self._fit_full_batch(model, layer_units, X, y, sample_weight)
+            self._fit_full_batch(model, layer_units, X, y.astype(X.dtype, copy=False),
+                                 sample_weight)
         if not all(np.isfinite(w).all() for w in self.coefs_ + self.intercepts_):
             raise ValueError("Solver produced non-finite parameter weights. The input data may "
                              "contain large values and need to be preprocessed.")
@@ -565,14 +559,14 @@ class _BaseMLP(BaseEstimator):
                 print("Validation score: %f" % self.validation_scores_[-1])
             last = self.validation_scores_[-1]
             # the rule on the negated score (negation is exact: the same comparisons)
-            self._no_improvement_count, improved = _no_improvement(
+            self._no_improvement_count, improved = no_improvement(
                 self._no_improvement_count, -self.best_validation_score_, -last, self.tol)
             if improved:
                 self.best_validation_score_ = last
                 self._best_coefs = [c.copy() for c in self.coefs_]
                 self._best_intercepts = [i.copy() for i in self.intercepts_]
         else:
-            self._no_improvement_count, improved = _no_improvement(
+            self._no_improvement_count, improved = no_improvement(
                 self._no_improvement_count, self.best_loss_, self.loss_curve_[-1], self.tol)
             if improved:
                 self.best_loss_ = self.loss_curve_[-1]
@@ -584,7 +578,6 @@ class _BaseMLP(BaseEstimator):
         (epochs), loss_ is the loss at the end."""
         weights = [np.array(w) for w in model.weights(self.coefs_, self.intercepts_)]
         if inner is None:
-            y = y.astype(X.dtype, copy=False)
             inner = DataObjective(layer_units, model.dtype, X, y, model.output, model.threads,
                                   activation=model.activation, sample_weight=sample_weight)
             sw_sum = X.shape[0] if sample_weight is None else float(sample_weight.sum())
@@ -612,9 +605,9 @@ class _BaseMLP(BaseEstimator):
         not fallen by tol for n_iter_no_change epochs, as scikit-learn's stochastic solvers do."""
         best = [np.inf, 0]
 
-        def no_improvement(history):
+        def stop_rule(history):
             loss = history.E_aug[-1]
-            best[1], improved = _no_improvement(best[1], best[0], loss, self.tol)
+            best[1], improved = no_improvement(best[1], best[0], loss, self.tol)
             if improved:
                 best[0] = loss
             return best[1] <= self.n_iter_no_change
@@ -623,7 +616,7 @@ class _BaseMLP(BaseEstimator):
         if self.solver == "gd":
             own.update(momentum=self.momentum, nesterov=self.nesterovs_momentum)
         return FitOptions.check(self.solver, epochs=self.max_iter, num_threads=self.num_threads,
-                                callback=no_improvement, **own)
+                                callback=stop_rule, **own)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
