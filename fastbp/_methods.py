@@ -393,8 +393,11 @@ def line_search(phi, E0, eta, steps):
         u = None
         den = (b - a) * (Eb - Ec) - (b - c) * (Eb - Ea)
         if den != 0:
-            u = b - 0.5 * ((b - a) ** 2 * (Eb - Ec) - (b - c) ** 2 * (Eb - Ea)) / den
-            if not (a < u < c) or abs(u - b) < 1e-3 * (c - a):
+            try:
+                u = b - 0.5 * ((b - a) ** 2 * (Eb - Ec) - (b - c) ** 2 * (Eb - Ea)) / den
+            except OverflowError:               # a bracket of huge steps: bisect instead
+                u = None
+            if u is not None and (not (a < u < c) or abs(u - b) < 1e-3 * (c - a)):
                 u = None
         if u is None:
             u = (a + b) / 2 if b - a > c - b else (b + c) / 2

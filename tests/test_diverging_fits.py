@@ -44,6 +44,19 @@ def test_network_fit_with_a_validation_set_ends_a_diverging_fit(settings, valida
             assert bitwise_equal(net.weights, seen[h.best_epoch - 1])
 
 
+@pytest.mark.parametrize("method", ["steepest", "cg"])
+@pytest.mark.parametrize("validation", [{}, dict(validation_fraction=0.25, early_stopping=True)])
+def test_a_line_search_from_a_huge_step_ends_the_fit(method, validation):
+    """The line search's quadratic fit over a bracket of steps near 1e300 overflows a Python
+    float (OverflowError, before): it bisects instead."""
+    rng = np.random.default_rng(0)
+    X, y = rng.uniform(0, 8, (150, 4)), rng.integers(0, 3, (150, 1)) * 0.5
+    net = fastbp.Network([4, 50, 1], output="tanh", activation="relu", seed=0)
+    h = net.fit(X, y, method=method, learning_rate=1e300, epochs=5, **validation)
+    assert h.stop_reason in ("epochs", "converged", "diverged", "early_stopping")
+    assert all(np.isfinite(w).all() for w in net.weights)
+
+
 sklearn = pytest.importorskip("sklearn")
 from sklearn import neural_network as sk  # noqa: E402
 from sklearn.datasets import load_iris  # noqa: E402
