@@ -185,8 +185,9 @@ class NoImprovement:
 
     def step(self, loss: float) -> bool:
         """One more epoch's E_aug; False: stop after it."""
-        self.count = self.count + 1 if loss > self.best - self.tol else 0
-        self.best = min(self.best, loss)
+        self.count, improved = no_improvement(self.count, self.best, loss, self.tol)
+        if improved:
+            self.best = loss
         return self.count <= self.patience
 
     def __call__(self, history) -> bool:
@@ -333,6 +334,19 @@ class Momentum:
         if self.v is None and self.opts.momentum:
             self.v = np.zeros_like(self.w)
 
+    @staticmethod
+    def rule(plain: str, momentum: float, nesterov: bool) -> str:
+        """The kernel's step rule: "nesterov" for Nesterov's momentum (momentum > 0), else
+        `plain` ("gd" or "sgd": the heavy ball with momentum > 0, the plain step without)."""
+        return "nesterov" if nesterov and momentum else plain
+
+
+def no_improvement(count: int, best: float, loss: float, tol: float) -> tuple[int, bool]:
+    """scikit-learn's n_iter_no_change rule, one epoch of it: (the count of epochs in a row whose
+    `loss` has not fallen below `best` by more than `tol`, whether `loss` is below `best`). A
+    NaN loss resets the count and is not below, as in scikit-learn."""
+    return (count + 1 if loss > best - tol else 0), bool(loss < best)
+
 
 class GradientDescent(KernelEpochs, Momentum, Method):
     """gd: w <- w - eta grad E_aug(w); with momentum mu > 0, v <- mu v - eta g, w <- w + v
@@ -342,7 +356,7 @@ class GradientDescent(KernelEpochs, Momentum, Method):
 
     @property
     def kernel_rule(self):
-        return "nesterov" if self.opts.nesterov and self.opts.momentum else "gd"
+        return self.rule("gd", self.opts.momentum, self.opts.nesterov)
 
     def kernel_arrays(self):
         return (self.v if self.opts.momentum else None), None, None, None
@@ -427,8 +441,11 @@ def line_search(phi, E0, eta, steps):
         u = None
         den = (b - a) * (Eb - Ec) - (b - c) * (Eb - Ea)
         if den != 0:
-            u = b - 0.5 * ((b - a) ** 2 * (Eb - Ec) - (b - c) ** 2 * (Eb - Ea)) / den
-            if not (a < u < c) or abs(u - b) < 1e-3 * (c - a):
+            try:
+                u = b - 0.5 * ((b - a) ** 2 * (Eb - Ec) - (b - c) ** 2 * (Eb - Ea)) / den
+            except OverflowError:               # a bracket of huge steps: bisect instead
+                u = None
+            if u is not None and (not (a < u < c) or abs(u - b) < 1e-3 * (c - a)):
                 u = None
         if u is None:
             u = (a + b) / 2 if b - a > c - b else (b + c) / 2
@@ -659,7 +676,7 @@ class SGD(Momentum, MiniBatchMethod):
 
     def epoch(self):
         obj, o = self.obj, self.opts
-        rule = "nesterov" if o.nesterov and o.momentum else "sgd"
+        rule = self.rule("sgd", o.momentum, o.nesterov)
         _api.sgd_epoch(self.w_views, obj.widths, obj.X, obj.y, self.order(),
                        min(o.batch_size, obj.n_samples), self.lr, o.momentum,
                        obj.views(self.v) if o.momentum else None, 2.0 * obj.decay, obj.output,

@@ -31,6 +31,7 @@ import this module.
 """
 from __future__ import annotations
 
+import math
 import warnings
 from numbers import Integral, Real
 
@@ -59,8 +60,8 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from . import _api
-from ._methods import NoImprovement
+from . import _api, _checks
+from ._methods import Momentum, NoImprovement, no_improvement
 from ._objective import DataObjective, Objective
 from ._options import FitOptions
 from .training import train
@@ -90,12 +91,12 @@ def _shuffled(sample_idx, random_state):
 class _Model:
     """A fitted estimator's network as fastbp sees it: weights W(l) = [intercepts_; coefs_]."""
 
-    def __init__(self, est, dtype):
+    def __init__(self, est, dtype, threads=None):
         self.activation = est.activation
         self.output = _OUTPUT[est.out_activation_]
         self.squared = est.out_activation_ == "identity"
         self.n_outputs = est.n_outputs_
-        self.threads = est.num_threads
+        self.threads = threads          # the count _fit resolved (None: the kernels' default)
         self.dtype = np.dtype(dtype)
 
     def weights(self, coefs, intercepts):
@@ -104,30 +105,6 @@ class _Model:
 
     def forward(self, weights, X):
         return _api.forward(weights, X, output=self.output, activation=self.activation)
-
-    def loss_and_gradient(self, weights, X, y, sample_weight, alpha, grads=None):
-        """scikit-learn's (loss, gradient as fastbp arrays) on a batch (gradient in place into
-        `grads` when given)."""
-        E_in, grads = _api.gradient(weights, X, y, output=self.output, activation=self.activation,
-                                    sample_weight=sample_weight, num_threads=self.threads,
-                                    out=grads)
-        sw_sum = X.shape[0] if sample_weight is None else float(sample_weight.sum())
-        values = 0.0
-        for w in weights:
-            # ||coefs||^2 without BLAS: OpenBLAS's threads would wake into cores that fastbp's
-            # OpenMP threads have just left spinning (see README, "Threads"), 10x slower here
-            c = w[1:]
-            values += float(np.multiply(c, c).sum())
-        if self.squared:
-            loss = E_in / (2 * self.n_outputs)
-            for g in grads:
-                g *= 0.5
-        else:
-            loss = E_in
-        loss += (0.5 * alpha) * values / sw_sum
-        for g, w in zip(grads, weights):
-            g[1:] += (alpha / sw_sum) * w[1:]
-        return float(loss), grads
 
 
 class _LossObjective(Objective):
@@ -187,9 +164,9 @@ class _SGD:
 
     def epoch(self, run):
         """One epoch of steps through run(**rule); returns what it returns."""
-        rule = "nesterov" if self.nesterov and self.momentum else "sgd"
         steps, *loss = run(lr=self.learning_rate, momentum=self.momentum,
-                           velocity=self.velocities, rule=rule)
+                           velocity=self.velocities,
+                           rule=Momentum.rule("sgd", self.momentum, self.nesterov))
         return loss
 
     def iteration_ends(self, time_step):
@@ -245,6 +222,89 @@ class _Adam:
 # ---------------------------------------------------------------------------------------------
 # The estimators
 
+# The parameters and fitted attributes both estimators have, documented once: _BaseMLP's
+# subclasses get them in their docstrings (at the lines "<shared parameters>" and
+# "<shared attributes>").
+_PARAMETERS_DOC = """\
+    hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
+        The i-th element is the number of units of the i-th hidden layer.
+    activation : {"identity", "logistic", "tanh", "relu"}, default="relu"
+        The activation of the hidden layers.
+    solver : str, default="adam"
+        The solver: scikit-learn's "lbfgs", "sgd" and "adam", and fastbp's full-batch methods
+        "gd", "variable-lr", "steepest", "cg" and "rprop", all on scikit-learn's loss. fastbp's
+        methods run `max_iter` epochs with `learning_rate_init` (and `momentum`,
+        `nesterovs_momentum` for "gd"), stopping when the loss has not fallen by `tol` for
+        `n_iter_no_change` epochs.
+    alpha : float, default=0.0001
+        Strength of the L2 term, on the weights and not the intercepts.
+    batch_size : int or "auto", default="auto"
+        Mini-batch size of the stochastic solvers; "auto" is min(200, n_samples).
+    learning_rate : {"constant", "invscaling", "adaptive"}, default="constant"
+        The learning-rate schedule of solver "sgd", as scikit-learn's.
+    learning_rate_init : float, default=0.001
+        The initial learning rate (sgd, adam and fastbp's methods but rprop).
+    power_t : float, default=0.5
+        The exponent of the "invscaling" schedule.
+    max_iter : int, default=200
+        The most epochs (stochastic solvers, fastbp's methods) or iterations (lbfgs).
+    shuffle : bool, default=True
+        Shuffle the samples in every epoch (stochastic solvers).
+    random_state : int, RandomState instance or None, default=None
+        The initial weights, the shuffling and the validation split, drawn as scikit-learn
+        draws them.
+    tol : float, default=1e-4
+        The tolerance of the stopping rules (lbfgs: its gtol).
+    verbose : bool, default=False
+        Print the loss after every epoch.
+    warm_start : bool, default=False
+        Start `fit` from the weights of the previous fit.
+    momentum : float, default=0.9
+        The momentum of solver "sgd" (and "gd"), in [0, 1].
+    nesterovs_momentum : bool, default=True
+        Nesterov's form of momentum.
+    early_stopping : bool, default=False
+        Hold out `validation_fraction` of the data and stop when its score has not improved by
+        `tol` for `n_iter_no_change` epochs (stochastic solvers).
+    validation_fraction : float, default=0.1
+        The fraction held out for early stopping.
+    beta_1 : float, default=0.9
+        Adam's first-moment decay, in [0, 1).
+    beta_2 : float, default=0.999
+        Adam's second-moment decay, in [0, 1).
+    epsilon : float, default=1e-8
+        Adam's epsilon.
+    n_iter_no_change : int, default=10
+        The epochs without improvement the stopping rules wait.
+    max_fun : int, default=15000
+        The most loss evaluations of lbfgs.
+    num_threads : int or None, default=None
+        The threads of fastbp's kernels (None: every core this process may use, capped by
+        OMP_NUM_THREADS; a negative count backwards from that). The stochastic solvers share
+        a mini-batch of two chunks or more among the threads; a smaller one runs on one thread.
+"""
+
+_ATTRIBUTES_DOC = """\
+    coefs_ : list of ndarray
+        The weights of each layer, coefs_[i] of shape (d(i), d(i+1)).
+    intercepts_ : list of ndarray
+        The biases of each layer, intercepts_[i] of shape (d(i+1),); fastbp's
+        W(l) = [intercepts_[l-1]; coefs_[l-1]].
+    loss_ : float
+        The loss at the end of the last fit.
+    loss_curve_ : list of float
+        The loss after each epoch (stochastic solvers and fastbp's methods).
+    n_iter_ : int
+        The epochs or iterations run.
+    n_layers_ : int
+        The number of layers, L + 1.
+    n_outputs_ : int
+        The number of outputs d(L).
+    out_activation_ : str
+        The output activation.
+"""
+
+
 class _BaseMLP(BaseEstimator):
     _parameter_constraints: dict = {
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
@@ -274,25 +334,70 @@ class _BaseMLP(BaseEstimator):
         "num_threads": [Interval(Integral, None, None, closed="neither"), None],
     }
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.__doc__:                  # the shared parameters and attributes written in
+            cls.__doc__ = (cls.__doc__.replace("    <shared parameters>\n", _PARAMETERS_DOC)
+                           .replace("    <shared attributes>\n", _ATTRIBUTES_DOC))
+
+    # The parameters both estimators have, as scikit-learn's BaseMultilayerPerceptron holds them:
+    # MLPClassifier's signature (it has no other parameter); MLPRegressor adds `loss` in front.
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
+                 alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 num_threads=None):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.num_threads = num_threads
+
     # --- fitting --------------------------------------------------------------------------------
+    def _hidden_layer_sizes(self) -> list:
+        """hidden_layer_sizes as a list, each size checked (scikit-learn's check and message)."""
+        hidden = self.hidden_layer_sizes
+        hidden = list(hidden) if hasattr(hidden, "__iter__") else [hidden]
+        if np.any(np.array(hidden) <= 0):
+            raise ValueError("hidden_layer_sizes must be > 0, got %s." % hidden)
+        return hidden
+
     def _fit(self, X, y, sample_weight=None, incremental=False):
         if _is_dask(X):
             return self._fit_dask(X, y, sample_weight)
-        hidden = self.hidden_layer_sizes
-        if not hasattr(hidden, "__iter__"):
-            hidden = [hidden]
-        hidden = list(hidden)
-        if np.any(np.array(hidden) <= 0):
-            raise ValueError("hidden_layer_sizes must be > 0, got %s." % hidden)
-        if self.num_threads == 0:
-            raise ValueError("num_threads must be a positive or negative integer or None, got 0")
+        hidden = self._hidden_layer_sizes()
+        # the thread count, resolved once for the whole fit (num_threads=0 refused here)
+        threads = _checks.check_num_threads(self.num_threads, _api.available_threads)
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
         X, y = self._validate_input(X, y, incremental, reset=first_pass)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X)
         if y.ndim == 1:
             y = y.reshape((-1, 1))
-        y = y.astype(X.dtype, copy=False)
+        # y keeps its type (a classifier's: the label indicators, bool) until the kernels take it,
+        # so that the validation split stratifies on what scikit-learn's does (its messages
+        # name the classes as scikit-learn's do)
         self.n_outputs_ = y.shape[1]
         layer_units = [X.shape[1]] + hidden + [self.n_outputs_]
         self._random_state = check_random_state(self.random_state)
@@ -301,11 +406,12 @@ class _BaseMLP(BaseEstimator):
         elif [c.shape[0] for c in self.coefs_] + [self.coefs_[-1].shape[1]] != layer_units:
             raise ValueError(f"the layers {layer_units} of this fit differ from those of the "
                              f"fitted network")
-        model = _Model(self, X.dtype)
+        model = _Model(self, X.dtype, threads)
         if self.solver in _STOCHASTIC:
             self._fit_stochastic(model, X, y, sample_weight, incremental)
         else:
-            self._fit_full_batch(model, layer_units, X, y, sample_weight)
+            self._fit_full_batch(model, layer_units, X, y.astype(X.dtype, copy=False),
+                                 sample_weight)
         if not all(np.isfinite(w).all() for w in self.coefs_ + self.intercepts_):
             raise ValueError("Solver produced non-finite parameter weights. The input data may "
                              "contain large values and need to be preprocessed.")
@@ -391,7 +497,8 @@ class _BaseMLP(BaseEstimator):
                               "going to be clipped")
             batch_size = int(np.clip(self.batch_size, 1, n_samples))
         widths = layer_units_of(weights)
-        X_train, y_train = np.ascontiguousarray(X_train), np.ascontiguousarray(y_train)
+        X_train = np.ascontiguousarray(X_train)
+        y_train = np.ascontiguousarray(y_train, dtype=X.dtype)
         if sw_train is not None:
             sw_train = np.ascontiguousarray(sw_train, dtype=X.dtype)
         loss_scale = 1.0 / (2 * model.n_outputs) if model.squared else 1.0
@@ -407,6 +514,7 @@ class _BaseMLP(BaseEstimator):
                                       num_threads=model.threads, **rule)
             return kernel
 
+        diverged = False
         try:
             self.n_iter_ = 0
             for _ in range(self.max_iter):
@@ -420,6 +528,13 @@ class _BaseMLP(BaseEstimator):
                 self.loss_curve_.append(self.loss_)
                 if self.verbose:
                     print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
+                if not (diverged or math.isfinite(self.loss_)):
+                    # scikit-learn's fit goes on as well (NumPy warns of the overflow there);
+                    # early stopping then keeps the best weights, else fit raises at the end
+                    diverged = True
+                    warnings.warn(f"The loss became {self.loss_} at epoch {self.n_iter_}: the "
+                                  f"weights overflowed (learning_rate_init too large?).",
+                                  RuntimeWarning)
                 self._set_weights(weights)
                 self._update_no_improvement_count(early_stopping, X_val, y_val, sw_val)
                 self._optimizer.iteration_ends(self.t_)
@@ -451,20 +566,17 @@ class _BaseMLP(BaseEstimator):
             if self.verbose:
                 print("Validation score: %f" % self.validation_scores_[-1])
             last = self.validation_scores_[-1]
-            if last < self.best_validation_score_ + self.tol:
-                self._no_improvement_count += 1
-            else:
-                self._no_improvement_count = 0
-            if last > self.best_validation_score_:
+            # the rule on the negated score (negation is exact: the same comparisons)
+            self._no_improvement_count, improved = no_improvement(
+                self._no_improvement_count, -self.best_validation_score_, -last, self.tol)
+            if improved:
                 self.best_validation_score_ = last
                 self._best_coefs = [c.copy() for c in self.coefs_]
                 self._best_intercepts = [i.copy() for i in self.intercepts_]
         else:
-            if self.loss_curve_[-1] > self.best_loss_ - self.tol:
-                self._no_improvement_count += 1
-            else:
-                self._no_improvement_count = 0
-            if self.loss_curve_[-1] < self.best_loss_:
+            self._no_improvement_count, improved = no_improvement(
+                self._no_improvement_count, self.best_loss_, self.loss_curve_[-1], self.tol)
+            if improved:
                 self.best_loss_ = self.loss_curve_[-1]
 
     def _fit_full_batch(self, model, layer_units, X, y, sample_weight, inner=None, sw_sum=None):
@@ -561,10 +673,7 @@ class _BaseMLP(BaseEstimator):
                              f"another, which a cluster cannot share out: with Dask arrays use a "
                              f"full-batch solver ({', '.join(map(repr, _FULL_BATCH))}), or "
                              f"dask_ml.wrappers.Incremental over partial_fit")
-        hidden = self.hidden_layer_sizes
-        hidden = list(hidden) if hasattr(hidden, "__iter__") else [hidden]
-        if np.any(np.array(hidden) <= 0):
-            raise ValueError("hidden_layer_sizes must be > 0, got %s." % hidden)
+        hidden = self._hidden_layer_sizes()
         if X.ndim != 2:
             raise ValueError(f"X must be a 2-D Dask array, got {X.ndim} dimensions")
         first_pass = not hasattr(self, "coefs_") or not self.warm_start
@@ -630,8 +739,25 @@ class _BaseMLP(BaseEstimator):
         if check_input:
             X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
         X = _dense(X)
+        if not all(np.isfinite(w).all() for w in self.coefs_ + self.intercepts_):
+            return self._forward_pass_diverged(X)
         model = _Model(self, self.coefs_[0].dtype)
         return model.forward(model.weights(self.coefs_, self.intercepts_), X)
+
+    def _forward_pass_diverged(self, X):
+        """The outputs of a network whose weights hold NaN or infinity (a diverged stochastic
+        fit: its validation scores, its predictions), which fastbp's kernels refuse: computed
+        as scikit-learn computes them, in NumPy with its activations, so that they are NaN,
+        infinite or saturated where scikit-learn's are."""
+        from sklearn.neural_network._base import ACTIVATIONS
+        activation = X
+        for i, (coef, intercept) in enumerate(zip(self.coefs_, self.intercepts_)):
+            activation = activation @ coef
+            activation += intercept
+            if i != self.n_layers_ - 2:
+                ACTIVATIONS[self.activation](activation)
+        ACTIVATIONS[self.out_activation_](activation)
+        return activation
 
     def _score_with_function(self, X, y, sample_weight, score_function):
         y_pred = self._predict(X, check_input=False)
@@ -671,82 +797,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     Parameters
     ----------
-    hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
-        The i-th element is the number of units of the i-th hidden layer.
-    activation : {"identity", "logistic", "tanh", "relu"}, default="relu"
-        The activation of the hidden layers.
-    solver : str, default="adam"
-        The solver: scikit-learn's "lbfgs", "sgd" and "adam", and fastbp's full-batch methods
-        "gd", "variable-lr", "steepest", "cg" and "rprop", all on scikit-learn's loss. fastbp's
-        methods run `max_iter` epochs with `learning_rate_init` (and `momentum`,
-        `nesterovs_momentum` for "gd"), stopping when the loss has not fallen by `tol` for
-        `n_iter_no_change` epochs.
-    alpha : float, default=0.0001
-        Strength of the L2 term, on the weights and not the intercepts.
-    batch_size : int or "auto", default="auto"
-        Mini-batch size of the stochastic solvers; "auto" is min(200, n_samples).
-    learning_rate : {"constant", "invscaling", "adaptive"}, default="constant"
-        The learning-rate schedule of solver "sgd", as scikit-learn's.
-    learning_rate_init : float, default=0.001
-        The initial learning rate (sgd, adam and fastbp's methods but rprop).
-    power_t : float, default=0.5
-        The exponent of the "invscaling" schedule.
-    max_iter : int, default=200
-        The most epochs (stochastic solvers, fastbp's methods) or iterations (lbfgs).
-    shuffle : bool, default=True
-        Shuffle the samples in every epoch (stochastic solvers).
-    random_state : int, RandomState instance or None, default=None
-        The initial weights, the shuffling and the validation split, drawn as scikit-learn
-        draws them.
-    tol : float, default=1e-4
-        The tolerance of the stopping rules (lbfgs: its gtol).
-    verbose : bool, default=False
-        Print the loss after every epoch.
-    warm_start : bool, default=False
-        Start `fit` from the weights of the previous fit.
-    momentum : float, default=0.9
-        The momentum of solver "sgd" (and "gd"), in [0, 1].
-    nesterovs_momentum : bool, default=True
-        Nesterov's form of momentum.
-    early_stopping : bool, default=False
-        Hold out `validation_fraction` of the data and stop when its score has not improved by
-        `tol` for `n_iter_no_change` epochs (stochastic solvers).
-    validation_fraction : float, default=0.1
-        The fraction held out for early stopping.
-    beta_1 : float, default=0.9
-        Adam's first-moment decay, in [0, 1).
-    beta_2 : float, default=0.999
-        Adam's second-moment decay, in [0, 1).
-    epsilon : float, default=1e-8
-        Adam's epsilon.
-    n_iter_no_change : int, default=10
-        The epochs without improvement the stopping rules wait.
-    max_fun : int, default=15000
-        The most loss evaluations of lbfgs.
-    num_threads : int or None, default=None
-        The threads of fastbp's kernels (None: every core this process may use, capped by
-        OMP_NUM_THREADS; a negative count backwards from that). The stochastic solvers share
-        a mini-batch of two chunks or more among the threads; a smaller one runs on one thread.
+    <shared parameters>
 
     Attributes
     ----------
-    coefs_ : list of ndarray
-        The weights of each layer, coefs_[i] of shape (d(i), d(i+1)).
-    intercepts_ : list of ndarray
-        The biases of each layer, intercepts_[i] of shape (d(i+1),); fastbp's
-        W(l) = [intercepts_[l-1]; coefs_[l-1]].
-    loss_ : float
-        The loss at the end of the last fit.
-    loss_curve_ : list of float
-        The loss after each epoch (stochastic solvers and fastbp's methods).
-    n_iter_ : int
-        The epochs or iterations run.
-    n_layers_ : int
-        The number of layers, L + 1.
-    n_outputs_ : int
-        The number of outputs d(L).
-    out_activation_ : str
-        The output activation.
+    <shared attributes>
     classes_ : ndarray
         The class labels.
 
@@ -770,38 +825,6 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     >>> clf.score(X, y)
     1.0
     """
-
-    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
-                 alpha=0.0001, batch_size="auto", learning_rate="constant",
-                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
-                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
-                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
-                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 num_threads=None):
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.solver = solver
-        self.alpha = alpha
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.learning_rate_init = learning_rate_init
-        self.power_t = power_t
-        self.max_iter = max_iter
-        self.shuffle = shuffle
-        self.random_state = random_state
-        self.tol = tol
-        self.verbose = verbose
-        self.warm_start = warm_start
-        self.momentum = momentum
-        self.nesterovs_momentum = nesterovs_momentum
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
-        self.n_iter_no_change = n_iter_no_change
-        self.max_fun = max_fun
-        self.num_threads = num_threads
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
@@ -1094,82 +1117,11 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     ----------
     loss : {"squared_error"}, default="squared_error"
         The loss: half the squared error, averaged over samples and outputs.
-    hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
-        The i-th element is the number of units of the i-th hidden layer.
-    activation : {"identity", "logistic", "tanh", "relu"}, default="relu"
-        The activation of the hidden layers.
-    solver : str, default="adam"
-        The solver: scikit-learn's "lbfgs", "sgd" and "adam", and fastbp's full-batch methods
-        "gd", "variable-lr", "steepest", "cg" and "rprop", all on scikit-learn's loss. fastbp's
-        methods run `max_iter` epochs with `learning_rate_init` (and `momentum`,
-        `nesterovs_momentum` for "gd"), stopping when the loss has not fallen by `tol` for
-        `n_iter_no_change` epochs.
-    alpha : float, default=0.0001
-        Strength of the L2 term, on the weights and not the intercepts.
-    batch_size : int or "auto", default="auto"
-        Mini-batch size of the stochastic solvers; "auto" is min(200, n_samples).
-    learning_rate : {"constant", "invscaling", "adaptive"}, default="constant"
-        The learning-rate schedule of solver "sgd", as scikit-learn's.
-    learning_rate_init : float, default=0.001
-        The initial learning rate (sgd, adam and fastbp's methods but rprop).
-    power_t : float, default=0.5
-        The exponent of the "invscaling" schedule.
-    max_iter : int, default=200
-        The most epochs (stochastic solvers, fastbp's methods) or iterations (lbfgs).
-    shuffle : bool, default=True
-        Shuffle the samples in every epoch (stochastic solvers).
-    random_state : int, RandomState instance or None, default=None
-        The initial weights, the shuffling and the validation split, drawn as scikit-learn
-        draws them.
-    tol : float, default=1e-4
-        The tolerance of the stopping rules (lbfgs: its gtol).
-    verbose : bool, default=False
-        Print the loss after every epoch.
-    warm_start : bool, default=False
-        Start `fit` from the weights of the previous fit.
-    momentum : float, default=0.9
-        The momentum of solver "sgd" (and "gd"), in [0, 1].
-    nesterovs_momentum : bool, default=True
-        Nesterov's form of momentum.
-    early_stopping : bool, default=False
-        Hold out `validation_fraction` of the data and stop when its score has not improved by
-        `tol` for `n_iter_no_change` epochs (stochastic solvers).
-    validation_fraction : float, default=0.1
-        The fraction held out for early stopping.
-    beta_1 : float, default=0.9
-        Adam's first-moment decay, in [0, 1).
-    beta_2 : float, default=0.999
-        Adam's second-moment decay, in [0, 1).
-    epsilon : float, default=1e-8
-        Adam's epsilon.
-    n_iter_no_change : int, default=10
-        The epochs without improvement the stopping rules wait.
-    max_fun : int, default=15000
-        The most loss evaluations of lbfgs.
-    num_threads : int or None, default=None
-        The threads of fastbp's kernels (None: every core this process may use, capped by
-        OMP_NUM_THREADS; a negative count backwards from that). The stochastic solvers share
-        a mini-batch of two chunks or more among the threads; a smaller one runs on one thread.
+    <shared parameters>
 
     Attributes
     ----------
-    coefs_ : list of ndarray
-        The weights of each layer, coefs_[i] of shape (d(i), d(i+1)).
-    intercepts_ : list of ndarray
-        The biases of each layer, intercepts_[i] of shape (d(i+1),); fastbp's
-        W(l) = [intercepts_[l-1]; coefs_[l-1]].
-    loss_ : float
-        The loss at the end of the last fit.
-    loss_curve_ : list of float
-        The loss after each epoch (stochastic solvers and fastbp's methods).
-    n_iter_ : int
-        The epochs or iterations run.
-    n_layers_ : int
-        The number of layers, L + 1.
-    n_outputs_ : int
-        The number of outputs d(L).
-    out_activation_ : str
-        The output activation.
+    <shared attributes>
 
     See Also
     --------
@@ -1200,31 +1152,16 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
                  num_threads=None):
+        super().__init__(
+            hidden_layer_sizes, activation, solver=solver, alpha=alpha, batch_size=batch_size,
+            learning_rate=learning_rate, learning_rate_init=learning_rate_init,
+            power_t=power_t, max_iter=max_iter, shuffle=shuffle, random_state=random_state,
+            tol=tol, verbose=verbose, warm_start=warm_start, momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
+            validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2,
+            epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun,
+            num_threads=num_threads)
         self.loss = loss
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.solver = solver
-        self.alpha = alpha
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.learning_rate_init = learning_rate_init
-        self.power_t = power_t
-        self.max_iter = max_iter
-        self.shuffle = shuffle
-        self.random_state = random_state
-        self.tol = tol
-        self.verbose = verbose
-        self.warm_start = warm_start
-        self.momentum = momentum
-        self.nesterovs_momentum = nesterovs_momentum
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
-        self.n_iter_no_change = n_iter_no_change
-        self.max_fun = max_fun
-        self.num_threads = num_threads
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,

@@ -36,9 +36,9 @@ def regression(n_outputs=1):
     return X / X.std(0), y / y.std(0)
 
 
-def classification(n_classes):
+def classification(n_classes, weights=None):
     X, y = make_classification(n_samples=80, n_features=6, n_informative=4,
-                               n_classes=n_classes, random_state=0)
+                               n_classes=n_classes, weights=weights, random_state=0)
     return X, y
 
 
@@ -52,6 +52,9 @@ PROBLEMS = {"regression": (fb.MLPRegressor, sk.MLPRegressor, regression),
             "regression-2-outputs": (fb.MLPRegressor, sk.MLPRegressor, lambda: regression(2)),
             "binary": (fb.MLPClassifier, sk.MLPClassifier, lambda: classification(2)),
             "4-classes": (fb.MLPClassifier, sk.MLPClassifier, lambda: classification(4)),
+            # 85 % of one class: a split that does not stratify draws other validation sets
+            "binary-imbalanced": (fb.MLPClassifier, sk.MLPClassifier,
+                                  lambda: classification(2, weights=[0.85])),
             "multilabel": (fb.MLPClassifier, sk.MLPClassifier, multilabel)}
 
 SOLVERS = {
@@ -115,8 +118,11 @@ def test_lbfgs_computes_scikit_learns_model(problem, activation):
     assert a.loss_ == pytest.approx(b.loss_, rel=1e-6)
 
 
-@pytest.mark.parametrize("problem", ["regression", "4-classes"])
+@pytest.mark.parametrize("problem", ["regression", "4-classes", "binary-imbalanced"])
 def test_early_stopping_splits_and_scores_as_scikit_learn(problem):
+    """The validation split is scikit-learn's: stratified for one output column (a binary
+    classifier; the imbalanced problem tells a stratified split from one that is not), random
+    otherwise; the scores and the weights kept follow."""
     params = dict(hidden_layer_sizes=(8,), solver="adam", learning_rate_init=0.02, max_iter=30,
                   early_stopping=True, validation_fraction=0.2, n_iter_no_change=3,
                   random_state=0)
@@ -296,3 +302,60 @@ def test_large_batches_on_two_threads_equal_one(solver):
     for a, b in zip(fits[0].coefs_ + fits[0].intercepts_, fits[1].coefs_ + fits[1].intercepts_):
         assert np.array_equal(a, b)
     assert fits[0].loss_curve_ == fits[1].loss_curve_
+
+
+LABELS = {"bool": np.array([False, True]), "int": np.array([-1, 7]),
+          "str": np.array(["no", "yes"]), "object": np.array(["no", "yes"], dtype=object),
+          "str-3": np.array(["a", "b", "c"]), "float": np.array([1.0, 2.0])}
+
+
+@pytest.mark.parametrize("labels", LABELS.values(), ids=LABELS.keys())
+@pytest.mark.parametrize("path", ["fit", "early-stopping", "partial_fit", "warm-start"])
+def test_labels_keep_their_type_on_every_path(labels, path):
+    X, y = classification(len(labels))
+    y = labels[y]
+    params = dict(hidden_layer_sizes=(4,), max_iter=5, random_state=0,
+                  early_stopping=path == "early-stopping", warm_start=path == "warm-start")
+    ours, theirs = fb.MLPClassifier(**params), sk.MLPClassifier(**params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for est in ours, theirs:
+            if path == "partial_fit":
+                est.partial_fit(X, y, classes=labels)
+            else:
+                est.fit(X, y)
+            if path == "warm-start":
+                est.fit(X, y)
+    a, b = ours.predict(X), theirs.predict(X)
+    assert a.dtype == b.dtype == ours.classes_.dtype == theirs.classes_.dtype
+    assert type(a[0]) is type(b[0])
+    np.testing.assert_array_equal(ours.classes_, theirs.classes_)
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("y", [[False, False, False, True], [1, 1, 1, 2], ["a", "a", "a", "b"]])
+def test_label_errors_name_the_classes_as_scikit_learn(y):
+    X = [[1, 2], [2, 3], [3, 4], [4, 5]]
+    messages = []
+    for est in fb.MLPClassifier(early_stopping=True), sk.MLPClassifier(early_stopping=True):
+        with pytest.raises(ValueError, match="The least populated class") as info:
+            est.fit(X, y)
+        messages.append(str(info.value))
+    assert messages[0] == messages[1]
+    X, y = classification(2)
+    labels = np.array(["a", "b"])
+    for what in "partial_fit", "warm_start":
+        messages = []
+        for cls in fb.MLPClassifier, sk.MLPClassifier:
+            est = cls(max_iter=2, warm_start=what == "warm_start")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                if what == "partial_fit":
+                    est.partial_fit(X, labels[y], classes=labels)
+                else:
+                    est.fit(X, labels[y])
+            with pytest.raises(ValueError, match="classes") as info:
+                getattr(est, "partial_fit" if what == "partial_fit" else "fit")(
+                    X, np.array(["a", "c"])[y])
+            messages.append(str(info.value))
+        assert messages[0] == messages[1]
