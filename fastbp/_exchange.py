@@ -158,10 +158,6 @@ def from_sklearn(cls, fitted, optimizers, num_threads=None):
                         f"{type(fitted).__module__}.{type(fitted).__qualname__}")
     check_is_fitted(fitted)
     params = fitted.get_params(deep=False)
-    if params.get("loss", "squared_error") != "squared_error" and expected.__name__ == (
-            "MLPRegressor"):
-        raise ValueError(f"fastbp's MLPRegressor has loss='squared_error' only, this "
-                         f"estimator has loss={params['loss']!r}")
     known = set(cls._get_param_names())
     target = cls(**{k: v for k, v in params.items() if k in known}, num_threads=num_threads)
     _copy_state(fitted, target, lambda opt: _optimizer_to_fastbp(opt, optimizers))

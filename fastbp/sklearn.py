@@ -15,6 +15,8 @@ module is the thin layer that turns them into scikit-learn's numbers:
                     grad = (1/2) dE_in/dW + alpha / sum w [0; coefs]
     log-loss:       loss = E_in + alpha/2 ||coefs||^2 / sum w,
                     grad = dE_in/dW + alpha / sum w [0; coefs]
+    poisson:        the same, E_in fastbp's output="poisson" (half the Poisson deviance, the
+                    output exp(s(L)): scikit-learn's loss="poisson")
 (scikit-learn's squared-error gradient is that of half the error summed over outputs, not of its
 loss, which averages over outputs: with several outputs the two differ by d(L), and fastbp follows
 scikit-learn.)
@@ -71,7 +73,7 @@ __all__ = ["MLPClassifier", "MLPRegressor"]
 _STOCHASTIC = ("sgd", "adam")
 _FULL_BATCH = ("lbfgs", "gd", "variable-lr", "steepest", "cg", "rprop")
 # scikit-learn's output activations as fastbp's outputs
-_OUTPUT = {"identity": "linear", "logistic": "logistic", "softmax": "softmax"}
+_OUTPUT = {"identity": "linear", "logistic": "logistic", "softmax": "softmax", "exp": "poisson"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -423,7 +425,7 @@ class _BaseMLP(BaseEstimator):
         self.n_outputs_ = y.shape[1]
         self.n_layers_ = len(layer_units)
         if not isinstance(self, ClassifierMixin):
-            self.out_activation_ = "identity"
+            self.out_activation_ = "exp" if self.loss == "poisson" else "identity"
         elif self._label_binarizer.y_type_ == "multiclass":
             self.out_activation_ = "softmax"
         else:
@@ -1108,15 +1110,17 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     """A multi-layer perceptron regressor: scikit-learn's MLPRegressor, computed by fastbp.
 
     The same parameters and defaults and the same model as scikit-learn's
-    `sklearn.neural_network.MLPRegressor` (loss "squared_error" only), its fitted attributes
-    included; `num_threads` is fastbp's, and `solver` also takes fastbp's full-batch methods.
-    The module's docstring says how scikit-learn's loss and gradient are computed from
+    `sklearn.neural_network.MLPRegressor` (loss "squared_error" or "poisson"), its fitted
+    attributes included; `num_threads` is fastbp's, and `solver` also takes fastbp's full-batch
+    methods. The module's docstring says how scikit-learn's loss and gradient are computed from
     fastbp's.
 
     Parameters
     ----------
-    loss : {"squared_error"}, default="squared_error"
-        The loss: half the squared error, averaged over samples and outputs.
+    loss : {"squared_error", "poisson"}, default="squared_error"
+        The loss: half the squared error, averaged over samples and outputs; or half the Poisson
+        deviance (the output exp(s): a log link), averaged over samples and summed over outputs,
+        for counts or rates y >= 0.
     <shared parameters>
 
     Attributes
@@ -1143,7 +1147,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     """
 
     _parameter_constraints: dict = {**_BaseMLP._parameter_constraints,
-                                    "loss": [StrOptions({"squared_error"})]}
+                                    "loss": [StrOptions({"squared_error", "poisson"})]}
 
     def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *,
                  solver="adam", alpha=0.0001, batch_size="auto", learning_rate="constant",
@@ -1169,6 +1173,9 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         X = _dense(X)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
+        if self.loss == "poisson" and (y < 0).any():
+            raise ValueError("Some value(s) of y are negative which is not allowed for "
+                             "loss='poisson' (counts or rates).")
         return X, y
 
     def predict(self, X):
@@ -1306,7 +1313,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         Parameters
         ----------
         fitted : sklearn.neural_network.MLPRegressor
-            A fitted estimator (loss 'squared_error').
+            A fitted estimator (loss 'squared_error' or 'poisson').
         num_threads : int or None, default=None
             The new estimator's `num_threads`.
 
@@ -1324,8 +1331,6 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             If `fitted` is not a scikit-learn MLPRegressor.
         sklearn.exceptions.NotFittedError
             If it is not fitted.
-        ValueError
-            If its loss is not 'squared_error'.
 
         See Also
         --------

@@ -220,12 +220,24 @@ def test_not_fitted_and_wrong_types():
         fb.MLPRegressor.from_sklearn(clf)
     with pytest.raises(TypeError, match="got fastbp.sklearn.MLPClassifier"):
         fb.MLPClassifier.from_sklearn(fb.MLPClassifier.from_sklearn(clf))
+
+
+def test_a_poisson_regressor_goes_both_ways():
+    """loss="poisson" (output exp(s)): from scikit-learn and back, predictions equal, and a
+    further partial_fit epoch equal to scikit-learn's own."""
     Xr, yr = regression()
-    poisson = quiet(sk.MLPRegressor(loss="poisson", hidden_layer_sizes=(3,), max_iter=2).fit,
-                    Xr, np.abs(yr))
-    with pytest.raises(ValueError, match="loss='squared_error' only, this estimator has "
-                                         "loss='poisson'"):
-        fb.MLPRegressor.from_sklearn(poisson)
+    y = np.abs(yr)
+    poisson = quiet(sk.MLPRegressor(loss="poisson", hidden_layer_sizes=(3,), max_iter=2,
+                                    random_state=0).fit, Xr, y)
+    ours = fb.MLPRegressor.from_sklearn(poisson)
+    assert ours.loss == "poisson" and ours.out_activation_ == "exp"
+    np.testing.assert_allclose(ours.predict(Xr), poisson.predict(Xr), rtol=1e-12)
+    back = ours.to_sklearn()
+    np.testing.assert_allclose(back.predict(Xr), poisson.predict(Xr), rtol=1e-12)
+    quiet(poisson.partial_fit, Xr, y)
+    quiet(ours.partial_fit, Xr, y)
+    for a, b in zip(ours.coefs_ + ours.intercepts_, poisson.coefs_ + poisson.intercepts_):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
 """fastbp.sklearn: real scikit-learn estimators that compute scikit-learn's own MLP model."""
+import functools
 import pickle
 import warnings
 
@@ -48,7 +49,21 @@ def multilabel():
     return X / X.std(0), y
 
 
+def counts(n_outputs=1):
+    """Poisson counts of a log-linear model of the features (loss="poisson")."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 5))
+    rate = np.exp(0.4 * X[:, :n_outputs] - 0.2 * X[:, n_outputs:n_outputs + 1] + 0.3)
+    y = rng.poisson(rate).astype(float)
+    return X, y[:, 0] if n_outputs == 1 else y
+
+
 PROBLEMS = {"regression": (fb.MLPRegressor, sk.MLPRegressor, regression),
+            "poisson": (functools.partial(fb.MLPRegressor, loss="poisson"),
+                        functools.partial(sk.MLPRegressor, loss="poisson"), counts),
+            "poisson-2-outputs": (functools.partial(fb.MLPRegressor, loss="poisson"),
+                                  functools.partial(sk.MLPRegressor, loss="poisson"),
+                                  lambda: counts(2)),
             "regression-2-outputs": (fb.MLPRegressor, sk.MLPRegressor, lambda: regression(2)),
             "binary": (fb.MLPClassifier, sk.MLPClassifier, lambda: classification(2)),
             "4-classes": (fb.MLPClassifier, sk.MLPClassifier, lambda: classification(4)),

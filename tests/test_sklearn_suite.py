@@ -37,8 +37,6 @@ EXCLUDED = {
         "calls scikit-learn's private _loss_grad_lbfgs, its L-BFGS objective over its own scratch "
         "arrays (fastbp's lbfgs runs through fastbp.training.train; fastbp's gradient is checked "
         "against finite differences in tests/test_gradient.py)",
-    "test_mlp::test_mlp_vs_poisson_glm_equivalent":
-        "Poisson loss: pending the kernel change of issue 28",
 }
 
 _IMPORT = re.compile(r"^from sklearn\.neural_network import (\(?)([\sA-Za-z,]*?)(\)?)$",
