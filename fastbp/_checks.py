@@ -546,3 +546,13 @@ def check_trainable(weights) -> tuple[list[np.ndarray], list[int], np.dtype]:
             raise ValueError(f"fit trains the weights in place, but weights[{l}] is read-only")
     check_disjoint(weights, "weights")
     return checked, widths, dtype
+
+
+def import_optional(module: str, needed_by: str, extra: str):
+    """`module`, imported; or an ImportError saying what needs it and which extra installs it."""
+    import importlib
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise ImportError(f"{needed_by} needs {module.split('.')[0]}, an optional dependency that "
+                          f"is not installed: pip install \"fastbp[{extra}]\" ({exc})") from None

@@ -33,20 +33,11 @@ _PRIVATE_STATE = ("_label_binarizer", "_best_coefs", "_best_intercepts", "_no_im
 _SKLEARN_SOLVERS = ("lbfgs", "sgd", "adam")
 
 
-def _import_sklearn():
-    try:
-        import sklearn.neural_network
-    except ImportError as exc:  # pragma: no cover - fastbp.sklearn needs scikit-learn already
-        raise ImportError(f"this conversion needs scikit-learn: pip install \"fastbp[sklearn]\" "
-                          f"({exc})") from None
-    return sklearn.neural_network
-
-
 def _sklearn_class(fastbp_cls):
     """scikit-learn's estimator class that `fastbp_cls` mirrors (told by scikit-learn's mixin:
     this module is below fastbp.sklearn, which imports it)."""
     from sklearn.base import ClassifierMixin
-    nn = _import_sklearn()
+    nn = _checks.import_optional("sklearn.neural_network", "this conversion", "sklearn")
     return nn.MLPClassifier if issubclass(fastbp_cls, ClassifierMixin) else nn.MLPRegressor
 
 
@@ -167,15 +158,6 @@ def from_sklearn(cls, fitted, optimizers, num_threads=None):
 # ---------------------------------------------------------------------------------------------
 # PyTorch
 
-def _import_torch():
-    try:
-        import torch
-    except ImportError as exc:
-        raise ImportError(f"this conversion needs PyTorch, an optional dependency that is not "
-                          f"installed: pip install \"fastbp[torch]\" ({exc})") from None
-    return torch
-
-
 def _torch_unit(nn, name, final):
     """The torch module of a fastbp unit (None: no module)."""
     if final:
@@ -191,7 +173,7 @@ def to_torch(net):
         raise ValueError("output='poisson' (x(L) = exp(s(L))) has no module in torch.nn to map "
                          "it to; export the weights of a network with output='linear' (the "
                          "log-rates s(L)) and apply torch.exp, or use Network.to_onnx")
-    torch = _import_torch()
+    torch = _checks.import_optional("torch", "this conversion", "torch")
     nn = torch.nn
     weights, widths, dtype = _checks.check_weights(net.weights)
     tdtype = torch.float64 if dtype == np.float64 else torch.float32
@@ -221,7 +203,7 @@ def _flatten(module, nn, prefix=""):
 def from_torch(cls, module, dtype=None) -> Any:
     """A `cls` (Network) from a torch stack of Linear and activation modules (see
     Network.from_torch)."""
-    torch = _import_torch()
+    torch = _checks.import_optional("torch", "this conversion", "torch")
     nn = torch.nn
     if not isinstance(module, nn.Sequential):
         raise TypeError(f"module must be a torch.nn.Sequential of Linear and activation modules, "

@@ -54,15 +54,6 @@ _OUTPUT = {"tanh": "Tanh", "linear": None, "logistic": "Sigmoid", "softmax": "So
            "poisson": "Exp"}
 
 
-def _import_onnx():
-    try:
-        import onnx
-    except ImportError as exc:
-        raise ImportError(f"fastbp.onnx needs the onnx package, an optional dependency that is not "
-                          f"installed: pip install \"fastbp[onnx]\" ({exc})") from None
-    return onnx
-
-
 def _model_of(network_or_weights, output, activation):
     """(weights, widths, dtype, output, activation) of a Network or of a list of weights. A
     Network is told by its attributes (this module is below fastbp.network, which imports it)."""
@@ -182,7 +173,7 @@ def to_onnx(network_or_weights, *, output: str | None = None, activation: str | 
     >>> bool(np.allclose(session.run(None, {"X": X})[0], net.forward(X), rtol=1e-12))
     True
     """
-    onnx = _import_onnx()
+    onnx = _checks.import_optional("onnx", "fastbp.onnx", "onnx")
     from onnx import TensorProto, helper, numpy_helper
 
     weights, widths, w_dtype, output, activation = _model_of(network_or_weights, output,
