@@ -10,6 +10,10 @@ import numpy as np
 # fastbp._checks.ACTIVATIONS and fastbp._checks.OUTPUTS; the sample weights (N,) C-contiguous, of
 # the weights' dtype.
 _Spec = tuple[int, int, np.ndarray | None]
+# What the training kernels minimise beside the error measure (their Loss, fastbp/_loss.pxi):
+# (decay lambda / N, scikit-learn's alpha, the total weight alpha is divided by, grad_scale,
+# loss_scale), as fastbp._api.loss_spec builds it.
+_Loss = tuple[float, float, float, float, float]
 
 # Units per block of a packed weight panel (the same for every instruction set).
 RB: int
@@ -100,7 +104,7 @@ def sgd_epoch(
     lr: float,
     momentum: float,
     velocity: list[np.ndarray] | None,
-    decay: float,
+    objective: _Loss,
     tile: int,
     chunk: int,
     rule: int = 0,
@@ -108,16 +112,15 @@ def sgd_epoch(
     beta2: float = 0.999,
     eps: float = 1e-8,
     steps: int = 0,
-    grad_scale: float = 1.0,
-    l2: float = 0.0,
     num_threads: int = 1,
     slots: int = 1,
     sweep: int = 0,
     panel: int = 0,
 ) -> tuple[int, float, float]:
     """One epoch of mini-batch SGD (rule 0), Nesterov (1) or Adam (2) in place on `weights` (and
-    `velocity`, `moment2`); `order` is an intp permutation of the samples. Returns Adam's step
-    count after the epoch. A batch of two chunks or more has its chunks computed on up to
+    `velocity`, `moment2`); `order` is an intp permutation of the samples; `objective` the Loss of
+    each step (fastbp._api.loss_spec). Returns (Adam's step count after the epoch, the epoch's
+    summed L2 and error parts of scikit-learn's loss). A batch of two chunks or more has its chunks computed on up to
     `num_threads` threads, `slots` per round; the result does not depend on either."""
     ...
 
@@ -144,6 +147,7 @@ def full_batch_epochs(
     slots_per_thread: int,
     rule: int,
     params: np.ndarray,
+    objective: _Loss,
     w: np.ndarray,
     g: np.ndarray,
     v: np.ndarray | None,
