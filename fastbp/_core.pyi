@@ -120,8 +120,9 @@ def sgd_epoch(
     """One epoch of mini-batch SGD (rule 0), Nesterov (1) or Adam (2) in place on `weights` (and
     `velocity`, `moment2`); `order` is an intp permutation of the samples; `objective` the Loss of
     each step (fastbp._api.loss_spec). Returns (Adam's step count after the epoch, the epoch's
-    summed L2 and error parts of scikit-learn's loss). A batch of two chunks or more has its chunks computed on up to
-    `num_threads` threads, `slots` per round; the result does not depend on either."""
+    summed L2 and error parts of scikit-learn's loss). A batch of two chunks or more has its
+    chunks computed on up to `num_threads` threads, `slots` per round; the result does not depend
+    on either."""
     ...
 
 def first_nonfinite(a: np.ndarray) -> int:
