@@ -55,7 +55,7 @@ _forked = False
 
 def _after_fork_in_child() -> None:
     # GNU OpenMP's thread pool does not survive fork(); a child that entered a parallel region
-    # would hang. A forked child therefore runs serially (see README, "Threads").
+    # would hang. A forked child therefore runs serially (docs/user_guide/threads.rst).
     global _forked
     _forked = True
 

@@ -886,8 +886,8 @@ def fit(weights, X, y, output: str = "tanh", method: str = "lbfgs", client=None,
         The output activation and its error measure.
     method : {"lbfgs", "gd", "variable-lr", "steepest", "cg", "rprop"}, default="lbfgs"
         A full-batch method ("lbfgs" needs SciPy). The mini-batch methods sgd and adam are
-        sequential by nature (each step needs the weights the previous one left); see the README
-        for them on a cluster.
+        sequential by nature (each step needs the weights the previous one left); the user guide's
+        Dask page says how to train them on a cluster.
     client : dask.distributed.Client or None, default=None
         The cluster's client; None takes the default client.
     activation : {"tanh", "relu", "logistic", "identity"}, default="tanh"

@@ -26,7 +26,7 @@ too: solver="gd", "variable-lr", "steepest", "cg" or "rprop", on the same loss. 
 fastbp's (None: every core this process may use, capped by OMP_NUM_THREADS; joblib's worker
 processes, as in GridSearchCV(n_jobs=k), set that to cores / k, so nothing is oversubscribed).
 The stochastic solvers compute a mini-batch of two chunks or more (a chunk is 512 to 2048 samples,
-by the network) on every thread and a smaller one on one thread (see the README, "Threads").
+by the network) on every thread and a smaller one on one thread (the user guide's threads page).
 
 scikit-learn is an optional dependency (pip install "fastbp[sklearn]"); `import fastbp` does not
 import this module.
