@@ -2,6 +2,7 @@
 
 onnx and onnxruntime are in the `test` extra: these tests run (no skip) wherever the suite does.
 """
+import os
 import subprocess
 import sys
 
@@ -169,7 +170,10 @@ def test_import_fastbp_does_not_import_onnx_or_torch():
     code = ("import sys, fastbp, fastbp.sklearn; "
             "print(sorted(m for m in ('onnx', 'onnxruntime', 'torch', 'skops') "
             "if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+    # from tests/, as pytest imports it: from the checkout's root the source tree, which has no
+    # compiled module, would shadow the installed fastbp
+    here = os.path.dirname(os.path.abspath(__file__))
+    out = subprocess.run([sys.executable, "-c", code], cwd=here, capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "[]"
 
