@@ -6,17 +6,18 @@
 #       the inner loops in the micro-kernels of _simd.h;
 #   (b) run_chunk: the tiles of one fixed-size chunk of the batch, summed into that chunk's own
 #       buffer;
-#   (c) run_batch: the OpenMP driver. Chunks are handed out in rounds, each chunk's partial sums
-#       land in a slot of its own, and the slots are added to the float64 totals in chunk order, so
-#       the result is bitwise the same for any number of threads;
+#   (c) chunk_rounds: the OpenMP driver every caller runs on (run_batch for gradient, error and
+#       forward; the SGD and full-batch epochs). Chunks are handed out in rounds, each chunk's
+#       partial sums land in a slot of its own, and the slots are added to the float64 totals in
+#       chunk order, so the result is bitwise the same for any number of threads;
 #   (d) the private `def` entry points, called by fastbp/_api.py once every argument is checked and
 #       converted (C-contiguous, one float dtype, finite, shapes consistent). Nothing here
 #       re-checks.
 # One extension module, its parts in files included here by concern (as msgpack's _cmsgpack.pyx
-# includes its packer and unpacker): _tile_steps.pxi (a, b), _driver.pxi (c), _sgd_epoch.pxi (the
-# SGD epoch on top of a and b), _full_batch_epochs.pxi (blocks of gd, variable-lr and rprop epochs
-# on top of c), this file (d), _screening.pxi (the NaN/infinity screen and the
-# quick path of the checks).
+# includes its packer and unpacker): _tile_steps.pxi (a, b), _driver.pxi (c), _loss.pxi (the
+# loss and penalties of the training drivers), _sgd_epoch.pxi (the SGD epoch on top of b and c),
+# _full_batch_epochs.pxi (blocks of gd, variable-lr and rprop epochs on top of c), this file (d),
+# _screening.pxi (the NaN/infinity screen and the quick path of the checks).
 #
 # Tile layout: x(l) of a tile is (d(l)+1) rows of `tile` samples, row 0 all ones (the bias
 # input); delta(l) is d(l) rows. Padded samples of a last, partial tile get zero sensitivities, so

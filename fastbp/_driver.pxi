@@ -1,5 +1,6 @@
-# Included by fastbp/_core.pyx (one extension module): the OpenMP driver (run_batch): chunks
-# handed out in rounds, each chunk's sums in a slot of its own, the slots added in chunk order.
+# Included by fastbp/_core.pyx (one extension module): the OpenMP driver (chunk_rounds, and
+# run_batch on it): chunks handed out in rounds, each chunk's sums in a slot of its own, the slots
+# added in chunk order. Every loop over the chunks of a batch runs here.
 # The declarations it uses (floating, Net, the _simd.h kernels, the enums) are _core.pyx's.
 
 # ---------------------------------------------------------------------------------------------
