@@ -42,6 +42,10 @@ _TILE = 64
 _PANEL_BYTES = 16384
 # Below this many flops a call runs on one thread: starting an OpenMP team costs more.
 _SERIAL_FLOPS = 1 << 18
+# An epoch of mini-batch steps of at least this many flops each (6 n_params |batch|) shares every
+# step among num_threads threads (fastbp/_sgd_epoch.pxi); below, each step runs on one thread.
+# Provisional: measured and documented with issue 23.
+_SHARED_STEP_FLOPS = 1 << 21
 # Chunks one thread takes per round (one OpenMP region), bounded by the memory of their buffers.
 _ROUND_BYTES = 1 << 22
 _MAX_SLOTS_PER_THREAD = 64
@@ -538,6 +542,17 @@ def loss_spec(decay=0.0, alpha=0.0, total=0.0, grad_scale=1.0, loss_scale=1.0) -
     return (float(decay), float(alpha), float(total), float(grad_scale), float(loss_scale))
 
 
+def shared_step_team(widths, batch_size, num_threads) -> int:
+    """The threads that share each step of a mini-batch epoch: num_threads (as the user gave it,
+    checked here) when a step does at least _SHARED_STEP_FLOPS flops, else 1 (the step alone on
+    the calling thread, as a team of many would hand its values between cores for longer than
+    it computes). Either way the epoch's result is bitwise the same."""
+    threads = _checks.check_num_threads(num_threads, available_threads)
+    if _forked or threads == 1 or 6 * _n_params(widths) * batch_size < _SHARED_STEP_FLOPS:
+        return 1
+    return threads
+
+
 def sgd_epoch(weights, widths, X, y, order, batch_size, lr, momentum, velocity, decay, output,
               activation="tanh", sample_weight=None, rule="sgd", moment2=None, beta2=0.999,
               eps=1e-8, steps=0, grad_scale=1.0, l2=0.0, num_threads=1):
@@ -557,6 +572,8 @@ def sgd_epoch(weights, widths, X, y, order, batch_size, lr, momentum, velocity, 
     most one per chunk, one for a batch of one chunk or below _SERIAL_FLOPS. The result is bitwise
     the same for any thread count."""
     threads, tile, chunk, slots = _plan(widths, batch_size, num_threads, X.dtype.itemsize)
+    team = shared_step_team(widths, batch_size, num_threads)
+    threads = max(threads, team)
     code = SGD_RULES[rule]
     # chunk buffers: a round of `slots` chunks per thread, bounded by _ROUND_BYTES as in _run, and
     # no more than a batch holds

@@ -52,6 +52,7 @@ cdef extern from "_simd.h" nogil:
     const char *fastbp_select_kernels(const char *cap)
     long fastbp_claim(long *next)
     void fastbp_barrier()
+    int fastbp_team_size()
     void fastbp_pack_d(const double *src, Py_ssize_t sk, Py_ssize_t si, int K, int m, double *panel)
     void fastbp_pack_f(const float *src, Py_ssize_t sk, Py_ssize_t si, int K, int m, float *panel)
     int fastbp_sample_block_d()

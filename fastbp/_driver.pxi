@@ -32,6 +32,38 @@ cdef void pack_layer(const Net *net, int l, floating *panels) noexcept nogil:
                           panels + net.bwd_off[l - 1])
 
 
+cdef void pack_layer_rows(const Net *net, int l, floating *panels, Py_ssize_t r0,
+                          Py_ssize_t r1) noexcept nogil:
+    """pack_layer for rows r0..r1-1 of W(l) only (their entries of both panels; the zeros that
+    pad a panel's last block stay as pack_layer wrote them): the threads of a shared step
+    (_sgd_epoch.pxi) each pack the rows they updated."""
+    cdef int d = net.widths[l]
+    cdef Py_ssize_t K = net.widths[l - 1] + 1
+    cdef const floating *w = <const floating *> net.weights[l - 1]
+    cdef floating *panel = panels + net.fwd_off[l]
+    cdef floating *unit
+    cdef Py_ssize_t i0, k, i
+    cdef int r, block
+    # forward: blocks of FASTBP_RB units (columns of W(l)), k-major within a block: row k of
+    # W(l) is the k-th run of each block
+    i0 = 0
+    while i0 < d:
+        block = <int> min(<Py_ssize_t> FASTBP_RB, d - i0)
+        for k in range(r0, r1):
+            for r in range(block):
+                panel[k * FASTBP_RB + r] = w[k * d + i0 + r]
+        panel += K * FASTBP_RB
+        i0 += FASTBP_RB
+    if l == 1:
+        return
+    # backward (delta(l-1)): unit i of layer l-1 is row i + 1 of W(l), one lane of its block
+    panel = panels + net.bwd_off[l - 1]
+    for i in range(max(r0, 1) - 1, r1 - 1):
+        unit = panel + (i // FASTBP_RB) * d * FASTBP_RB + i % FASTBP_RB
+        for k in range(d):
+            unit[k * FASTBP_RB] = w[(i + 1) * d + k]
+
+
 cdef void pack_panels(const Net *net, floating *panels) noexcept nogil:
     """The weights as the kernels read them: W(l) forward, W(l+1) without its bias row backward."""
     cdef int l
@@ -186,8 +218,9 @@ cdef void chunk_rounds(const Net *net, const floating *Y, const Py_ssize_t *rows
     if team > 1:
         with parallel(num_threads=team):
             tid = threadid()
-            chunk_rounds_member(net, Y, rows, outputs, start, stop, chunk, mode, ws, tid, team,
-                                grad_sum, error_sum)
+            # the team OpenMP gave (fewer threads than asked for share the rounds as well)
+            chunk_rounds_member(net, Y, rows, outputs, start, stop, chunk, mode, ws, tid,
+                                fastbp_team_size(), grad_sum, error_sum)
     else:
         chunk_rounds_member(net, Y, rows, outputs, start, stop, chunk, mode, ws, 0, 1, grad_sum,
                             error_sum)

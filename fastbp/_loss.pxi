@@ -150,20 +150,21 @@ cdef void add_penalty_gradient(const Loss *loss, const floating *w, const floati
 
 
 cdef void add_step_penalty(const Loss *loss, const Net *net, int l, const floating *w,
-                           floating *g, double scale) noexcept nogil:
-    """g += the penalties' gradients for W(l) in a mini-batch step whose mean has the factor
-    `scale` (1 / the batch's total weight): (2 lambda / N) w on every weight, then alpha scale w
-    on the coefficient rows (no L2 on the intercepts: scikit-learn's _backprop)."""
+                           floating *g, double scale, Py_ssize_t r0, Py_ssize_t r1) noexcept nogil:
+    """g += the penalties' gradients for rows r0..r1-1 of W(l) in a mini-batch step whose mean
+    has the factor `scale` (1 / the batch's total weight): (2 lambda / N) w on every weight, then
+    alpha scale w on the coefficient rows (no L2 on the intercepts: scikit-learn's _backprop).
+    w and g point to row 0 of W(l) and of its gradient."""
     cdef Py_ssize_t i
-    cdef Py_ssize_t n = <Py_ssize_t> (net.widths[l - 1] + 1) * net.widths[l]
+    cdef Py_ssize_t d = net.widths[l]
     cdef floating f, step
     if loss.decay != 0:
         f = <floating> (2.0 * loss.decay)
-        for i in range(n):
+        for i in range(r0 * d, r1 * d):
             step = f * w[i]
             g[i] = g[i] + step
     if loss.alpha != 0:
         f = <floating> (loss.alpha * scale)
-        for i in range(net.widths[l], n):
+        for i in range(max(r0, 1) * d, r1 * d):
             step = f * w[i]
             g[i] = g[i] + step

@@ -34,6 +34,239 @@ cdef enum Rule:
     RULE_ADAM = 2        # Adam, with scikit-learn's bias correction folded into the step
 
 
+cdef struct Epoch:
+    # One epoch of mini-batch steps, as every member of its team sees it (sgd_epoch_member).
+    Net *net                    # net.input, net.panels set
+    void **weights              # W(1..L), updated after every mini-batch
+    void **velocity             # v(1..L) (momentum > 0), Adam's first moments m, or unused
+    void **moment2              # Adam's second moments, else unused
+    const void *Y
+    const Py_ssize_t *order     # the epoch's permutation of 0..N-1
+    Py_ssize_t N
+    Py_ssize_t batch_size
+    Py_ssize_t chunk
+    int rule
+    double lr
+    double momentum
+    double beta2
+    double eps
+    long long steps             # Adam's step count t before the epoch
+    const Loss *objective
+    double *loss                # scikit-learn's loss parts, or NULL
+    Workspace *ws
+    void *grad                  # (P,) the step's gradient, in the weights' dtype
+    double *grad64              # (P,) float64 sums of a batch of two chunks or more, kept zero
+    void *tiles                 # the two tile buffers of a shared step (team > 1), else NULL
+    double *row_squares         # ||row||^2 of every row of every W(l) (loss and alpha), or NULL
+
+
+cdef inline void rows_of(const Net *net, int l, int tid, int team, Py_ssize_t *r0,
+                         Py_ssize_t *r1) noexcept nogil:
+    """The rows of W(l) member tid of a team sums and updates: an even share, in order."""
+    cdef Py_ssize_t rows = net.widths[l - 1] + 1
+    r0[0] = rows * tid // team
+    r1[0] = rows * (tid + 1) // team
+
+
+cdef double shared_chunk(
+    const Net *net,
+    const floating *Y,          # IN  (N, d(L))
+    const Py_ssize_t *order,    # IN  sample i of the batch is row order[i] of X and Y
+    Py_ssize_t start,           # IN  the batch: samples start..stop-1, one chunk at most
+    Py_ssize_t stop,
+    floating *tiles,            # IN/OUT two tile buffers (scratch layout), shared by the team
+    floating *work,             # IN  this member's room for `outer`
+    floating *grad,             # OUT (P,) the batch's sums: this member's rows of each W(l)
+    int tid,
+    int team,
+) noexcept nogil:
+    """run_chunk's sums for one chunk, computed by a whole team: each tile's forward and backward
+    sweeps shared by samples (every sample's values are those of run_chunk: its lanes sum in the
+    same order whatever the samples beside it), then its gradient update by rows of each dW(l)
+    (every element sums the tile's samples in order, the tiles in order, whoever computes it).
+    The error sum is thread 0's, tile after tile in run_chunk's order; returned by thread 0 (0
+    elsewhere). One barrier a tile: the tiles alternate between two buffers, so that a member
+    sweeps the next tile while another still adds up the last one."""
+    cdef Py_ssize_t ld = net.tile
+    cdef int block = sample_block(<floating> 0)
+    cdef double err = 0.0
+    cdef Py_ssize_t t, nb, b0, b1, r0, r1
+    cdef int l, ns, blocks
+    cdef long k = 0
+    cdef floating *buf
+    for l in range(1, net.L + 1):
+        rows_of(net, l, tid, team, &r0, &r1)
+        memset(grad + net.grad_off[l] + r0 * net.widths[l], 0,
+               (r1 - r0) * net.widths[l] * sizeof(floating))
+    t = start
+    while t < stop:
+        buf = tiles + (k & 1) * net.scratch_len
+        nb = min(ld, stop - t)
+        ns = <int> ((nb + block - 1) // block * block)
+        blocks = ns // block
+        b0 = blocks * tid // team * block
+        b1 = blocks * (tid + 1) // team * block
+        if b0 < b1:
+            # (the epoch's X was checked: no screen, net.screen_inputs is off)
+            forward_tile(net, order, t + b0, min(b1, nb) - b0, <int> (b1 - b0), buf + b0)
+            sensitivities_tile(net, Y, order, t + b0, min(b1, nb) - b0, <int> (b1 - b0),
+                               buf + b0, True)
+        fastbp_barrier()
+        for l in range(1, net.L + 1):
+            rows_of(net, l, tid, team, &r0, &r1)
+            if r0 < r1:
+                if floating is double:
+                    fastbp_outer_d(buf + net.act_off[l - 1] + r0 * ld, <int> (r1 - r0),
+                                   buf + net.delta_off[l], net.widths[l], ld, ns,
+                                   grad + net.grad_off[l] + r0 * net.widths[l], work, net.panel)
+                else:
+                    fastbp_outer_f(buf + net.act_off[l - 1] + r0 * ld, <int> (r1 - r0),
+                                   buf + net.delta_off[l], net.widths[l], ld, ns,
+                                   grad + net.grad_off[l] + r0 * net.widths[l], work, net.panel)
+        if tid == 0:
+            # the tile's error again, whole, in run_chunk's order (the members' own sums of it
+            # would add up in another)
+            err += sensitivities_tile(net, Y, order, t, nb, ns, buf, False)
+        t += ld
+        k += 1
+    return err
+
+
+cdef void step_rows(
+    const Epoch *e,
+    int l,                      # IN  the layer, 1..L
+    Py_ssize_t r0,              # IN  its rows r0..r1-1
+    Py_ssize_t r1,
+    bint from_chunk,            # IN  the sums are in ws.grads (one chunk), else in e.grad64
+    double scale,               # IN  1 / the batch's total weight
+    floating lr_t,              # IN  Adam's step size this step
+) noexcept nogil:
+    """The step for rows r0..r1-1 of W(l): their squares for the loss (before the step), their
+    gradient, penalties and update, and their entries of the panels."""
+    cdef const Net *net = e.net
+    cdef Py_ssize_t d = net.widths[l]
+    cdef Py_ssize_t i0 = r0 * d
+    cdef Py_ssize_t i1 = r1 * d
+    cdef Py_ssize_t i, r, row0
+    cdef int m
+    cdef floating *w = <floating *> e.weights[l - 1]
+    cdef floating *g = <floating *> e.grad + net.grad_off[l]
+    cdef const floating *sums = <const floating *> e.ws.grads + net.grad_off[l]
+    cdef double *sums64 = e.grad64 + net.grad_off[l]
+    cdef floating *v
+    cdef floating *s2
+    cdef floating step, update
+    cdef floating lr_f = <floating> e.lr
+    cdef floating mu = <floating> e.momentum
+    cdef floating one_b1 = <floating> (1.0 - e.momentum)
+    cdef floating b2 = <floating> e.beta2
+    cdef floating one_b2 = <floating> (1.0 - e.beta2)
+    cdef floating eps_f = <floating> e.eps
+    cdef double grad_scale = e.objective.grad_scale
+    if e.row_squares != NULL:
+        row0 = 0
+        for m in range(1, l):
+            row0 += net.widths[m - 1] + 1
+        for r in range(max(r0, 1), r1):
+            e.row_squares[row0 + r] = sum_squares(w + r * d, d)
+    if from_chunk:
+        # the chunk's sums straight to the step, with the rounding of the float64 total
+        # (0.0 + x, not x: the sign of a zero included)
+        for i in range(i0, i1):
+            g[i] = <floating> ((0.0 + sums[i]) * scale * grad_scale)
+    else:
+        for i in range(i0, i1):
+            g[i] = <floating> (sums64[i] * scale * grad_scale)
+            sums64[i] = 0
+    add_step_penalty(e.objective, net, l, w, g, scale, r0, r1)
+    if e.rule == RULE_ADAM:
+        v = <floating *> e.velocity[l - 1]
+        s2 = <floating *> e.moment2[l - 1]
+        for i in range(i0, i1):
+            v[i] = mu * v[i] + one_b1 * g[i]
+            s2[i] = b2 * s2[i] + one_b2 * (g[i] * g[i])
+            update = lr_t * v[i] / (root(s2[i]) + eps_f)
+            w[i] = w[i] - update
+    elif e.rule == RULE_NESTEROV:
+        v = <floating *> e.velocity[l - 1]
+        for i in range(i0, i1):
+            v[i] = v[i] * mu
+            step = lr_f * g[i]
+            v[i] = v[i] - step
+            update = mu * v[i] - step
+            w[i] = w[i] + update
+    elif e.momentum != 0:
+        v = <floating *> e.velocity[l - 1]
+        for i in range(i0, i1):
+            v[i] = v[i] * mu
+            step = lr_f * g[i]
+            v[i] = v[i] - step
+            w[i] = w[i] + v[i]
+    else:
+        for i in range(i0, i1):
+            step = lr_f * g[i]
+            w[i] = w[i] - step
+    if r0 == 0 and r1 == net.widths[l - 1] + 1:
+        pack_layer(net, l, <floating *> net.panels)
+    else:
+        pack_layer_rows(net, l, <floating *> net.panels, r0, r1)
+
+
+cdef void sgd_epoch_member(const Epoch *e, int tid, int team, floating dummy) noexcept nogil:
+    """The epoch as member tid of a team of `team` threads runs it (team 1: alone). Each step:
+    the batch's sums (shared_chunk for one chunk on a team, run_chunk alone, chunk_rounds_member
+    for two chunks or more), then each member's rows of every W(l) stepped and packed, then a
+    barrier, so that no member sweeps the next batch before every weight and panel is new."""
+    cdef Net *net = e.net
+    cdef floating *chunk_grad = <floating *> e.ws.grads
+    cdef floating *work = (<floating *> e.ws.scratch + tid * net.scratch_len + net.work_off)
+    cdef Py_ssize_t start = 0
+    cdef Py_ssize_t stop, r0, r1, r, row0
+    cdef long long t = e.steps
+    cdef double scale, coef_sq
+    cdef double batch_err = 0.0
+    cdef bint from_chunk
+    cdef floating lr_t = 0
+    cdef int l
+    while start < e.N:
+        stop = min(start + e.batch_size, e.N)
+        scale = batch_scale(net, <const floating *> net.sample_weight, e.order, start, stop)
+        from_chunk = stop - start <= e.chunk
+        if from_chunk and team > 1:
+            batch_err = shared_chunk(net, <const floating *> e.Y, e.order, start, stop,
+                                     <floating *> e.tiles, work, chunk_grad, tid, team)
+        elif from_chunk:
+            batch_err = run_chunk(net, <const floating *> e.Y, e.order, <floating *> NULL, start,
+                                  stop, <floating *> e.ws.scratch, chunk_grad, MODE_GRADIENT)
+        else:
+            # the chunk rounds end at a barrier: every sum is in e.grad64 after it
+            chunk_rounds_member(net, <const floating *> e.Y, e.order, <floating *> NULL, start,
+                                stop, e.chunk, MODE_GRADIENT, e.ws, tid, team, e.grad64,
+                                &batch_err)
+        if e.rule == RULE_ADAM:
+            t += 1
+            lr_t = <floating> (e.lr * sqrt(1.0 - pow(e.beta2, <double> t))
+                               / (1.0 - pow(e.momentum, <double> t)))
+        # a member's rows are those it summed in shared_chunk: no barrier between
+        for l in range(1, net.L + 1):
+            rows_of(net, l, tid, team, &r0, &r1)
+            step_rows(e, l, r0, r1, from_chunk, scale, lr_t)
+        if team > 1:
+            fastbp_barrier()
+        if tid == 0 and e.loss != NULL:
+            # read before any member can write the next step's squares: a barrier comes first
+            coef_sq = 0.0
+            if e.row_squares != NULL:
+                row0 = 0
+                for l in range(1, net.L + 1):
+                    for r in range(1, net.widths[l - 1] + 1):
+                        coef_sq += e.row_squares[row0 + r]
+                    row0 += net.widths[l - 1] + 1
+            e.loss[1] += batch_err * scale * (stop - start)
+            e.loss[0] += 0.5 * e.objective.alpha * coef_sq * scale * (stop - start)
+        start = stop
+
+
 cdef int sgd_epoch_run(
     Net *net,                   # net.input: X (N, d(0))
     floating **weights,         # IN/OUT W(1..L), updated after every mini-batch
@@ -44,7 +277,7 @@ cdef int sgd_epoch_run(
     Py_ssize_t N,
     Py_ssize_t batch_size,
     Py_ssize_t chunk,           # IN  samples per chunk, as `gradient` would use
-    int num_threads,            # IN  threads for the chunks of a batch of two chunks or more
+    int num_threads,            # IN  the team of the epoch: 1, or the threads sharing each step
     Py_ssize_t slots,           # IN  chunk buffers: chunks computed per round (>= 1)
     int rule,                   # IN  RULE_SGD, RULE_NESTEROV or RULE_ADAM
     double lr,
@@ -73,139 +306,88 @@ cdef int sgd_epoch_run(
 
     scikit-learn's MLP (fastbp.sklearn) steps along another gradient of the same sums: c times the
     mean (c = objective.grad_scale, 1/2 for its squared error), plus its L2 term (objective.alpha).
-    Its epoch loss
-    sums, over the batches, |batch| times the batch's loss at the weights the batch saw; the two
-    parts of that sum come back apart, since scikit-learn scales the error part by its own
-    factor: loss[1] += |batch| err_batch / total (err_batch the kernel's sum of w_n e_n) and
-    loss[0] += |batch| (alpha / 2) ||W(rows 1..)||^2 / total (0 when alpha = 0).
-    Threads: a batch of one chunk runs on the calling thread, as it always did (handing its
-    activations between cores costs more than its work). A batch of two chunks or more is
-    computed by chunk_rounds, the driver of every gradient (up to num_threads threads, `slots`
-    chunks per round, each chunk into a slot of its own, the slots added to the float64 sums in
-    chunk order), so the weights, moments, steps and losses are bitwise those of
-    num_threads = 1. The step itself (decay, L2, the rule, the packing of the panels) runs on the
-    calling thread after the batch's parallel region, so no thread starts the next batch before
-    the weights and panels are complete.
+    Its epoch loss sums, over the batches, |batch| times the batch's loss at the weights the batch
+    saw; the two parts of that sum come back apart, since scikit-learn scales the error part by
+    its own factor: loss[1] += |batch| err_batch / total (err_batch the kernel's sum of w_n e_n)
+    and loss[0] += |batch| (alpha / 2) ||W(rows 1..)||^2 / total (0 when alpha = 0), the squares
+    summed row by row (each row as NumPy's np.square(row, dtype=float64).sum(), the rows in order).
+
+    Threads: with num_threads > 1 the whole epoch runs in one parallel region, its team kept
+    from step to step (a thread that waits does so at a barrier, spinning GOMP_SPINCOUNT times as
+    fastbp/__init__.py sets it, not in a new region's start-up). Every step is shared: a batch of
+    one chunk by samples and rows (shared_chunk), one of two chunks or more chunk by chunk
+    (chunk_rounds_member), and the update by rows of each W(l). fastbp._api decides whether an
+    epoch's steps are worth sharing (their flops). The weights, moments, steps and losses are
+    bitwise those of num_threads = 1, whatever the team.
     Return 0, or -1 when memory could not be had (the weights are untouched then).
     """
     cdef Py_ssize_t P = net.n_params
     cdef int threads = max(1, num_threads)
+    cdef Py_ssize_t total_rows = 0
     cdef Workspace ws
+    cdef Epoch e
+    cdef int l, tid
     cdef floating *grad = <floating *> fastbp_aligned_calloc((P + 1) * sizeof(floating))
     cdef double *grad64 = <double *> fastbp_aligned_calloc((P + 1) * sizeof(double))
-    cdef floating *chunk_grad
-    cdef floating *scratch
-    cdef floating *panels
-    cdef Py_ssize_t start, stop, p, i, n
-    cdef double scale
-    cdef int l
-    cdef floating *w
-    cdef floating *g
-    cdef floating *v
-    cdef floating *s2
-    cdef floating step, update
-    cdef floating lr_f = <floating> lr
-    cdef floating mu = <floating> momentum
-    cdef floating b1 = <floating> momentum
-    cdef floating one_b1 = <floating> (1.0 - momentum)
-    cdef floating b2 = <floating> beta2
-    cdef floating one_b2 = <floating> (1.0 - beta2)
-    cdef floating eps_f = <floating> eps
-    cdef floating lr_t = 0
-    cdef double grad_scale = objective.grad_scale
-    cdef double l2 = objective.alpha
-    cdef double batch_err, coef_sq
+    cdef floating *tiles = NULL
+    cdef double *row_squares = NULL
+    for l in range(net.L):
+        total_rows += net.widths[l] + 1
+    if threads > 1:
+        tiles = <floating *> fastbp_aligned_calloc(2 * net.scratch_len * sizeof(floating))
+    if loss != NULL and objective.alpha != 0:
+        row_squares = <double *> fastbp_aligned_calloc(total_rows * sizeof(double))
     # allocated once per epoch: one scratch per thread, one gradient slot per chunk of a round
-    if grad == NULL or grad64 == NULL or workspace_alloc(
-            net, (batch_size + chunk - 1) // chunk, slots if threads > 1 else 1, threads, True,
-            sizeof(floating), &ws) != 0:
+    if (grad == NULL or grad64 == NULL or (threads > 1 and tiles == NULL)
+            or (loss != NULL and objective.alpha != 0 and row_squares == NULL)
+            or workspace_alloc(net, (batch_size + chunk - 1) // chunk, slots if threads > 1 else 1,
+                               threads, True, sizeof(floating), &ws) != 0):
         fastbp_aligned_free(grad)
         fastbp_aligned_free(grad64)
+        fastbp_aligned_free(tiles)
+        fastbp_aligned_free(row_squares)
         return -1
     workspace_ready(net, &ws, <floating> 0)
-    chunk_grad = <floating *> ws.grads
-    scratch = <floating *> ws.scratch
-    panels = <floating *> ws.panels
-    net.panels = panels
-    start = 0
-    while start < N:
-        stop = min(start + batch_size, N)
-        scale = batch_scale(net, <const floating *> net.sample_weight, order, start, stop)
-        if stop - start <= chunk:
-            # one chunk (the usual mini-batch): its sums go straight to the step, with the same
-            # rounding as through the float64 total (0.0 + x, not x: the sign of a zero included);
-            # converted layer by layer below, while each layer's sums are in cache
-            batch_err = run_chunk(net, Y, order, <floating *> NULL, start, stop, scratch,
-                                  chunk_grad, MODE_GRADIENT)
-        else:
-            # A parallel region per batch (chunk_rounds opens it), not one around the epoch with
-            # barriers between steps: GNU OpenMP keeps its team between regions, and a thread
-            # waits for the next region as it would wait at a barrier (it spins GOMP_SPINCOUNT
-            # times, 2000 as fastbp/__init__.py sets it, then sleeps on a futex), against at
-            # least two chunks of work (>= 8 tiles, 512 samples, each). callgrind (4 batches of
-            # 4096, B and C = [64, 128, 128, 10]): the threads' chunks split evenly, the serial
-            # step is under 1 % of the 1-thread instructions.
-            memset(grad64, 0, P * sizeof(double))
-            chunk_rounds(net, Y, order, <floating *> NULL, start, stop, chunk, MODE_GRADIENT,
-                         &ws, grad64, &batch_err)
-            for p in range(P):
-                grad[p] = <floating> (grad64[p] * scale * grad_scale)
-        if loss != NULL:
-            coef_sq = 0.0
-            if l2 != 0:
-                for l in range(net.L):
-                    w = weights[l]
-                    n = <Py_ssize_t> (net.widths[l] + 1) * net.widths[l + 1]
-                    for i in range(net.widths[l + 1], n):
-                        coef_sq += <double> w[i] * w[i]
-            loss[1] += batch_err * scale * (stop - start)
-            loss[0] += 0.5 * l2 * coef_sq * scale * (stop - start)
-        if rule == RULE_ADAM:
-            steps[0] += 1
-            lr_t = <floating> (lr * sqrt(1.0 - pow(beta2, <double> steps[0]))
-                               / (1.0 - pow(momentum, <double> steps[0])))
-        # layer by layer, each layer's update and the packing of its panels for the next step
-        # while its weights are in cache (a wide layer does not fit in L2 twice over)
-        for l in range(net.L):
-            w = weights[l]
-            g = grad + net.grad_off[l + 1]
-            n = <Py_ssize_t> (net.widths[l] + 1) * net.widths[l + 1]
-            if stop - start <= chunk:
-                for i in range(n):
-                    g[i] = <floating> ((0.0 + chunk_grad[net.grad_off[l + 1] + i]) * scale
-                                       * grad_scale)
-            add_step_penalty(objective, net, l + 1, w, g, scale)
-            if rule == RULE_ADAM:
-                v = velocity[l]
-                s2 = moment2[l]
-                for i in range(n):
-                    v[i] = b1 * v[i] + one_b1 * g[i]
-                    s2[i] = b2 * s2[i] + one_b2 * (g[i] * g[i])
-                    update = lr_t * v[i] / (root(s2[i]) + eps_f)
-                    w[i] = w[i] - update
-            elif rule == RULE_NESTEROV:
-                v = velocity[l]
-                for i in range(n):
-                    v[i] = v[i] * mu
-                    step = lr_f * g[i]
-                    v[i] = v[i] - step
-                    update = mu * v[i] - step
-                    w[i] = w[i] + update
-            elif momentum != 0:
-                v = velocity[l]
-                for i in range(n):
-                    v[i] = v[i] * mu
-                    step = lr_f * g[i]
-                    v[i] = v[i] - step
-                    w[i] = w[i] + v[i]
-            else:
-                for i in range(n):
-                    step = lr_f * g[i]
-                    w[i] = w[i] - step
-            pack_layer(net, l + 1, panels)
-        start = stop
+    if tiles != NULL:
+        init_scratch(net, tiles)
+        init_scratch(net, tiles + net.scratch_len)
+    net.panels = ws.panels
+    e.net = net
+    e.weights = <void **> weights
+    e.velocity = <void **> velocity
+    e.moment2 = <void **> moment2
+    e.Y = Y
+    e.order = order
+    e.N = N
+    e.batch_size = batch_size
+    e.chunk = chunk
+    e.rule = rule
+    e.lr = lr
+    e.momentum = momentum
+    e.beta2 = beta2
+    e.eps = eps
+    e.steps = steps[0]
+    e.objective = objective
+    e.loss = loss
+    e.ws = &ws
+    e.grad = grad
+    e.grad64 = grad64
+    e.tiles = tiles
+    e.row_squares = row_squares
+    tid = 0
+    if threads > 1:
+        with parallel(num_threads=threads):
+            tid = threadid()
+            # the team OpenMP gave: every member's share follows from it
+            sgd_epoch_member(&e, tid, fastbp_team_size(), <floating> 0)
+    else:
+        sgd_epoch_member(&e, 0, 1, <floating> 0)
+    if rule == RULE_ADAM:
+        steps[0] += (N + batch_size - 1) // batch_size
     net.panels = NULL
     workspace_free(&ws)
     fastbp_aligned_free(grad)
     fastbp_aligned_free(grad64)
+    fastbp_aligned_free(tiles)
+    fastbp_aligned_free(row_squares)
     return 0

@@ -305,6 +305,15 @@ static inline long fastbp_claim(long *next) { return _InterlockedExchangeAdd((vo
 #else
 static inline long fastbp_claim(long *next) { return __atomic_fetch_add(next, 1, __ATOMIC_RELAXED); }
 #endif
+/* The threads of the innermost enclosing parallel region: what OpenMP gave, which may be fewer
+ * than a region asked for (OMP_THREAD_LIMIT, nesting); 1 outside any region or without OpenMP. */
+static inline int fastbp_team_size(void) {
+#ifdef _OPENMP
+    return omp_get_num_threads();
+#else
+    return 1;
+#endif
+}
 static inline void fastbp_barrier(void) {
 #ifdef _OPENMP
 #pragma omp barrier

@@ -72,6 +72,15 @@ cdef inline int sample_block(floating dummy) noexcept nogil:
         return fastbp_sample_block_f()
 
 
+cdef inline void copy_rows(floating *dst, const floating *src, int rows, Py_ssize_t ld,
+                           int ns) noexcept nogil:
+    """dst = src on the first ns samples of `rows` tile rows, and nothing beyond them: the
+    threads of a shared step (_sgd_epoch.pxi) compute other samples of the same rows."""
+    cdef int j
+    for j in range(rows):
+        memcpy(dst + j * ld, src + j * ld, ns * sizeof(floating))
+
+
 cdef inline bint load_tile_inputs(
     const Net *net,
     const Py_ssize_t *rows,  # IN  NULL, or the tile's samples are rows rows[t..t+nb-1] of X
@@ -121,14 +130,14 @@ cdef inline bint forward_tile(
             pass                # x(L) = s(L)
         elif net.output == OUT_POISSON:
             # the deviance is computed from s(L) = log x(L), never from the log of a rounded x(L)
-            memcpy(sL, x, d_out * ld * sizeof(floating))
+            copy_rows(sL, x, d_out, ld, ns)
             if floating is double:
                 fastbp_exp_d(x, d_out, ld, ns)
             else:
                 fastbp_exp_f(x, d_out, ld, ns)
         elif net.output == OUT_LOGISTIC or net.output == OUT_SOFTMAX:
             # the cross-entropy is computed from s(L), never from the rounded x(L)
-            memcpy(sL, x, d_out * ld * sizeof(floating))
+            copy_rows(sL, x, d_out, ld, ns)
             if net.output == OUT_LOGISTIC:
                 if floating is double:
                     fastbp_logistic_d(x, d_out, ld, ns)
@@ -209,7 +218,7 @@ cdef inline double sensitivities_tile(
         if net.output == OUT_LOGISTIC:
             # log(1 + exp(-|s(L)|)) of the tile, vectorised (libm's log1p and exp, value by value,
             # cost several times a small network's whole gradient)
-            memcpy(tail, sL, dL * ld * sizeof(floating))
+            copy_rows(tail, sL, dL, ld, ns)
             if floating is double:
                 fastbp_log1p_exp_d(tail, dL, ld, ns)
             else:

@@ -663,8 +663,10 @@ def fit_many(weights: list, X: ArrayLike, y: ArrayLike, output: str | None = Non
     options : list of dict or None, default=None
         Each network's own options (e.g. another learning rate); None: none.
     num_threads : int or None, default=None
-        How many networks train side by side (None: every core). Not a fit option here: each
-        network runs on one thread.
+        The threads of the whole call (None: every core). Not a fit option here: K networks
+        or more train side by side, one per thread; fewer share the threads out, each network
+        num_threads // K of them for its steps and its E_in (its result is bitwise the same
+        on any number).
     activation : {"tanh", "relu", "logistic", "identity"} or None, default=None
         The activation theta of the hidden layers. None: each Network's own, and "tanh" for
         lists of arrays; given, it must agree with every Network's.
@@ -743,6 +745,8 @@ def fit_many(weights: list, X: ArrayLike, y: ArrayLike, output: str | None = Non
         raise ValueError("fit_many trains each network on one thread: give num_threads (how "
                          "many networks train side by side) to fit_many, not as a fit option")
     threads = _checks.check_num_threads(num_threads, _api.available_threads())
+    # fewer networks than threads: each its share of them (steps shared as fit's, issue 23)
+    per_network = max(1, threads // max(1, K))
     jobs, arrays = [], []
     for k, (w, own) in enumerate(zip(weights, options)):
         try:
@@ -759,7 +763,7 @@ def fit_many(weights: list, X: ArrayLike, y: ArrayLike, output: str | None = Non
             elif merged.get("warm_start") is True:
                 raise ValueError("warm_start=True means a Network's own last fit; for a list of "
                                  "weight arrays give the History an earlier fit returned")
-            jobs.append(_check_fit(w, X, y, job_output, method, merged, num_threads=1,
+            jobs.append(_check_fit(w, X, y, job_output, method, merged, num_threads=per_network,
                                    activation=job_activation, sample_weight=sample_weight))
             arrays.append(w)
         except (TypeError, ValueError) as exc:

@@ -86,8 +86,11 @@ def numpy_epochs(case, dtype, batch, weighted, sklearn, epochs=2):
                                    num_threads=1)
             if sklearn:
                 # the loss at the weights the batch saw: |b| err_b, |b| (l2/2) ||W(rows 1..)||^2
-                sq = np.concatenate([(a[1:].astype(np.float64) ** 2).ravel() for a in w])
-                coef_sq = float(np.cumsum(sq)[-1])              # added one by one, as the kernel
+                # row by row, each row's squares as NumPy sums them, the rows one by one
+                coef_sq = 0.0
+                for a in w:
+                    for row in a[1:]:
+                        coef_sq += float(np.square(row, dtype=np.float64).sum())
                 err_part += E * n
                 l2_part += 0.5 * l2 * coef_sq * scale * n
                 g = [gl * grad_scale for gl in g]                # * 0.5: exact
