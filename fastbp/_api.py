@@ -542,15 +542,15 @@ def loss_spec(decay=0.0, alpha=0.0, total=0.0, grad_scale=1.0, loss_scale=1.0) -
     return (float(decay), float(alpha), float(total), float(grad_scale), float(loss_scale))
 
 
-def shared_step_team(widths, batch_size, num_threads) -> int:
-    """The threads that share each step of a mini-batch epoch: num_threads (as the user gave it,
-    checked here) when a step does at least _SHARED_STEP_FLOPS flops, else 1 (the step alone on
-    the calling thread, as a team of many would hand its values between cores for longer than
-    it computes). Either way the epoch's result is bitwise the same."""
+def shares_steps(widths, batch_size, num_threads, itemsize=8) -> bool:
+    """Whether the steps of a mini-batch epoch are shared among num_threads threads (as the user
+    gave it, checked here): when there are several and a step does at least _SHARED_STEP_FLOPS
+    flops (6 n_params |batch|); else each step runs on the calling thread alone, a team of many
+    handing its values between cores for longer than it computes. Either way the epoch's result
+    is bitwise the same. (`itemsize`: the weights' dtype, for a threshold by dtype.)"""
     threads = _checks.check_num_threads(num_threads, available_threads)
-    if _forked or threads == 1 or 6 * _n_params(widths) * batch_size < _SHARED_STEP_FLOPS:
-        return 1
-    return threads
+    return (not _forked and threads > 1
+            and 6 * _n_params(widths) * batch_size >= _SHARED_STEP_FLOPS)
 
 
 def sgd_epoch(weights, widths, X, y, order, batch_size, lr, momentum, velocity, decay, output,
@@ -567,13 +567,14 @@ def sgd_epoch(weights, widths, X, y, order, batch_size, lr, momentum, velocity, 
     (_checks.check_targets), sample_weight None or as _checks.check_sample_weight returns it.
     With sample weights a step's gradient is the batch's weighted mean,
     sum_b w_b grad e_b / sum_b w_b (a batch of zero weights makes no step from its gradient).
-    `num_threads` (as the user gave it; default 1, today's single thread) computes the chunks of
-    a batch of two chunks or more: the threads _plan gives a batch of `batch_size` samples, at
-    most one per chunk, one for a batch of one chunk or below _SERIAL_FLOPS. The result is bitwise
-    the same for any thread count."""
+    `num_threads` (as the user gave it; default 1) share every step of the epoch when
+    shares_steps says so, else each step runs on the calling thread. The result is bitwise the
+    same for any thread count."""
     threads, tile, chunk, slots = _plan(widths, batch_size, num_threads, X.dtype.itemsize)
-    team = shared_step_team(widths, batch_size, num_threads)
-    threads = max(threads, team)
+    # the epoch's team: every thread on every step, or the calling thread alone (the chunks of
+    # a batch of two or more included: below the threshold they are not worth a team either)
+    threads = (_checks.check_num_threads(num_threads, available_threads)
+               if shares_steps(widths, batch_size, num_threads, X.dtype.itemsize) else 1)
     code = SGD_RULES[rule]
     # chunk buffers: a round of `slots` chunks per thread, bounded by _ROUND_BYTES as in _run, and
     # no more than a batch holds
