@@ -237,6 +237,49 @@ def fma_peak(dtype, threads, isa, seconds=0.5):
     return gflops if gflops > 0 else None
 
 
+def fma_peaks(dtypes, thread_counts, seconds=0.5, isa=None) -> dict | None:
+    """{dtype: {threads: GFLOP/s}} of bench/fma_peak.c (fma_peak) on fastbp's kernel set (`isa`,
+    default fastbp._api.ISA) for each dtype and thread count, or None when any of them cannot be
+    measured (no C compiler, not x86-64): the denominators of a benchmark's %FMA."""
+    if isa is None:
+        isa = fastbp_private("ISA")
+    out = {str(np.dtype(dt)): {int(t): fma_peak(dt, t, isa, seconds) for t in thread_counts}
+           for dt in dtypes}
+    return out if all(g for v in out.values() for g in v.values()) else None
+
+
+def best_fma_peaks(*measured) -> dict | None:
+    """The better of several fma_peaks measurements (e.g. at the start and the end of a run),
+    dtype by dtype and thread count by thread count: a burst of load from elsewhere during one
+    measurement then does not inflate every %FMA. None when any measurement is None."""
+    if not measured or any(m is None for m in measured):
+        return None
+    return {dt: {t: max(m[dt][t] for m in measured) for t in measured[0][dt]}
+            for dt in measured[0]}
+
+
+def fma_peaks_text(peaks) -> str:
+    """'float64: 1 thread 58.7, 2 threads 117.5 GFLOP/s' (or 'not measured')."""
+    if not peaks:
+        return "not measured"
+    return "; ".join(
+        f"{dt}: " + ", ".join(f"{t} thread{'s' if t != 1 else ''} {g:.1f}"
+                              for t, g in sorted(v.items())) + " GFLOP/s"
+        for dt, v in peaks.items())
+
+
+def n_params(widths) -> int:
+    """Weights and biases of a network of layer widths d(0..L): sum_l (d(l-1)+1) d(l)."""
+    return sum((a + 1) * b for a, b in zip(widths[:-1], widths[1:]))
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask), else os.cpu_count()."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def cpu_info() -> dict:
     info = {"machine": platform.machine(), "model": platform.processor() or "?", "flags": [],
             "logical_cpus": os.cpu_count()}

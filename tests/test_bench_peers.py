@@ -371,3 +371,82 @@ def test_compare_records_a_peer_that_fails_in_the_rounds(tmp_path, monkeypatch):
     assert rows["numpy"]["error"] == "RuntimeError: peer failed while timed"
     assert "Traceback" in rows["numpy"]["traceback"]
     assert rows["fastbp"]["status"] == "ok" and rows["fastbp"]["rounds"] == 2
+
+
+def test_fma_peaks_best_of_the_measurements():
+    """bench/_common.best_fma_peaks keeps, dtype by dtype and thread count by thread count, the
+    better of the start's and the end's peaks; a missing measurement gives None."""
+    _common = _bench_module("_common")
+    start = {"float64": {1: 50.0, 2: 90.0}, "float32": {1: 100.0, 2: 170.0}}
+    end = {"float64": {1: 55.0, 2: 80.0}, "float32": {1: 90.0, 2: 180.0}}
+    assert _common.best_fma_peaks(start, end) == {"float64": {1: 55.0, 2: 90.0},
+                                                  "float32": {1: 100.0, 2: 180.0}}
+    assert _common.best_fma_peaks(start, None) is None
+    assert _common.fma_peaks_text({"float64": {2: 117.5, 1: 58.7}}) == (
+        "float64: 1 thread 58.7, 2 threads 117.5 GFLOP/s")
+    assert _common.fma_peaks_text(None) == "not measured"
+    assert _common.n_params([64, 100, 10]) == 65 * 100 + 101 * 10
+    assert _common.work_flops([64, 100, 10]) == 6 * _common.n_params([64, 100, 10])
+
+
+@pytest.mark.parametrize("method", ["adam", "sgd+nesterov"])
+@pytest.mark.parametrize("activation, output", [("relu", "softmax"), ("tanh", "tanh")])
+def test_train_epoch_times_fits_epoch(monkeypatch, method, activation, output):
+    """bench/train_epoch.py's mini-batch steps section times fastbp._api.sgd_epoch directly: its
+    epoch leaves bitwise the weights fit's epoch leaves (on 1 and 3 threads), and the check
+    notices when it does not (another learning rate in the timed call than in fit's)."""
+    train_epoch = _bench_module("train_epoch")
+    widths = [5, 6, 3] if output == "softmax" else [5, 6, 1]
+    weights0, X, Y = train_epoch.step_problem(widths, output, 53)
+    train_epoch.check_against_fit(weights0, X, Y, 7, method, activation, output, 3)
+    rule, lr, momentum, fit_options = train_epoch.STEP_METHODS[method]
+    monkeypatch.setitem(train_epoch.STEP_METHODS, method, (rule, lr * 2, momentum, fit_options))
+    with pytest.raises(RuntimeError, match="is not fit's"):
+        train_epoch.check_against_fit(weights0, X, Y, 7, method, activation, output, 3)
+
+
+def test_train_epoch_steps_rows(monkeypatch):
+    """The section's rows on small networks: both thread counts timed every round, the ratio of
+    the medians, the flops of an epoch 6 x weights x N."""
+    train_epoch = _bench_module("train_epoch")
+    monkeypatch.setattr(train_epoch, "STEP_NETS", [
+        ("a", [4, 6, 3], "relu", "softmax", 999, 90, 20, 1.6),
+        ("b", [3, 5, 1], "tanh", "tanh", 999, 70, 8, 0.95)])
+    rows = train_epoch.steps_runs(threads=2, rounds=3, min_sample=0.0, quick=True)
+    assert [(r["net"], r["method"]) for r in rows] == [
+        ("a", "adam"), ("a", "sgd+nesterov"), ("b", "adam"), ("b", "sgd+nesterov")]
+    for r in rows:
+        assert sorted(r["times_s"]) == [1, 2] and all(len(v) == 3 for v in r["times_s"].values())
+        assert r["speedup"] == pytest.approx(r["median_s"][1] / r["median_s"][2])
+        assert r["N"] == (90 if r["net"] == "a" else 70) and r["bitwise_equal"]
+    assert rows[0]["flops_per_epoch"] == 6 * (5 * 6 + 7 * 3) * 90
+
+
+def test_sklearn_mlp_row_and_fma():
+    """bench/sklearn_mlp.py's row: both sides fitted --repeats times, the same epochs and score,
+    the flops 6 x weights x samples x epochs, %FMA from the median and the peak of the dtype."""
+    pytest.importorskip("sklearn")
+    sklearn_mlp = _bench_module("sklearn_mlp")
+    from sklearn.datasets import load_digits
+    digits = load_digits()
+    X, y = digits.data[:300] / 16.0, digits.target[:300]
+    params = dict(hidden_layer_sizes=(10,), solver="adam", batch_size=50, max_iter=2,
+                  n_iter_no_change=1000)
+    for dtype, peak in ((np.float64, 10.0), (np.float32, 20.0)):
+        rec = sklearn_mlp.run_row(("t", "MLPClassifier", X.astype(dtype), y, params, 0.0, 60.0),
+                                  threads=2, repeats=2)
+        assert rec["dtype"] == np.dtype(dtype).name
+        assert len(rec["sklearn_times_s"]) == len(rec["fastbp_times_s"]) == 2
+        assert rec["n_iter_fastbp"] == rec["n_iter_sklearn"] == 2
+        assert rec["scores_equal"], (rec["score_sklearn"], rec["score_fastbp"])
+        assert rec["flops_fastbp"] == 6 * (65 * 10 + 11 * 10) * 300 * 2
+        sklearn_mlp.add_fma(rec, {rec["dtype"]: {2: peak, 4: 2 * peak}}, threads=2, cpus=4)
+        assert rec["pct_fma_fastbp"] == pytest.approx(
+            100 * rec["flops_fastbp"] / rec["fastbp_s"] / 1e9 / peak)
+        assert rec["pct_fma_sklearn"] == pytest.approx(
+            100 * rec["flops_sklearn"] / rec["sklearn_s"] / 1e9 / (2 * peak))
+        # met: speed-up >= its target (0 here), scores equal, and %FMA >= 60 %
+        rate = rec["flops_fastbp"] / rec["fastbp_s"] / 1e9
+        for pct, met in ((50.0, False), (70.0, True)):
+            sklearn_mlp.add_fma(rec, {rec["dtype"]: {2: 100 * rate / pct}}, threads=2, cpus=2)
+            assert rec["pct_fma_fastbp"] == pytest.approx(pct) and rec["met"] is met
