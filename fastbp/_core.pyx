@@ -65,6 +65,11 @@ cdef extern from "_simd.h" nogil:
                         int ns, double *G, double *work, int panel)
     void fastbp_outer_f(const float *X, int rows, const float *D, int cols, Py_ssize_t ld,
                         int ns, float *G, float *work, int panel)
+    void fastbp_outer_pieces_d(const double **X, const double **D, const int *ns, int pieces,
+                               int rows, int cols, Py_ssize_t ld, double *G, double *work,
+                               int panel)
+    void fastbp_outer_pieces_f(const float **X, const float **D, const int *ns, int pieces,
+                               int rows, int cols, Py_ssize_t ld, float *G, float *work, int panel)
     void fastbp_tanh_d(double *x, int rows, Py_ssize_t ld, Py_ssize_t n)
     void fastbp_tanh_f(float *x, int rows, Py_ssize_t ld, Py_ssize_t n)
     void fastbp_exp_d(double *x, int rows, Py_ssize_t ld, Py_ssize_t n)

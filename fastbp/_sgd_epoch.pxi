@@ -56,7 +56,8 @@ cdef struct Epoch:
     Workspace *ws
     void *grad                  # (P,) the step's gradient, in the weights' dtype
     double *grad64              # (P,) float64 sums of a batch of two chunks or more, kept zero
-    void *tiles                 # the two tile buffers of a shared step (team > 1), else NULL
+    void *tiles                 # each member's two tile buffers in a shared step, else NULL
+    void **pieces               # room for each member's pieces of a tile (3 team each), or NULL
     double *row_squares         # ||row||^2 of every row of every W(l) (loss and alpha), or NULL
 
 
@@ -68,39 +69,59 @@ cdef inline void rows_of(const Net *net, int l, int tid, int team, Py_ssize_t *r
     r1[0] = rows * (tid + 1) // team
 
 
+cdef inline floating *member_tile(floating *tiles, const Net *net, int member,
+                                  long k) noexcept nogil:
+    """The buffer member `member` sweeps tile k of a shared step into: a pair per member, the
+    tiles alternating between the two."""
+    return tiles + (2 * member + (k & 1)) * net.scratch_len
+
+
 cdef double shared_chunk(
     const Net *net,
     const floating *Y,          # IN  (N, d(L))
     const Py_ssize_t *order,    # IN  sample i of the batch is row order[i] of X and Y
     Py_ssize_t start,           # IN  the batch: samples start..stop-1, one chunk at most
     Py_ssize_t stop,
-    floating *tiles,            # IN/OUT two tile buffers (scratch layout), shared by the team
+    floating *tiles,            # IN/OUT two tile buffers (scratch layout) per member of the team
     floating *work,             # IN  this member's room for `outer`
+    void **pieces,              # IN  this member's room for a tile's pieces: 3 team pointers
     floating *grad,             # OUT (P,) the batch's sums: this member's rows of each W(l)
     int tid,
     int team,
 ) noexcept nogil:
     """run_chunk's sums for one chunk, computed by a whole team: each tile's forward and backward
-    sweeps shared by samples (every sample's values are those of run_chunk: its lanes sum in the
-    same order whatever the samples beside it), then its gradient update by rows of each dW(l)
-    (every element sums the tile's samples in order, the tiles in order, whoever computes it).
-    The error sum is thread 0's, tile after tile in run_chunk's order; returned by thread 0 (0
-    elsewhere). One barrier a tile: the tiles alternate between two buffers, so that a member
-    sweeps the next tile while another still adds up the last one."""
+    sweeps shared by samples, each member sweeping its samples into a tile buffer of its own
+    (every sample's values are those of run_chunk: its lanes sum in the same order whatever the
+    samples beside it), then its gradient update by rows of each dW(l), each member's rows over
+    the tile's samples in order, piece after piece (`outer` on pieces: every element of G sums
+    the tile's samples in order, the tiles in order, whoever computes it). The members sweep
+    into buffers apart: sweeping into lines of the same rows, each member its own, made the
+    sweeps of two threads half again as slow as their samples' share (measured, issue 23). The
+    error sum is thread 0's, tile after tile in run_chunk's order over the whole tile (the other
+    members' output rows copied beside its own first); returned by thread 0 (0 elsewhere). One
+    barrier a tile: each member's tiles alternate between its two buffers, so that it sweeps
+    the next tile while another still adds up the last one."""
     cdef Py_ssize_t ld = net.tile
     cdef int block = sample_block(<floating> 0)
+    cdef int dL = net.widths[net.L]
     cdef double err = 0.0
     cdef Py_ssize_t t, nb, b0, b1, r0, r1
-    cdef int l, ns, blocks
+    cdef int l, m, j, ns, blocks, n_pieces, out_rows
     cdef long k = 0
     cdef floating *buf
+    cdef const floating *src
+    cdef const floating **xs = <const floating **> pieces
+    cdef const floating **ds = <const floating **> (pieces + team)
+    cdef int *nsp = <int *> (pieces + 2 * team)
+    # the rows the error reads beyond x(L): s(L) and its two rows (cross-entropy, Poisson)
+    out_rows = (2 * dL + 2 if net.output == OUT_LOGISTIC or net.output == OUT_SOFTMAX
+                or net.output == OUT_POISSON else 0)
     for l in range(1, net.L + 1):
         rows_of(net, l, tid, team, &r0, &r1)
         memset(grad + net.grad_off[l] + r0 * net.widths[l], 0,
                (r1 - r0) * net.widths[l] * sizeof(floating))
     t = start
     while t < stop:
-        buf = tiles + (k & 1) * net.scratch_len
         nb = min(ld, stop - t)
         ns = <int> ((nb + block - 1) // block * block)
         blocks = ns // block
@@ -108,24 +129,49 @@ cdef double shared_chunk(
         b1 = blocks * (tid + 1) // team * block
         if b0 < b1:
             # (the epoch's X was checked: no screen, net.screen_inputs is off)
+            buf = member_tile(tiles, net, tid, k)
             forward_tile(net, order, t + b0, min(b1, nb) - b0, <int> (b1 - b0), buf + b0)
             sensitivities_tile(net, Y, order, t + b0, min(b1, nb) - b0, <int> (b1 - b0),
                                buf + b0, True)
         fastbp_barrier()
         for l in range(1, net.L + 1):
             rows_of(net, l, tid, team, &r0, &r1)
-            if r0 < r1:
-                if floating is double:
-                    fastbp_outer_d(buf + net.act_off[l - 1] + r0 * ld, <int> (r1 - r0),
-                                   buf + net.delta_off[l], net.widths[l], ld, ns,
-                                   grad + net.grad_off[l] + r0 * net.widths[l], work, net.panel)
-                else:
-                    fastbp_outer_f(buf + net.act_off[l - 1] + r0 * ld, <int> (r1 - r0),
-                                   buf + net.delta_off[l], net.widths[l], ld, ns,
-                                   grad + net.grad_off[l] + r0 * net.widths[l], work, net.panel)
+            if r0 == r1:
+                continue
+            n_pieces = 0
+            for m in range(team):
+                b0 = blocks * m // team * block
+                b1 = blocks * (m + 1) // team * block
+                if b0 < b1:
+                    buf = member_tile(tiles, net, m, k)
+                    xs[n_pieces] = buf + net.act_off[l - 1] + r0 * ld + b0
+                    ds[n_pieces] = buf + net.delta_off[l] + b0
+                    nsp[n_pieces] = <int> (b1 - b0)
+                    n_pieces += 1
+            if floating is double:
+                fastbp_outer_pieces_d(xs, ds, nsp, n_pieces, <int> (r1 - r0), net.widths[l], ld,
+                                      grad + net.grad_off[l] + r0 * net.widths[l], work,
+                                      net.panel)
+            else:
+                fastbp_outer_pieces_f(xs, ds, nsp, n_pieces, <int> (r1 - r0), net.widths[l], ld,
+                                      grad + net.grad_off[l] + r0 * net.widths[l], work,
+                                      net.panel)
         if tid == 0:
             # the tile's error again, whole, in run_chunk's order (the members' own sums of it
-            # would add up in another)
+            # would add up in another): the other members' output rows copied beside its own
+            buf = member_tile(tiles, net, 0, k)
+            for m in range(1, team):
+                b0 = blocks * m // team * block
+                b1 = blocks * (m + 1) // team * block
+                if b0 < b1:
+                    src = member_tile(tiles, net, m, k)
+                    for j in range(1, dL + 1):
+                        memcpy(buf + net.act_off[net.L] + j * ld + b0,
+                               src + net.act_off[net.L] + j * ld + b0,
+                               (b1 - b0) * sizeof(floating))
+                    for j in range(out_rows):
+                        memcpy(buf + net.out_off + j * ld + b0, src + net.out_off + j * ld + b0,
+                               (b1 - b0) * sizeof(floating))
             err += sensitivities_tile(net, Y, order, t, nb, ns, buf, False)
         t += ld
         k += 1
@@ -234,7 +280,8 @@ cdef void sgd_epoch_member(const Epoch *e, int tid, int team, floating dummy) no
         from_chunk = stop - start <= e.chunk
         if from_chunk and team > 1:
             batch_err = shared_chunk(net, <const floating *> e.Y, e.order, start, stop,
-                                     <floating *> e.tiles, work, chunk_grad, tid, team)
+                                     <floating *> e.tiles, work, e.pieces + tid * 3 * team,
+                                     chunk_grad, tid, team)
         elif from_chunk:
             batch_err = run_chunk(net, <const floating *> e.Y, e.order, <floating *> NULL, start,
                                   stop, <floating *> e.ws.scratch, chunk_grad, MODE_GRADIENT)
@@ -330,27 +377,32 @@ cdef int sgd_epoch_run(
     cdef floating *grad = <floating *> fastbp_aligned_calloc((P + 1) * sizeof(floating))
     cdef double *grad64 = <double *> fastbp_aligned_calloc((P + 1) * sizeof(double))
     cdef floating *tiles = NULL
+    cdef void **pieces = NULL
     cdef double *row_squares = NULL
     for l in range(net.L):
         total_rows += net.widths[l] + 1
     if threads > 1:
-        tiles = <floating *> fastbp_aligned_calloc(2 * net.scratch_len * sizeof(floating))
+        tiles = <floating *> fastbp_aligned_calloc(2 * threads * net.scratch_len
+                                                   * sizeof(floating))
+        pieces = <void **> fastbp_aligned_calloc(3 * threads * threads * sizeof(void *))
     if loss != NULL and objective.alpha != 0:
         row_squares = <double *> fastbp_aligned_calloc(total_rows * sizeof(double))
     # allocated once per epoch: one scratch per thread, one gradient slot per chunk of a round
-    if (grad == NULL or grad64 == NULL or (threads > 1 and tiles == NULL)
+    if (grad == NULL or grad64 == NULL
+            or (threads > 1 and (tiles == NULL or pieces == NULL))
             or (loss != NULL and objective.alpha != 0 and row_squares == NULL)
             or workspace_alloc(net, (batch_size + chunk - 1) // chunk, slots if threads > 1 else 1,
                                threads, True, sizeof(floating), &ws) != 0):
         fastbp_aligned_free(grad)
         fastbp_aligned_free(grad64)
         fastbp_aligned_free(tiles)
+        fastbp_aligned_free(pieces)
         fastbp_aligned_free(row_squares)
         return -1
     workspace_ready(net, &ws, <floating> 0)
     if tiles != NULL:
-        init_scratch(net, tiles)
-        init_scratch(net, tiles + net.scratch_len)
+        for l in range(2 * threads):
+            init_scratch(net, tiles + l * net.scratch_len)
     net.panels = ws.panels
     e.net = net
     e.weights = <void **> weights
@@ -373,6 +425,7 @@ cdef int sgd_epoch_run(
     e.grad = grad
     e.grad64 = grad64
     e.tiles = tiles
+    e.pieces = pieces
     e.row_squares = row_squares
     tid = 0
     if threads > 1:
@@ -389,5 +442,6 @@ cdef int sgd_epoch_run(
     fastbp_aligned_free(grad)
     fastbp_aligned_free(grad64)
     fastbp_aligned_free(tiles)
+    fastbp_aligned_free(pieces)
     fastbp_aligned_free(row_squares)
     return 0

@@ -225,7 +225,8 @@ static inline void fastbp_aligned_free(void *p) {
     typedef struct {                                                                    \
         int (*sample_block)(void);                                                      \
         void (*linear)(const T *, int, int, const T *, ptrdiff_t, T *, int);            \
-        void (*outer)(const T *, int, const T *, int, ptrdiff_t, int, T *, T *, int);   \
+        void (*outer)(const T *const *, const T *const *, const int *, int, int, int,   \
+                      ptrdiff_t, T *, T *, int);                                        \
         int (*load_inputs)(const T *, const ptrdiff_t *, ptrdiff_t, int, int, T *, ptrdiff_t, int); \
         void (*softmax)(T *, int, ptrdiff_t, ptrdiff_t, T *, T *);                      \
         FASTBP_ROW_KERNELS(FASTBP_ROW_SLOT, T, _)                                       \
@@ -366,9 +367,16 @@ static inline void fastbp_linear_d(const double *P, int K, int m, const double *
 static inline void fastbp_linear_f(const float *P, int K, int m, const float *in, ptrdiff_t ld,
                                    float *out, int ns) { fastbp_kf.linear(P, K, m, in, ld, out, ns); }
 static inline void fastbp_outer_d(const double *X, int rows, const double *D, int cols, ptrdiff_t ld,
-                                  int ns, double *G, double *work, int panel) { fastbp_kd.outer(X, rows, D, cols, ld, ns, G, work, panel); }
+                                  int ns, double *G, double *work, int panel) { fastbp_kd.outer(&X, &D, &ns, 1, rows, cols, ld, G, work, panel); }
 static inline void fastbp_outer_f(const float *X, int rows, const float *D, int cols, ptrdiff_t ld,
-                                  int ns, float *G, float *work, int panel) { fastbp_kf.outer(X, rows, D, cols, ld, ns, G, work, panel); }
+                                  int ns, float *G, float *work, int panel) { fastbp_kf.outer(&X, &D, &ns, 1, rows, cols, ld, G, work, panel); }
+/* outer on a tile whose samples are in pieces (see `outer` in _simd_kernels.h) */
+static inline void fastbp_outer_pieces_d(const double *const *X, const double *const *D, const int *ns,
+                                         int pieces, int rows, int cols, ptrdiff_t ld, double *G,
+                                         double *work, int panel) { fastbp_kd.outer(X, D, ns, pieces, rows, cols, ld, G, work, panel); }
+static inline void fastbp_outer_pieces_f(const float *const *X, const float *const *D, const int *ns,
+                                         int pieces, int rows, int cols, ptrdiff_t ld, float *G,
+                                         float *work, int panel) { fastbp_kf.outer(X, D, ns, pieces, rows, cols, ld, G, work, panel); }
 #define FASTBP_ROW_WRAPPER(name, _a, _b)                                                  \
     static inline void fastbp_##name##_d(double *x, int rows, ptrdiff_t ld, ptrdiff_t n) {      \
         fastbp_kd.name(x, rows, ld, n);                                                 \

@@ -241,12 +241,16 @@ FASTBP_ATTR static inline T FASTBP_SFX(lanesum)(V a)
         V acc[RC][CC];                                                                  \
         for (int r = 0; r < RC; r++)                                                    \
             for (int c = 0; c < CC; c++) acc[r][c] = (V){0};                            \
-        for (int b = 0; b < ns; b += LANES) {                                           \
-            V xv[RC], dv[CC];                                                           \
-            for (int r = 0; r < RC; r++) xv[r] = *(const V *)(X + (ptrdiff_t)(j + r) * ld + b); \
-            for (int c = 0; c < CC; c++) dv[c] = *(const V *)(D + (ptrdiff_t)(c0 + c) * ld + b); \
-            for (int r = 0; r < RC; r++)                                                \
-                for (int c = 0; c < CC; c++) acc[r][c] += xv[r] * dv[c];                \
+        for (int p = 0; p < pieces; p++) {                                              \
+            const T *FASTBP_RESTRICT Xp = X[p];                                         \
+            const T *FASTBP_RESTRICT Dp = D[p];                                         \
+            for (int b = 0; b < nsp[p]; b += LANES) {                                   \
+                V xv[RC], dv[CC];                                                       \
+                for (int r = 0; r < RC; r++) xv[r] = *(const V *)(Xp + (ptrdiff_t)(j + r) * ld + b); \
+                for (int c = 0; c < CC; c++) dv[c] = *(const V *)(Dp + (ptrdiff_t)(c0 + c) * ld + b); \
+                for (int r = 0; r < RC; r++)                                            \
+                    for (int c = 0; c < CC; c++) acc[r][c] += xv[r] * dv[c];            \
+            }                                                                           \
         }                                                                               \
         for (int r = 0; r < RC; r++)                                                    \
             for (int c = 0; c < CC; c++)                                                \
@@ -261,12 +265,15 @@ FASTBP_ATTR static inline T FASTBP_SFX(lanesum)(V a)
             for (int c = 0; c < CC; c++)                                                \
                 acc[r][c] = *(const VU *)(G + (ptrdiff_t)(j + r) * cols + c0 + c * LANES); \
         const T *wb = work + c0;                                                        \
-        for (int b = 0; b < ns; b++, wb += wld) {                                       \
-            V dv[CC];                                                                   \
-            for (int c = 0; c < CC; c++) memcpy(&dv[c], wb + c * LANES, sizeof(V));     \
-            for (int r = 0; r < RC; r++) {                                              \
-                const T xr = X[(ptrdiff_t)(j + r) * ld + b];                            \
-                for (int c = 0; c < CC; c++) acc[r][c] += xr * dv[c];                   \
+        for (int p = 0; p < pieces; p++) {                                              \
+            const T *FASTBP_RESTRICT Xp = X[p];                                         \
+            for (int b = 0; b < nsp[p]; b++, wb += wld) {                               \
+                V dv[CC];                                                               \
+                for (int c = 0; c < CC; c++) memcpy(&dv[c], wb + c * LANES, sizeof(V)); \
+                for (int r = 0; r < RC; r++) {                                          \
+                    const T xr = Xp[(ptrdiff_t)(j + r) * ld + b];                       \
+                    for (int c = 0; c < CC; c++) acc[r][c] += xr * dv[c];               \
+                }                                                                       \
             }                                                                           \
         }                                                                               \
         for (int r = 0; r < RC; r++)                                                    \
@@ -276,29 +283,37 @@ FASTBP_ATTR static inline T FASTBP_SFX(lanesum)(V a)
 
 /* G[j][c] += sum_{b < ns} X[j][b] D[c][b]: the gradient update of one layer from a tile, X its
  * inputs x(l-1) (rows units), D its sensitivities delta(l) (cols units), `work` room for
- * ns x (cols + LANES) values. Columns in whole vectors go through D transposed
+ * ns x (cols + LANES) values. The tile's samples come in `pieces` pieces, piece p nsp[p]
+ * samples (a multiple of LANES) at X[p] and D[p] (rows `ld` apart): the pieces of a tile whose
+ * samples the threads of a shared step swept each in its own buffer (_sgd_epoch.pxi), or one
+ * piece. Every element adds the samples in the order of the pieces, in the same lanes, so the
+ * sums are those of one contiguous piece, bit for bit. Columns in whole vectors go through D transposed
  * (work[b][c] = D[c][b]): a block of G stays in registers while the samples stream by, each
  * sample one broadcast of x per row and one load of delta per vector of columns, nothing summed
  * across lanes. The few columns left over (fewer than a vector) are dot products over the
  * samples, each lane summing its own samples. */
-FASTBP_ATTR static void FASTBP_SFX(outer)(const T *FASTBP_RESTRICT X, int rows,
-                                          const T *FASTBP_RESTRICT D, int cols, ptrdiff_t ld,
-                                          int ns, T *FASTBP_RESTRICT G, T *FASTBP_RESTRICT work,
-                                          int panel)
+FASTBP_ATTR static void FASTBP_SFX(outer)(const T *const *X, const T *const *D,
+                                          const int *nsp, int pieces, int rows, int cols,
+                                          ptrdiff_t ld, T *FASTBP_RESTRICT G,
+                                          T *FASTBP_RESTRICT work, int panel)
 {
     const int vcols = cols / LANES * LANES;
     /* rows of `work` one vector longer than needed: 2^k bytes apart (256 columns of doubles:
      * 2 KiB), the samples' rows would all fall in the same few sets of L1 and evict each other */
     const ptrdiff_t wld = vcols + LANES;
     if (vcols > 0) {
-        for (int c0 = 0; c0 < vcols; c0 += LANES)
-            for (int b0 = 0; b0 < ns; b0 += LANES) {
-                V r[LANES];
-                for (int i = 0; i < LANES; i++) r[i] = *(const V *)(D + (ptrdiff_t)(c0 + i) * ld + b0);
-                FASTBP_TRANSPOSE_STAGES(r);
-                for (int i = 0; i < LANES; i++)
-                    *(VU *)(work + (b0 + i) * wld + c0) = r[i];
-            }
+        for (int c0 = 0; c0 < vcols; c0 += LANES) {
+            ptrdiff_t boff = 0;
+            for (int p = 0; p < pieces; boff += nsp[p], p++)
+                for (int b0 = 0; b0 < nsp[p]; b0 += LANES) {
+                    V r[LANES];
+                    for (int i = 0; i < LANES; i++)
+                        r[i] = *(const V *)(D[p] + (ptrdiff_t)(c0 + i) * ld + b0);
+                    FASTBP_TRANSPOSE_STAGES(r);
+                    for (int i = 0; i < LANES; i++)
+                        *(VU *)(work + (boff + b0 + i) * wld + c0) = r[i];
+                }
+        }
         /* Blocks of rows x column vectors kept in registers. Each accumulator waits a multiply-add
          * latency (4 cycles) per sample, so a block needs about 8 of them to keep two FMA units
          * busy: fewer column vectors (a layer of 32 units in float32 has 2) get more rows. The

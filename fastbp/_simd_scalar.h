@@ -22,15 +22,17 @@ static void FASTBP_SFX(linear)(const T *panel, int K, int m, const T *in, ptrdif
     }
 }
 
-static void FASTBP_SFX(outer)(const T *X, int rows, const T *D, int cols, ptrdiff_t ld, int ns,
-                              T *G, T *work, int panel)
+static void FASTBP_SFX(outer)(const T *const *X, const T *const *D, const int *nsp, int pieces,
+                              int rows, int cols, ptrdiff_t ld, T *G, T *work, int panel)
 {
     (void)work;
     (void)panel;
     for (int j = 0; j < rows; j++)
         for (int c = 0; c < cols; c++) {
             T s = 0;
-            for (int b = 0; b < ns; b++) s += X[(ptrdiff_t)j * ld + b] * D[(ptrdiff_t)c * ld + b];
+            for (int p = 0; p < pieces; p++)
+                for (int b = 0; b < nsp[p]; b++)
+                    s += X[p][(ptrdiff_t)j * ld + b] * D[p][(ptrdiff_t)c * ld + b];
             G[(ptrdiff_t)j * cols + c] += s;
         }
 }
