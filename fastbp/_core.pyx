@@ -53,6 +53,9 @@ cdef extern from "_simd.h" nogil:
     long fastbp_claim(long *next)
     void fastbp_barrier()
     int fastbp_team_size()
+    ctypedef struct fastbp_team_sync:
+        pass
+    void fastbp_team_wait(fastbp_team_sync *s, int team)
     void fastbp_pack_d(const double *src, Py_ssize_t sk, Py_ssize_t si, int K, int m, double *panel)
     void fastbp_pack_f(const float *src, Py_ssize_t sk, Py_ssize_t si, int K, int m, float *panel)
     int fastbp_sample_block_d()

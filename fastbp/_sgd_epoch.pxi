@@ -58,6 +58,7 @@ cdef struct Epoch:
     double *grad64              # (P,) float64 sums of a batch of two chunks or more, kept zero
     void *tiles                 # each member's two tile buffers in a shared step, else NULL
     void **pieces               # room for each member's pieces of a tile (3 team each), or NULL
+    fastbp_team_sync *sync      # the team's barrier (team > 1), or NULL
     double *row_squares         # ||row||^2 of every row of every W(l) (loss and alpha), or NULL
 
 
@@ -85,6 +86,7 @@ cdef double shared_chunk(
     floating *tiles,            # IN/OUT two tile buffers (scratch layout) per member of the team
     floating *work,             # IN  this member's room for `outer`
     void **pieces,              # IN  this member's room for a tile's pieces: 3 team pointers
+    fastbp_team_sync *sync,     # IN  the team's barrier
     floating *grad,             # OUT (P,) the batch's sums: this member's rows of each W(l)
     int tid,
     int team,
@@ -133,7 +135,7 @@ cdef double shared_chunk(
             forward_tile(net, order, t + b0, min(b1, nb) - b0, <int> (b1 - b0), buf + b0)
             sensitivities_tile(net, Y, order, t + b0, min(b1, nb) - b0, <int> (b1 - b0),
                                buf + b0, True)
-        fastbp_barrier()
+        fastbp_team_wait(sync, team)
         for l in range(1, net.L + 1):
             rows_of(net, l, tid, team, &r0, &r1)
             if r0 == r1:
@@ -281,7 +283,7 @@ cdef void sgd_epoch_member(const Epoch *e, int tid, int team, floating dummy) no
         if from_chunk and team > 1:
             batch_err = shared_chunk(net, <const floating *> e.Y, e.order, start, stop,
                                      <floating *> e.tiles, work, e.pieces + tid * 3 * team,
-                                     chunk_grad, tid, team)
+                                     e.sync, chunk_grad, tid, team)
         elif from_chunk:
             batch_err = run_chunk(net, <const floating *> e.Y, e.order, <floating *> NULL, start,
                                   stop, <floating *> e.ws.scratch, chunk_grad, MODE_GRADIENT)
@@ -299,7 +301,7 @@ cdef void sgd_epoch_member(const Epoch *e, int tid, int team, floating dummy) no
             rows_of(net, l, tid, team, &r0, &r1)
             step_rows(e, l, r0, r1, from_chunk, scale, lr_t)
         if team > 1:
-            fastbp_barrier()
+            fastbp_team_wait(e.sync, team)
         if tid == 0 and e.loss != NULL:
             # read before any member can write the next step's squares: a barrier comes first
             coef_sq = 0.0
@@ -378,6 +380,7 @@ cdef int sgd_epoch_run(
     cdef double *grad64 = <double *> fastbp_aligned_calloc((P + 1) * sizeof(double))
     cdef floating *tiles = NULL
     cdef void **pieces = NULL
+    cdef fastbp_team_sync *sync = NULL
     cdef double *row_squares = NULL
     for l in range(net.L):
         total_rows += net.widths[l] + 1
@@ -385,11 +388,12 @@ cdef int sgd_epoch_run(
         tiles = <floating *> fastbp_aligned_calloc(2 * threads * net.scratch_len
                                                    * sizeof(floating))
         pieces = <void **> fastbp_aligned_calloc(3 * threads * threads * sizeof(void *))
+        sync = <fastbp_team_sync *> fastbp_aligned_calloc(sizeof(fastbp_team_sync))
     if loss != NULL and objective.alpha != 0:
         row_squares = <double *> fastbp_aligned_calloc(total_rows * sizeof(double))
     # allocated once per epoch: one scratch per thread, one gradient slot per chunk of a round
     if (grad == NULL or grad64 == NULL
-            or (threads > 1 and (tiles == NULL or pieces == NULL))
+            or (threads > 1 and (tiles == NULL or pieces == NULL or sync == NULL))
             or (loss != NULL and objective.alpha != 0 and row_squares == NULL)
             or workspace_alloc(net, (batch_size + chunk - 1) // chunk, slots if threads > 1 else 1,
                                threads, True, sizeof(floating), &ws) != 0):
@@ -397,6 +401,7 @@ cdef int sgd_epoch_run(
         fastbp_aligned_free(grad64)
         fastbp_aligned_free(tiles)
         fastbp_aligned_free(pieces)
+        fastbp_aligned_free(sync)
         fastbp_aligned_free(row_squares)
         return -1
     workspace_ready(net, &ws, <floating> 0)
@@ -426,6 +431,7 @@ cdef int sgd_epoch_run(
     e.grad64 = grad64
     e.tiles = tiles
     e.pieces = pieces
+    e.sync = sync
     e.row_squares = row_squares
     tid = 0
     if threads > 1:
@@ -443,5 +449,6 @@ cdef int sgd_epoch_run(
     fastbp_aligned_free(grad64)
     fastbp_aligned_free(tiles)
     fastbp_aligned_free(pieces)
+    fastbp_aligned_free(sync)
     fastbp_aligned_free(row_squares)
     return 0

@@ -306,6 +306,65 @@ static inline long fastbp_claim(long *next) { return _InterlockedExchangeAdd((vo
 #else
 static inline long fastbp_claim(long *next) { return __atomic_fetch_add(next, 1, __ATOMIC_RELAXED); }
 #endif
+/* ---- the barrier of a shared mini-batch epoch (fastbp/_sgd_epoch.pxi) ----
+ * A team that meets several times a step waits spinning, then yielding its core, but never
+ * asleep: a thread asleep on a futex is woken on whichever core the scheduler picks, often the
+ * waker's, and two members sharing one core while the other idles made whole epochs twice as
+ * slow (seen half the time on the 2-vCPU machines). Spinning members stay runnable, so the
+ * scheduler keeps them apart; yielding after a while keeps an oversubscribed team (more members
+ * than cores) moving. `arrived` and `generation` each on a cache line of their own. */
+#if defined(_WIN32)
+#ifndef WIN32_LEAN_AND_MEAN
+#define WIN32_LEAN_AND_MEAN
+#endif
+#ifndef NOMINMAX
+#define NOMINMAX
+#endif
+#include <windows.h>
+#define FASTBP_YIELD() SwitchToThread()
+#else
+#include <sched.h>
+#define FASTBP_YIELD() sched_yield()
+#endif
+#if defined(_MSC_VER) && !defined(__clang__)
+#define FASTBP_PAUSE() YieldProcessor()
+#define FASTBP_LOAD_ACQ(p) (_ReadWriteBarrier(), *(volatile long *)(p))
+#define FASTBP_FETCH_ADD(p, v) (_InterlockedExchangeAdd((volatile long *)(p), (v)) + (v))
+#define FASTBP_STORE_REL(p, v) (_ReadWriteBarrier(), *(volatile long *)(p) = (v))
+#else
+#if defined(__x86_64__) || defined(__i386__)
+#define FASTBP_PAUSE() __builtin_ia32_pause()
+#elif defined(__aarch64__) || defined(__arm__)
+#define FASTBP_PAUSE() __asm__ __volatile__("yield")
+#else
+#define FASTBP_PAUSE() ((void)0)
+#endif
+#define FASTBP_LOAD_ACQ(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define FASTBP_FETCH_ADD(p, v) __atomic_add_fetch((p), (v), __ATOMIC_ACQ_REL)
+#define FASTBP_STORE_REL(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+#endif
+#define FASTBP_TEAM_SPINS 4096      /* pauses before a waiting member yields its core */
+typedef struct {
+    long arrived;
+    char pad0[64 - sizeof(long)];
+    long generation;
+    char pad1[64 - sizeof(long)];
+} fastbp_team_sync;
+static inline void fastbp_team_wait(fastbp_team_sync *s, int team) {
+    const long gen = FASTBP_LOAD_ACQ(&s->generation);
+    if (FASTBP_FETCH_ADD(&s->arrived, 1) == team) {
+        s->arrived = 0;              /* before the release below: no one arrives again before */
+        FASTBP_STORE_REL(&s->generation, gen + 1);
+        return;
+    }
+    for (long spins = 0; FASTBP_LOAD_ACQ(&s->generation) == gen; spins++) {
+        if (spins < FASTBP_TEAM_SPINS)
+            FASTBP_PAUSE();
+        else
+            FASTBP_YIELD();
+    }
+}
+
 /* The threads of the innermost enclosing parallel region: what OpenMP gave, which may be fewer
  * than a region asked for (OMP_THREAD_LIMIT, nesting); 1 outside any region or without OpenMP. */
 static inline int fastbp_team_size(void) {
