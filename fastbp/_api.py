@@ -44,8 +44,13 @@ _PANEL_BYTES = 16384
 _SERIAL_FLOPS = 1 << 18
 # An epoch of mini-batch steps of at least this many flops each (6 n_params |batch|) shares every
 # step among num_threads threads (fastbp/_sgd_epoch.pxi); below, each step runs on one thread.
-# Provisional: measured and documented with issue 23.
-_SHARED_STEP_FLOPS = 1 << 21
+# Measured (AMD EPYC Zen 4, 2 vCPUs, float64 adam, every step shared, tools of issue 23): 2
+# threads against 1, [8, 32, 32, 1] 1.13x at batch 16 (0.13 MFLOP a step), 1.08-1.12x up to
+# batch 128 (1.06 MFLOP), 1.38x at 256 (2.1 MFLOP); [16, 64, 64, 1] 1.39-1.47x from 1 MFLOP;
+# [32, 128, 128, 4] 1.56-1.58x from 4 MFLOP. Below a megaflop the gain is a few microseconds a
+# step, while a busy core makes every member of a team wait for it at each barrier: those steps
+# stay on one thread.
+_SHARED_STEP_FLOPS = 1 << 20
 # Chunks one thread takes per round (one OpenMP region), bounded by the memory of their buffers.
 _ROUND_BYTES = 1 << 22
 _MAX_SLOTS_PER_THREAD = 64
