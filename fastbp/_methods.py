@@ -667,9 +667,10 @@ class SGD(Momentum, MiniBatchMethod):
         v = mu v - eta g;  w = w + v                (mu > 0; nesterov: w = w + (mu v - eta g))
         w = w - eta g                               (mu == 0)
     The whole epoch is one call into the compiled kernel, which does exactly these operations in
-    this order: no Python runs per step. A batch of one chunk (fastbp._api._layout_plan, e.g.
-    512 samples) runs on one thread (see the user guide, "Threads and processes"); the chunks of
-    a larger batch are shared out among `num_threads` threads, with the same result bitwise."""
+    this order: no Python runs per step. Each step of a megaflop or more is shared among
+    `num_threads` threads (its samples, gradient sums and update; fastbp._api.shares_steps and
+    the user guide, "Threads and processes"), with the same result bitwise; a smaller step runs
+    on one thread."""
     name = "sgd"
     options = {"learning_rate": 0.1, "batch_size": 32, "shuffle": True, "momentum": 0.0,
                "nesterov": False, "warm_start": False}

@@ -283,7 +283,8 @@ _PARAMETERS_DOC = """\
     num_threads : int or None, default=None
         The threads of fastbp's kernels (None: every core this process may use, capped by
         OMP_NUM_THREADS; a negative count backwards from that). The stochastic solvers share
-        a mini-batch of two chunks or more among the threads; a smaller one runs on one thread.
+        each mini-batch step of a megaflop or more among the threads (6 x weights x batch
+        size); a smaller one runs on one thread. The fit is bitwise the same either way.
 """
 
 _ATTRIBUTES_DOC = """\

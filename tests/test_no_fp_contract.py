@@ -28,8 +28,8 @@ CROSS = "aarch64-linux-gnu-gcc"
 # fused multiply-add instructions of AArch64, scalar and vector
 FMA = re.compile(r"^\s+(fmadd|fmsub|fnmadd|fnmsub|fmla|fmls)\s", re.MULTILINE)
 # the module's functions whose arithmetic must be NumPy's, by the names Cython gives them
-UPDATE_CODE = ("sgd_epoch_member", "step_rows", "full_batch_run", "fb_gradient", "fb_error", "write_gradient",
-               "merge_slots", "batch_scale", "sum_squares", "chunk_rounds_member")
+UPDATE_CODE = ("sgd_epoch_member", "step_rows", "full_batch_run", "fb_gradient", "fb_error",
+               "write_gradient", "merge_slots", "batch_scale", "sum_squares", "chunk_rounds_member")
 
 
 def _missing():
