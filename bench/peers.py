@@ -40,8 +40,9 @@ import importlib
 import inspect
 import os
 import types
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import _common  # bench/, on sys.path wherever peers is imported
 import numpy as np

@@ -79,7 +79,8 @@ _SIMD_ALIASES = {"none": "baseline", "0": "baseline", "avx2": "avx2+fma"}
 
 def _isa() -> str:
     """Select the kernels: the best set this CPU runs, or at most the set FASTBP_SIMD names
-    (baseline, avx2, avx512; an unknown name caps nothing)."""
+    (baseline, avx2, avx512 on x86-64; baseline, neon on aarch64; an unknown name caps
+    nothing)."""
     wanted = os.environ.get("FASTBP_SIMD", "").strip().lower()
     return _core.select_kernels(_SIMD_ALIASES.get(wanted, wanted))
 

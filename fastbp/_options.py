@@ -8,8 +8,9 @@ method's defaults; options that the method does not use stay None.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from . import _checks
 from ._methods import REGISTRY

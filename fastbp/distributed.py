@@ -707,7 +707,7 @@ def kernels(client=None) -> dict:
     Returns
     -------
     dict
-        {worker address: its kernel set, "avx512", "avx2+fma" or "baseline"}.
+        {worker address: its kernel set, "avx512", "avx2+fma", "neon" or "baseline"}.
 
     See Also
     --------
@@ -720,7 +720,7 @@ def kernels(client=None) -> dict:
     >>> client = Client(processes=False, n_workers=1, threads_per_worker=1,
     ...                 dashboard_address=None)
     >>> sets = distributed.kernels(client)
-    >>> len(sets), set(sets.values()) <= {"avx512", "avx2+fma", "baseline"}
+    >>> len(sets), set(sets.values()) <= {"avx512", "avx2+fma", "neon", "baseline"}
     (1, True)
     >>> client.close()
     """

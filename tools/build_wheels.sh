@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build fastbp's release files into dist/: an sdist, and from it one repaired manylinux wheel for each
-# CPython 3.9-3.13 installed under pyenv.
+# CPython 3.10-3.14 installed under pyenv.
 #
 #   tools/build_wheels.sh            # then: tools/test_wheels.sh
 #
@@ -25,7 +25,7 @@
 # in the manylinux_2_28 image instead and reaches glibc 2.28.
 #
 # Environment:
-#   FASTBP_PYTHONS   CPython versions to build (default "3.9 3.10 3.11 3.12 3.13"); each is the
+#   FASTBP_PYTHONS   CPython versions to build (default "3.10 3.11 3.12 3.13 3.14"); each is the
 #                    newest $PYENV_ROOT/versions/X.Y.Z present; missing ones are skipped with a note
 #   PYENV_ROOT       default /root/.pyenv
 #   FASTBP_DIST      output directory (default dist/ of the checkout); its old fastbp files are removed
@@ -34,7 +34,7 @@ cd "$(dirname "$0")/.."
 root="$PWD"
 dist="${FASTBP_DIST:-$root/dist}"
 pyenv_root="${PYENV_ROOT:-/root/.pyenv}"
-versions="${FASTBP_PYTHONS:-3.9 3.10 3.11 3.12 3.13}"
+versions="${FASTBP_PYTHONS:-3.10 3.11 3.12 3.13 3.14}"
 work="$(mktemp -d "${TMPDIR:-/tmp}/fastbp-wheels.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 

@@ -60,7 +60,7 @@ wheel_python_version() {
 }
 
 [[ ${#wheels[@]} -gt 0 ]] || { echo "error: no wheel in $dist: run tools/build_wheels.sh" >&2; exit 1; }
-# in CPython order, 3.9 first
+# in CPython order, the oldest first
 mapfile -t wheels < <(for w in "${wheels[@]}"; do echo "$(wheel_python_version "$w") $w"; done \
                       | sort -V | cut -d' ' -f2-)
 
