@@ -101,10 +101,11 @@ def test_update_code_has_no_fused_multiply_add_on_aarch64(aarch64_assembly):
              if FMA.search(body)}
     assert not fused, f"fused multiply-adds in the update code: {fused}"
     # the whole module's own code, not only the update code: nothing outside _simd.h (its
-    # micro-kernels, *_base here, and its helpers fastbp_*: the NaN screen's sums of x * 0 fuse
-    # to the same NaN test)
+    # micro-kernels, *_base and *_neon here, and its helpers fastbp_*: the NaN screen's sums of
+    # x * 0 fuse to the same NaN test)
     outside = [n for n, body in built.items()
-               if FMA.search(body) and not (n.endswith("_base") or n.startswith("fastbp_"))]
+               if FMA.search(body)
+               and not (n.endswith(("_base", "_neon")) or n.startswith("fastbp_"))]
     assert not outside, f"fused multiply-adds outside the micro-kernels: {outside}"
 
 
@@ -116,7 +117,8 @@ def test_the_check_finds_contraction_without_the_header(aarch64_assembly):
 
 def test_micro_kernels_keep_their_fused_multiply_adds(aarch64_assembly):
     built, _ = aarch64_assembly
-    for kernel in ("linear_d_base", "linear_f_base", "outer_d_base", "outer_f_base"):
+    for kernel in ("linear_d_base", "linear_f_base", "outer_d_base", "outer_f_base",
+                   "linear_d_neon", "linear_f_neon", "outer_d_neon", "outer_f_neon"):
         body = built.get(kernel)
         assert body is not None, sorted(n for n in built if "base" in n)[:20]
         assert FMA.search(body), f"{kernel} has no fused multiply-add on aarch64"
