@@ -460,7 +460,7 @@ print('ok')
 
 
 @pytest.mark.parametrize("simd, isa", [("baseline", "baseline"), ("avx2", "avx2+fma"),
-                                       ("avx512", "avx512")])
+                                       ("avx512", "avx512"), ("neon", "neon")])
 def test_every_kernel_set_matches_the_reference(simd, isa):
     if not dict(_core.kernel_sets()).get(isa):
         pytest.skip(f"this CPU does not run the {isa} kernels")
@@ -566,7 +566,7 @@ def check_vector_functions():
 
 
 @pytest.mark.parametrize("simd, isa", [("baseline", "baseline"), ("avx2", "avx2+fma"),
-                                       ("avx512", "avx512")])
+                                       ("avx512", "avx512"), ("neon", "neon")])
 def test_vector_exp_logistic_softmax_are_accurate(simd, isa):
     if not dict(_core.kernel_sets()).get(isa):
         pytest.skip(f"this CPU does not run the {isa} kernels")
