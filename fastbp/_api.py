@@ -539,13 +539,26 @@ def gradient(weights, X, y, output="tanh", num_threads=None, reduction="mean", o
 SGD_RULES = {"sgd": 0, "nesterov": 1, "adam": 2}
 
 
+def numpy_sum_block() -> int:
+    """The blocks the installed NumPy reduces a contiguous sum in: 0 (NumPy 2: one pairwise sum
+    of the whole array) or, on NumPy 1.x, np.getbufsize() elements (its reductions are buffered:
+    a pairwise sum per block, the blocks added in turn). The kernels' penalties follow it, so they
+    round as their NumPy twins (fastbp._objective.sum_squares) on either."""
+    return 0 if _NUMPY_2 else int(np.getbufsize())
+
+
+_NUMPY_2 = int(np.__version__.split(".")[0]) >= 2
+
+
 def loss_spec(decay=0.0, alpha=0.0, total=0.0, grad_scale=1.0, loss_scale=1.0) -> tuple:
     """What the training kernels minimise beside the error measure (their Loss, _loss.pxi):
     fastbp's weight decay lambda / N (`decay`: + (lambda / N) sum w^2 over every weight),
     scikit-learn's L2 term (`alpha`: + alpha / 2 ||coefs||^2 / `total`, the samples' total weight;
     a mini-batch step divides by its batch's own), and scikit-learn's factors on the gradient of
-    E_in (`grad_scale`) and on E_in in the loss reported (`loss_scale`)."""
-    return (float(decay), float(alpha), float(total), float(grad_scale), float(loss_scale))
+    E_in (`grad_scale`) and on E_in in the loss reported (`loss_scale`); the sums of squares in
+    the installed NumPy's blocks (numpy_sum_block)."""
+    return (float(decay), float(alpha), float(total), float(grad_scale), float(loss_scale),
+            numpy_sum_block())
 
 
 def shares_steps(widths, batch_size, num_threads, itemsize=8) -> bool:

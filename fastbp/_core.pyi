@@ -169,8 +169,8 @@ def full_batch_epochs(
     the flat state vectors; writes the epochs kept and the status into `result`."""
     ...
 
-def sum_squares_pairwise(a: np.ndarray) -> float:
-    """sum a^2 in float64, in NumPy's pairwise order (a test hook)."""
+def sum_squares_pairwise(a: np.ndarray, block: int) -> float:
+    """sum a^2 in float64, in the order of NumPy's sum in blocks of `block` (a test hook)."""
     ...
 
 def out_ready(out: object, weights: list[np.ndarray]) -> bool:

@@ -618,9 +618,10 @@ def full_batch_epochs(list weights, list widths, tuple spec, cnp.ndarray X, cnp.
         raise MemoryError("fastbp could not allocate its scratch memory")
 
 
-def sum_squares_pairwise(cnp.ndarray a):
-    """sum a^2 in float64 in NumPy's pairwise order, as the full-batch epochs compute the
-    penalty (a test hook: float(np.square(a, dtype=np.float64).sum()) is the same)."""
+def sum_squares_pairwise(cnp.ndarray a, Py_ssize_t block):
+    """sum a^2 in float64 in the order of NumPy's sum in blocks of `block` elements (0: one
+    pairwise sum), as the full-batch epochs compute the penalty (a test hook: with
+    fastbp._api.numpy_sum_block(), float(np.square(a, dtype=np.float64).sum()) is the same)."""
     if a.dtype == np.float64:
-        return sum_squares[double](<const double *> cnp.PyArray_DATA(a), a.size)
-    return sum_squares[float](<const float *> cnp.PyArray_DATA(a), a.size)
+        return sum_squares[double](<const double *> cnp.PyArray_DATA(a), a.size, block)
+    return sum_squares[float](<const float *> cnp.PyArray_DATA(a), a.size, block)

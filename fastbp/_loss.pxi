@@ -22,22 +22,43 @@ cdef struct Loss:
     double grad_scale
     # E_in's factor in the loss reported (1; scikit-learn's squared error: 1 / (2 d(L)))
     double loss_scale
+    # the blocks NumPy reduces a sum in: 0 for one pairwise sum of the whole array (NumPy 2),
+    # else np.getbufsize() elements (NumPy 1.x buffers its reductions: each block a pairwise sum,
+    # the blocks added in turn); so the penalties round as the installed NumPy's twins
+    Py_ssize_t sum_block
 
 
 cdef Loss loss_from(tuple spec):
-    """The Loss of (decay, alpha, total, grad_scale, loss_scale), as fastbp._api builds it."""
+    """The Loss of (decay, alpha, total, grad_scale, loss_scale, sum_block), as fastbp._api
+    builds it."""
     cdef Loss loss
     loss.decay = spec[0]
     loss.alpha = spec[1]
     loss.total = spec[2]
     loss.grad_scale = spec[3]
     loss.loss_scale = spec[4]
+    loss.sum_block = spec[5]
     return loss
 
 
-cdef double sum_squares(const floating *a, Py_ssize_t n) noexcept nogil:
-    """sum a^2 in float64, in the order of NumPy's pairwise sum: what
-    float(np.square(a, dtype=np.float64).sum()) returns (fastbp._objective.sum_squares)."""
+cdef double sum_squares(const floating *a, Py_ssize_t n, Py_ssize_t block) noexcept nogil:
+    """sum a^2 in float64, in the order of the installed NumPy's sum (block: Loss.sum_block):
+    what float(np.square(a, dtype=np.float64).sum()) returns (fastbp._objective.sum_squares)."""
+    cdef double res
+    cdef Py_ssize_t k
+    if block <= 0 or n <= block:
+        return pairwise_squares(a, n)
+    res = pairwise_squares(a, block)
+    k = block
+    while k < n:
+        res += pairwise_squares(a + k, min(block, n - k))
+        k += block
+    return res
+
+
+cdef double pairwise_squares(const floating *a, Py_ssize_t n) noexcept nogil:
+    """sum a^2 in float64, in the order of NumPy's pairwise sum (numpy/_core/src/umath/
+    loops_utils.h: blocks of 8 lanes up to 128 elements, halves above)."""
     cdef double r[8]
     cdef double res, x
     cdef Py_ssize_t i, j, n2
@@ -65,13 +86,29 @@ cdef double sum_squares(const floating *a, Py_ssize_t n) noexcept nogil:
         return res
     n2 = n // 2
     n2 -= n2 % 8
-    return sum_squares(a, n2) + sum_squares(a + n2, n - n2)
+    return pairwise_squares(a, n2) + pairwise_squares(a + n2, n - n2)
 
 
-cdef floating sum_masked_squares(const floating *a, const floating *mask,
-                                 Py_ssize_t n) noexcept nogil:
-    """sum (a mask)^2 in the weights' dtype, in the order of NumPy's pairwise sum: what
-    float(np.multiply(c, c).sum()) returns for c = a * mask (fastbp.sklearn's ||coefs||^2)."""
+cdef floating sum_masked_squares(const floating *a, const floating *mask, Py_ssize_t n,
+                                 Py_ssize_t block) noexcept nogil:
+    """sum (a mask)^2 in the weights' dtype, in the order of the installed NumPy's sum (block:
+    Loss.sum_block): what float(np.multiply(c, c).sum()) returns for c = a * mask (fastbp.sklearn's
+    ||coefs||^2)."""
+    cdef floating res
+    cdef Py_ssize_t k
+    if block <= 0 or n <= block:
+        return pairwise_masked_squares(a, mask, n)
+    res = pairwise_masked_squares(a, mask, block)
+    k = block
+    while k < n:
+        res += pairwise_masked_squares(a + k, mask + k, min(block, n - k))
+        k += block
+    return res
+
+
+cdef floating pairwise_masked_squares(const floating *a, const floating *mask,
+                                      Py_ssize_t n) noexcept nogil:
+    """sum (a mask)^2 in the weights' dtype, in the order of NumPy's pairwise sum."""
     cdef floating r[8]
     cdef floating res, c
     cdef Py_ssize_t i, j, n2
@@ -99,7 +136,8 @@ cdef floating sum_masked_squares(const floating *a, const floating *mask,
         return res
     n2 = n // 2
     n2 -= n2 % 8
-    return sum_masked_squares(a, mask, n2) + sum_masked_squares(a + n2, mask + n2, n - n2)
+    return (pairwise_masked_squares(a, mask, n2)
+            + pairwise_masked_squares(a + n2, mask + n2, n - n2))
 
 
 cdef void coef_mask(const Net *net, floating *mask) noexcept nogil:
@@ -123,9 +161,10 @@ cdef double penalty_value(const Loss *loss, const floating *w, const floating *m
     dtype (fastbp.sklearn's _LossObjective.penalty); mask from coef_mask."""
     cdef double value = 0.0
     if loss.decay != 0:
-        value = loss.decay * sum_squares(w, P)
+        value = loss.decay * sum_squares(w, P, loss.sum_block)
     if loss.alpha != 0:
-        value = value + 0.5 * (loss.alpha / loss.total) * <double> sum_masked_squares(w, mask, P)
+        value = value + 0.5 * (loss.alpha / loss.total) * <double> sum_masked_squares(
+            w, mask, P, loss.sum_block)
     return value
 
 

@@ -216,7 +216,7 @@ cdef void step_rows(
         for m in range(1, l):
             row0 += net.widths[m - 1] + 1
         for r in range(max(r0, 1), r1):
-            e.row_squares[row0 + r] = sum_squares(w + r * d, d)
+            e.row_squares[row0 + r] = sum_squares(w + r * d, d, e.objective.sum_block)
     if from_chunk:
         # the chunk's sums straight to the step, with the rounding of the float64 total
         # (0.0 + x, not x: the sign of a zero included)

@@ -233,11 +233,55 @@ def test_variable_lr_converges_the_same(monkeypatch):
     assert b[1].stop_reason == "converged"
 
 
+@pytest.mark.parametrize("name", ["gd", "variable-lr"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+def test_blocks_equal_epoch_by_epoch_over_numpys_buffer(monkeypatch, name, dtype):
+    """More weights than NumPy 1.x's buffer (8192): the penalty sums as the installed NumPy."""
+    method, options = METHODS[name]
+    widths = [2, 96, 96, 1]
+    # weights over four decades, so that the order of the sum shows in its rounding
+    weights = [w * 10.0 ** np.random.default_rng(l).uniform(-3, 1, w.shape).astype(dtype)
+               for l, w in enumerate(fastbp.init_weights(widths, seed=1, dtype=dtype))]
+    a, b = fit_both(monkeypatch, widths, 64, dtype, method, weights=weights, epochs=8,
+                    weight_decay=0.05, **options)
+    assert sum(w.size for w in a[0]) > 8192
+    assert_same_fit(a, b)
+
+
 @pytest.mark.parametrize("n", [1, 5, 7, 8, 9, 100, 128, 129, 300, 4097, 100003])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_sum_squares_is_numpys(n, dtype):
+    """The penalty's sum of squares rounds as the installed NumPy's (NumPy 1.x sums in blocks of
+    np.getbufsize() elements, NumPy 2 pairwise over the whole array)."""
     a = (np.random.default_rng(n).standard_normal(n) * 10.0 ** np.linspace(-3, 3, n)).astype(dtype)
-    assert _core.sum_squares_pairwise(a) == float(np.square(a, dtype=np.float64).sum())
+    assert (_core.sum_squares_pairwise(a, fastbp._api.numpy_sum_block())
+            == float(np.square(a, dtype=np.float64).sum()))
+
+
+@pytest.mark.parametrize("block", [0, 8, 129, 4096, 8192])
+def test_sum_squares_in_blocks(block):
+    """NumPy 1.x's order, whichever NumPy is installed: a pairwise sum per block, the blocks
+    added in turn (each block is at most 8192 elements, a pairwise sum on any NumPy); float32
+    (whose rounding tells the orders apart) and float64."""
+    for dtype in (np.float32, np.float64):
+        a = (np.random.default_rng(7).standard_normal(100003)
+             * 10.0 ** np.linspace(-3, 3, 100003)).astype(dtype)
+        squares = np.square(a, dtype=np.float64)
+        if block == 0:
+            # NumPy 1.x: one buffer holds the whole array (NumPy 2 ignores the buffer size)
+            old = np.setbufsize(1 << 20)
+            try:
+                expected = float(squares.sum())
+            finally:
+                np.setbufsize(old)
+        else:
+            expected = 0.0
+            for k in range(0, a.size, block):
+                expected += float(squares[k:k + block].sum())
+        assert _core.sum_squares_pairwise(a, block) == expected
+    # the orders do differ here, so the test tells them apart
+    assert (_core.sum_squares_pairwise(a.astype(np.float32), 8192)
+            != _core.sum_squares_pairwise(a.astype(np.float32), 0))
 
 
 @pytest.mark.parametrize("name", ["gd", "variable-lr", "rprop"])
