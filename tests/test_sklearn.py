@@ -335,12 +335,21 @@ def test_labels_keep_their_type_on_every_path(labels, path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         for est in ours, theirs:
-            if path == "partial_fit":
-                est.partial_fit(X, y, classes=labels)
-            else:
-                est.fit(X, y)
-            if path == "warm-start":
-                est.fit(X, y)
+            try:
+                if path == "partial_fit":
+                    est.partial_fit(X, y, classes=labels)
+                else:
+                    est.fit(X, y)
+                if path == "warm-start":
+                    est.fit(X, y)
+            except TypeError as e:
+                # scikit-learn 1.7 on NumPy 1.x: its early stopping calls np.isnan on string
+                # labels; ours has run and is checked against its own classes
+                if est is ours or np.lib.NumpyVersion(np.__version__) >= "2.0.0":
+                    raise
+                a = ours.predict(X)
+                assert a.dtype == ours.classes_.dtype
+                pytest.skip(f"scikit-learn fails here itself on NumPy {np.__version__}: {e}")
     a, b = ours.predict(X), theirs.predict(X)
     assert a.dtype == b.dtype == ours.classes_.dtype == theirs.classes_.dtype
     assert type(a[0]) is type(b[0])
