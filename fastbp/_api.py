@@ -240,6 +240,8 @@ def _run(weights, widths, spec, X, y, mode, num_threads, grads=None, scale=1.0,
     untouched) or in the network's own arithmetic (the call runs again, unscreened)."""
     threads, tile, chunk, slots = _plan(widths, X.shape[0], num_threads, X.dtype.itemsize)
     outputs = np.empty((X.shape[0], widths[-1]), dtype=X.dtype) if mode == _FORWARD else None
+    # a sparse X's values were screened as it was checked (fastbp._sparse.check_X)
+    screen = screen and type(X) is np.ndarray
     _, sweep, panel = _blocking(tuple(widths), X.dtype.itemsize, L2_BYTES)
     err = _core.run(weights, widths, spec, X, y, outputs, mode, threads, tile, chunk, slots, grads,
                     scale, accumulate, sweep, panel, screen)
@@ -592,8 +594,10 @@ def sgd_epoch(weights, widths, X, y, order, batch_size, lr, momentum, velocity, 
     threads, tile, chunk, slots = _plan(widths, batch_size, num_threads, X.dtype.itemsize)
     # the epoch's team: every thread on every step, or the calling thread alone (the chunks of
     # a batch of two or more included: below the threshold they are not worth a team either)
+    # (a sparse X: W(1)'s rows are summed by the samples' nonzeros, not by members' rows)
     threads = (_checks.check_num_threads(num_threads, available_threads)
-               if shares_steps(widths, batch_size, num_threads, X.dtype.itemsize) else 1)
+               if shares_steps(widths, batch_size, num_threads, X.dtype.itemsize)
+               and type(X) is np.ndarray else 1)
     code = SGD_RULES[rule]
     # chunk buffers: a round of `slots` chunks per thread, bounded by _ROUND_BYTES as in _run, and
     # no more than a batch holds

@@ -9,10 +9,11 @@ from __future__ import annotations
 import math
 import numbers
 import os
-import sys
 import warnings
 
 import numpy as np
+
+from . import _sparse
 
 try:  # loops in C: np.isfinite(a).all() alone costs a microsecond per small array
     from ._core import first_nonfinite as _first_nonfinite
@@ -89,13 +90,13 @@ def _as_numeric(value, name: str) -> np.ndarray:
 
 
 def _refuse_sparse(value, name: str) -> None:
-    """A scipy.sparse matrix or array: NumPy would wrap it in a 0-D object array, and the message
-    would blame its dtype. Recognised without importing SciPy (no SciPy loaded, no sparse input)."""
-    sparse = sys.modules.get("scipy.sparse")
-    if sparse is not None and sparse.issparse(value):
+    """A scipy.sparse matrix or array where only X may be sparse (weights, sample weights, one
+    sample's x): NumPy would wrap it in a 0-D object array, and the message would blame its
+    dtype. Recognised without importing SciPy (no SciPy loaded, no sparse input)."""
+    if _sparse.is_sparse(value):
         raise TypeError(f"{name} must be a dense array, got a scipy.sparse {type(value).__name__} "
-                        f"of shape {_shape(value)}: fastbp's functions do not take sparse input; "
-                        f"pass {name}.toarray() if it fits in memory")
+                        f"of shape {_shape(value)}: only X may be sparse; pass "
+                        f"{name}.toarray()")
 
 
 def _why_object(value, a: np.ndarray, name: str) -> str:
@@ -366,7 +367,11 @@ def check_batch(weights, X, y=None, x_threads=1):
     return weights, widths, dtype, X, y
 
 
-def check_X(X, widths, dtype, name: str = "X") -> np.ndarray:
+def check_X(X, widths, dtype, name: str = "X") -> np.ndarray | _sparse.SparseRows:
+    """X as the kernels take it: a C-contiguous (N, d(0)) array of `dtype`, or for a
+    scipy.sparse X its checked CSR arrays (fastbp._sparse.SparseRows)."""
+    if _sparse.is_sparse(X):
+        return _sparse.check_X(X, widths, dtype, name)
     a = _as_numeric(X, name)
     if a.ndim != 2 or a.shape[1] != widths[0]:
         hint = ""
@@ -385,8 +390,14 @@ def check_X(X, widths, dtype, name: str = "X") -> np.ndarray:
     return converted
 
 
+def dense(X) -> np.ndarray:
+    """A checked X (check_X) as a dense array: a sparse one written out (SparseRows.toarray)."""
+    return X.toarray() if isinstance(X, _sparse.SparseRows) else X
+
+
 def check_y(y, widths, dtype, n: int, name: str = "y", x_name: str = "X") -> np.ndarray:
-    a = _as_numeric(y, name)
+    # a sparse y is made dense: N x d(L) targets are small beside X
+    a = _as_numeric(_sparse.dense_y(y), name)
     dL = widths[-1]
     if a.ndim == 1 and dL == 1:
         a = a.reshape(-1, 1)
@@ -411,11 +422,13 @@ def check_y(y, widths, dtype, n: int, name: str = "y", x_name: str = "X") -> np.
 def check_sample(x, y, widths, dtype) -> tuple[np.ndarray, np.ndarray]:
     """One sample for `backprop`: x of shape (d(0),), y of shape (d(L),) (a scalar when
     d(L) = 1)."""
+    if _sparse.is_sparse(x) and x.shape[0] == 1:
+        x = x.toarray().reshape(-1)     # one sample: its dense row is d(0) numbers
     xa = _as_numeric(x, "x")
     if xa.shape != (widths[0],) and not (xa.ndim == 0 and widths[0] == 1):
         raise ValueError(f"x must have shape ({widths[0]},) for d(0) = {widths[0]}, got shape "
                          f"{_shape(xa)}")
-    ya = _as_numeric(y, "y")
+    ya = _as_numeric(_sparse.dense_y(y), "y")
     if ya.shape != (widths[-1],) and not (ya.ndim == 0 and widths[-1] == 1):
         raise ValueError(f"y must have shape ({widths[-1]},) for d(L) = {widths[-1]}, got shape "
                          f"{_shape(ya)}")

@@ -140,11 +140,21 @@ cdef enum Output:
 # in the kernels sees X.
 cdef enum InputLayout:
     INPUT_DENSE = 0     # (N, d(0)) row-major, C-contiguous
+    # CSR (scipy.sparse's compressed rows): s(1) from each sample's nonzeros, and dW(1) added
+    # row by row where they are (_sparse_inputs.pxi); x(0) never exists, W(1) has no panel
+    INPUT_CSR = 1
+    # CSR, each tile's rows written out dense into x(0) as they are loaded, then the dense
+    # kernels: for matrices dense enough that the panels beat the nonzeros one by one
+    INPUT_CSR_TILES = 2
 
 
 cdef struct Input:
     int layout                  # an InputLayout
-    const void *values          # INPUT_DENSE: the (N, d(0)) array, the weights' dtype
+    # INPUT_DENSE: the (N, d(0)) array; CSR: the nonzero values (nnz,); the weights' dtype
+    const void *values
+    const void *indices         # CSR: the column of each nonzero, int32 or int64 (index64)
+    const void *indptr          # CSR: (N + 1,) sample n's nonzeros are indptr[n]..indptr[n+1]-1
+    bint index64                # CSR: indices and indptr are int64 (else int32)
 
 
 cdef struct Net:
@@ -176,6 +186,7 @@ cdef struct Net:
     void *panels                # the packed panels of this call
 
 
+include "_sparse_inputs.pxi"
 include "_tile_steps.pxi"
 include "_driver.pxi"
 include "_loss.pxi"
@@ -195,12 +206,13 @@ cdef class _Layout:
     cdef object sample_weight
 
     def __cinit__(self, list weights, list widths, tuple spec, int tile, int sweep=0,
-                  int panel=0):
+                  int panel=0, int input_layout=INPUT_DENSE):
         """spec: (activation code, output code, sample weights or None), the codes those of
         Activation and Output; sample weights C-contiguous (N,) of the weights' dtype. sweep: the
         samples per forward/backward sweep, a divisor of the tile and a multiple of every kernel
         set's sample block (0: the whole tile); panel: rows of x(l-1) per panel of the gradient
-        update (0: all rows in one; the result does not depend on it)."""
+        update (0: all rows in one; the result does not depend on it). input_layout: how X
+        will be stored (InputLayout; INPUT_CSR: no x(0) tile and no forward panel of W(1))."""
         cdef int L = len(weights)
         cdef int l
         cdef Py_ssize_t pos, n_params, n_panel
@@ -236,10 +248,14 @@ cdef class _Layout:
         grad_off = offs + 2 * (L + 1)
         fwd_off = offs + 3 * (L + 1)
         bwd_off = offs + 4 * (L + 1)
+        if input_layout not in (INPUT_DENSE, INPUT_CSR, INPUT_CSR_TILES):
+            raise ValueError(f"input_layout must be one of 0..{INPUT_CSR_TILES:d} (InputLayout), "
+                             f"got {input_layout!r}")
         pos = 0
         for l in range(L + 1):
             act_off[l] = pos
-            pos += <Py_ssize_t> (w_c[l] + 1) * tile
+            # INPUT_CSR: x(0) is its row of ones alone (s(1) comes from the nonzeros)
+            pos += <Py_ssize_t> (1 if l == 0 and input_layout == INPUT_CSR else w_c[l] + 1) * tile
         for l in range(1, L + 1):
             delta_off[l] = pos
             pos += <Py_ssize_t> w_c[l] * tile
@@ -257,6 +273,8 @@ cdef class _Layout:
         n_panel = 0
         for l in range(1, L + 1):
             fwd_off[l] = n_panel
+            if l == 1 and input_layout == INPUT_CSR:
+                continue        # W(1) is read as it is, row by row
             n_panel += (<Py_ssize_t> ((w_c[l] + FASTBP_RB - 1) // FASTBP_RB) * FASTBP_RB
                         * (w_c[l - 1] + 1))
         for l in range(1, L):
@@ -271,8 +289,11 @@ cdef class _Layout:
         self.net.sweep = tile if sweep <= 0 else sweep
         self.net.panel = panel
         self.net.screen_inputs = False
-        self.net.input.layout = INPUT_DENSE
+        self.net.input.layout = input_layout
         self.net.input.values = NULL
+        self.net.input.indices = NULL
+        self.net.input.indptr = NULL
+        self.net.input.index64 = False
         self.net.widths = w_c
         self.net.weights = ptrs
         self.net.act_off = act_off
@@ -299,6 +320,32 @@ cdef class _Layout:
     @property
     def scratch_len(self):
         return self.net.scratch_len
+
+
+cdef int set_input(_Layout layout, object X) except -1:
+    """net.input from X: a C-contiguous (N, d(0)) ndarray, or fastbp._sparse.SparseRows (its
+    CSR arrays, checked there) for a layout made with its input_layout. Returns N."""
+    cdef Input *inp = &layout.net.input
+    cdef cnp.ndarray values
+    if isinstance(X, cnp.ndarray):
+        if inp.layout != INPUT_DENSE:
+            raise ValueError("a dense X for a layout made for sparse input")
+        inp.values = cnp.PyArray_DATA(<cnp.ndarray> X)
+        return X.shape[0]
+    if inp.layout == INPUT_DENSE or X.input_layout != inp.layout:
+        raise ValueError(f"X of input layout {X.input_layout!r} for a layout made for "
+                         f"{inp.layout!r}")
+    values = X.data
+    inp.values = cnp.PyArray_DATA(values)
+    inp.indices = cnp.PyArray_DATA(<cnp.ndarray> X.indices)
+    inp.indptr = cnp.PyArray_DATA(<cnp.ndarray> X.indptr)
+    inp.index64 = X.indices.dtype.itemsize == 8
+    return X.shape[0]
+
+
+def input_layout_of(object X):
+    """The InputLayout a _Layout for X needs."""
+    return INPUT_DENSE if isinstance(X, cnp.ndarray) else X.input_layout
 
 
 def select_kernels(str cap=""):
@@ -340,7 +387,7 @@ cdef void write_gradient(const Net *net, const double *grad_sum, floating **grad
                 dst[p] = <floating> (src[p] * scale)
 
 
-def run(list weights, list widths, tuple spec, cnp.ndarray X, object Y, object outputs,
+def run(list weights, list widths, tuple spec, object X, object Y, object outputs,
         int mode, int num_threads, int tile, Py_ssize_t chunk, int slots_per_thread,
         list grads=None, double scale=1.0, bint accumulate=False, int sweep=0, int panel=0,
         bint screen_inputs=False):
@@ -356,8 +403,8 @@ def run(list weights, list widths, tuple spec, cnp.ndarray X, object Y, object o
     (in MODE_FORWARD too, whose result is otherwise 0.0) and `grads` are left as they were: the
     caller finds the value (fastbp._api._run).
     """
-    cdef _Layout layout = _Layout(weights, widths, spec, tile, sweep, panel)
-    cdef Py_ssize_t N = X.shape[0]
+    cdef _Layout layout = _Layout(weights, widths, spec, tile, sweep, panel, input_layout_of(X))
+    cdef Py_ssize_t N = set_input(layout, X)
     cdef int L = len(weights)
     cdef int l
     cdef void *y_ptr = NULL if Y is None else cnp.PyArray_DATA(<cnp.ndarray> Y)
@@ -366,9 +413,8 @@ def run(list weights, list widths, tuple spec, cnp.ndarray X, object Y, object o
     cdef void **out_ptrs = NULL
     cdef double err = 0.0
     cdef int status
-    cdef bint is_double = cnp.PyArray_TYPE(X) == cnp.NPY_DOUBLE
+    cdef bint is_double = X.dtype == np.float64
     layout.net.screen_inputs = screen_inputs
-    layout.net.input.values = cnp.PyArray_DATA(X)
     if mode == MODE_GRADIENT:
         g_ptr = <double *> calloc(layout.net.n_params + 1, sizeof(double))
         out_ptrs = <void **> calloc(L + 1, sizeof(void *))
@@ -504,7 +550,7 @@ def logistic(cnp.ndarray x):
         fastbp_logistic_f(<float *> cnp.PyArray_DATA(x), 1, n, n)
 
 
-def sgd_epoch(list weights, list widths, tuple spec, cnp.ndarray X, cnp.ndarray Y,
+def sgd_epoch(list weights, list widths, tuple spec, object X, cnp.ndarray Y,
               cnp.ndarray order, Py_ssize_t batch_size, double lr, double momentum,
               object velocity, tuple objective, int tile, Py_ssize_t chunk, int rule=RULE_SGD,
               object moment2=None, double beta2=0.999, double eps=1e-8, long long steps=0,
@@ -519,12 +565,12 @@ def sgd_epoch(list weights, list widths, tuple spec, cnp.ndarray X, cnp.ndarray 
     2 Adam (momentum is then beta1, velocity the first moments and moment2 the second).
     num_threads, slots: threads and chunk buffers for the batches of two chunks or more (the
     result does not depend on them); sweep, panel as for run."""
-    cdef _Layout layout = _Layout(weights, widths, spec, tile, sweep, panel)
+    cdef _Layout layout = _Layout(weights, widths, spec, tile, sweep, panel, input_layout_of(X))
     cdef Loss loss_spec = loss_from(objective)
     cdef int L = len(weights)
     cdef int l
     cdef int status
-    cdef Py_ssize_t N = X.shape[0]
+    cdef Py_ssize_t N = set_input(layout, X)
     cdef const Py_ssize_t *order_ptr = <const Py_ssize_t *> cnp.PyArray_DATA(order)
     cdef double loss[2]
     loss[0] = 0.0
@@ -537,7 +583,6 @@ def sgd_epoch(list weights, list widths, tuple spec, cnp.ndarray X, cnp.ndarray 
             ptr_view[L + l] = <size_t> cnp.PyArray_DATA(<cnp.ndarray> velocity[l])
         if moment2 is not None:
             ptr_view[2 * L + l] = <size_t> cnp.PyArray_DATA(<cnp.ndarray> moment2[l])
-    layout.net.input.values = cnp.PyArray_DATA(X)
     if X.dtype == np.float64:
         with nogil:
             status = sgd_epoch_run[double](
@@ -557,7 +602,7 @@ def sgd_epoch(list weights, list widths, tuple spec, cnp.ndarray X, cnp.ndarray 
     return steps, loss[0], loss[1]
 
 
-def full_batch_epochs(list weights, list widths, tuple spec, cnp.ndarray X, cnp.ndarray Y,
+def full_batch_epochs(list weights, list widths, tuple spec, object X, cnp.ndarray Y,
                       int num_threads, int tile, Py_ssize_t chunk, int slots_per_thread,
                       int rule, cnp.ndarray params, tuple objective, cnp.ndarray w,
                       cnp.ndarray g, object v,
@@ -574,9 +619,9 @@ def full_batch_epochs(list weights, list widths, tuple spec, cnp.ndarray X, cnp.
     E_aug (_loss.pxi); state (float64) E_in, E_aug, E_prev, learning rate, updated; E_in, E_aug,
     lr (float64) and accepted (uint8) of length >= k, the records of the epochs kept. sweep,
     panel: the blocking, as for `run` (the same as `run`'s for this network and cache)."""
-    cdef _Layout layout = _Layout(weights, widths, spec, tile, sweep, panel)
+    cdef _Layout layout = _Layout(weights, widths, spec, tile, sweep, panel, input_layout_of(X))
     cdef Loss loss = loss_from(objective)
-    cdef Py_ssize_t N = X.shape[0]
+    cdef Py_ssize_t N = set_input(layout, X)
     cdef Py_ssize_t done
     cdef int status = 0
     cdef const double *par = <const double *> cnp.PyArray_DATA(params)
@@ -593,8 +638,7 @@ def full_batch_epochs(list weights, list widths, tuple spec, cnp.ndarray X, cnp.
     cdef void *p_ptr = NULL if g_prev is None else cnp.PyArray_DATA(<cnp.ndarray> g_prev)
     cdef void *t_ptr = NULL if trial is None else cnp.PyArray_DATA(<cnp.ndarray> trial)
     cdef long long *res = <long long *> cnp.PyArray_DATA(result)
-    layout.net.input.values = cnp.PyArray_DATA(X)
-    if cnp.PyArray_TYPE(X) == cnp.NPY_DOUBLE:
+    if X.dtype == np.float64:
         with nogil:
             done = full_batch_run[double](
                 &layout.net, <const double *> y_ptr, N, chunk,

@@ -18,6 +18,8 @@ cdef void pack_layer(const Net *net, int l, floating *panels) noexcept nogil:
     """The panels W(l) is read from: forward W(l), and (l > 1) W(l) without its bias row as the
     backward panel of delta(l-1)."""
     cdef int d = net.widths[l]
+    if l == 1 and net.input.layout == INPUT_CSR:
+        return      # read as it is (_sparse_inputs.pxi); no backward panel either
     if floating is double:
         fastbp_pack_d(<const double *> net.weights[l - 1], d, 1, net.widths[l - 1] + 1, d,
                       panels + net.fwd_off[l])
@@ -44,6 +46,8 @@ cdef void pack_layer_rows(const Net *net, int l, floating *panels, Py_ssize_t r0
     cdef floating *unit
     cdef Py_ssize_t i0, k, i
     cdef int r, block
+    if l == 1 and net.input.layout == INPUT_CSR:
+        return
     # forward: blocks of FASTBP_RB units (columns of W(l)), k-major within a block: row k of
     # W(l) is the k-th run of each block
     i0 = 0

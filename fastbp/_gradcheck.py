@@ -84,22 +84,23 @@ def check_gradient(weights: list[np.ndarray], X: ArrayLike, y: ArrayLike, output
     output = _checks.check_output(output)
     activation = _checks.check_activation(activation)
     _checks.check_output_width(output, widths)
-    X = _checks.check_X(X, widths, dtype)
-    y = _checks.check_y(y, widths, dtype, X.shape[0])
+    Xc = _checks.check_X(X, widths, dtype)
+    y = _checks.check_y(y, widths, dtype, Xc.shape[0])
     _checks.check_targets(y, output)
-    sample_weight = _checks.check_sample_weight(sample_weight, X.shape[0], dtype)
+    sample_weight = _checks.check_sample_weight(sample_weight, Xc.shape[0], dtype)
     eps = _checks.check_real(eps, "eps", low=0, low_open=True)
     weight_decay = _checks.check_real(weight_decay, "weight_decay", low=0)
     threads = _checks.check_num_threads(num_threads, _api.available_threads())
 
-    obj = DataObjective(widths, dtype, X, y, output, threads, weight_decay, activation=activation,
+    obj = DataObjective(widths, dtype, Xc, y, output, threads, weight_decay, activation=activation,
                         sample_weight=sample_weight)
     w = obj.flat(checked)
     g = np.empty_like(w)
     E_in, E_aug = obj.gradient(w, g)
     analytic = g.astype(np.float64)
 
-    obj64 = DataObjective(widths, np.dtype(np.float64), X.astype(np.float64), y.astype(np.float64),
+    X64 = _checks.check_X(X, widths, np.dtype(np.float64))
+    obj64 = DataObjective(widths, np.dtype(np.float64), X64, y.astype(np.float64),
                           output, threads, weight_decay, activation=activation,
                           sample_weight=None if sample_weight is None
                           else sample_weight.astype(np.float64))

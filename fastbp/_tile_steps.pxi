@@ -98,7 +98,9 @@ cdef inline bint load_tile_inputs(
         else:
             return fastbp_load_inputs_f(<const float *> net.input.values, rows, t, <int> nb,
                                         net.widths[0], x0, net.tile, ns)
-    return True     # no other layout yet (_Layout sets INPUT_DENSE)
+    if net.input.layout == INPUT_CSR_TILES:
+        return load_csr_tile(net, rows, t, nb, ns, x0)
+    return False    # INPUT_CSR: no x(0); forward_tile reads the nonzeros (and screens them)
 
 
 cdef inline bint forward_tile(
@@ -120,8 +122,12 @@ cdef inline bint forward_tile(
         d_out = net.widths[l]
         # s(l) = W(l)^T x(l-1), written below the row of ones of x(l)
         x = scratch + net.act_off[l] + ld
-        linear(panels + net.fwd_off[l], net.widths[l - 1] + 1, d_out,
-               scratch + net.act_off[l - 1], ld, x, ns)
+        if l == 1 and net.input.layout == INPUT_CSR:
+            if sparse_first_layer(net, rows, t, nb, ns, x, scratch + net.work_off):
+                nonfinite = True
+        else:
+            linear(panels + net.fwd_off[l], net.widths[l - 1] + 1, d_out,
+                   scratch + net.act_off[l - 1], ld, x, ns)
         if l < net.L:
             activate_rows(net.activation, x, d_out, ld, ns)
         elif net.output == OUT_TANH:
@@ -156,8 +162,15 @@ cdef inline void gradient_layer(
     floating *scratch,        # IN  x(l-1) and delta(l) of the tile; room for the kernel's work
     int ns,                   # IN  samples computed (padding ones have zero sensitivities)
     floating *grad,           # IN/OUT dW(l) += x(l-1) delta(l)^T at net.grad_off[l]
+    # IN  the tile's samples, as forward_tile took them (INPUT_CSR's dW(1) reads their nonzeros)
+    const Py_ssize_t *rows,
+    Py_ssize_t t,
+    Py_ssize_t nb,
 ) noexcept nogil:
-    if floating is double:
+    if l == 1 and net.input.layout == INPUT_CSR:
+        sparse_first_gradient(net, rows, t, nb, scratch + net.delta_off[1],
+                              grad + net.grad_off[1], scratch + net.work_off)
+    elif floating is double:
         fastbp_outer_d(scratch + net.act_off[l - 1], net.widths[l - 1] + 1,
                        scratch + net.delta_off[l], net.widths[l], net.tile, ns,
                        grad + net.grad_off[l], scratch + net.work_off, net.panel)
@@ -267,7 +280,7 @@ cdef inline double sensitivities_tile(
     if not backward:
         return err
     if grad != NULL:
-        gradient_layer(net, L, scratch, ns, grad)
+        gradient_layer(net, L, scratch, ns, grad, rows, t, nb)
     for l in range(L - 1, 0, -1):
         # delta(l) = theta'(s(l)) * [W(l+1) delta(l+1)] without the bias row
         delta = scratch + net.delta_off[l]
@@ -276,7 +289,7 @@ cdef inline double sensitivities_tile(
         dactivation_mul_rows(net.activation, delta, scratch + net.act_off[l] + ld, net.widths[l],
                              ld, ns)
         if grad != NULL:
-            gradient_layer(net, l, scratch, ns, grad)
+            gradient_layer(net, l, scratch, ns, grad, rows, t, nb)
     return err
 
 
@@ -285,10 +298,13 @@ cdef inline void gradient_tile(
     floating *scratch,        # IN  x(l) and delta(l) of the tile; room for the kernel's work
     int ns,                   # IN  samples computed (padding ones have zero sensitivities)
     floating *grad,           # IN/OUT sums of x(l-1) delta(l)^T, dW(l) at net.grad_off[l]
+    const Py_ssize_t *rows,   # IN  the tile's samples, as forward_tile took them
+    Py_ssize_t t,
+    Py_ssize_t nb,
 ) noexcept nogil:
     cdef int l
     for l in range(1, net.L + 1):
-        gradient_layer(net, l, scratch, ns, grad)
+        gradient_layer(net, l, scratch, ns, grad, rows, t, nb)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -342,6 +358,6 @@ cdef double run_chunk(
                 for j in range(dL):
                     outputs[(t + b) * dL + j] = xL[j * ld + b]
         elif mode == MODE_GRADIENT and net.sweep < ld:
-            gradient_tile(net, scratch, ns, grad)
+            gradient_tile(net, scratch, ns, grad, rows, t, nb)
         t += ld
     return NAN if nonfinite else err

@@ -184,7 +184,8 @@ def forward(weights, X, output="tanh", activation="tanh", num_threads=None) -> n
     """
     weights, widths, dtype = _checks.check_weights(weights)
     output, activation = _check_model(output, activation, widths)
-    X = _checks.check_X(X, widths, dtype)
+    # a sparse X as its dense matrix: the reference is the algorithm written plainly
+    X = _checks.dense(_checks.check_X(X, widths, dtype))
     _checks.check_num_threads(num_threads, 1)
     return np.array([_forward_sample(weights, x, output, activation)[0][-1] for x in X],
                     dtype=dtype)
@@ -193,7 +194,8 @@ def forward(weights, X, output="tanh", activation="tanh", num_threads=None) -> n
 def _checked_batch(weights, X, y, output, activation, sample_weight):
     weights, widths, dtype = _checks.check_weights(weights)
     output, activation = _check_model(output, activation, widths)
-    X = _checks.check_X(X, widths, dtype)
+    # a sparse X as its dense matrix: the reference is the algorithm written plainly
+    X = _checks.dense(_checks.check_X(X, widths, dtype))
     y = _checks.check_y(y, widths, dtype, X.shape[0])
     _checks.check_targets(y, output)
     sample_weight = _checks.check_sample_weight(sample_weight, X.shape[0], dtype)
