@@ -500,7 +500,7 @@ class _BaseMLP(BaseEstimator):
                               "going to be clipped")
             batch_size = int(np.clip(self.batch_size, 1, n_samples))
         widths = layer_units_of(weights)
-        X_train = np.ascontiguousarray(X_train)
+        X_train = _kernel_input(X_train, widths)
         y_train = np.ascontiguousarray(y_train, dtype=X.dtype)
         if sw_train is not None:
             sw_train = np.ascontiguousarray(sw_train, dtype=X.dtype)
@@ -591,7 +591,8 @@ class _BaseMLP(BaseEstimator):
         if inner is None:
             # (DataObjective takes its sample weights in the network's dtype, as the kernels
             # read them)
-            inner = DataObjective(layer_units, model.dtype, X, y, model.output, model.threads,
+            inner = DataObjective(layer_units, model.dtype, _kernel_input(X, layer_units), y,
+                                  model.output, model.threads,
                                   activation=model.activation,
                                   sample_weight=None if sample_weight is None else
                                   np.ascontiguousarray(sample_weight, dtype=model.dtype))
@@ -741,7 +742,6 @@ class _BaseMLP(BaseEstimator):
                                 chunks=(X.chunks[0], (self.n_outputs_,)))
         if check_input:
             X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
-        X = _dense(X)
         if not all(np.isfinite(w).all() for w in self.coefs_ + self.intercepts_):
             return self._forward_pass_diverged(X)
         model = _Model(self, self.coefs_[0].dtype)
@@ -784,9 +784,12 @@ def layer_units_of(weights):
     return [weights[0].shape[0] - 1] + [w.shape[1] for w in weights]
 
 
-def _dense(X):
-    """fastbp's kernels read dense rows: a sparse X becomes a dense array (in its dtype)."""
-    return X.toarray() if scipy.sparse.issparse(X) else X
+def _kernel_input(X, layer_units):
+    """X as the kernels read it, converted once for a whole fit: a sparse X as its checked CSR
+    arrays (fastbp._sparse.SparseRows: never a dense copy), a dense one C-contiguous."""
+    if scipy.sparse.issparse(X):
+        return _checks.check_X(X, layer_units, X.dtype)
+    return np.ascontiguousarray(X)
 
 
 class MLPClassifier(ClassifierMixin, _BaseMLP):
@@ -832,7 +835,6 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def _validate_input(self, X, y, incremental, reset):
         X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
                              dtype=(np.float64, np.float32), reset=reset)
-        X = _dense(X)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
@@ -1171,7 +1173,6 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     def _validate_input(self, X, y, incremental, reset):
         X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
                              y_numeric=True, dtype=(np.float64, np.float32), reset=reset)
-        X = _dense(X)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         if self.loss == "poisson" and (y < 0).any():

@@ -383,3 +383,101 @@ def test_label_errors_name_the_classes_as_scikit_learn(y):
                     X, np.array(["a", "c"])[y])
             messages.append(str(info.value))
         assert messages[0] == messages[1]
+
+
+# ------------------------------------------------------------------------------------------------
+# Sparse X: computed sparse (fastbp._sparse), the same model as scikit-learn's
+
+def sparsified(X):
+    """X with most entries zero (each of its columns keeps its largest values), as CSR."""
+    scipy_sparse = pytest.importorskip("scipy.sparse")
+    kept = np.where(np.abs(X) > 0.8, X, 0.0)
+    return scipy_sparse.csr_matrix(kept)
+
+
+@pytest.fixture(params=[2.0, 0.0], ids=["nonzeros", "tiles"])
+def sparse_path(request):
+    """Both ways the kernels take a sparse X: from its nonzeros, and a tile written out dense."""
+    from fastbp import _sparse
+    old = _sparse.sparse_crossover(request.param)
+    yield request.param
+    _sparse.sparse_crossover(old)
+
+
+def fitted_sparse_pair(problem, params):
+    ours, theirs, data = PROBLEMS[problem]
+    X, y = data()
+    Xs = sparsified(X)
+    a, b = ours(**params), theirs(**params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        a.fit(Xs, y)
+        b.fit(Xs, y)
+    return a, b, Xs, y
+
+
+@pytest.mark.parametrize("problem", ["regression", "poisson", "binary", "4-classes",
+                                     "multilabel"])
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+@pytest.mark.parametrize("activation", ["logistic", "relu"])
+@pytest.mark.parametrize("epochs,rtol", [(1, 1e-12), (20, 1e-8)])
+def test_sparse_X_stochastic_solvers_compute_scikit_learns_model(sparse_path, problem, solver,
+                                                                 activation, epochs, rtol):
+    params = dict(hidden_layer_sizes=(7, 5), activation=activation, batch_size=16, alpha=1e-3,
+                  max_iter=epochs, random_state=3, **SOLVERS[solver])
+    a, b, Xs, y = fitted_sparse_pair(problem, params)
+    assert_same_model(a, b, rtol)
+    np.testing.assert_allclose(a.loss_curve_, b.loss_curve_, rtol=rtol)
+    np.testing.assert_allclose(a.predict(Xs), b.predict(Xs), rtol=1e-6, atol=1e-8)
+    if hasattr(b, "predict_proba"):
+        np.testing.assert_allclose(a.predict_proba(Xs), b.predict_proba(Xs), rtol=1e-6,
+                                   atol=1e-9)
+        assert a.score(Xs, y) == b.score(Xs, y)
+
+
+@pytest.mark.parametrize("problem", ["regression", "binary", "4-classes"])
+def test_sparse_X_lbfgs_computes_scikit_learns_model(sparse_path, problem):
+    params = dict(hidden_layer_sizes=(6,), activation="tanh", solver="lbfgs", alpha=1e-3,
+                  max_iter=20, random_state=1)
+    a, b, Xs, y = fitted_sparse_pair(problem, params)
+    assert_same_model(a, b, 1e-6)
+    assert a.loss_ == pytest.approx(b.loss_, rel=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["csr_matrix", "csc_matrix", "csr_array"])
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_sparse_X_is_never_made_dense(monkeypatch, kind, early_stopping):
+    """fit, partial_fit, predict, predict_proba and score on a sparse X: no toarray or todense
+    of it (or of a part of it) anywhere, and the same results as on its dense matrix."""
+    scipy_sparse = pytest.importorskip("scipy.sparse")
+    X, y = classification(3)
+    Xs = getattr(scipy_sparse, kind)(sparsified(X))
+    dense = Xs.toarray()
+    params = dict(hidden_layer_sizes=(5,), max_iter=4, random_state=0,
+                  early_stopping=early_stopping)
+
+    original = {}
+
+    def refuse(self, *args, **kwargs):
+        # (scikit-learn's LabelBinarizer writes its own sparse label indicators out dense)
+        if self.shape[1] == X.shape[1]:
+            raise AssertionError("a sparse X was made dense")
+        return original[type(self), "toarray"](self, *args, **kwargs)
+
+    ref = fb.MLPClassifier(**params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ref.fit(dense, y)
+        for cls in (scipy_sparse.csr_matrix, scipy_sparse.csc_matrix, scipy_sparse.coo_matrix,
+                    scipy_sparse.csr_array, scipy_sparse.csc_array, scipy_sparse.coo_array):
+            original[cls, "toarray"] = cls.toarray
+            monkeypatch.setattr(cls, "toarray", refuse)
+            monkeypatch.setattr(cls, "todense", refuse)
+        clf = fb.MLPClassifier(**params).fit(Xs, y)
+        proba = clf.predict_proba(Xs)
+        assert clf.score(Xs, y) == ref.score(dense, y)
+        fb.MLPClassifier(**params | {"early_stopping": False}).partial_fit(
+            Xs, y, classes=np.unique(y))
+        reg = fb.MLPRegressor(**params).fit(Xs, y.astype(float))
+        reg.predict(Xs)
+    np.testing.assert_allclose(proba, ref.predict_proba(dense), rtol=1e-12, atol=1e-15)
