@@ -85,9 +85,10 @@ extensions = [
         extra_compile_args=compile_args,
         extra_link_args=link_args,
         depends=["fastbp/_simd.h", "fastbp/_simd_kernels.h", "fastbp/_simd_scalar.h",
-                 "fastbp/_no_fp_contract.h", "fastbp/_tile_steps.pxi", "fastbp/_driver.pxi",
-                 "fastbp/_loss.pxi", "fastbp/_sgd_epoch.pxi", "fastbp/_full_batch_epochs.pxi",
-                 "fastbp/_screening.pxi"],
+                 "fastbp/_no_fp_contract.h", "fastbp/_simd_update.h", "fastbp/_tile_steps.pxi",
+                 "fastbp/_driver.pxi", "fastbp/_loss.pxi", "fastbp/_sgd_epoch.pxi",
+                 "fastbp/_full_batch_epochs.pxi", "fastbp/_screening.pxi",
+                 "fastbp/_sparse_inputs.pxi"],
     )
 ]
 

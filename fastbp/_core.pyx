@@ -113,6 +113,14 @@ cdef extern from "_simd.h" nogil:
 cdef extern from "_no_fp_contract.h":
     pass
 
+# Adam's update of a block of weights in the vectors of the set in use (no fused multiply-add:
+# after the header above), bit for bit the scalar loop's
+cdef extern from "_simd_update.h" nogil:
+    void fastbp_adam_d(double *w, double *m, double *v, const double *g, Py_ssize_t n, double b1,
+                       double one_b1, double b2, double one_b2, double lr, double eps)
+    void fastbp_adam_f(float *w, float *m, float *v, const float *g, Py_ssize_t n, float b1,
+                       float one_b1, float b2, float one_b2, float lr, float eps)
+
 RB = FASTBP_RB
 MAX_SAMPLE_BLOCK = FASTBP_MAX_SAMPLE_BLOCK
 

@@ -180,7 +180,7 @@ cdef double shared_chunk(
     return err
 
 
-cdef void step_rows(
+cdef void step_block(
     const Epoch *e,
     int l,                      # IN  the layer, 1..L
     Py_ssize_t r0,              # IN  its rows r0..r1-1
@@ -189,8 +189,8 @@ cdef void step_rows(
     double scale,               # IN  1 / the batch's total weight
     floating lr_t,              # IN  Adam's step size this step
 ) noexcept nogil:
-    """The step for rows r0..r1-1 of W(l): their squares for the loss (before the step), their
-    gradient, penalties and update, and their entries of the panels."""
+    """step_rows for rows r0..r1-1 of W(l), their panels aside. The sums it reads from the chunk's
+    slot are left zero there (run_chunk's zeroed: the next step's chunk need not clear them)."""
     cdef const Net *net = e.net
     cdef Py_ssize_t d = net.widths[l]
     cdef Py_ssize_t i0 = r0 * d
@@ -199,7 +199,7 @@ cdef void step_rows(
     cdef int m
     cdef floating *w = <floating *> e.weights[l - 1]
     cdef floating *g = <floating *> e.grad + net.grad_off[l]
-    cdef const floating *sums = <const floating *> e.ws.grads + net.grad_off[l]
+    cdef floating *sums = <floating *> e.ws.grads + net.grad_off[l]
     cdef double *sums64 = e.grad64 + net.grad_off[l]
     cdef floating *v
     cdef floating *s2
@@ -222,6 +222,7 @@ cdef void step_rows(
         # (0.0 + x, not x: the sign of a zero included)
         for i in range(i0, i1):
             g[i] = <floating> ((0.0 + sums[i]) * scale * grad_scale)
+            sums[i] = 0
     else:
         for i in range(i0, i1):
             g[i] = <floating> (sums64[i] * scale * grad_scale)
@@ -230,11 +231,13 @@ cdef void step_rows(
     if e.rule == RULE_ADAM:
         v = <floating *> e.velocity[l - 1]
         s2 = <floating *> e.moment2[l - 1]
-        for i in range(i0, i1):
-            v[i] = mu * v[i] + one_b1 * g[i]
-            s2[i] = b2 * s2[i] + one_b2 * (g[i] * g[i])
-            update = lr_t * v[i] / (root(s2[i]) + eps_f)
-            w[i] = w[i] - update
+        # v = mu v + (1 - mu) g; s2 = b2 s2 + (1 - b2) g^2; w -= lr_t v / (sqrt(s2) + eps)
+        if floating is double:
+            fastbp_adam_d(w + i0, v + i0, s2 + i0, g + i0, i1 - i0, mu, one_b1, b2, one_b2, lr_t,
+                          eps_f)
+        else:
+            fastbp_adam_f(w + i0, v + i0, s2 + i0, g + i0, i1 - i0, mu, one_b1, b2, one_b2, lr_t,
+                          eps_f)
     elif e.rule == RULE_NESTEROV:
         v = <floating *> e.velocity[l - 1]
         for i in range(i0, i1):
@@ -254,6 +257,34 @@ cdef void step_rows(
         for i in range(i0, i1):
             step = lr_f * g[i]
             w[i] = w[i] - step
+
+
+cdef enum:
+    # weights per block of a step: the block's sums, gradient, weights and moments stay in L1/L2
+    # from the first pass over them to the last (each weight's arithmetic is its own, so the
+    # blocks change no result)
+    STEP_BLOCK = 2048
+
+
+cdef void step_rows(
+    const Epoch *e,
+    int l,                      # IN  the layer, 1..L
+    Py_ssize_t r0,              # IN  its rows r0..r1-1
+    Py_ssize_t r1,
+    bint from_chunk,            # IN  the sums are in ws.grads (one chunk), else in e.grad64
+    double scale,               # IN  1 / the batch's total weight
+    floating lr_t,              # IN  Adam's step size this step
+) noexcept nogil:
+    """The step for rows r0..r1-1 of W(l): their squares for the loss (before the step), their
+    gradient, penalties and update (step_block, a few rows at a time: one pass over memory, not
+    one per phase: a wide W(1), as sparse inputs have, is hundreds of megabytes), then their
+    entries of the panels."""
+    cdef const Net *net = e.net
+    cdef Py_ssize_t rows = max(1, STEP_BLOCK // net.widths[l])
+    cdef Py_ssize_t b0 = r0
+    while b0 < r1:
+        step_block(e, l, b0, min(b0 + rows, r1), from_chunk, scale, lr_t)
+        b0 += rows
     if r0 == 0 and r1 == net.widths[l - 1] + 1:
         pack_layer(net, l, <floating *> net.panels)
     else:
@@ -274,6 +305,7 @@ cdef void sgd_epoch_member(const Epoch *e, int tid, int team, floating dummy) no
     cdef double scale, coef_sq
     cdef double batch_err = 0.0
     cdef bint from_chunk
+    cdef bint slot_zero = True      # ws.grads as workspace_alloc left it
     cdef floating lr_t = 0
     cdef int l
     while start < e.N:
@@ -286,12 +318,15 @@ cdef void sgd_epoch_member(const Epoch *e, int tid, int team, floating dummy) no
                                      e.sync, chunk_grad, tid, team)
         elif from_chunk:
             batch_err = run_chunk(net, <const floating *> e.Y, e.order, <floating *> NULL, start,
-                                  stop, <floating *> e.ws.scratch, chunk_grad, MODE_GRADIENT)
+                                  stop, <floating *> e.ws.scratch, chunk_grad, MODE_GRADIENT,
+                                  slot_zero)
         else:
             # the chunk rounds end at a barrier: every sum is in e.grad64 after it
             chunk_rounds_member(net, <const floating *> e.Y, e.order, <floating *> NULL, start,
                                 stop, e.chunk, MODE_GRADIENT, e.ws, tid, team, e.grad64,
                                 &batch_err)
+        # a one-chunk step leaves its slot zero (step_block); chunk rounds leave their sums
+        slot_zero = from_chunk
         if e.rule == RULE_ADAM:
             t += 1
             lr_t = <floating> (e.lr * sqrt(1.0 - pow(e.beta2, <double> t))

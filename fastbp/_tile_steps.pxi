@@ -320,6 +320,7 @@ cdef double run_chunk(
     floating *scratch,       # IN/OUT this thread's scratch
     floating *grad,          # OUT the chunk's gradient sums (MODE_GRADIENT)
     int mode,
+    bint zeroed=False,       # IN  grad is all zeros already (not cleared again)
 ) noexcept nogil:
     cdef int dL = net.widths[net.L]
     cdef Py_ssize_t ld = net.tile
@@ -329,7 +330,7 @@ cdef double run_chunk(
     cdef double err = 0.0
     cdef const floating *xL = scratch + net.act_off[net.L] + ld
     cdef bint nonfinite = False
-    if mode == MODE_GRADIENT:
+    if mode == MODE_GRADIENT and not zeroed:
         memset(grad, 0, net.n_params * sizeof(floating))
     t = start
     while t < stop:

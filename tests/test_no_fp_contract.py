@@ -28,8 +28,9 @@ CROSS = "aarch64-linux-gnu-gcc"
 # fused multiply-add instructions of AArch64, scalar and vector
 FMA = re.compile(r"^\s+(fmadd|fmsub|fnmadd|fnmsub|fmla|fmls)\s", re.MULTILINE)
 # the module's functions whose arithmetic must be NumPy's, by the names Cython gives them
-UPDATE_CODE = ("sgd_epoch_member", "step_rows", "full_batch_run", "fb_gradient", "fb_error",
-               "write_gradient", "merge_slots", "batch_scale", "sum_squares", "chunk_rounds_member")
+UPDATE_CODE = ("sgd_epoch_member", "step_rows", "step_block", "full_batch_run", "fb_gradient",
+               "fb_error", "write_gradient", "merge_slots", "batch_scale", "sum_squares",
+               "chunk_rounds_member")
 
 
 def _missing():
@@ -112,7 +113,7 @@ def test_update_code_has_no_fused_multiply_add_on_aarch64(aarch64_assembly):
 def test_the_check_finds_contraction_without_the_header(aarch64_assembly):
     _, contracted = aarch64_assembly
     fused = [n for n, body in _update_functions(contracted).items() if FMA.search(body)]
-    assert any("step_rows" in n for n in fused), fused
+    assert any("step_block" in n for n in fused), fused
 
 
 def test_micro_kernels_keep_their_fused_multiply_adds(aarch64_assembly):
@@ -122,3 +123,26 @@ def test_micro_kernels_keep_their_fused_multiply_adds(aarch64_assembly):
         body = built.get(kernel)
         assert body is not None, sorted(n for n in built if "base" in n)[:20]
         assert FMA.search(body), f"{kernel} has no fused multiply-add on aarch64"
+
+
+@pytest.mark.skipif(sys.platform != "linux" or not sysconfig.get_platform().endswith("x86_64"),
+                    reason="the x86-64 Adam kernels are read from the built module with objdump")
+def test_the_vector_adam_update_fuses_nothing_on_x86():
+    """The Adam update's vector variants (_simd_update.h, compiled with AVX2 and AVX-512 target
+    attributes after _no_fp_contract.h): square roots and divisions in vectors, no fused
+    multiply-add, so each rounds as the scalar loop (and scikit-learn's NumPy expressions)."""
+    if shutil.which("objdump") is None:
+        pytest.skip("objdump is not installed")
+    from fastbp import _core
+    asm = subprocess.run(["objdump", "-d", "--no-show-raw-insn", _core.__file__],
+                         capture_output=True, text=True, check=True).stdout
+    bodies = {}
+    for block in asm.split("\n\n"):
+        m = re.match(r"^[0-9a-f]+ <(fastbp_adam_[df]_(?:avx2|avx512|sse2))>:", block)
+        if m:
+            bodies[m.group(1)] = block
+    assert {"fastbp_adam_d_avx512", "fastbp_adam_f_avx512", "fastbp_adam_d_avx2",
+            "fastbp_adam_f_avx2"} <= set(bodies), sorted(bodies)
+    for name, body in bodies.items():
+        assert not re.search(r"\svfn?m(add|sub)", body), f"{name} fuses a multiply-add"
+        assert re.search(r"\svsqrtp[sd]\s", body) or name.endswith("sse2"), name

@@ -481,3 +481,44 @@ def test_sparse_X_is_never_made_dense(monkeypatch, kind, early_stopping):
         reg = fb.MLPRegressor(**params).fit(Xs, y.astype(float))
         reg.predict(Xs)
     np.testing.assert_allclose(proba, ref.predict_proba(dense), rtol=1e-12, atol=1e-15)
+
+
+def test_adam_is_scikit_learns_under_every_kernel_set():
+    """Adam's update runs in the vectors of the kernel set in use (_simd_update.h): under each set
+    this CPU runs (FASTBP_SIMD, a child interpreter), one epoch on a layer wider than a vector
+    block computes scikit-learn's coefficients to 1e-12 (the update itself rounds as NumPy's; the
+    sets differ only in the gradient's multiply-adds)."""
+    import os
+    import subprocess
+    import sys
+
+    from fastbp import _core
+    code = (
+        "import warnings, numpy as np, fastbp.sklearn as fb, fastbp\n"
+        "from sklearn import neural_network as sk\n"
+        "from sklearn.datasets import make_classification\n"
+        "X, y = make_classification(n_samples=300, n_features=37, n_informative=8, n_classes=3,"
+        " random_state=0)\n"
+        "for dtype in (np.float64, np.float32):\n"
+        "    p = dict(hidden_layer_sizes=(19,), max_iter=1, batch_size=50, random_state=0)\n"
+        "    with warnings.catch_warnings():\n"
+        "        warnings.simplefilter('ignore')\n"
+        "        a = fb.MLPClassifier(**p).fit(X.astype(dtype), y)\n"
+        "        b = sk.MLPClassifier(**p).fit(X.astype(dtype), y)\n"
+        "    rtol = 1e-12 if dtype == np.float64 else 1e-5\n"
+        "    for u, v in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_):\n"
+        "        np.testing.assert_allclose(u, v, rtol=rtol, atol=rtol * abs(v).max())\n"
+        "print(fastbp._api.ISA)\n")
+    here = os.path.dirname(os.path.abspath(__file__))
+    names = {"avx512": "avx512", "avx2+fma": "avx2", "baseline": "baseline", "neon": "neon"}
+    ran = []
+    for name, runs in _core.kernel_sets():
+        if not runs:
+            continue
+        env = dict(os.environ, FASTBP_SIMD=names[name])
+        out = subprocess.run([sys.executable, "-c", code], cwd=here, env=env,
+                             capture_output=True, text=True)
+        assert out.returncode == 0, f"{name}: {out.stderr[-2000:]}"
+        assert out.stdout.strip() == name
+        ran.append(name)
+    assert "baseline" in ran

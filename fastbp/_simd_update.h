@@ -1,0 +1,112 @@
+/* Included by fastbp/_core.pyx after _no_fp_contract.h: Adam's update of a block of weights
+ * (fastbp/_sgd_epoch.pxi, step_block), in the vectors of the kernel set in use.
+ *
+ * Per weight, in this order and rounding (scikit-learn's AdamOptimizer, operation by operation):
+ *     m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2;  w = w - lr_t m / (sqrt(v) + eps)
+ * Every operation is IEEE-754 correctly rounded, lane by lane as in scalar code, and nothing is
+ * fused (contraction is off from _no_fp_contract.h on): each set gives the scalar loop's results
+ * bit for bit. The square root and the division are most of a step's time on a wide layer (a
+ * sparse input's W(1)), and the scalar loop ran one of each per weight: the vectors run 2 to 8.
+ */
+#ifndef FASTBP_SIMD_UPDATE_H
+#define FASTBP_SIMD_UPDATE_H
+
+#define FASTBP_ADAM_SCALAR(T, SQRT)                                                         \
+    for (; i < n; i++) {                                                                \
+        m[i] = b1 * m[i] + one_b1 * g[i];                                               \
+        v[i] = b2 * v[i] + one_b2 * (g[i] * g[i]);                                      \
+        w[i] = w[i] - lr * m[i] / (SQRT(v[i]) + eps);                                   \
+    }
+
+static inline void fastbp_adam_d_scalar(double *FASTBP_RESTRICT w, double *FASTBP_RESTRICT m,
+                                        double *FASTBP_RESTRICT v,
+                                        const double *FASTBP_RESTRICT g, ptrdiff_t n, double b1,
+                                        double one_b1, double b2, double one_b2, double lr,
+                                        double eps) {
+    ptrdiff_t i = 0;
+    FASTBP_ADAM_SCALAR(double, sqrt)
+}
+
+static inline void fastbp_adam_f_scalar(float *FASTBP_RESTRICT w, float *FASTBP_RESTRICT m,
+                                        float *FASTBP_RESTRICT v, const float *FASTBP_RESTRICT g,
+                                        ptrdiff_t n, float b1, float one_b1, float b2,
+                                        float one_b2, float lr, float eps) {
+    ptrdiff_t i = 0;
+    FASTBP_ADAM_SCALAR(float, sqrtf)
+}
+
+#if FASTBP_HAVE_AVX2
+/* One body per vector type: LOAD, STORE, SET1, MUL, ADD, SUB, DIV, SQRT, the lanes W. */
+#define FASTBP_ADAM_VECTOR(VT, W, LOAD, STORE, SET1, MUL, ADD, SUB, DIV, SQRT, SSQRT)       \
+    ptrdiff_t i = 0;                                                                    \
+    const VT vb1 = SET1(b1), vob1 = SET1(one_b1), vb2 = SET1(b2), vob2 = SET1(one_b2);  \
+    const VT vlr = SET1(lr), veps = SET1(eps);                                          \
+    for (; i + W <= n; i += W) {                                                        \
+        VT gi = LOAD(g + i);                                                            \
+        VT mi = ADD(MUL(vb1, LOAD(m + i)), MUL(vob1, gi));                              \
+        VT vi = ADD(MUL(vb2, LOAD(v + i)), MUL(vob2, MUL(gi, gi)));                     \
+        STORE(m + i, mi);                                                               \
+        STORE(v + i, vi);                                                               \
+        STORE(w + i, SUB(LOAD(w + i), DIV(MUL(vlr, mi), ADD(SQRT(vi), veps))));         \
+    }                                                                                   \
+    FASTBP_ADAM_SCALAR(T, SSQRT)
+
+#define FASTBP_ADAM_FN(SFX, T, ATTR, VT, W, LOAD, STORE, SET1, MUL, ADD, SUB, DIV, SQRT, SSQRT) \
+    ATTR static void fastbp_adam_##SFX(T *FASTBP_RESTRICT w, T *FASTBP_RESTRICT m,     \
+                                       T *FASTBP_RESTRICT v, const T *FASTBP_RESTRICT g, \
+                                       ptrdiff_t n, T b1, T one_b1, T b2, T one_b2, T lr, \
+                                       T eps) {                                         \
+        FASTBP_ADAM_VECTOR(VT, W, LOAD, STORE, SET1, MUL, ADD, SUB, DIV, SQRT, SSQRT)     \
+    }
+
+/* SSE2: every x86-64 CPU */
+FASTBP_ADAM_FN(d_sse2, double, , __m128d, 2, _mm_loadu_pd, _mm_storeu_pd, _mm_set1_pd,
+               _mm_mul_pd, _mm_add_pd, _mm_sub_pd, _mm_div_pd, _mm_sqrt_pd, sqrt)
+FASTBP_ADAM_FN(f_sse2, float, , __m128, 4, _mm_loadu_ps, _mm_storeu_ps, _mm_set1_ps,
+               _mm_mul_ps, _mm_add_ps, _mm_sub_ps, _mm_div_ps, _mm_sqrt_ps, sqrtf)
+FASTBP_ADAM_FN(d_avx2, double, __attribute__((target("avx2"))), __m256d, 4, _mm256_loadu_pd,
+               _mm256_storeu_pd, _mm256_set1_pd, _mm256_mul_pd, _mm256_add_pd, _mm256_sub_pd,
+               _mm256_div_pd, _mm256_sqrt_pd, sqrt)
+FASTBP_ADAM_FN(f_avx2, float, __attribute__((target("avx2"))), __m256, 8, _mm256_loadu_ps,
+               _mm256_storeu_ps, _mm256_set1_ps, _mm256_mul_ps, _mm256_add_ps, _mm256_sub_ps,
+               _mm256_div_ps, _mm256_sqrt_ps, sqrtf)
+FASTBP_ADAM_FN(d_avx512, double, __attribute__((target("avx512f"))), __m512d, 8,
+               _mm512_loadu_pd, _mm512_storeu_pd, _mm512_set1_pd, _mm512_mul_pd, _mm512_add_pd,
+               _mm512_sub_pd, _mm512_div_pd, _mm512_sqrt_pd, sqrt)
+FASTBP_ADAM_FN(f_avx512, float, __attribute__((target("avx512f"))), __m512, 16,
+               _mm512_loadu_ps, _mm512_storeu_ps, _mm512_set1_ps, _mm512_mul_ps, _mm512_add_ps,
+               _mm512_sub_ps, _mm512_div_ps, _mm512_sqrt_ps, sqrtf)
+#endif
+
+/* The set chosen at import (fastbp_select_kernels): its vectors, or the scalar loop. */
+static inline void fastbp_adam_d(double *w, double *m, double *v, const double *g, ptrdiff_t n,
+                                 double b1, double one_b1, double b2, double one_b2, double lr,
+                                 double eps) {
+#if FASTBP_HAVE_AVX2
+    if (strcmp(fastbp_isa, "avx512") == 0)
+        fastbp_adam_d_avx512(w, m, v, g, n, b1, one_b1, b2, one_b2, lr, eps);
+    else if (strcmp(fastbp_isa, "avx2+fma") == 0)
+        fastbp_adam_d_avx2(w, m, v, g, n, b1, one_b1, b2, one_b2, lr, eps);
+    else
+        fastbp_adam_d_sse2(w, m, v, g, n, b1, one_b1, b2, one_b2, lr, eps);
+#else
+    fastbp_adam_d_scalar(w, m, v, g, n, b1, one_b1, b2, one_b2, lr, eps);
+#endif
+}
+
+static inline void fastbp_adam_f(float *w, float *m, float *v, const float *g, ptrdiff_t n,
+                                 float b1, float one_b1, float b2, float one_b2, float lr,
+                                 float eps) {
+#if FASTBP_HAVE_AVX2
+    if (strcmp(fastbp_isa, "avx512") == 0)
+        fastbp_adam_f_avx512(w, m, v, g, n, b1, one_b1, b2, one_b2, lr, eps);
+    else if (strcmp(fastbp_isa, "avx2+fma") == 0)
+        fastbp_adam_f_avx2(w, m, v, g, n, b1, one_b1, b2, one_b2, lr, eps);
+    else
+        fastbp_adam_f_sse2(w, m, v, g, n, b1, one_b1, b2, one_b2, lr, eps);
+#else
+    fastbp_adam_f_scalar(w, m, v, g, n, b1, one_b1, b2, one_b2, lr, eps);
+#endif
+}
+
+#endif
