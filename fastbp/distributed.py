@@ -248,6 +248,22 @@ def _nonfinite_message(Xb, yb, dtype, index, row0, names):
     for a, name in ((Xb, names[0]), (yb, names[1])):
         if a is None:
             continue
+        if hasattr(a, "tocoo"):
+            # a scipy.sparse chunk: its stored values, where they are
+            coo = a.tocoo()
+            with np.errstate(over="ignore"):
+                stored = np.asarray(coo.data, dtype=dtype)
+            bad = np.flatnonzero(~np.isfinite(stored))
+            if bad.size:
+                r, c = int(coo.row[bad[0]]), int(coo.col[bad[0]])
+                value = coo.data[bad[0]].item()
+                rows = f"chunk {index} of {name} (rows {row0} to {row0 + a.shape[0] - 1})"
+                if np.isfinite(value):
+                    return (f"{name}[{row0 + r}, {c}] = {value!r}, in {rows}, does not fit in "
+                            f"{stored.dtype} (the weights' dtype)")
+                return (f"{name} must be finite, but {rows} holds {name}[{row0 + r}, {c}] = "
+                        f"{value!r}")
+            continue
         with np.errstate(over="ignore"):
             conv = np.asarray(a, dtype=dtype)
         bad = np.argwhere(~np.isfinite(conv))

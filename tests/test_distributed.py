@@ -333,6 +333,30 @@ def test_nan_is_named_by_chunk_and_row(client):
         client.compute(fd.forward(w, dask_data(X, y, 30)[0])).result()
 
 
+def test_sparse_chunks(client):
+    """A Dask array of scipy.sparse chunks: each chunk computed sparse on its worker (fastbp's
+    sparse kernels), the sums those of the whole matrix in memory; a NaN named by chunk and row."""
+    sparse = pytest.importorskip("scipy.sparse")
+    w, X, y = make_problem([30, 4, 2], 300, seed=3)
+    X[np.abs(X) < 1.2] = 0.0
+    Xs = sparse.csr_matrix(X)
+    Xd = da.from_array(Xs, chunks=(100, 30), asarray=False)
+    yd = da.from_array(y, chunks=(100, 2))
+    E, g = fd.gradient(w, Xd, yd, client=client)
+    E0, g0 = fastbp.gradient(w, X, y)
+    assert E == pytest.approx(E0, rel=1e-12)
+    for a, b in zip(g, g0):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+    out = client.compute(fd.forward(w, Xd)).result()
+    np.testing.assert_allclose(out, fastbp.forward(w, X), rtol=1e-12)
+    Xs.data[Xs.indptr[157]] = np.nan
+    column = int(Xs.indices[Xs.indptr[157]])
+    Xd = da.from_array(Xs, chunks=(100, 30), asarray=False)
+    with pytest.raises(ValueError, match=rf"X must be finite, but chunk 1 of X \(rows 100 to "
+                                         rf"199\) holds X\[157, {column}\] = nan"):
+        fd.gradient(w, Xd, yd, client=client)
+
+
 def test_no_client():
     w, X, y = make_problem([3, 4, 2], 50, seed=1)
     Xd, yd = dask_data(X, y, 20)
