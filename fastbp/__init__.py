@@ -37,6 +37,7 @@ finally:
 
 from ._api import backprop, error, forward, gradient, show_config
 from ._gradcheck import check_gradient
+from ._sparse import sparse_crossover
 from ._weights import init_weights
 from .network import Network, load
 from .training import History, fit, fit_many
@@ -61,4 +62,5 @@ def __dir__():
 
 
 __all__ = ["__version__", "init_weights", "forward", "error", "gradient", "backprop", "Network",
-           "show_config", "fit", "fit_many", "History", "check_gradient", "load"]
+           "show_config", "fit", "fit_many", "History", "check_gradient", "load",
+           "sparse_crossover"]

@@ -267,8 +267,9 @@ def forward(weights, X, output="tanh", activation="tanh", num_threads=None) -> n
     weights : list of ndarray
         W(1), ..., W(L), W(l) of shape (d(l-1)+1, d(l)), row 0 the bias; float32 or float64,
         the same dtype for all.
-    X : array_like of shape (N, d(0))
-        The inputs, one per row; converted to the weights' dtype.
+    X : array_like or scipy.sparse matrix of shape (N, d(0))
+        The inputs, one per row; converted to the weights' dtype. A sparse one is computed
+        sparse (CSR as it is, other formats converted once; never made dense).
     output : {"tanh", "linear", "logistic", "softmax", "poisson"}, default="tanh"
         The output activation theta_L.
     activation : {"tanh", "relu", "logistic", "identity"}, default="tanh"
@@ -339,8 +340,9 @@ def error(weights, X, y, output="tanh", num_threads=None, activation="tanh",
     ----------
     weights : list of ndarray
         W(1), ..., W(L), W(l) of shape (d(l-1)+1, d(l)), row 0 the bias; float32 or float64.
-    X : array_like of shape (N, d(0))
-        The inputs, one per row.
+    X : array_like or scipy.sparse matrix of shape (N, d(0))
+        The inputs, one per row; a sparse one is computed sparse (CSR as it is,
+        other formats converted once; never made dense).
     y : array_like of shape (N, d(L)) or (N,)
         The targets (1-D when d(L) = 1): in [0, 1] for output "logistic", rows of class
         probabilities for "softmax", counts or rates >= 0 for "poisson".
@@ -421,8 +423,9 @@ def gradient(weights, X, y, output="tanh", num_threads=None, reduction="mean", o
     ----------
     weights : list of ndarray
         W(1), ..., W(L), W(l) of shape (d(l-1)+1, d(l)), row 0 the bias; float32 or float64.
-    X : array_like of shape (N, d(0))
-        The inputs, one per row.
+    X : array_like or scipy.sparse matrix of shape (N, d(0))
+        The inputs, one per row; a sparse one is computed sparse (CSR as it is,
+        other formats converted once; never made dense).
     y : array_like of shape (N, d(L)) or (N,)
         The targets (1-D when d(L) = 1).
     output : {"tanh", "linear", "logistic", "softmax", "poisson"}, default="tanh"

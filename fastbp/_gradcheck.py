@@ -18,8 +18,9 @@ def check_gradient(weights: list[np.ndarray], X: ArrayLike, y: ArrayLike, output
     ----------
     weights : list of ndarray
         W(1), ..., W(L), W(l) of shape (d(l-1)+1, d(l)), row 0 the bias; float32 or float64.
-    X : array_like of shape (N, d(0))
-        The inputs, one per row.
+    X : array_like or scipy.sparse matrix of shape (N, d(0))
+        The inputs, one per row; a sparse one is computed sparse (CSR as it is,
+        other formats converted once; never made dense).
     y : array_like of shape (N, d(L)) or (N,)
         The targets.
     output : {"tanh", "linear", "logistic", "softmax"}, default="tanh"

@@ -102,8 +102,9 @@ class Network:
 
         Parameters
         ----------
-        X : array_like of shape (N, d(0))
-            The inputs, one per row.
+        X : array_like or scipy.sparse matrix of shape (N, d(0))
+            The inputs, one per row; a sparse one is computed sparse (CSR as it is,
+            other formats converted once; never made dense).
 
         Returns
         -------
@@ -133,8 +134,9 @@ class Network:
 
         Parameters
         ----------
-        X : array_like of shape (N, d(0))
-            The inputs, one per row.
+        X : array_like or scipy.sparse matrix of shape (N, d(0))
+            The inputs, one per row; a sparse one is computed sparse (CSR as it is,
+            other formats converted once; never made dense).
         y : array_like of shape (N, d(L)) or (N,)
             The targets.
         sample_weight : array_like of shape (N,) or None, default=None
@@ -169,8 +171,9 @@ class Network:
 
         Parameters
         ----------
-        X : array_like of shape (N, d(0))
-            The inputs, one per row.
+        X : array_like or scipy.sparse matrix of shape (N, d(0))
+            The inputs, one per row; a sparse one is computed sparse (CSR as it is,
+            other formats converted once; never made dense).
         y : array_like of shape (N, d(L)) or (N,)
             The targets.
         num_threads : int or None, default=None
@@ -221,8 +224,9 @@ class Network:
 
         Parameters
         ----------
-        X : array_like of shape (N, d(0))
-            The training inputs.
+        X : array_like or scipy.sparse matrix of shape (N, d(0))
+            The training inputs; a sparse one is computed sparse (CSR as it is,
+            other formats converted once; never made dense).
         y : array_like of shape (N, d(L)) or (N,)
             The training targets.
         method : str, default="sgd"
@@ -309,8 +313,9 @@ class Network:
 
         Parameters
         ----------
-        X : array_like of shape (N, d(0))
-            The inputs, one per row.
+        X : array_like or scipy.sparse matrix of shape (N, d(0))
+            The inputs, one per row; a sparse one is computed sparse (CSR as it is,
+            other formats converted once; never made dense).
 
         Returns
         -------
@@ -334,8 +339,9 @@ class Network:
 
         Parameters
         ----------
-        X : array_like of shape (N, d(0))
-            The inputs, one per row.
+        X : array_like or scipy.sparse matrix of shape (N, d(0))
+            The inputs, one per row; a sparse one is computed sparse (CSR as it is,
+            other formats converted once; never made dense).
 
         Returns
         -------
@@ -369,8 +375,9 @@ class Network:
 
         Parameters
         ----------
-        X : array_like of shape (N, d(0))
-            The inputs, one per row.
+        X : array_like or scipy.sparse matrix of shape (N, d(0))
+            The inputs, one per row; a sparse one is computed sparse (CSR as it is,
+            other formats converted once; never made dense).
         y : array_like of shape (N, d(L)) or (N,)
             The targets.
 
@@ -399,8 +406,9 @@ class Network:
 
         Parameters
         ----------
-        X : array_like of shape (N, d(0))
-            The inputs, one per row.
+        X : array_like or scipy.sparse matrix of shape (N, d(0))
+            The inputs, one per row; a sparse one is computed sparse (CSR as it is,
+            other formats converted once; never made dense).
         y : array_like of shape (N, d(L)) or (N,)
             The class labels, coded as described in Notes.
 

@@ -447,8 +447,9 @@ def fit(weights: list[np.ndarray], X: ArrayLike, y: ArrayLike, output: str = "ta
     weights : list of ndarray
         W(1), ..., W(L), float32 or float64 arrays, writeable; updated in place at the end of
         every epoch. A second call goes on training from where the first ended.
-    X : array_like of shape (N, d(0))
-        The training inputs.
+    X : array_like or scipy.sparse matrix of shape (N, d(0))
+        The training inputs; a sparse one is computed sparse (CSR as it is,
+        other formats converted once; never made dense).
     y : array_like of shape (N, d(L)) or (N,)
         The training targets.
     output : {"tanh", "linear", "logistic", "softmax", "poisson"}, default="tanh"
@@ -651,8 +652,9 @@ def fit_many(weights: list, X: ArrayLike, y: ArrayLike, output: str | None = Non
         Network as its ``fit(X, y, method, **common, **options[k])`` would (with its own output
         and activation; its `history` becomes the one returned for it, and
         ``warm_start=True`` goes on from its last fit).
-    X : array_like of shape (N, d(0))
-        The training inputs, shared.
+    X : array_like or scipy.sparse matrix of shape (N, d(0))
+        The training inputs, shared; a sparse one is computed sparse (CSR as it is,
+        other formats converted once; never made dense).
     y : array_like of shape (N, d(L)) or (N,)
         The training targets, shared.
     output : {"tanh", "linear", "logistic", "softmax", "poisson"} or None, default=None
