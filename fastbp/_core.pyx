@@ -46,6 +46,7 @@ cdef extern from "_simd.h" nogil:
     int fastbp_openmp_max_threads()
     void *fastbp_aligned_calloc(size_t nbytes)
     void fastbp_aligned_free(void *p)
+    void fastbp_prefetch(const void *p, size_t nbytes)
     int fastbp_kernel_set_count()
     const char *fastbp_kernel_set_name(int i)
     int fastbp_kernel_set_runs_here(int i)
@@ -192,6 +193,9 @@ cdef struct Net:
     Py_ssize_t out_off
     Py_ssize_t scratch_len      # elements of one thread's scratch
     void *panels                # the packed panels of this call
+    # INPUT_CSR, a mini-batch epoch on one thread: the rows of dW(1) a step's nonzeros added
+    # into (marked by sparse_first_gradient, cleared by the step that reads them); else NULL
+    unsigned char *touched
 
 
 include "_sparse_inputs.pxi"
@@ -313,6 +317,7 @@ cdef class _Layout:
         self.net.n_panel = n_panel
         self.net.scratch_len = pos
         self.net.panels = NULL
+        self.net.touched = NULL
 
     def __dealloc__(self):
         free(self.block)

@@ -193,17 +193,18 @@ cdef void add_step_penalty(const Loss *loss, const Net *net, int l, const floati
     """g += the penalties' gradients for rows r0..r1-1 of W(l) in a mini-batch step whose mean
     has the factor `scale` (1 / the batch's total weight): (2 lambda / N) w on every weight, then
     alpha scale w on the coefficient rows (no L2 on the intercepts: scikit-learn's _backprop).
-    w and g point to row 0 of W(l) and of its gradient."""
+    w points to row 0 of W(l), g to row r0 of its gradient (a block of rows r0..r1-1)."""
     cdef Py_ssize_t i
     cdef Py_ssize_t d = net.widths[l]
+    cdef Py_ssize_t i0 = r0 * d
     cdef floating f, step
     if loss.decay != 0:
         f = <floating> (2.0 * loss.decay)
         for i in range(r0 * d, r1 * d):
             step = f * w[i]
-            g[i] = g[i] + step
+            g[i - i0] = g[i - i0] + step
     if loss.alpha != 0:
         f = <floating> (loss.alpha * scale)
         for i in range(max(r0, 1) * d, r1 * d):
             step = f * w[i]
-            g[i] = g[i] + step
+            g[i - i0] = g[i - i0] + step

@@ -54,7 +54,8 @@ cdef struct Epoch:
     const Loss *objective
     double *loss                # scikit-learn's loss parts, or NULL
     Workspace *ws
-    void *grad                  # (P,) the step's gradient, in the weights' dtype
+    void *grad                  # each member's block of the step's gradient (grad_stride each)
+    Py_ssize_t grad_stride      # elements per member: a block of step_rows, or one row of W(l)
     double *grad64              # (P,) float64 sums of a batch of two chunks or more, kept zero
     void *tiles                 # each member's two tile buffers in a shared step, else NULL
     void **pieces               # room for each member's pieces of a tile (3 team each), or NULL
@@ -188,6 +189,7 @@ cdef void step_block(
     bint from_chunk,            # IN  the sums are in ws.grads (one chunk), else in e.grad64
     double scale,               # IN  1 / the batch's total weight
     floating lr_t,              # IN  Adam's step size this step
+    floating *g,                # IN  room for the block's gradient, (r1 - r0) d(l) values
 ) noexcept nogil:
     """step_rows for rows r0..r1-1 of W(l), their panels aside. The sums it reads from the chunk's
     slot are left zero there (run_chunk's zeroed: the next step's chunk need not clear them)."""
@@ -198,7 +200,6 @@ cdef void step_block(
     cdef Py_ssize_t i, r, row0
     cdef int m
     cdef floating *w = <floating *> e.weights[l - 1]
-    cdef floating *g = <floating *> e.grad + net.grad_off[l]
     cdef floating *sums = <floating *> e.ws.grads + net.grad_off[l]
     cdef double *sums64 = e.grad64 + net.grad_off[l]
     cdef floating *v
@@ -217,15 +218,27 @@ cdef void step_block(
             row0 += net.widths[m - 1] + 1
         for r in range(max(r0, 1), r1):
             e.row_squares[row0 + r] = sum_squares(w + r * d, d, e.objective.sum_block)
-    if from_chunk:
+    if from_chunk and l == 1 and net.touched != NULL:
+        # a sparse X's batch adds into the rows of W(1) its nonzeros name: the others' sums are
+        # zero, and their gradient 0.0 (+0.0, as (0.0 + 0.0) * scale * grad_scale) unread
+        for r in range(r0, r1):
+            if net.touched[r]:
+                net.touched[r] = 0
+                for i in range(r * d, (r + 1) * d):
+                    g[i - i0] = <floating> ((0.0 + sums[i]) * scale * grad_scale)
+                    sums[i] = 0
+            else:
+                for i in range(r * d, (r + 1) * d):
+                    g[i - i0] = 0
+    elif from_chunk:
         # the chunk's sums straight to the step, with the rounding of the float64 total
         # (0.0 + x, not x: the sign of a zero included)
         for i in range(i0, i1):
-            g[i] = <floating> ((0.0 + sums[i]) * scale * grad_scale)
+            g[i - i0] = <floating> ((0.0 + sums[i]) * scale * grad_scale)
             sums[i] = 0
     else:
         for i in range(i0, i1):
-            g[i] = <floating> (sums64[i] * scale * grad_scale)
+            g[i - i0] = <floating> (sums64[i] * scale * grad_scale)
             sums64[i] = 0
     add_step_penalty(e.objective, net, l, w, g, scale, r0, r1)
     if e.rule == RULE_ADAM:
@@ -233,16 +246,16 @@ cdef void step_block(
         s2 = <floating *> e.moment2[l - 1]
         # v = mu v + (1 - mu) g; s2 = b2 s2 + (1 - b2) g^2; w -= lr_t v / (sqrt(s2) + eps)
         if floating is double:
-            fastbp_adam_d(w + i0, v + i0, s2 + i0, g + i0, i1 - i0, mu, one_b1, b2, one_b2, lr_t,
+            fastbp_adam_d(w + i0, v + i0, s2 + i0, g, i1 - i0, mu, one_b1, b2, one_b2, lr_t,
                           eps_f)
         else:
-            fastbp_adam_f(w + i0, v + i0, s2 + i0, g + i0, i1 - i0, mu, one_b1, b2, one_b2, lr_t,
+            fastbp_adam_f(w + i0, v + i0, s2 + i0, g, i1 - i0, mu, one_b1, b2, one_b2, lr_t,
                           eps_f)
     elif e.rule == RULE_NESTEROV:
         v = <floating *> e.velocity[l - 1]
         for i in range(i0, i1):
             v[i] = v[i] * mu
-            step = lr_f * g[i]
+            step = lr_f * g[i - i0]
             v[i] = v[i] - step
             update = mu * v[i] - step
             w[i] = w[i] + update
@@ -250,12 +263,12 @@ cdef void step_block(
         v = <floating *> e.velocity[l - 1]
         for i in range(i0, i1):
             v[i] = v[i] * mu
-            step = lr_f * g[i]
+            step = lr_f * g[i - i0]
             v[i] = v[i] - step
             w[i] = w[i] + v[i]
     else:
         for i in range(i0, i1):
-            step = lr_f * g[i]
+            step = lr_f * g[i - i0]
             w[i] = w[i] - step
 
 
@@ -274,6 +287,7 @@ cdef void step_rows(
     bint from_chunk,            # IN  the sums are in ws.grads (one chunk), else in e.grad64
     double scale,               # IN  1 / the batch's total weight
     floating lr_t,              # IN  Adam's step size this step
+    int tid,                    # IN  the member (its block of e.grad)
 ) noexcept nogil:
     """The step for rows r0..r1-1 of W(l): their squares for the loss (before the step), their
     gradient, penalties and update (step_block, a few rows at a time: one pass over memory, not
@@ -283,7 +297,8 @@ cdef void step_rows(
     cdef Py_ssize_t rows = max(1, STEP_BLOCK // net.widths[l])
     cdef Py_ssize_t b0 = r0
     while b0 < r1:
-        step_block(e, l, b0, min(b0 + rows, r1), from_chunk, scale, lr_t)
+        step_block(e, l, b0, min(b0 + rows, r1), from_chunk, scale, lr_t,
+                   <floating *> e.grad + tid * e.grad_stride)
         b0 += rows
     if r0 == 0 and r1 == net.widths[l - 1] + 1:
         pack_layer(net, l, <floating *> net.panels)
@@ -334,7 +349,7 @@ cdef void sgd_epoch_member(const Epoch *e, int tid, int team, floating dummy) no
         # a member's rows are those it summed in shared_chunk: no barrier between
         for l in range(1, net.L + 1):
             rows_of(net, l, tid, team, &r0, &r1)
-            step_rows(e, l, r0, r1, from_chunk, scale, lr_t)
+            step_rows(e, l, r0, r1, from_chunk, scale, lr_t, tid)
         if team > 1:
             fastbp_team_wait(e.sync, team)
         if tid == 0 and e.loss != NULL:
@@ -411,14 +426,23 @@ cdef int sgd_epoch_run(
     cdef Workspace ws
     cdef Epoch e
     cdef int l, tid
-    cdef floating *grad = <floating *> fastbp_aligned_calloc((P + 1) * sizeof(floating))
+    # each member's block of the step's gradient: it stays in cache from the sums to the update
+    cdef Py_ssize_t grad_stride = STEP_BLOCK
+    cdef floating *grad = NULL
     cdef double *grad64 = <double *> fastbp_aligned_calloc((P + 1) * sizeof(double))
     cdef floating *tiles = NULL
     cdef void **pieces = NULL
     cdef fastbp_team_sync *sync = NULL
     cdef double *row_squares = NULL
+    cdef unsigned char *touched = NULL
     for l in range(net.L):
         total_rows += net.widths[l] + 1
+        grad_stride = max(grad_stride, net.widths[l + 1])
+    grad_stride = (grad_stride + 15) // 16 * 16
+    grad = <floating *> fastbp_aligned_calloc((threads * grad_stride + 1) * sizeof(floating))
+    if net.input.layout == INPUT_CSR and threads == 1:
+        # the rows of W(1) a step's nonzeros add into (sparse_first_gradient marks them)
+        touched = <unsigned char *> fastbp_aligned_calloc(net.widths[0] + 1)
     if threads > 1:
         tiles = <floating *> fastbp_aligned_calloc(2 * threads * net.scratch_len
                                                    * sizeof(floating))
@@ -428,6 +452,7 @@ cdef int sgd_epoch_run(
         row_squares = <double *> fastbp_aligned_calloc(total_rows * sizeof(double))
     # allocated once per epoch: one scratch per thread, one gradient slot per chunk of a round
     if (grad == NULL or grad64 == NULL
+            or (net.input.layout == INPUT_CSR and threads == 1 and touched == NULL)
             or (threads > 1 and (tiles == NULL or pieces == NULL or sync == NULL))
             or (loss != NULL and objective.alpha != 0 and row_squares == NULL)
             or workspace_alloc(net, (batch_size + chunk - 1) // chunk, slots if threads > 1 else 1,
@@ -438,8 +463,10 @@ cdef int sgd_epoch_run(
         fastbp_aligned_free(pieces)
         fastbp_aligned_free(sync)
         fastbp_aligned_free(row_squares)
+        fastbp_aligned_free(touched)
         return -1
     workspace_ready(net, &ws, <floating> 0)
+    net.touched = touched
     if tiles != NULL:
         for l in range(2 * threads):
             init_scratch(net, tiles + l * net.scratch_len)
@@ -463,6 +490,7 @@ cdef int sgd_epoch_run(
     e.loss = loss
     e.ws = &ws
     e.grad = grad
+    e.grad_stride = grad_stride
     e.grad64 = grad64
     e.tiles = tiles
     e.pieces = pieces
@@ -479,6 +507,8 @@ cdef int sgd_epoch_run(
     if rule == RULE_ADAM:
         steps[0] += (N + batch_size - 1) // batch_size
     net.panels = NULL
+    net.touched = NULL
+    fastbp_aligned_free(touched)
     workspace_free(&ws)
     fastbp_aligned_free(grad)
     fastbp_aligned_free(grad64)

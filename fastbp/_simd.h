@@ -80,6 +80,23 @@ static inline void fastbp_aligned_free(void *p) {
     if (p != NULL) free(((void **)p)[-1]);
 }
 
+#if defined(_MSC_VER) && !defined(__clang__) && (defined(_M_X64) || defined(_M_IX86))
+#include <xmmintrin.h>
+#endif
+/* Ask for the `bytes` from p to be brought into cache (a hint: no fault, no result). A sparse
+ * input's rows of W(1) and dW(1) are where its nonzeros say, too far apart for the hardware
+ * prefetcher to guess (fastbp/_sparse_inputs.pxi). */
+static inline void fastbp_prefetch(const void *p, size_t bytes) {
+#if defined(__GNUC__) || defined(__clang__)
+    for (size_t k = 0; k < bytes; k += 64) __builtin_prefetch((const char *)p + k, 0, 3);
+#elif defined(_MSC_VER) && (defined(_M_X64) || defined(_M_IX86))
+    for (size_t k = 0; k < bytes; k += 64) _mm_prefetch((const char *)p + k, _MM_HINT_T0);
+#else
+    (void)p;
+    (void)bytes;
+#endif
+}
+
 /* Units per block of a packed panel (see fastbp_pack_*): the same for every instruction set, so
  * that one packing serves them all. Each input row of a tile loaded in `linear` serves this many
  * units: with wide layers (K in the hundreds) the tile lives in L2, and 6 rather than 4 cut that

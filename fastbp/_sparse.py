@@ -16,6 +16,7 @@ loads it.
 """
 from __future__ import annotations
 
+import numbers
 import sys
 
 import numpy as np
@@ -65,8 +66,12 @@ def sparse_crossover(density=None) -> float:
     """
     old = _crossover["density"]
     if density is not None:
-        from ._checks import check_real
-        _crossover["density"] = check_real(density, "density", low=0.0)
+        if isinstance(density, (bool, np.bool_)) or not isinstance(density, numbers.Real):
+            raise TypeError(f"density must be a real number or None, got {density!r}")
+        value = float(density)
+        if not 0.0 <= value < float("inf"):         # (NaN too)
+            raise ValueError(f"density must be finite and >= 0, got {density!r}")
+        _crossover["density"] = value
     return old
 
 
@@ -202,9 +207,29 @@ def check_X(X, widths, dtype, name: str = "X") -> SparseRows:
                              f"weights' dtype; largest {np.finfo(data.dtype).max:.4g})")
         raise ValueError(f"{name} must be finite, but {name}{where} = {value.item()!r} (a stored "
                          f"value of the sparse matrix)")
+    if not getattr(X, "has_canonical_format", True):
+        _check_duplicate_sums(X, data.dtype, name)
     density = nnz / (N * d0)
     layout = INPUT_CSR_TILES if density >= _crossover["density"] else INPUT_CSR
     return SparseRows(data, indices, indptr, X.shape, layout)
+
+
+def _check_duplicate_sums(X, dtype, name):
+    """Duplicate entries add (scipy's meaning): refuse a sum that does not fit in `dtype`, as a
+    dense X's value would be. Only a matrix scipy does not know to be canonical pays for this (a
+    summed copy of its nonzeros, never of the matrix dense)."""
+    summed = X.copy()
+    summed.sum_duplicates()
+    with np.errstate(over="ignore"):
+        values = np.asarray(summed.data, dtype=dtype)
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size:
+        p = int(bad[0])
+        row = int(np.searchsorted(summed.indptr, p, side="right")) - 1
+        value = summed.data[p]
+        raise ValueError(f"{name}[{row}, {int(summed.indices[p])}] = {value.item()!r} (the sum of "
+                         f"its duplicate entries) does not fit in {np.dtype(dtype)} (the weights' "
+                         f"dtype; largest {np.finfo(dtype).max:.4g})")
 
 
 def dense_y(y):

@@ -5,6 +5,12 @@
 # tile steps of _tile_steps.pxi. Duplicate entries add (scipy's meaning); the entries of a row
 # are taken in their stored order, sorted or not.
 
+cdef enum:
+    # nonzeros ahead whose rows of W(1) (dW(1)) are fetched while one is added: enough to cover
+    # a row's trip from memory behind the adds of the rows before it
+    PREFETCH_AHEAD = 6
+
+
 cdef inline void csr_row(const Input *inp, Py_ssize_t n, Py_ssize_t *p0,
                          Py_ssize_t *p1) noexcept nogil:
     """Sample n's nonzeros are entries p0..p1-1."""
@@ -76,7 +82,12 @@ cdef bint sparse_first_layer(
         if b < nb:
             n = rows[t + b] if rows != NULL else t + b
             csr_row(&net.input, n, &p0, &p1)
+            for p in range(p0, min(p0 + PREFETCH_AHEAD, p1)):
+                fastbp_prefetch(W + (csr_column(&net.input, p) + 1) * d, d * sizeof(floating))
             for p in range(p0, p1):
+                if p + PREFETCH_AHEAD < p1:
+                    fastbp_prefetch(W + (csr_column(&net.input, p + PREFETCH_AHEAD) + 1) * d,
+                                    d * sizeof(floating))
                 v = values[p]
                 screen += v * 0
                 w = W + (csr_column(&net.input, p) + 1) * d
@@ -105,14 +116,25 @@ cdef void sparse_first_gradient(
     cdef Py_ssize_t b, n, p, p0, p1
     cdef int u
     cdef floating v
+    cdef Py_ssize_t k
+    if net.touched != NULL and nb > 0:
+        net.touched[0] = 1
     for b in range(nb):
         for u in range(d):
             col[u] = delta[u * ld + b]
             G[u] = G[u] + col[u]
         n = rows[t + b] if rows != NULL else t + b
         csr_row(&net.input, n, &p0, &p1)
+        for p in range(p0, min(p0 + PREFETCH_AHEAD, p1)):
+            fastbp_prefetch(G + (csr_column(&net.input, p) + 1) * d, d * sizeof(floating))
         for p in range(p0, p1):
+            if p + PREFETCH_AHEAD < p1:
+                fastbp_prefetch(G + (csr_column(&net.input, p + PREFETCH_AHEAD) + 1) * d,
+                                d * sizeof(floating))
             v = values[p]
-            g = G + (csr_column(&net.input, p) + 1) * d
+            k = csr_column(&net.input, p) + 1
+            if net.touched != NULL:
+                net.touched[k] = 1
+            g = G + k * d
             for u in range(d):
                 g[u] = g[u] + v * col[u]

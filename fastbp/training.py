@@ -37,6 +37,7 @@ from . import _api, _checks
 from ._methods import import_scipy_minimize
 from ._objective import DataObjective, Objective
 from ._options import FitOptions
+from ._sparse import SparseRows
 
 _RECORD_FIELDS = ("epoch", "E_in", "E_aug", "E_val", "learning_rate", "accepted", "time")
 
@@ -621,7 +622,11 @@ def _start_fit(job: _FitJob):
     if job.n_val:
         perm = rng.permutation(X.shape[0])
         val, train_rows = np.sort(perm[:job.n_val]), np.sort(perm[job.n_val:])
-        Xv, yv, X, y = X[val], y[val], X[train_rows], y[train_rows]
+        if isinstance(X, SparseRows):
+            Xv, X = X.take(val), X.take(train_rows)
+        else:
+            Xv, X = X[val], X[train_rows]
+        yv, y = y[val], y[train_rows]
         if sw is not None:
             sw_val, sw = sw[val], sw[train_rows]
             for part, name in ((sw, "training"), (sw_val, "validation")):
