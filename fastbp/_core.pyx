@@ -121,6 +121,8 @@ cdef extern from "_simd_update.h" nogil:
                        double one_b1, double b2, double one_b2, double lr, double eps)
     void fastbp_adam_f(float *w, float *m, float *v, const float *g, Py_ssize_t n, float b1,
                        float one_b1, float b2, float one_b2, float lr, float eps)
+    void fastbp_axpy_d(double *y, const double *x, double a, Py_ssize_t n)
+    void fastbp_axpy_f(float *y, const float *x, float a, Py_ssize_t n)
 
 RB = FASTBP_RB
 MAX_SAMPLE_BLOCK = FASTBP_MAX_SAMPLE_BLOCK

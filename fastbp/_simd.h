@@ -348,6 +348,9 @@ static const fastbp_kernel_set fastbp_kernel_sets[] = {
 static fastbp_kernels_d fastbp_kd = FASTBP_KERNELS_OF(d, base);
 static fastbp_kernels_f fastbp_kf = FASTBP_KERNELS_OF(f, base);
 static const char *fastbp_isa = "baseline";
+/* the x86-64 vector width of the set chosen, for the update code's own kernels (_simd_update.h):
+ * 2 AVX-512, 1 AVX2, 0 anything else */
+static int fastbp_isa_level = 0;
 
 static inline int fastbp_kernel_set_count(void) { return FASTBP_N_KERNEL_SETS; }
 static inline const char *fastbp_kernel_set_name(int i) { return fastbp_kernel_sets[i].name; }
@@ -364,6 +367,9 @@ static inline const char *fastbp_select_kernels(const char *cap) {
             fastbp_kd = fastbp_kernel_sets[i].kd;
             fastbp_kf = fastbp_kernel_sets[i].kf;
             fastbp_isa = fastbp_kernel_sets[i].name;
+            fastbp_isa_level = strcmp(fastbp_isa, "avx512") == 0     ? 2
+                               : strcmp(fastbp_isa, "avx2+fma") == 0 ? 1
+                                                                     : 0;
             break;
         }
     return fastbp_isa;

@@ -83,9 +83,9 @@ static inline void fastbp_adam_d(double *w, double *m, double *v, const double *
                                  double b1, double one_b1, double b2, double one_b2, double lr,
                                  double eps) {
 #if FASTBP_HAVE_AVX2
-    if (strcmp(fastbp_isa, "avx512") == 0)
+    if (fastbp_isa_level == 2)
         fastbp_adam_d_avx512(w, m, v, g, n, b1, one_b1, b2, one_b2, lr, eps);
-    else if (strcmp(fastbp_isa, "avx2+fma") == 0)
+    else if (fastbp_isa_level == 1)
         fastbp_adam_d_avx2(w, m, v, g, n, b1, one_b1, b2, one_b2, lr, eps);
     else
         fastbp_adam_d_sse2(w, m, v, g, n, b1, one_b1, b2, one_b2, lr, eps);
@@ -98,14 +98,71 @@ static inline void fastbp_adam_f(float *w, float *m, float *v, const float *g, p
                                  float b1, float one_b1, float b2, float one_b2, float lr,
                                  float eps) {
 #if FASTBP_HAVE_AVX2
-    if (strcmp(fastbp_isa, "avx512") == 0)
+    if (fastbp_isa_level == 2)
         fastbp_adam_f_avx512(w, m, v, g, n, b1, one_b1, b2, one_b2, lr, eps);
-    else if (strcmp(fastbp_isa, "avx2+fma") == 0)
+    else if (fastbp_isa_level == 1)
         fastbp_adam_f_avx2(w, m, v, g, n, b1, one_b1, b2, one_b2, lr, eps);
     else
         fastbp_adam_f_sse2(w, m, v, g, n, b1, one_b1, b2, one_b2, lr, eps);
 #else
     fastbp_adam_f_scalar(w, m, v, g, n, b1, one_b1, b2, one_b2, lr, eps);
+#endif
+}
+
+
+/* y += a x over n values, a product then a sum (never fused: the same bits on every set): a
+ * sparse input's row of W(1) into s(1), or delta(1) into a row of dW(1) (_sparse_inputs.pxi). */
+#define FASTBP_AXPY_SCALAR for (; i < n; i++) y[i] = y[i] + a * x[i];
+#if FASTBP_HAVE_AVX2
+#define FASTBP_AXPY_FN(SFX, T, ATTR, VT, W, LOAD, STORE, SET1, MUL, ADD)                    \
+    ATTR static void fastbp_axpy_##SFX(T *FASTBP_RESTRICT y, const T *FASTBP_RESTRICT x,  \
+                                       T a, ptrdiff_t n) {                              \
+        ptrdiff_t i = 0;                                                                \
+        const VT va = SET1(a);                                                          \
+        for (; i + W <= n; i += W) STORE(y + i, ADD(LOAD(y + i), MUL(va, LOAD(x + i))));  \
+        FASTBP_AXPY_SCALAR                                                              \
+    }
+FASTBP_AXPY_FN(d_sse2, double, , __m128d, 2, _mm_loadu_pd, _mm_storeu_pd, _mm_set1_pd,
+               _mm_mul_pd, _mm_add_pd)
+FASTBP_AXPY_FN(f_sse2, float, , __m128, 4, _mm_loadu_ps, _mm_storeu_ps, _mm_set1_ps, _mm_mul_ps,
+               _mm_add_ps)
+FASTBP_AXPY_FN(d_avx2, double, __attribute__((target("avx2"))), __m256d, 4, _mm256_loadu_pd,
+               _mm256_storeu_pd, _mm256_set1_pd, _mm256_mul_pd, _mm256_add_pd)
+FASTBP_AXPY_FN(f_avx2, float, __attribute__((target("avx2"))), __m256, 8, _mm256_loadu_ps,
+               _mm256_storeu_ps, _mm256_set1_ps, _mm256_mul_ps, _mm256_add_ps)
+FASTBP_AXPY_FN(d_avx512, double, __attribute__((target("avx512f"))), __m512d, 8,
+               _mm512_loadu_pd, _mm512_storeu_pd, _mm512_set1_pd, _mm512_mul_pd, _mm512_add_pd)
+FASTBP_AXPY_FN(f_avx512, float, __attribute__((target("avx512f"))), __m512, 16,
+               _mm512_loadu_ps, _mm512_storeu_ps, _mm512_set1_ps, _mm512_mul_ps, _mm512_add_ps)
+#endif
+
+static inline void fastbp_axpy_d(double *FASTBP_RESTRICT y, const double *FASTBP_RESTRICT x,
+                                 double a, ptrdiff_t n) {
+#if FASTBP_HAVE_AVX2
+    if (fastbp_isa_level == 2)
+        fastbp_axpy_d_avx512(y, x, a, n);
+    else if (fastbp_isa_level == 1)
+        fastbp_axpy_d_avx2(y, x, a, n);
+    else
+        fastbp_axpy_d_sse2(y, x, a, n);
+#else
+    ptrdiff_t i = 0;
+    FASTBP_AXPY_SCALAR
+#endif
+}
+
+static inline void fastbp_axpy_f(float *FASTBP_RESTRICT y, const float *FASTBP_RESTRICT x,
+                                 float a, ptrdiff_t n) {
+#if FASTBP_HAVE_AVX2
+    if (fastbp_isa_level == 2)
+        fastbp_axpy_f_avx512(y, x, a, n);
+    else if (fastbp_isa_level == 1)
+        fastbp_axpy_f_avx2(y, x, a, n);
+    else
+        fastbp_axpy_f_sse2(y, x, a, n);
+#else
+    ptrdiff_t i = 0;
+    FASTBP_AXPY_SCALAR
 #endif
 }
 

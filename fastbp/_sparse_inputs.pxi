@@ -11,6 +11,15 @@ cdef enum:
     PREFETCH_AHEAD = 6
 
 
+cdef inline void axpy(floating *y, const floating *x, floating a, int n) noexcept nogil:
+    """y += a x, a product then a sum per value (_simd_update.h: the vectors of the set in use,
+    the same bits as this loop written out)."""
+    if floating is double:
+        fastbp_axpy_d(y, x, a, n)
+    else:
+        fastbp_axpy_f(y, x, a, n)
+
+
 cdef inline void csr_row(const Input *inp, Py_ssize_t n, Py_ssize_t *p0,
                          Py_ssize_t *p1) noexcept nogil:
     """Sample n's nonzeros are entries p0..p1-1."""
@@ -91,8 +100,7 @@ cdef bint sparse_first_layer(
                 v = values[p]
                 screen += v * 0
                 w = W + (csr_column(&net.input, p) + 1) * d
-                for u in range(d):
-                    acc[u] = acc[u] + v * w[u]
+                axpy(acc, w, v, d)
         for u in range(d):
             s1[u * ld + b] = acc[u]
     return screen != 0
@@ -110,7 +118,6 @@ cdef void sparse_first_gradient(
     """INPUT_CSR: dW(1) += x(0) delta(1)^T over the tile, sample after sample: delta(1) into the
     bias row, value times delta(1) into the row of each of the sample's nonzeros."""
     cdef const floating *values = <const floating *> net.input.values
-    cdef floating *g
     cdef Py_ssize_t ld = net.tile
     cdef int d = net.widths[1]
     cdef Py_ssize_t b, n, p, p0, p1
@@ -135,6 +142,4 @@ cdef void sparse_first_gradient(
             k = csr_column(&net.input, p) + 1
             if net.touched != NULL:
                 net.touched[k] = 1
-            g = G + k * d
-            for u in range(d):
-                g[u] = g[u] + v * col[u]
+            axpy(G + k * d, col, v, d)

@@ -127,10 +127,11 @@ def test_micro_kernels_keep_their_fused_multiply_adds(aarch64_assembly):
 
 @pytest.mark.skipif(sys.platform != "linux" or not sysconfig.get_platform().endswith("x86_64"),
                     reason="the x86-64 Adam kernels are read from the built module with objdump")
-def test_the_vector_adam_update_fuses_nothing_on_x86():
-    """The Adam update's vector variants (_simd_update.h, compiled with AVX2 and AVX-512 target
-    attributes after _no_fp_contract.h): square roots and divisions in vectors, no fused
-    multiply-add, so each rounds as the scalar loop (and scikit-learn's NumPy expressions)."""
+def test_the_vector_update_kernels_fuse_nothing_on_x86():
+    """The vector variants of _simd_update.h (compiled with AVX2 and AVX-512 target attributes
+    after _no_fp_contract.h): Adam's update, its square roots and divisions in vectors, and the
+    sparse inputs' y += a x, with no fused multiply-add, so each rounds as the scalar loop (and
+    scikit-learn's NumPy expressions)."""
     if shutil.which("objdump") is None:
         pytest.skip("objdump is not installed")
     from fastbp import _core
@@ -138,11 +139,13 @@ def test_the_vector_adam_update_fuses_nothing_on_x86():
                          capture_output=True, text=True, check=True).stdout
     bodies = {}
     for block in asm.split("\n\n"):
-        m = re.match(r"^[0-9a-f]+ <(fastbp_adam_[df]_(?:avx2|avx512|sse2))>:", block)
+        m = re.match(r"^[0-9a-f]+ <(fastbp_(?:adam|axpy)_[df]_(?:avx2|avx512|sse2))>:", block)
         if m:
             bodies[m.group(1)] = block
-    assert {"fastbp_adam_d_avx512", "fastbp_adam_f_avx512", "fastbp_adam_d_avx2",
-            "fastbp_adam_f_avx2"} <= set(bodies), sorted(bodies)
+    assert {f"fastbp_{k}_{t}_{s}" for k in ("adam", "axpy") for t in "df"
+            for s in ("avx2", "avx512")} <= set(bodies), sorted(bodies)
     for name, body in bodies.items():
         assert not re.search(r"\svfn?m(add|sub)", body), f"{name} fuses a multiply-add"
-        assert re.search(r"\svsqrtp[sd]\s", body) or name.endswith("sse2"), name
+        assert re.search(r"\svmulp[sd]\s", body), name
+        if "adam" in name and not name.endswith("sse2"):
+            assert re.search(r"\svsqrtp[sd]\s", body), name
