@@ -32,15 +32,18 @@ child process it starts imports the same fastbp as the parent. Sections:
     first alternating round by round, --rounds rounds. The child loads the data (written once by
     the parent, uncompressed .npz / pickle), imports the estimator, makes a tiny warm-up fit on
     the first 200 rows (hidden (2,), 1 epoch: what a first fit loads, modules and thread pools, is
-    not the fit's memory), resets its peak RSS (/proc/self/clear_refs, where Linux allows it) and
-    notes its RSS: "the data's" memory. It then fits, and reports the fit time, its peak RSS less
-    that RSS (for (b): less the RSS after the ColumnTransformer's output was made, i.e. the
-    classifier's fit on its CSR input), and the accuracy on the held-out rows. The peak is VmHWM
+    not the fit's memory), gives the C heap's free pages back (glibc's malloc_trim: memory freed
+    by then but kept by malloc would be reused by the fit unseen), resets its peak RSS
+    (/proc/self/clear_refs, where Linux allows it) and notes its RSS: "the data's" memory. It then
+    fits, and reports the fit time, its peak RSS less that RSS (for (b): less the RSS after the
+    ColumnTransformer's output was made, trimmed likewise, i.e. the classifier's fit on its CSR
+    input), and the accuracy on the held-out rows. The peak is VmHWM
     (/proc/self/status), not getrusage's ru_maxrss: on Linux a child's ru_maxrss starts at its
     parent's peak (fork copies it, exec keeps it), which hid the fits' peaks below this script's
     own. Printed: median fit times and the speed-up scikit-learn / fastbp (target >= 3x), both
-    scores and whether they agree within 0.01, the median peak memories and their ratio fastbp /
-    scikit-learn (target <= 1.2).
+    scores and whether they agree within 0.01, the median peak memories, their ratio fastbp /
+    scikit-learn (target <= 1.2) and their difference (where both fits need only a few MiB, as
+    the small network of (b), the ratio is mostly noise: see the difference).
 (c) fastbp.gradient on the training matrix of (a) (both densities), network [100000, 128, 20], ReLU
     hidden units, softmax output (mean cross-entropy), one-hot y, --dtype (default float64):
       fastbp        sparse_crossover(2.0): the first layer from the nonzeros
@@ -63,6 +66,9 @@ child process it starts imports the same fastbp as the parent. Sections:
     tiles / nonzeros at each density, the first density from which the tile path wins at every
     density above, and where the ratio crosses 1 (interpolated in log density). fastbp's default
     crossover is what these say (fastbp._sparse).
+
+Needs scikit-learn and SciPy; pandas for (b) and PyTorch for (c)'s torch rows, each skipped with
+a note when missing; matplotlib for the PNG.
 
 --quick: small sizes (a: 1500 x 5000; b: 4000 rows; c: (a)'s matrices; d: d(0) in {300, 1000},
 d(1) 32, N 800, three densities), 1 round: a check that the script runs (< 60 s), not figures.
@@ -140,9 +146,10 @@ def tfidf_like(n, d, density, classes=20, seed=0, topic_fraction=0.1, topic_word
     distinct, drawn from a Zipf-Mandelbrot popularity p ∝ (rank + 10)^-1 over the whole
     vocabulary (the ranks shuffled over the columns, as a vocabulary in alphabetical order), or
     with probability `topic_fraction` from its class's topic: `topic_words` columns of the
-    class (at most d / (2 classes)), the same popularity over them. Values: log-normal term weights times the column's
-    smoothed idf, each row scaled to unit L2 norm, indices sorted. y: the row's class, replaced
-    by a uniform one for a `label_noise` fraction of the rows (learnable, not separable)."""
+    class (at most d / (2 classes)), the same popularity over them. Values: log-normal term
+    weights times the column's smoothed idf, each row scaled to unit L2 norm, indices sorted.
+    y: the row's class, replaced by a uniform one for a `label_noise` fraction of the rows
+    (learnable, not separable)."""
     import scipy.sparse as sp
     rng = np.random.default_rng(seed)
 
@@ -274,6 +281,20 @@ def _reset_peak() -> bool:
         return False
 
 
+def _trim() -> bool:
+    """Give the C heap's free pages back to the system (glibc's malloc_trim), so that the RSS is
+    the memory in use: memory freed before a fit (loading, the warm-up, a transform) but kept by
+    malloc would otherwise be reused by the fit unseen, and its peak read too low. False where
+    there is no glibc."""
+    import ctypes
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.malloc_trim(0)
+        return True
+    except (OSError, AttributeError):
+        return False
+
+
 def _peak() -> int:
     """This process's peak resident set since it started or since _reset_peak, bytes: VmHWM of
     /proc/self/status. Not getrusage's ru_maxrss, which on Linux is also at least the parent's
@@ -324,29 +345,33 @@ def child(spec) -> dict:
         MLPClassifier(random_state=0, **tiny).fit(Xw, y[:rows])
         del Xw
     gc.collect()
+    trimmed = _trim()
     rss_data = _rss()
     reset = _reset_peak()
-    out = {"rss_start": rss_start, "rss_data": rss_data, "peak_reset": reset}
+    out = {"rss_start": rss_start, "rss_data": rss_data, "peak_reset": reset,
+           "malloc_trim": trimmed}
     with blas_limit(spec["threads"]), warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         t0 = time.perf_counter()
         if ct is not None:
             X = ct.fit_transform(X)
-            t1 = time.perf_counter()
-            out["transform_s"] = t1 - t0
+            out["transform_s"] = time.perf_counter() - t0
             out["transform_peak_extra"] = _peak() - rss_data
+            gc.collect()
+            _trim()                             # the transform's freed temporaries: not the data
             rss_data = _rss()
             out["rss_transformed"] = rss_data
             out["peak_reset"] = reset = reset and _reset_peak()
             out["shape_transformed"] = list(X.shape)
             out["nnz_transformed"] = int(X.nnz)
             out["format_transformed"] = getattr(X, "format", "dense")
-            t0b = time.perf_counter()
+        t1 = time.perf_counter()
         est.fit(X, y)
         t2 = time.perf_counter()
         peak = _peak()
-    out["fit_s"] = t2 - t0                      # (b): the pipeline's fit, transform included
-    out["mlp_fit_s"] = t2 - (t0b if ct is not None else t0)
+    out["mlp_fit_s"] = t2 - t1
+    # (b): the pipeline's fit, what Pipeline.fit does: the transform, then the classifier's fit
+    out["fit_s"] = out["mlp_fit_s"] + out.get("transform_s", 0.0)
     out["peak_extra"] = peak - rss_data
     # without a reset the peak may be the data's loading: then the fit's is not known
     out["peak_is_fit"] = bool(reset or peak > out["rss_data"])
@@ -626,8 +651,8 @@ def section_c(sizes, dtypes, threads, rounds, min_sample, dense_rows, seed=0):
         t0 = time.perf_counter()
         X64, y, _, _ = text_problem(sizes["n"], sizes["n_test"], sizes["d"], density,
                                     sizes["classes"], seed)
-        log(f"(c) density {density:g}: X {X64.shape[0]} x {X64.shape[1]}, nnz {X64.nnz}, made in "
-            f"{fmt_time(time.perf_counter() - t0)}")
+        log(f"(c) density {density:g}: X {X64.shape[0]} x {X64.shape[1]}, nnz {X64.nnz}, ready in "
+            f"{fmt_time(time.perf_counter() - t0)} ((a)'s, when (a) ran)")
         n, classes = X64.shape[0], sizes["classes"]
         Y64 = np.eye(classes)[y]
         for dtype in dtypes:
@@ -770,8 +795,8 @@ def _x(v, fmt="{:.2f}x"):
 def markdown_fits(rows) -> str:
     lines = ["| problem | X | sklearn fit | fastbp fit | speed-up (>= 3x) | score sklearn | "
              "score fastbp | equal (0.01) | peak sklearn | peak fastbp | ratio (<= 1.2) | "
-             "epochs sk/fb | met |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "fastbp - sklearn | epochs sk/fb | met |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         shape = r.get("shape") or ["?", "?"]
         X = f"{shape[0]} x {shape[1]}, nnz {r.get('nnz')}"
@@ -780,13 +805,15 @@ def markdown_fits(rows) -> str:
                   f"{fmt_time(r['fastbp_mlp_fit_s'])}, {_x(r['speedup_mlp'])})")
         errors = r["sklearn_errors"] + r["fastbp_errors"]
         fmt_score = "{:.4f}"
+        m_sk, m_fb = r["sklearn_peak_bytes"], r["fastbp_peak_bytes"]
+        diff = "-" if m_sk is None or m_fb is None else f"{(m_fb - m_sk) / 2**20:+.0f} MiB"
         lines.append(
             f"| {r['problem']} | {X} | {fmt_time(r['sklearn_fit_s'])} | "
             f"{fmt_time(r['fastbp_fit_s'])} | {_x(r['speedup'])} | "
             f"{_x(r['sklearn_score'], fmt_score)} | {_x(r['fastbp_score'], fmt_score)} | "
             f"{'-' if r['scores_equal'] is None else ('yes' if r['scores_equal'] else 'NO')} | "
             f"{_mib(r['sklearn_peak_bytes'])} | {_mib(r['fastbp_peak_bytes'])} | "
-            f"{_x(r['memory_ratio'])} | {r['sklearn_n_iter']}/{r['fastbp_n_iter']} | "
+            f"{_x(r['memory_ratio'])} | {diff} | {r['sklearn_n_iter']}/{r['fastbp_n_iter']} | "
             f"{'met' if r['met'] else 'NOT met'}{' (errors: see JSON)' if errors else ''} |")
     return "\n".join(lines)
 
@@ -1023,6 +1050,14 @@ def main(argv=None):
     log("rough estimate of the run (assumed rates, see estimate_seconds): "
         + ", ".join(f"({k}) {fmt_time(v)}" for k, v in est.items())
         + f"; total {fmt_time(sum(est.values()))}")
+    skipped = {}
+    if "b" in only:
+        try:
+            import pandas  # noqa: F401
+        except ImportError:
+            skipped["b"] = "pandas not installed (pip install pandas): (b) not run"
+            only = [s for s in only if s != "b"]
+            log(skipped["b"])
     t_start = time.perf_counter()
     fits, grads, cross = [], [], []
     with tempfile.TemporaryDirectory(prefix="fastbp-sparse-") as tmp:
@@ -1062,7 +1097,7 @@ def main(argv=None):
                        "fma_peak_gflops": peaks, "load_average": {"start": load_start,
                                                                   "end": load_end},
                        "estimate_s": est, "seconds": time.perf_counter() - t_start,
-                       "torch": why_no_torch or "used"},
+                       "torch": why_no_torch or "used", "skipped": skipped},
               "fits": fits, "gradient": grads, "crossover": cross, "tables": tables}
     if args.out:
         draw_chart(result, args.out)
