@@ -24,7 +24,7 @@ child process it starts imports the same fastbp as the parent. Sections:
     (plus 20000 held out), 8 categorical columns of string levels (10 to 1000 levels, geometric,
     skewed frequencies) and 5 numeric columns; `ColumnTransformer([OneHotEncoder(
     handle_unknown="ignore") on the categorical, StandardScaler() on the numeric],
-    sparse_threshold=1.0)` (a CSR matrix of about 2100 columns, 13 nonzeros a row) into
+    sparse_threshold=1.0)` (a CSR matrix of about 2070 columns, 13 nonzeros a row) into
     `MLPClassifier((64, 32), solver="adam", batch_size=200, max_iter=5, random_state=0)`; 10
     classes. What Pipeline.fit does, timed as a whole and in its parts: the ColumnTransformer's
     fit_transform, then the classifier's fit.
@@ -53,12 +53,13 @@ child process it starts imports the same fastbp as the parent. Sections:
                     of W1, b1, W2, b2; torch.set_num_threads(--threads)
     checked against each other first (fastbp's E_in and gradient: tiles and torch within 1e-10
     relative in float64, 1e-4 in float32), then timed in turn (--rounds rounds, each contender
-    enough calls a round to last --min-sample seconds). The dense path is not timed on the whole
-    matrix (20000 x 100000 float64 is 16 GB): on the first --dense-rows rows (default 1000, 0.8 GB
-    dense) "fastbp" and "fastbp dense" (X.toarray() of those rows, made outside the timing) are
-    timed in turn, a row of their own. Target: fastbp >= 3x the faster torch. GFLOP/s of the
-    nonzeros path: 2 nnz d(1) (forward) + 2 nnz d(1) (dE/dW(1)) + 6 (d(1) + 1) d(2) N (the layer
-    above), over the median time.
+    enough calls a round to last --min-sample seconds). PyTorch's tensors are made outside the
+    timing; fastbp's calls take the scipy matrix as a user passes it (its check of X timed). The
+    dense path is not timed on the whole matrix (20000 x 100000 float64 is 16 GB): on the first
+    --dense-rows rows (default 1000, 0.8 GB dense) "fastbp" and "fastbp dense" (X.toarray() of
+    those rows, made outside the timing) are timed in turn, a row of their own. Target: fastbp
+    >= 3x the faster torch. GFLOP/s of the nonzeros path: 2 nnz d(1) (forward) + 2 nnz d(1)
+    (dE/dW(1)) + 6 (d(1) + 1) d(2) N (the layer above), over the median time.
 (d) The crossover: fastbp.gradient on random CSR matrices (uniform columns, N = 4000, values
     standard normal) of d(0) in {1000, 10000} x d(1) in {64, 256}, 10 softmax outputs, ReLU,
     --dtype, at densities 0.001, 0.003, 0.01, 0.03, 0.1, 0.3: sparse_crossover(2.0) (nonzeros)
