@@ -1,7 +1,7 @@
 """bench/sparse.py (issue 24's benchmark): its data, its crossover arithmetic, its peak-memory
 probe in a child process, and a --quick run end to end. Skipped where scikit-learn, SciPy or
 pandas is missing, or bench/ is not next to tests/: they are benchmark tools, not fastbp's."""
-import contextlib
+import importlib.util
 import json
 import os
 import subprocess
@@ -13,27 +13,25 @@ import pytest
 import fastbp
 
 BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench")
+SCRIPT = os.path.join(BENCH, "sparse.py")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(fastbp.__file__)))
-
-
-@contextlib.contextmanager
-def _bench_on_path():
-    saved = list(sys.path)
-    sys.path.insert(0, BENCH)
-    try:
-        yield
-    finally:
-        sys.path[:] = saved
 
 
 @pytest.fixture(scope="module")
 def sparse_bench():
+    """bench/sparse.py, loaded from its path under another name: `import sparse` may give the
+    PyData package of that name (Dask imports it where it is installed)."""
     if not os.path.isdir(BENCH):
         pytest.skip("bench/ is not next to tests/ (an installed test run)")
     pytest.importorskip("scipy")
-    with _bench_on_path():
-        import sparse
-    return sparse
+    saved = list(sys.path)
+    try:
+        spec = importlib.util.spec_from_file_location("fastbp_bench_sparse", SCRIPT)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path[:] = saved             # the script puts bench/ first on the path
+    return module
 
 
 def test_tfidf_like_is_text_like(sparse_bench):
@@ -115,8 +113,10 @@ def test_peak_memory_of_a_child_is_its_own(tmp_path):
     code = f"""
 import resource, sys
 import numpy as np
-sys.path.insert(0, {BENCH!r})
-import sparse
+import importlib.util
+spec = importlib.util.spec_from_file_location("fastbp_bench_sparse", {SCRIPT!r})
+sparse = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(sparse)
 rss = sparse._rss()
 reset = sparse._reset_peak()
 before = sparse._peak() - rss
@@ -150,7 +150,7 @@ def test_quick_run(tmp_path):
     png, record = tmp_path / "sparse.png", tmp_path / "sparse.json"
     env = dict(os.environ)
     env["PYTHONPATH"] = ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    out = subprocess.run([sys.executable, os.path.join(BENCH, "sparse.py"), "--quick",
+    out = subprocess.run([sys.executable, SCRIPT, "--quick",
                           "--out", str(png), "--json", str(record)],
                          capture_output=True, text=True, cwd=str(tmp_path), env=env,
                          timeout=600)
