@@ -431,10 +431,11 @@ def run(list weights, list widths, tuple spec, object X, object Y, object output
     cdef bint is_double = X.dtype == np.float64
     layout.net.screen_inputs = screen_inputs
     if mode == MODE_GRADIENT:
-        g_ptr = <double *> calloc(layout.net.n_params + 1, sizeof(double))
+        # (the aligned allocator keeps a large one for the next call: _simd.h)
+        g_ptr = <double *> fastbp_aligned_calloc((layout.net.n_params + 1) * sizeof(double))
         out_ptrs = <void **> calloc(L + 1, sizeof(void *))
         if g_ptr == NULL or out_ptrs == NULL:
-            free(g_ptr)
+            fastbp_aligned_free(g_ptr)
             free(out_ptrs)
             raise MemoryError("fastbp could not allocate its gradient sums")
         for l in range(L):
@@ -458,7 +459,7 @@ def run(list weights, list widths, tuple spec, object X, object Y, object output
                     write_gradient[float](&layout.net, g_ptr, <float **> out_ptrs, scale,
                                           accumulate)
     finally:
-        free(g_ptr)
+        fastbp_aligned_free(g_ptr)
         free(out_ptrs)
     if status != 0:
         raise MemoryError("fastbp could not allocate its scratch memory")

@@ -67,17 +67,65 @@ static inline int fastbp_openmp_max_threads(void) {
 #endif
 }
 
-/* ---- 64-byte aligned scratch, so that every tile row starts on a cache line ---- */
+/* ---- 64-byte aligned scratch, so that every tile row starts on a cache line ----
+ * Below each block: its raw pointer and the bytes it holds. Large blocks are kept for the next
+ * call when freed (FASTBP_KEPT of them, each of FASTBP_KEEP_BYTES or more): the gradient sums of
+ * a wide first layer (a sparse input's W(1): 100 MB for 100000 x 128 doubles) were allocated,
+ * first touched page by page and given back to the system on every call, and in a process whose
+ * OpenMP threads are alive each return shoots down the other cores' TLBs: on a 2-vCPU VM that
+ * was 300 of a 700 ms gradient (perf: spinlocks, IPIs, page clearing in the kernel). A kept
+ * block is cleared with memset on reuse (calloc's promise) and taken by one caller only (an
+ * atomic exchange of its slot); the memory it holds stays with the process until it is reused.
+ */
+#define FASTBP_KEEP_BYTES ((size_t)16 << 20)
+#define FASTBP_KEPT 4
+#if defined(__GNUC__) || defined(__clang__)
+#define FASTBP_KEEPS_BLOCKS 1
+static void *fastbp_kept[FASTBP_KEPT];
+#else
+#define FASTBP_KEEPS_BLOCKS 0
+#endif
+
 static inline void *fastbp_aligned_calloc(size_t nbytes) {
-    void *raw = calloc(nbytes + 64 + sizeof(void *), 1);
+#if FASTBP_KEEPS_BLOCKS
+    if (nbytes >= FASTBP_KEEP_BYTES) {
+        for (int i = 0; i < FASTBP_KEPT; i++) {
+            void *p = __atomic_exchange_n(&fastbp_kept[i], NULL, __ATOMIC_ACQ_REL);
+            if (p == NULL) continue;
+            size_t holds = ((size_t *)p)[-2];
+            if (holds >= nbytes && holds / 2 <= nbytes) {
+                memset(p, 0, nbytes);
+                return p;
+            }
+            /* not this size: back to its slot, or freed if another took the slot meanwhile */
+            void *none = NULL;
+            if (!__atomic_compare_exchange_n(&fastbp_kept[i], &none, p, 0, __ATOMIC_ACQ_REL,
+                                             __ATOMIC_ACQUIRE))
+                free(((void **)p)[-1]);
+        }
+    }
+#endif
+    void *raw = calloc(nbytes + 64 + 2 * sizeof(void *), 1);
     if (raw == NULL) return NULL;
-    uintptr_t p = ((uintptr_t)raw + sizeof(void *) + 63) & ~(uintptr_t)63;
+    uintptr_t p = ((uintptr_t)raw + 2 * sizeof(void *) + 63) & ~(uintptr_t)63;
     ((void **)p)[-1] = raw;
+    ((size_t *)p)[-2] = nbytes;
     return (void *)p;
 }
 
 static inline void fastbp_aligned_free(void *p) {
-    if (p != NULL) free(((void **)p)[-1]);
+    if (p == NULL) return;
+#if FASTBP_KEEPS_BLOCKS
+    if (((size_t *)p)[-2] >= FASTBP_KEEP_BYTES) {
+        for (int i = 0; i < FASTBP_KEPT; i++) {
+            void *none = NULL;
+            if (__atomic_compare_exchange_n(&fastbp_kept[i], &none, p, 0, __ATOMIC_ACQ_REL,
+                                            __ATOMIC_ACQUIRE))
+                return;
+        }
+    }
+#endif
+    free(((void **)p)[-1]);
 }
 
 #if defined(_MSC_VER) && !defined(__clang__) && (defined(_M_X64) || defined(_M_IX86))

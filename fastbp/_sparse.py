@@ -25,8 +25,11 @@ import numpy as np
 INPUT_CSR, INPUT_CSR_TILES = 1, 2
 
 # The density (stored entries / (N d(0))) from which a CSR X runs through the dense kernels a
-# tile at a time; below it the first layer is computed from the nonzeros.
-_crossover = {"density": 0.05}
+# tile at a time; below it the first layer is computed from the nonzeros. Measured (bench/
+# sparse.py (d), AMD EPYC Zen 4, float64, N = 4000): the tiles' time equals the nonzeros' at
+# 0.26, 0.25, 0.23 and 0.11 for [1000, 64], [1000, 256], [10000, 64] and [10000, 256] (x 10
+# softmax outputs); below 0.1 the nonzeros win by 2x and more on every shape.
+_crossover = {"density": 0.2}
 
 
 def sparse_crossover(density=None) -> float:
