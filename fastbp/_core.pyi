@@ -12,8 +12,11 @@ import numpy as np
 _Spec = tuple[int, int, np.ndarray | None]
 # What the training kernels minimise beside the error measure (their Loss, fastbp/_loss.pxi):
 # (decay lambda / N, scikit-learn's alpha, the total weight alpha is divided by, grad_scale,
-# loss_scale), as fastbp._api.loss_spec builds it.
-_Loss = tuple[float, float, float, float, float]
+# loss_scale, NumPy's sum block), as fastbp._api.loss_spec builds it.
+_Loss = tuple[float, float, float, float, float, int]
+# X as the kernels read it: a C-contiguous (N, d(0)) array, or a sparse X's checked CSR arrays
+# (fastbp._sparse.SparseRows: data, indices, indptr, shape, input_layout).
+_Inputs = object
 
 # Units per block of a packed weight panel (the same for every instruction set).
 RB: int
@@ -37,11 +40,16 @@ def openmp_max_threads() -> int:
     """omp_get_max_threads() (1 in a serial build)."""
     ...
 
+def input_layout_of(X: _Inputs) -> int:
+    """The InputLayout a network's layout for X needs (0 dense; 1 CSR from its nonzeros; 2 CSR
+    written out a tile at a time)."""
+    ...
+
 def run(
     weights: list[np.ndarray],
     widths: list[int],
     spec: _Spec,
-    X: np.ndarray,
+    X: _Inputs,
     Y: np.ndarray | None,
     outputs: np.ndarray | None,
     mode: int,
@@ -97,7 +105,7 @@ def sgd_epoch(
     weights: list[np.ndarray],
     widths: list[int],
     spec: _Spec,
-    X: np.ndarray,
+    X: _Inputs,
     Y: np.ndarray,
     order: np.ndarray,
     batch_size: int,
@@ -140,7 +148,7 @@ def full_batch_epochs(
     weights: list[np.ndarray],
     widths: list[int],
     spec: tuple,
-    X: np.ndarray,
+    X: _Inputs,
     Y: np.ndarray,
     num_threads: int,
     tile: int,
