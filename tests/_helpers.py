@@ -193,3 +193,33 @@ def rss_bytes() -> int:
     """This process's resident memory in bytes (Linux: /proc/self/statm)."""
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def targets_for(output, n, d, rng, dtype="float64"):
+    """Targets fit for `output`, drawn from `rng`: in (-0.9, 0.9) for squared error; 0/1 labels
+    (some exactly 0 or 1, some in between) for logistic; one-hot rows and distributions for
+    softmax; counts (zeros among them) and some rates for poisson."""
+    if output in ("tanh", "linear"):
+        y = rng.uniform(-0.9, 0.9, (n, d))
+    elif output == "logistic":
+        y = (rng.uniform(size=(n, d)) > 0.5).astype(float)
+        soft = rng.uniform(size=(n, d)) < 0.3
+        y[soft] = rng.uniform(size=int(soft.sum()))
+    elif output == "poisson":
+        y = rng.poisson(1.5, (n, d)).astype(float)
+        rates = rng.uniform(size=(n, d)) < 0.3
+        y[rates] = rng.uniform(0, 4, size=int(rates.sum()))
+    else:
+        y = np.eye(d)[rng.integers(0, d, n)]
+        p = rng.uniform(size=(n, d))
+        soft = rng.uniform(size=n) < 0.4
+        y[soft] = (p / p.sum(axis=1, keepdims=True))[soft]
+    return y.astype(dtype)
+
+
+def kernel_set_env(name):
+    """The environment of a child interpreter that imports the fastbp this process imported
+    (installed or built in place) with its kernels capped at FASTBP_SIMD=name."""
+    paths = [os.path.dirname(os.path.dirname(os.path.abspath(fastbp.__file__)))]
+    paths += [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    return dict(os.environ, FASTBP_SIMD=name, PYTHONPATH=os.pathsep.join(paths))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import fastbp
-from _helpers import make_problem, rel_err
+from _helpers import make_problem, rel_err, targets_for
 from fastbp import _api, _checks, _core, reference
 
 ACTIVATIONS = _checks.ACTIVATIONS
@@ -29,26 +29,8 @@ SHAPES = {
 
 
 def targets(output, n, d, seed=0, dtype="float64"):
-    """Targets fit for `output`: in (-0.9, 0.9) for squared error; 0/1 labels (some exactly 0 or
-    1, some in between) for logistic; one-hot rows and distributions for softmax; counts (zeros
-    among them) and some rates for poisson."""
-    rng = np.random.default_rng(seed + 100)
-    if output in ("tanh", "linear"):
-        y = rng.uniform(-0.9, 0.9, (n, d))
-    elif output == "logistic":
-        y = (rng.uniform(size=(n, d)) > 0.5).astype(float)
-        soft = rng.uniform(size=(n, d)) < 0.3
-        y[soft] = rng.uniform(size=int(soft.sum()))
-    elif output == "poisson":
-        y = rng.poisson(1.5, (n, d)).astype(float)
-        rates = rng.uniform(size=(n, d)) < 0.3
-        y[rates] = rng.uniform(0, 4, size=int(rates.sum()))
-    else:
-        y = np.eye(d)[rng.integers(0, d, n)]
-        p = rng.uniform(size=(n, d))
-        soft = rng.uniform(size=n) < 0.4
-        y[soft] = (p / p.sum(axis=1, keepdims=True))[soft]
-    return y.astype(dtype)
+    """Targets fit for `output` (_helpers.targets_for), from the seed."""
+    return targets_for(output, n, d, np.random.default_rng(seed + 100), dtype)
 
 
 def problem(widths, n, activation, output, dtype="float64", seed=0):

@@ -17,8 +17,7 @@ import sys
 import numpy as np
 import pytest
 
-import fastbp
-from _helpers import rel_err
+from _helpers import kernel_set_env, rel_err
 from fastbp import _core
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -69,9 +68,7 @@ print("ok")
 
 def _results(name, path):
     # the fastbp this process imported, whether installed or built in place
-    paths = [os.path.dirname(os.path.dirname(os.path.abspath(fastbp.__file__)))]
-    paths += [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    env = dict(os.environ, FASTBP_SIMD=name, PYTHONPATH=os.pathsep.join(paths))
+    env = kernel_set_env(name)
     res = subprocess.run([sys.executable, "-c", CODE, name, str(path)], cwd=HERE, env=env,
                          capture_output=True, text=True, timeout=1200)
     assert res.returncode == 0 and res.stdout.strip().endswith("ok"), res.stderr[-3000:]

@@ -32,7 +32,7 @@ from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 import fastbp
-from _helpers import bitwise_equal, make_problem, rel_err
+from _helpers import bitwise_equal, kernel_set_env, make_problem, rel_err, targets_for
 from fastbp import _api, _checks, _core, _sparse
 
 sp = pytest.importorskip("scipy.sparse")
@@ -67,28 +67,6 @@ def assert_layout(Xs, widths, dtype, name):
     assert _sparse.check_X(Xs, widths, np.dtype(dtype)).input_layout == CROSSOVER[name][1]
 
 
-def targets(output, n, d, rng, dtype):
-    """Targets fit for `output` (as tests/test_activations.py makes them): in (-0.9, 0.9) for
-    squared error, 0/1 labels and some in between for logistic, one-hot rows and distributions
-    for softmax, counts and rates for poisson."""
-    if output in ("tanh", "linear"):
-        y = rng.uniform(-0.9, 0.9, (n, d))
-    elif output == "logistic":
-        y = (rng.uniform(size=(n, d)) > 0.5).astype(float)
-        soft = rng.uniform(size=(n, d)) < 0.3
-        y[soft] = rng.uniform(size=int(soft.sum()))
-    elif output == "poisson":
-        y = rng.poisson(1.5, (n, d)).astype(float)
-        rates = rng.uniform(size=(n, d)) < 0.3
-        y[rates] = rng.uniform(0, 4, size=int(rates.sum()))
-    else:
-        y = np.eye(d)[rng.integers(0, d, n)]
-        p = rng.uniform(size=(n, d))
-        soft = rng.uniform(size=n) < 0.4
-        y[soft] = (p / p.sum(axis=1, keepdims=True))[soft]
-    return y.astype(dtype)
-
-
 def problem(widths, n, density, dtype="float64", seed=0, activation="tanh", output="tanh",
             empty_rows=0.0):
     """(weights, X dense, X as a CSR matrix, y): X with about `density` of its entries nonzero
@@ -103,7 +81,7 @@ def problem(widths, n, density, dtype="float64", seed=0, activation="tanh", outp
     mask = rng.random((n, widths[0])) < density
     mask[rng.random(n) < empty_rows] = False
     Xd = np.where(mask, rng.standard_normal((n, widths[0])), 0.0).astype(dtype)
-    y = targets(output, n, widths[-1], rng, dtype)
+    y = targets_for(output, n, widths[-1], rng, dtype)
     return [w.astype(dtype) for w in weights], Xd, sp.csr_matrix(Xd), y
 
 
@@ -552,9 +530,7 @@ print("ok")
 
 
 def _kernel_set_results(name, tmp_path):
-    paths = [os.path.dirname(os.path.dirname(os.path.abspath(fastbp.__file__)))]
-    paths += [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    env = dict(os.environ, FASTBP_SIMD=name, PYTHONPATH=os.pathsep.join(paths))
+    env = kernel_set_env(name)
     file = tmp_path / f"{name}.npz"
     res = subprocess.run([sys.executable, "-c", KERNEL_SET_CODE, name, str(file), HERE],
                          cwd=HERE, env=env, capture_output=True, text=True, timeout=600)
