@@ -24,7 +24,7 @@
 # they add exactly nothing to the gradient.
 
 from cython.parallel cimport parallel, prange, threadid
-from libc.math cimport NAN, pow, sqrt, sqrtf
+from libc.math cimport NAN, pow, sqrt
 from libc.math cimport log as c_log
 from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy, memset

@@ -20,14 +20,6 @@ cdef inline double batch_scale(const Net *net, const floating *sw, const Py_ssiz
     return 1.0 / total if total > 0 else 0.0
 
 
-cdef inline floating root(floating a) noexcept nogil:
-    """The square root, correctly rounded in the argument's own type (as NumPy's np.sqrt)."""
-    if floating is double:
-        return sqrt(a)
-    else:
-        return sqrtf(a)
-
-
 cdef enum Rule:
     RULE_SGD = 0         # w -= lr g, or with momentum: v = mu v - lr g; w += v
     RULE_NESTEROV = 1    # v = mu v - lr g; w += mu v - lr g
