@@ -191,8 +191,9 @@ def test_out_of_any_layout(widths, n, dtype, seed, layouts, accumulate):
 def forced_plan(real_plan):
     """A plan with one tile per chunk and one chunk per thread and round: the most chunks, the
     most rounds and the parallel path even for small batches."""
-    def plan(widths, n_samples, num_threads, itemsize):
-        threads, tile, chunk, slots = real_plan(widths, n_samples, num_threads, itemsize)
+    def plan(widths, n_samples, num_threads, itemsize, **kwargs):
+        threads, tile, chunk, slots = real_plan(widths, n_samples, num_threads, itemsize,
+                                                **kwargs)
         n_chunks = -(-n_samples // tile)
         # _plan takes num_threads as the caller gave it (None, negative, ...)
         wanted = _checks.check_num_threads(num_threads, _api.available_threads())
