@@ -11,6 +11,22 @@
 #ifndef FASTBP_SIMD_UPDATE_H
 #define FASTBP_SIMD_UPDATE_H
 
+/* Call fn's variant for the kernel set chosen at import (fastbp_select_kernels, which sets
+ * fastbp_isa_level): its vectors on x86-64, the scalar loop elsewhere. */
+#if FASTBP_HAVE_AVX2
+#define FASTBP_BY_SET(fn, ...)                                                             \
+    do {                                                                                \
+        if (fastbp_isa_level == 2)                                                      \
+            fn##_avx512(__VA_ARGS__);                                                   \
+        else if (fastbp_isa_level == 1)                                                 \
+            fn##_avx2(__VA_ARGS__);                                                     \
+        else                                                                            \
+            fn##_sse2(__VA_ARGS__);                                                     \
+    } while (0)
+#else
+#define FASTBP_BY_SET(fn, ...) fn##_scalar(__VA_ARGS__)
+#endif
+
 #define FASTBP_ADAM_SCALAR(T, SQRT)                                                         \
     for (; i < n; i++) {                                                                \
         m[i] = b1 * m[i] + one_b1 * g[i];                                               \
@@ -78,41 +94,31 @@ FASTBP_ADAM_FN(f_avx512, float, __attribute__((target("avx512f"))), __m512, 16,
                _mm512_sub_ps, _mm512_div_ps, _mm512_sqrt_ps, sqrtf)
 #endif
 
-/* The set chosen at import (fastbp_select_kernels): its vectors, or the scalar loop. */
 static inline void fastbp_adam_d(double *w, double *m, double *v, const double *g, ptrdiff_t n,
                                  double b1, double one_b1, double b2, double one_b2, double lr,
                                  double eps) {
-#if FASTBP_HAVE_AVX2
-    if (fastbp_isa_level == 2)
-        fastbp_adam_d_avx512(w, m, v, g, n, b1, one_b1, b2, one_b2, lr, eps);
-    else if (fastbp_isa_level == 1)
-        fastbp_adam_d_avx2(w, m, v, g, n, b1, one_b1, b2, one_b2, lr, eps);
-    else
-        fastbp_adam_d_sse2(w, m, v, g, n, b1, one_b1, b2, one_b2, lr, eps);
-#else
-    fastbp_adam_d_scalar(w, m, v, g, n, b1, one_b1, b2, one_b2, lr, eps);
-#endif
+    FASTBP_BY_SET(fastbp_adam_d, w, m, v, g, n, b1, one_b1, b2, one_b2, lr, eps);
 }
 
 static inline void fastbp_adam_f(float *w, float *m, float *v, const float *g, ptrdiff_t n,
                                  float b1, float one_b1, float b2, float one_b2, float lr,
                                  float eps) {
-#if FASTBP_HAVE_AVX2
-    if (fastbp_isa_level == 2)
-        fastbp_adam_f_avx512(w, m, v, g, n, b1, one_b1, b2, one_b2, lr, eps);
-    else if (fastbp_isa_level == 1)
-        fastbp_adam_f_avx2(w, m, v, g, n, b1, one_b1, b2, one_b2, lr, eps);
-    else
-        fastbp_adam_f_sse2(w, m, v, g, n, b1, one_b1, b2, one_b2, lr, eps);
-#else
-    fastbp_adam_f_scalar(w, m, v, g, n, b1, one_b1, b2, one_b2, lr, eps);
-#endif
+    FASTBP_BY_SET(fastbp_adam_f, w, m, v, g, n, b1, one_b1, b2, one_b2, lr, eps);
 }
-
 
 /* y += a x over n values, a product then a sum (never fused: the same bits on every set): a
  * sparse input's row of W(1) into s(1), or delta(1) into a row of dW(1) (_sparse_inputs.pxi). */
 #define FASTBP_AXPY_SCALAR for (; i < n; i++) y[i] = y[i] + a * x[i];
+static inline void fastbp_axpy_d_scalar(double *FASTBP_RESTRICT y,
+                                        const double *FASTBP_RESTRICT x, double a, ptrdiff_t n) {
+    ptrdiff_t i = 0;
+    FASTBP_AXPY_SCALAR
+}
+static inline void fastbp_axpy_f_scalar(float *FASTBP_RESTRICT y, const float *FASTBP_RESTRICT x,
+                                        float a, ptrdiff_t n) {
+    ptrdiff_t i = 0;
+    FASTBP_AXPY_SCALAR
+}
 #if FASTBP_HAVE_AVX2
 #define FASTBP_AXPY_FN(SFX, T, ATTR, VT, W, LOAD, STORE, SET1, MUL, ADD)                    \
     ATTR static void fastbp_axpy_##SFX(T *FASTBP_RESTRICT y, const T *FASTBP_RESTRICT x,  \
@@ -138,32 +144,12 @@ FASTBP_AXPY_FN(f_avx512, float, __attribute__((target("avx512f"))), __m512, 16,
 
 static inline void fastbp_axpy_d(double *FASTBP_RESTRICT y, const double *FASTBP_RESTRICT x,
                                  double a, ptrdiff_t n) {
-#if FASTBP_HAVE_AVX2
-    if (fastbp_isa_level == 2)
-        fastbp_axpy_d_avx512(y, x, a, n);
-    else if (fastbp_isa_level == 1)
-        fastbp_axpy_d_avx2(y, x, a, n);
-    else
-        fastbp_axpy_d_sse2(y, x, a, n);
-#else
-    ptrdiff_t i = 0;
-    FASTBP_AXPY_SCALAR
-#endif
+    FASTBP_BY_SET(fastbp_axpy_d, y, x, a, n);
 }
 
 static inline void fastbp_axpy_f(float *FASTBP_RESTRICT y, const float *FASTBP_RESTRICT x,
                                  float a, ptrdiff_t n) {
-#if FASTBP_HAVE_AVX2
-    if (fastbp_isa_level == 2)
-        fastbp_axpy_f_avx512(y, x, a, n);
-    else if (fastbp_isa_level == 1)
-        fastbp_axpy_f_avx2(y, x, a, n);
-    else
-        fastbp_axpy_f_sse2(y, x, a, n);
-#else
-    ptrdiff_t i = 0;
-    FASTBP_AXPY_SCALAR
-#endif
+    FASTBP_BY_SET(fastbp_axpy_f, y, x, a, n);
 }
 
 #endif
