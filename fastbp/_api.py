@@ -199,20 +199,24 @@ def _layout_plan(widths: tuple, itemsize: int, l2_bytes: int | None = None):
     return flops_per_sample, tile, chunk, slots
 
 
-def _plan(widths, n_samples, num_threads, itemsize, l2_bytes=None, X=None):
+def _plan(widths, n_samples, num_threads, itemsize, l2_bytes=None, X=None, columns=True):
     """(threads, tile, chunk, slots per thread) for a batch of n_samples; num_threads as the user
     gave it (checked here: a small batch runs on one thread whatever it says, but a bad value is
     still refused). `l2_bytes` None plans for L2_BYTES, the cache fastbp detected at import. `X`:
-    the batch's inputs, when they may be sparse (_sparse_chunk)."""
+    the batch's inputs, when they may be sparse (_sparse_chunk; `columns`: a batch of X's rows
+    in order, whose gradient the kernel sums in column rounds, False for mini-batch steps)."""
     flops_per_sample, tile, chunk, slots = _layout_plan(
         tuple(widths), itemsize, L2_BYTES if l2_bytes is None else l2_bytes)
-    if X is not None and type(X) is not np.ndarray and X.input_layout == _sparse.INPUT_CSR:
-        flops_per_sample, chunk = _sparse_chunk(widths, X, tile, chunk)
+    sparse = X is not None and type(X) is not np.ndarray and X.input_layout == _sparse.INPUT_CSR
+    if sparse:
+        flops_per_sample, chunk = _sparse_chunk(widths, X, tile, chunk, columns)
     # (a larger chunk only from _BALANCE_CHUNKS chunks and a tile: the test alone costs the small
     # mini-batches little, where the whole expression added a third of a microsecond per call)
     if n_samples >= _BALANCE_CHUNKS * (chunk + tile):
         chunk = max(chunk, min(_MAX_CHUNK_TILES * _TILE,
                                n_samples // _BALANCE_CHUNKS // tile * tile))
+    if sparse and columns:
+        slots = _sparse_slots(widths, X, chunk, itemsize)
     if _forked or n_samples * flops_per_sample < _SERIAL_FLOPS:
         if num_threads is not None:
             _checks.check_num_threads(num_threads, available_threads)  # refuse a bad value
@@ -221,23 +225,42 @@ def _plan(widths, n_samples, num_threads, itemsize, l2_bytes=None, X=None):
     return max(1, min(threads, -(-n_samples // chunk))), tile, chunk, slots
 
 
-# A chunk of a sparse X does at least this many flops per weight of the network: each chunk
-# clears its dense gradient slot and has it added into the sums (about 3 x 8 bytes a weight
-# through memory, some 8 flops' time), so that slot is at most a fifth of the chunk's time.
-# Measured: [100000, 128, 20] on 20000 rows at 0.1 % (2 threads), 10 chunks of 2048 rows 317 ms.
+# A chunk of a sparse X summed sample by sample (mini-batch steps: sparse_first_gradient) does at
+# least this many flops per weight of the network: each chunk clears its dense gradient slot and
+# has it added into the sums (about 3 x 8 bytes a weight through memory, some 8 flops' time), so
+# that slot is at most a fifth of the chunk's time.
 _SPARSE_FLOPS_PER_WEIGHT = 40
+# A chunk in column rounds (a gradient of X's rows in order: no slot of W(1)) does at least this
+# many flops per input feature: it clears, counts and scans one entry per column of X.
+_SPARSE_FLOPS_PER_FEATURE = 64
+# A thread's share of a column round's buffers, its chunks' delta(1) and nonzeros by column: a
+# round's end adds each row of dW(1) into the float64 sums once, so the fewer rounds the better.
+_SPARSE_ROUND_BYTES = 1 << 26
 
 
-def _sparse_chunk(widths, X, tile, chunk) -> tuple:
+def _sparse_chunk(widths, X, tile, chunk, columns=True) -> tuple:
     """(flops per sample, chunk) of a sparse X computed from its nonzeros (INPUT_CSR): the first
-    layer's work is its nonzeros', not d(0)'s, and a chunk large enough that its slot of the
-    dense gradient sums does not dominate. Depends on the data and the network alone, never on
-    the thread count: the result is bitwise the same on any number of threads."""
+    layer's work is its nonzeros', not d(0)'s, and a chunk large enough that what it costs beside
+    its samples does not dominate (`columns`: see _plan). Depends on the data and the network
+    alone, never on the thread count: the result is bitwise the same on any number of threads."""
     nnz_per_sample = X.nnz / max(1, X.shape[0])
     above = _n_params(widths[1:])
     flops = max(1.0, 4.0 * nnz_per_sample * widths[1] + 2.0 * widths[1] + 6.0 * above)
-    least = int(_SPARSE_FLOPS_PER_WEIGHT * _n_params(widths) / flops)
+    if columns:
+        least = int(_SPARSE_FLOPS_PER_FEATURE * widths[0] / flops)
+    else:
+        least = int(_SPARSE_FLOPS_PER_WEIGHT * _n_params(widths) / flops)
     return flops, max(chunk, -(-least // tile) * tile)
+
+
+def _sparse_slots(widths, X, chunk, itemsize) -> int:
+    """Chunks per thread in a column round: its slot (the layers above W(1)), its delta(1), its
+    nonzeros by column (a chunk's share of X's, and twice as a margin for uneven rows) and their
+    column starts, within _SPARSE_ROUND_BYTES."""
+    nnz_chunk = 2 * X.nnz * chunk / max(1, X.shape[0])
+    per_chunk = (itemsize * (_n_params(widths[1:]) + chunk * widths[1] + nnz_chunk)
+                 + 4 * nnz_chunk + 8 * (widths[0] + 2))
+    return int(min(_MAX_SLOTS_PER_THREAD, max(1, _SPARSE_ROUND_BYTES // per_chunk)))
 
 
 # The specs of tanh networks with squared error and no sample weights (fastbp 0.1's networks):
@@ -616,7 +639,8 @@ def sgd_epoch(weights, widths, X, y, order, batch_size, lr, momentum, velocity, 
     `num_threads` (as the user gave it; default 1) share every step of the epoch when
     shares_steps says so, else each step runs on the calling thread. The result is bitwise the
     same for any thread count."""
-    threads, tile, chunk, slots = _plan(widths, batch_size, num_threads, X.dtype.itemsize, X=X)
+    threads, tile, chunk, slots = _plan(widths, batch_size, num_threads, X.dtype.itemsize, X=X,
+                                        columns=False)
     # the epoch's team: every thread on every step, or the calling thread alone (the chunks of
     # a batch of two or more included: below the threshold they are not worth a team either)
     # (a sparse X: W(1)'s rows are summed by the samples' nonzeros, not by members' rows)

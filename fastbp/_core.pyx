@@ -45,6 +45,7 @@ cdef extern from "_simd.h" nogil:
     int fastbp_openmp_enabled()
     int fastbp_openmp_max_threads()
     void *fastbp_aligned_calloc(size_t nbytes)
+    void *fastbp_aligned_malloc(size_t nbytes)
     void fastbp_aligned_free(void *p)
     void fastbp_prefetch(const void *p, size_t nbytes)
     int fastbp_kernel_set_count()
@@ -384,13 +385,14 @@ def openmp_max_threads():
 
 
 cdef void write_gradient(const Net *net, const double *grad_sum, floating **grads, double scale,
-                         bint accumulate) noexcept nogil:
-    """grads[l] = scale * sum (or += with `accumulate`), rounded once to the weights' dtype."""
+                         bint accumulate, int first=0) noexcept nogil:
+    """grads[l] = scale * sum (or += with `accumulate`), rounded once to the weights' dtype, for
+    the layers from index `first` (1: dW(1) was written already, run_batch's `final`)."""
     cdef int l
     cdef Py_ssize_t p, n
     cdef const double *src
     cdef floating *dst
-    for l in range(net.L):
+    for l in range(first, net.L):
         src = grad_sum + net.grad_off[l + 1]
         dst = grads[l]
         n = <Py_ssize_t> (net.widths[l] + 1) * net.widths[l + 1]
@@ -429,10 +431,13 @@ def run(list weights, list widths, tuple spec, object X, object Y, object output
     cdef double err = 0.0
     cdef int status
     cdef bint is_double = X.dtype == np.float64
+    cdef bint first_written = False
     layout.net.screen_inputs = screen_inputs
     if mode == MODE_GRADIENT:
         # (the aligned allocator keeps a large one for the next call: _simd.h)
-        g_ptr = <double *> fastbp_aligned_calloc((layout.net.n_params + 1) * sizeof(double))
+        # (cleared by run_batch, as much as it is read; the aligned allocator keeps a large
+        # block for the next call: _simd.h)
+        g_ptr = <double *> fastbp_aligned_malloc((layout.net.n_params + 1) * sizeof(double))
         out_ptrs = <void **> calloc(L + 1, sizeof(void *))
         if g_ptr == NULL or out_ptrs == NULL:
             fastbp_aligned_free(g_ptr)
@@ -445,19 +450,23 @@ def run(list weights, list widths, tuple spec, object X, object Y, object output
             if is_double:
                 status = run_batch[double](&layout.net, <const double *> y_ptr,
                                            <double *> o_ptr, N, chunk, slots_per_thread,
-                                           num_threads, mode, &err, g_ptr)
+                                           num_threads, mode, &err, g_ptr,
+                                           <double *> out_ptrs[0] if out_ptrs != NULL else NULL,
+                                           scale, accumulate, &first_written)
                 # (err != err: a NaN, from an input the screen found or from the network's own
                 # arithmetic; the caller tells them apart)
                 if status == 0 and mode == MODE_GRADIENT and not (screen_inputs and err != err):
                     write_gradient[double](&layout.net, g_ptr, <double **> out_ptrs, scale,
-                                           accumulate)
+                                           accumulate, 1 if first_written else 0)
             else:
                 status = run_batch[float](&layout.net, <const float *> y_ptr,
                                           <float *> o_ptr, N, chunk, slots_per_thread,
-                                          num_threads, mode, &err, g_ptr)
+                                          num_threads, mode, &err, g_ptr,
+                                          <float *> out_ptrs[0] if out_ptrs != NULL else NULL,
+                                          scale, accumulate, &first_written)
                 if status == 0 and mode == MODE_GRADIENT and not (screen_inputs and err != err):
                     write_gradient[float](&layout.net, g_ptr, <float **> out_ptrs, scale,
-                                          accumulate)
+                                          accumulate, 1 if first_written else 0)
     finally:
         fastbp_aligned_free(g_ptr)
         free(out_ptrs)

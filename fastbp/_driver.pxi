@@ -102,24 +102,88 @@ cdef struct Workspace:
     int threads                 # the most threads that share the rounds
     bint scratch_ready
     long next_chunk             # the next chunk of a round to claim (shared by the team)
+    # Column rounds (INPUT_CSR gradients of X's rows in order: _sparse_inputs.pxi says why): a
+    # slot holds the layers above W(1) alone (`skip` entries fewer, where `grad_off` says), and
+    # per chunk of a round its delta(1), chunk x d(1), and its nonzeros by column (starts,
+    # samples and values, `cap` entries room)
+    bint columns
+    Py_ssize_t skip
+    Py_ssize_t *grad_off
+    Py_ssize_t chunk
+    void *deltas
+    Py_ssize_t *starts
+    int *samples
+    void *values
+    Py_ssize_t cap
+    long next_block             # the next block of rows of dW(1) to claim (shared by the team)
+    double *block_sums          # each thread's COLUMN_BLOCK x d(1) sums of its block of rows
+    # NULL, or (a batch of one column round) dW(1) written there, times final_scale (added to
+    # it with final_accumulate), never summed in grad_sum
+    void *final
+    double final_scale
+    bint final_accumulate
 
 
 cdef int workspace_alloc(const Net *net, Py_ssize_t max_chunks, Py_ssize_t slots, int threads,
-                         bint gradient, size_t itemsize, Workspace *ws) noexcept nogil:
+                         bint gradient, size_t itemsize, Workspace *ws, Py_ssize_t N=0,
+                         Py_ssize_t chunk=0) noexcept nogil:
     """Allocate ws for batches of at most max_chunks chunks, `slots` chunks per round (gradient:
-    with gradient slots). Return 0, or -1 when memory could not be had (nothing to free then)."""
+    with gradient slots). N, chunk: the batches are X's N rows in order, `chunk` samples a chunk
+    (an INPUT_CSR gradient then runs in column rounds); else 0. Return 0, or -1 when memory
+    could not be had (nothing to free then)."""
+    cdef Py_ssize_t c, p0, p1, q
+    cdef size_t sizes[4]
+    cdef int l
     # buffers for the chunks of one round, and no more: a small batch of 1-2 chunks would else
     # allocate and zero up to 64 gradient slots per thread for nothing
     ws.slots = max(1, min(slots, max_chunks))
     ws.threads = max(1, threads)
-    ws.stride = (net.n_params + 15) // 16 * 16 if gradient else 0
+    ws.columns = gradient and chunk > 0 and net.input.layout == INPUT_CSR
+    ws.skip = (net.widths[0] + 1) * net.widths[1] if ws.columns else 0
+    ws.stride = (net.n_params - ws.skip + 15) // 16 * 16 if gradient else 0
     ws.scratch = fastbp_aligned_calloc(ws.threads * net.scratch_len * itemsize)
     ws.grads = fastbp_aligned_calloc((ws.slots * ws.stride + 1) * itemsize)
     ws.panels = fastbp_aligned_calloc(net.n_panel * itemsize)
     ws.errors = <double *> fastbp_aligned_calloc(ws.slots * sizeof(double))
     ws.scratch_ready = False
     ws.next_chunk = 0
-    if ws.scratch == NULL or ws.grads == NULL or ws.errors == NULL or ws.panels == NULL:
+    ws.next_block = 0
+    ws.chunk = chunk
+    ws.cap = 0
+    ws.grad_off = NULL
+    ws.deltas = ws.values = NULL
+    ws.starts = NULL
+    ws.samples = NULL
+    ws.block_sums = NULL
+    ws.final = NULL
+    if ws.columns:
+        c = 0
+        while c < N:
+            csr_row(&net.input, c, &p0, &q)
+            csr_row(&net.input, min(c + chunk, N) - 1, &q, &p1)
+            ws.cap = max(ws.cap, p1 - p0)
+            c += chunk
+        ws.grad_off = <Py_ssize_t *> fastbp_aligned_calloc((net.L + 1) * sizeof(Py_ssize_t))
+        ws.block_sums = <double *> fastbp_aligned_calloc(ws.threads * COLUMN_BLOCK
+                                                         * net.widths[1] * sizeof(double))
+        # one block, so that a call after call keeps it (_simd.h), written before it is read
+        sizes[0] = ws.slots * chunk * net.widths[1] * itemsize
+        sizes[1] = ws.slots * (net.widths[0] + 2) * sizeof(Py_ssize_t)
+        sizes[2] = ws.slots * ws.cap * sizeof(int)
+        sizes[3] = ws.slots * ws.cap * itemsize
+        for l in range(4):
+            sizes[l] = (sizes[l] + 63) // 64 * 64
+        ws.deltas = fastbp_aligned_malloc(sizes[0] + sizes[1] + sizes[2] + sizes[3] + 64)
+        if ws.deltas != NULL:
+            ws.starts = <Py_ssize_t *> (<char *> ws.deltas + sizes[0])
+            ws.samples = <int *> (<char *> ws.starts + sizes[1])
+            ws.values = <char *> ws.samples + sizes[2]
+        if ws.grad_off != NULL:
+            for l in range(2, net.L + 1):
+                ws.grad_off[l] = net.grad_off[l] - ws.skip
+    if (ws.scratch == NULL or ws.grads == NULL or ws.errors == NULL or ws.panels == NULL
+            or (ws.columns and (ws.grad_off == NULL or ws.deltas == NULL
+                                or ws.block_sums == NULL))):
         workspace_free(ws)
         return -1
     return 0
@@ -130,8 +194,14 @@ cdef void workspace_free(Workspace *ws) noexcept nogil:
     fastbp_aligned_free(ws.grads)
     fastbp_aligned_free(ws.errors)
     fastbp_aligned_free(ws.panels)
-    ws.scratch = ws.grads = ws.panels = NULL
+    fastbp_aligned_free(ws.grad_off)
+    fastbp_aligned_free(ws.block_sums)
+    fastbp_aligned_free(ws.deltas)      # (starts, samples and values are in its block)
+    ws.scratch = ws.grads = ws.panels = ws.deltas = ws.values = NULL
     ws.errors = NULL
+    ws.grad_off = ws.starts = NULL
+    ws.block_sums = NULL
+    ws.samples = NULL
 
 
 cdef void workspace_ready(const Net *net, Workspace *ws, floating dummy) noexcept nogil:
@@ -176,35 +246,73 @@ cdef void chunk_rounds_member(
     cdef Py_ssize_t first = 0
     cdef Py_ssize_t count, s, c0, p0
     cdef double err = 0.0
+    cdef bint columns = ws.columns and mode == MODE_GRADIENT
+    cdef Net above              # (columns) net with the slots' layout: no dW(1) in them
+    cdef const Net *chunk_net = net
+    cdef Py_ssize_t d0 = net.widths[0]
+    cdef Py_ssize_t d1 = net.widths[1]
+    cdef bint nonfinite
+    if columns:
+        above = net[0]
+        above.grad_off = ws.grad_off
+        above.n_params = net.n_params - ws.skip
+        chunk_net = &above
+        grad_len = above.n_params
     while first < n_chunks:
         count = min(ws.slots, n_chunks - first)
+        s = fastbp_claim(&ws.next_chunk) if team > 1 else 0
+        while s < count:
+            c0 = start + (first + s) * chunk
+            if columns:
+                sparse_chunk_by_columns(net, c0, min(c0 + chunk, stop), ws.starts + s * (d0 + 2),
+                                        ws.samples + s * ws.cap,
+                                        <floating *> ws.values + s * ws.cap)
+            else:
+                errors[s] = run_chunk(net, Y, rows, outputs, c0, min(c0 + chunk, stop), scratch,
+                                      grads + s * stride, mode)
+            s = fastbp_claim(&ws.next_chunk) if team > 1 else s + 1
         if team > 1:
-            s = fastbp_claim(&ws.next_chunk)
+            fastbp_barrier()
+        if columns:
+            # s(1) of this member's chunks in one sweep of W(1), then the rest of each chunk
+            nonfinite = sparse_first_sums(net, <floating *> ws.deltas, chunk, ws.starts,
+                                          ws.samples, <const floating *> ws.values, ws.cap,
+                                          start + first * chunk, stop, count, tid, team)
+            s = tid
             while s < count:
                 c0 = start + (first + s) * chunk
-                errors[s] = run_chunk(net, Y, rows, outputs, c0, min(c0 + chunk, stop), scratch,
-                                      grads + s * stride, mode)
-                s = fastbp_claim(&ws.next_chunk)
-            fastbp_barrier()
-        else:
-            for s in range(count):
-                c0 = start + (first + s) * chunk
-                errors[s] = run_chunk(net, Y, rows, outputs, c0, min(c0 + chunk, stop), scratch,
-                                      grads + s * stride, mode)
+                errors[s] = run_chunk(chunk_net, Y, rows, outputs, c0, min(c0 + chunk, stop),
+                                      scratch, grads + s * stride, mode, False,
+                                      <floating *> ws.deltas + s * chunk * d1)
+                if nonfinite and net.screen_inputs:
+                    errors[s] = NAN
+                s += team
+            if team > 1:
+                fastbp_barrier()
         # the ordered reduction: chunk after chunk, whatever thread computed it
         if tid == 0:
             for s in range(count):
                 err = err + errors[s]
             ws.next_chunk = 0       # no one claims again before the barrier below
+        if columns:
+            sparse_first_columns(net, <const floating *> ws.deltas, chunk, ws.starts, ws.samples,
+                                 <const floating *> ws.values, ws.cap, start + first * chunk,
+                                 stop, count, grad_sum,
+                                 ws.block_sums + tid * COLUMN_BLOCK * d1, &ws.next_block,
+                                 team, <floating *> ws.final, ws.final_scale,
+                                 ws.final_accumulate)
         if grad_len and team > 1 and grad_len * count >= PARALLEL_MERGE:
             p0 = tid * MERGE_BLOCK
             while p0 < grad_len:
-                merge_slots(grad_sum, grads, stride, count, p0, min(p0 + MERGE_BLOCK, grad_len))
+                merge_slots(grad_sum + ws.skip, grads, stride, count, p0,
+                            min(p0 + MERGE_BLOCK, grad_len))
                 p0 += team * MERGE_BLOCK
         elif grad_len and tid == 0:
-            merge_slots(grad_sum, grads, stride, count, 0, grad_len)
+            merge_slots(grad_sum + ws.skip, grads, stride, count, 0, grad_len)
         if team > 1:
             fastbp_barrier()
+        if tid == 0:
+            ws.next_block = 0       # claimed again only after the next round's first barrier
         first += count
     if tid == 0:
         error_sum[0] = err
@@ -240,14 +348,32 @@ cdef int run_batch(
     int num_threads,
     int mode,
     double *error_sum,          # OUT sum of squared errors (MODE_ERROR, MODE_GRADIENT)
-    double *grad_sum,           # OUT (n_params,) gradient sums (MODE_GRADIENT), zeroed by caller
+    double *grad_sum,           # OUT (n_params,) gradient sums (MODE_GRADIENT), cleared here
+    # OUT NULL, or dW(1) (Workspace.final): written there, times scale (added to it with
+    # accumulate), if the batch is one column round; *written then True, and grad_sum's dW(1)
+    # neither cleared nor written
+    floating *final=NULL,
+    double scale=1.0,
+    bint accumulate=False,
+    bint *written=NULL,
 ) noexcept nogil:
     """Return 0, or -1 when scratch memory could not be had (nothing was written then)."""
     cdef Workspace ws
+    cdef Py_ssize_t skip = 0
     if workspace_alloc(net, (N + chunk - 1) // chunk,
                        <Py_ssize_t> num_threads * slots_per_thread, num_threads,
-                       mode == MODE_GRADIENT, sizeof(floating), &ws) != 0:
+                       mode == MODE_GRADIENT, sizeof(floating), &ws, N, chunk) != 0:
         return -1
+    if (final != NULL and ws.columns and not net.screen_inputs
+            and (N + chunk - 1) // chunk <= ws.slots):
+        ws.final = final
+        ws.final_scale = scale
+        ws.final_accumulate = accumulate
+        skip = ws.skip
+    if written != NULL:
+        written[0] = ws.final != NULL
+    if mode == MODE_GRADIENT:
+        memset(grad_sum + skip, 0, (net.n_params - skip) * sizeof(double))
     run_batch_in(net, Y, outputs, N, chunk, mode, error_sum, grad_sum, &ws)
     workspace_free(&ws)
     return 0

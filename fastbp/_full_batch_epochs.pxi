@@ -160,7 +160,7 @@ cdef Py_ssize_t full_batch_run(
     if (grad_sum == NULL or w_ptrs == NULL or (loss.alpha != 0 and mask == NULL)
             or workspace_alloc(net, (N + chunk - 1) // chunk,
                                <Py_ssize_t> num_threads * slots_per_thread, num_threads, True,
-                               sizeof(floating), &ws) != 0):
+                               sizeof(floating), &ws, N, chunk) != 0):
         fastbp_aligned_free(grad_sum)
         fastbp_aligned_free(mask)
         free(w_ptrs)

@@ -86,7 +86,7 @@ static void *fastbp_kept[FASTBP_KEPT];
 #define FASTBP_KEEPS_BLOCKS 0
 #endif
 
-static inline void *fastbp_aligned_calloc(size_t nbytes) {
+static inline void *fastbp_aligned_block(size_t nbytes, int cleared) {
 #if FASTBP_KEEPS_BLOCKS
     if (nbytes >= FASTBP_KEEP_BYTES) {
         for (int i = 0; i < FASTBP_KEPT; i++) {
@@ -94,7 +94,7 @@ static inline void *fastbp_aligned_calloc(size_t nbytes) {
             if (p == NULL) continue;
             size_t holds = ((size_t *)p)[-2];
             if (holds >= nbytes && holds / 2 <= nbytes) {
-                memset(p, 0, nbytes);
+                if (cleared) memset(p, 0, nbytes);
                 return p;
             }
             /* not this size: back to its slot, or freed if another took the slot meanwhile */
@@ -105,13 +105,19 @@ static inline void *fastbp_aligned_calloc(size_t nbytes) {
         }
     }
 #endif
-    void *raw = calloc(nbytes + 64 + 2 * sizeof(void *), 1);
+    void *raw = cleared ? calloc(nbytes + 64 + 2 * sizeof(void *), 1)
+                        : malloc(nbytes + 64 + 2 * sizeof(void *));
     if (raw == NULL) return NULL;
     uintptr_t p = ((uintptr_t)raw + 2 * sizeof(void *) + 63) & ~(uintptr_t)63;
     ((void **)p)[-1] = raw;
     ((size_t *)p)[-2] = nbytes;
     return (void *)p;
 }
+
+static inline void *fastbp_aligned_calloc(size_t nbytes) { return fastbp_aligned_block(nbytes, 1); }
+
+/* A block whose contents the caller writes before it reads them: a kept one is not cleared. */
+static inline void *fastbp_aligned_malloc(size_t nbytes) { return fastbp_aligned_block(nbytes, 0); }
 
 static inline void fastbp_aligned_free(void *p) {
     if (p == NULL) return;

@@ -110,6 +110,8 @@ cdef inline bint forward_tile(
     Py_ssize_t nb,          # IN  samples in the tile, 1..tile
     int ns,                 # IN  samples to compute: nb rounded up to a whole vector
     floating *scratch,      # OUT x(l) of the tile, l = 0..L, at net.act_off[l]
+    # IN  NULL, or (INPUT_CSR, a column round) s(1) of the tile's samples, sample-major
+    const floating *first_sums=NULL,
 ) noexcept nogil:
     """Forward propagation of the tile; True when one of its inputs is NaN or infinite."""
     cdef Py_ssize_t ld = net.tile
@@ -122,7 +124,9 @@ cdef inline bint forward_tile(
         d_out = net.widths[l]
         # s(l) = W(l)^T x(l-1), written below the row of ones of x(l)
         x = scratch + net.act_off[l] + ld
-        if l == 1 and net.input.layout == INPUT_CSR:
+        if l == 1 and first_sums != NULL:
+            load_first_sums(net, first_sums, nb, ns, x)
+        elif l == 1 and net.input.layout == INPUT_CSR:
             if sparse_first_layer(net, rows, t, nb, ns, x, scratch + net.work_off):
                 nonfinite = True
         else:
@@ -166,8 +170,13 @@ cdef inline void gradient_layer(
     const Py_ssize_t *rows,
     Py_ssize_t t,
     Py_ssize_t nb,
+    # IN  NULL, or (INPUT_CSR, a column round) where the tile's delta(1) is kept, sample-major,
+    # instead of added into grad
+    floating *kept=NULL,
 ) noexcept nogil:
-    if l == 1 and net.input.layout == INPUT_CSR:
+    if l == 1 and kept != NULL:
+        keep_first_sensitivities(net, scratch + net.delta_off[1], nb, kept)
+    elif l == 1 and net.input.layout == INPUT_CSR:
         sparse_first_gradient(net, rows, t, nb, scratch + net.delta_off[1],
                               grad + net.grad_off[1], scratch + net.work_off)
     elif floating is double:
@@ -190,6 +199,7 @@ cdef inline double sensitivities_tile(
     floating *scratch,      # IN  x(l) (and s(L)) from forward_tile; OUT delta(l), l = 1..L
     bint backward,          # IN  0: only the error, no sensitivities
     floating *grad=NULL,    # IN/OUT NULL, or the gradient sums, updated layer by layer
+    floating *kept=NULL,    # IN  with grad: gradient_layer's
 ) noexcept nogil:
     """Sum over the tile of w_n e_n (w_n = 1 without sample weights); with `backward`, every
     delta(l) of the tile, each times w_n (backpropagation is linear in delta(L), so this weights
@@ -280,7 +290,7 @@ cdef inline double sensitivities_tile(
     if not backward:
         return err
     if grad != NULL:
-        gradient_layer(net, L, scratch, ns, grad, rows, t, nb)
+        gradient_layer(net, L, scratch, ns, grad, rows, t, nb, kept)
     for l in range(L - 1, 0, -1):
         # delta(l) = theta'(s(l)) * [W(l+1) delta(l+1)] without the bias row
         delta = scratch + net.delta_off[l]
@@ -289,7 +299,7 @@ cdef inline double sensitivities_tile(
         dactivation_mul_rows(net.activation, delta, scratch + net.act_off[l] + ld, net.widths[l],
                              ld, ns)
         if grad != NULL:
-            gradient_layer(net, l, scratch, ns, grad, rows, t, nb)
+            gradient_layer(net, l, scratch, ns, grad, rows, t, nb, kept)
     return err
 
 
@@ -301,10 +311,11 @@ cdef inline void gradient_tile(
     const Py_ssize_t *rows,   # IN  the tile's samples, as forward_tile took them
     Py_ssize_t t,
     Py_ssize_t nb,
+    floating *kept=NULL,      # IN  gradient_layer's
 ) noexcept nogil:
     cdef int l
     for l in range(1, net.L + 1):
-        gradient_layer(net, l, scratch, ns, grad, rows, t, nb)
+        gradient_layer(net, l, scratch, ns, grad, rows, t, nb, kept)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -321,6 +332,10 @@ cdef double run_chunk(
     floating *grad,          # OUT the chunk's gradient sums (MODE_GRADIENT)
     int mode,
     bint zeroed=False,       # IN  grad is all zeros already (not cleared again)
+    # IN/OUT NULL, or (a column round, _driver.pxi) the chunk's s(1), sample-major, read by the
+    # forward pass; its delta(1) is written over it, not added into grad (whose dW(1) is then
+    # not there: net.grad_off says where the rest is)
+    floating *kept=NULL,
 ) noexcept nogil:
     cdef int dL = net.widths[net.L]
     cdef Py_ssize_t ld = net.tile
@@ -344,14 +359,18 @@ cdef double run_chunk(
         while s0 < nb:
             nbs = min(<Py_ssize_t> net.sweep, nb - s0)
             nss = <int> ((nbs + block - 1) // block * block)
-            if forward_tile(net, rows, t + s0, nbs, nss, scratch + s0):
+            if forward_tile(net, rows, t + s0, nbs, nss, scratch + s0,
+                            kept + (t + s0 - start) * net.widths[1] if kept != NULL
+                            else <floating *> NULL):
                 nonfinite = net.screen_inputs
             if mode != MODE_FORWARD:
                 # one sweep a tile: each dW(l) updated while its x(l-1), delta(l) are in cache
                 err += sensitivities_tile(net, Y, rows, t + s0, nbs, nss, scratch + s0,
                                           mode == MODE_GRADIENT,
                                           grad if mode == MODE_GRADIENT and net.sweep >= ld
-                                          else <floating *> NULL)
+                                          else <floating *> NULL,
+                                          kept + (t + s0 - start) * net.widths[1]
+                                          if kept != NULL else <floating *> NULL)
             ns = <int> s0 + nss
             s0 += net.sweep
         if mode == MODE_FORWARD:
@@ -359,6 +378,8 @@ cdef double run_chunk(
                 for j in range(dL):
                     outputs[(t + b) * dL + j] = xL[j * ld + b]
         elif mode == MODE_GRADIENT and net.sweep < ld:
-            gradient_tile(net, scratch, ns, grad, rows, t, nb)
+            gradient_tile(net, scratch, ns, grad, rows, t, nb,
+                          kept + (t - start) * net.widths[1] if kept != NULL
+                          else <floating *> NULL)
         t += ld
     return NAN if nonfinite else err

@@ -467,6 +467,46 @@ def test_threads_bitwise():
                 assert_close(runs[0], dense, dtype)
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_column_rounds_bitwise(dtype, monkeypatch):
+    """A gradient on the nonzeros path sums dW(1) by columns after each round of chunks: one
+    round (dW(1) written straight into the result) and a round per chunk (summed in the float64
+    sums first) give the same bits, on 1, 2 and 3 threads, with out= and accumulate= too; the
+    error and the layers above agree with the forward-only and dense paths."""
+    widths = [300, 12, 5, 3]
+    n = 3000
+    weights, Xd, Xs, y = problem(widths, n, 0.02, dtype, seed=21, output="softmax",
+                                 empty_rows=0.05)
+    sw = sample_weights(n, np.random.default_rng(3), dtype)
+    X = _sparse.check_X(Xs, widths, np.dtype(dtype))
+    assert X.input_layout == _sparse.INPUT_CSR
+    threads, _, chunk, slots = _api._plan(widths, n, 3, np.dtype(dtype).itemsize, X=X)
+    assert threads == 3 and -(-n // chunk) >= 4          # several chunks, on three threads
+    assert slots * threads >= -(-n // chunk)             # one round as planned
+    base = [np.random.default_rng(4).standard_normal(w.shape).astype(dtype) for w in weights]
+    runs = []
+    for round_bytes in (_api._SPARSE_ROUND_BYTES, 1):    # one round; then one chunk a thread
+        monkeypatch.setattr(_api, "_SPARSE_ROUND_BYTES", round_bytes)
+        for t in (1, 2, 3):
+            E, g = fastbp.gradient(weights, Xs, y, output="softmax", sample_weight=sw,
+                                   num_threads=t)
+            out = [b.copy() for b in base]
+            E2, _ = fastbp.gradient(weights, Xs, y, output="softmax", sample_weight=sw,
+                                    num_threads=t, out=out, accumulate=True)
+            assert E2 == E
+            runs.append((E, g, out))
+    assert _api._plan(widths, n, 3, np.dtype(dtype).itemsize, X=X)[3] == 1
+    for E, g, out in runs[1:]:
+        assert E == runs[0][0]
+        assert bitwise_equal(g, runs[0][1]) and bitwise_equal(out, runs[0][2])
+    E, g, out = runs[0]
+    assert E == fastbp.error(weights, Xs, y, output="softmax", sample_weight=sw)
+    Ed, gd = fastbp.gradient(weights, Xd, y, output="softmax", sample_weight=sw)
+    assert abs(E - Ed) <= TOL[np.dtype(dtype)] * abs(Ed)
+    assert_close(g, gd, dtype)
+    assert_close(out, [b + h for b, h in zip(base, gd)], dtype)
+
+
 @pytest.mark.parametrize("method, options", [
     ("gd", dict(epochs=3, learning_rate=0.05)),
     ("adam", dict(epochs=1, batch_size=200, learning_rate=0.01)),
