@@ -51,6 +51,9 @@ _SERIAL_FLOPS = 1 << 18
 # step, while a busy core makes every member of a team wait for it at each barrier: those steps
 # stay on one thread.
 _SHARED_STEP_FLOPS = 1 << 20
+# A mini-batch epoch on a sparse X shares the update of every step (shares_sparse_updates) from
+# this many weights.
+_SHARED_UPDATE_WEIGHTS = 1 << 16
 # Chunks one thread takes per round (one OpenMP region), bounded by the memory of their buffers.
 _ROUND_BYTES = 1 << 22
 _MAX_SLOTS_PER_THREAD = 64
@@ -622,6 +625,17 @@ def shares_steps(widths, batch_size, num_threads, itemsize=8) -> bool:
             and 6 * _n_params(widths) * batch_size >= _SHARED_STEP_FLOPS)
 
 
+def shares_sparse_updates(widths, num_threads) -> bool:
+    """Whether the steps of a mini-batch epoch on a sparse X (INPUT_CSR, batches of one chunk)
+    are shared among num_threads threads: when there are several and the network has at least
+    _SHARED_UPDATE_WEIGHTS weights. One thread sums a batch's gradient (its nonzeros name the
+    rows of W(1) it adds into, sample after sample); every member then updates its share of the
+    rows, and that update reads and writes every weight (and Adam's two moments) each step.
+    Either way the epoch's result is bitwise the same."""
+    threads = _checks.check_num_threads(num_threads, available_threads)
+    return not _forked and threads > 1 and _n_params(widths) >= _SHARED_UPDATE_WEIGHTS
+
+
 def sgd_epoch(weights, widths, X, y, order, batch_size, lr, momentum, velocity, decay, output,
               activation="tanh", sample_weight=None, rule="sgd", moment2=None, beta2=0.999,
               eps=1e-8, steps=0, grad_scale=1.0, l2=0.0, num_threads=1):
@@ -643,10 +657,12 @@ def sgd_epoch(weights, widths, X, y, order, batch_size, lr, momentum, velocity, 
                                         columns=False)
     # the epoch's team: every thread on every step, or the calling thread alone (the chunks of
     # a batch of two or more included: below the threshold they are not worth a team either)
-    # (a sparse X: W(1)'s rows are summed by the samples' nonzeros, not by members' rows)
-    threads = (_checks.check_num_threads(num_threads, available_threads)
-               if shares_steps(widths, batch_size, num_threads, X.dtype.itemsize)
-               and type(X) is np.ndarray else 1)
+    if type(X) is np.ndarray:
+        shared = shares_steps(widths, batch_size, num_threads, X.dtype.itemsize)
+    else:
+        shared = (X.input_layout == _sparse.INPUT_CSR and batch_size <= chunk
+                  and shares_sparse_updates(widths, num_threads))
+    threads = _checks.check_num_threads(num_threads, available_threads) if shared else 1
     code = SGD_RULES[rule]
     # chunk buffers: a round of `slots` chunks per thread, bounded by _ROUND_BYTES as in _run, and
     # no more than a batch holds

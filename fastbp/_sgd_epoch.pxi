@@ -319,7 +319,15 @@ cdef void sgd_epoch_member(const Epoch *e, int tid, int team, floating dummy) no
         stop = min(start + e.batch_size, e.N)
         scale = batch_scale(net, <const floating *> net.sample_weight, e.order, start, stop)
         from_chunk = stop - start <= e.chunk
-        if from_chunk and team > 1:
+        if from_chunk and team > 1 and net.input.layout == INPUT_CSR:
+            # a sparse X's batch adds into the rows of W(1) that its nonzeros name, sample after
+            # sample: one member sums it, then every member steps its share of the rows
+            if tid == 0:
+                batch_err = run_chunk(net, <const floating *> e.Y, e.order, <floating *> NULL,
+                                      start, stop, <floating *> e.ws.scratch, chunk_grad,
+                                      MODE_GRADIENT, slot_zero)
+            fastbp_team_wait(e.sync, team)
+        elif from_chunk and team > 1:
             batch_err = shared_chunk(net, <const floating *> e.Y, e.order, start, stop,
                                      <floating *> e.tiles, work, e.pieces + tid * 3 * team,
                                      e.sync, chunk_grad, tid, team)
@@ -432,7 +440,11 @@ cdef int sgd_epoch_run(
         grad_stride = max(grad_stride, net.widths[l + 1])
     grad_stride = (grad_stride + 15) // 16 * 16
     grad = <floating *> fastbp_aligned_calloc((threads * grad_stride + 1) * sizeof(floating))
-    if net.input.layout == INPUT_CSR and threads == 1:
+    if net.input.layout == INPUT_CSR and threads > 1 and batch_size > chunk:
+        # a batch of several chunks would be summed by the team chunk by chunk, each member
+        # marking rows of W(1) in `touched`: the team shares one-chunk batches only
+        threads = 1
+    if net.input.layout == INPUT_CSR:
         # the rows of W(1) a step's nonzeros add into (sparse_first_gradient marks them)
         touched = <unsigned char *> fastbp_aligned_calloc(net.widths[0] + 1)
     if threads > 1:
@@ -444,7 +456,7 @@ cdef int sgd_epoch_run(
         row_squares = <double *> fastbp_aligned_calloc(total_rows * sizeof(double))
     # allocated once per epoch: one scratch per thread, one gradient slot per chunk of a round
     if (grad == NULL or grad64 == NULL
-            or (net.input.layout == INPUT_CSR and threads == 1 and touched == NULL)
+            or (net.input.layout == INPUT_CSR and touched == NULL)
             or (threads > 1 and (tiles == NULL or pieces == NULL or sync == NULL))
             or (loss != NULL and objective.alpha != 0 and row_squares == NULL)
             or workspace_alloc(net, (batch_size + chunk - 1) // chunk, slots if threads > 1 else 1,

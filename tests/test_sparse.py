@@ -508,6 +508,51 @@ def test_column_rounds_bitwise(dtype, monkeypatch):
 
 
 @pytest.mark.parametrize("method, options", [
+    ("adam", dict(batch_size=200, learning_rate=0.01, weight_decay=1e-3)),
+    ("sgd", dict(batch_size=7, learning_rate=0.05, momentum=0.5)),
+    ("sgd", dict(batch_size=1, learning_rate=0.02, momentum=0.9, nesterov=True)),
+    ("sgd", dict(batch_size=N_THREADS_TEST, learning_rate=0.05)),
+])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_shared_sparse_updates_bitwise(method, options, dtype, monkeypatch):
+    """A sparse X's mini-batch steps shared (shares_sparse_updates: one member sums the batch,
+    every member updates its rows; forced here for a small network): the weights after 3 epochs
+    bitwise those of one thread on 2, 3 and 4 threads, with sample weights and a short last
+    batch; a batch of several chunks (batch_size N) runs on one thread."""
+    monkeypatch.setattr(_api, "_SHARED_UPDATE_WEIGHTS", 1)
+    widths = [200, 16, 3]
+    n = N_THREADS_TEST - 13
+    weights, _, Xs, y = problem(widths, n, 0.02, dtype, seed=14, output="softmax",
+                                empty_rows=0.05)
+    sw = sample_weights(n, np.random.default_rng(5), dtype)
+    X = _sparse.check_X(Xs, widths, np.dtype(dtype))
+    assert _api.shares_sparse_updates(widths, 2)
+    if options["batch_size"] <= n:
+        chunk = _api._plan(widths, options["batch_size"], 2, np.dtype(dtype).itemsize, X=X,
+                           columns=False)[2]
+        assert (options["batch_size"] <= chunk) == (options["batch_size"] < n)
+    teams = []
+    epoch = _core.sgd_epoch
+
+    def recording(*args):
+        teams.append(args[18])          # the epoch's team, as _api.sgd_epoch planned it
+        return epoch(*args)
+    monkeypatch.setattr(_core, "sgd_epoch", recording)
+    fitted = []
+    for t in (1, 2, 3, 4):
+        w = [a.copy() for a in weights]
+        fastbp.fit(w, Xs, y, "softmax", method, epochs=3, num_threads=t, sample_weight=sw,
+                   seed=3, **options)
+        fitted.append(w)
+    several_chunks = options["batch_size"] >= n
+    assert teams == [t if t > 1 and not several_chunks else 1 for t in (1, 2, 3, 4)
+                     for _ in range(3)]
+    assert not bitwise_equal(fitted[0], weights)
+    for w in fitted[1:]:
+        assert bitwise_equal(w, fitted[0])
+
+
+@pytest.mark.parametrize("method, options", [
     ("gd", dict(epochs=3, learning_rate=0.05)),
     ("adam", dict(epochs=1, batch_size=200, learning_rate=0.01)),
     ("sgd", dict(epochs=1, batch_size=500, learning_rate=0.05, momentum=0.5)),
