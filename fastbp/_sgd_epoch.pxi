@@ -193,7 +193,7 @@ cdef void step_block(
     cdef int m
     cdef floating *w = <floating *> e.weights[l - 1]
     cdef floating *sums = <floating *> e.ws.grads + net.grad_off[l]
-    cdef double *sums64 = e.grad64 + net.grad_off[l]
+    cdef double *sums64 = e.grad64 + net.grad_off[l] if not from_chunk else NULL
     cdef floating *v
     cdef floating *s2
     cdef floating step, update
@@ -429,7 +429,10 @@ cdef int sgd_epoch_run(
     # each member's block of the step's gradient: it stays in cache from the sums to the update
     cdef Py_ssize_t grad_stride = STEP_BLOCK
     cdef floating *grad = NULL
-    cdef double *grad64 = <double *> fastbp_aligned_calloc((P + 1) * sizeof(double))
+    # (only a batch of two chunks or more sums into grad64: else it is never touched, and a
+    # wide network's would be hundreds of megabytes cleared for nothing)
+    cdef double *grad64 = <double *> fastbp_aligned_calloc(((P if batch_size > chunk else 0) + 1)
+                                                           * sizeof(double))
     cdef floating *tiles = NULL
     cdef void **pieces = NULL
     cdef fastbp_team_sync *sync = NULL
