@@ -83,6 +83,7 @@ cdef double shared_chunk(
     floating *grad,             # OUT (P,) the batch's sums: this member's rows of each W(l)
     int tid,
     int team,
+    bint zeroed=False,          # IN  a sparse X's rows of dW(1) in grad are zero already
 ) noexcept nogil:
     """run_chunk's sums for one chunk, computed by a whole team: each tile's forward and backward
     sweeps shared by samples, each member sweeping its samples into a tile buffer of its own
@@ -112,6 +113,8 @@ cdef double shared_chunk(
     out_rows = (2 * dL + 2 if net.output == OUT_LOGISTIC or net.output == OUT_SOFTMAX
                 or net.output == OUT_POISSON else 0)
     for l in range(1, net.L + 1):
+        if l == 1 and net.input.layout == INPUT_CSR and zeroed:
+            continue        # (step_block left them zero: a wide W(1) is not cleared each step)
         rows_of(net, l, tid, team, &r0, &r1)
         memset(grad + net.grad_off[l] + r0 * net.widths[l], 0,
                (r1 - r0) * net.widths[l] * sizeof(floating))
@@ -132,6 +135,17 @@ cdef double shared_chunk(
         for l in range(1, net.L + 1):
             rows_of(net, l, tid, team, &r0, &r1)
             if r0 == r1:
+                continue
+            if l == 1 and net.input.layout == INPUT_CSR:
+                # a sparse X: each member adds every sample's nonzeros of its rows, in order
+                for m in range(team):
+                    b0 = blocks * m // team * block
+                    b1 = blocks * (m + 1) // team * block
+                    if b0 < min(b1, nb):
+                        buf = member_tile(tiles, net, m, k)
+                        sparse_first_gradient_rows(net, order, t + b0, min(b1, nb) - b0,
+                                                   buf + net.delta_off[1] + b0,
+                                                   grad + net.grad_off[1], work, r0, r1)
                 continue
             n_pieces = 0
             for m in range(team):
@@ -319,18 +333,10 @@ cdef void sgd_epoch_member(const Epoch *e, int tid, int team, floating dummy) no
         stop = min(start + e.batch_size, e.N)
         scale = batch_scale(net, <const floating *> net.sample_weight, e.order, start, stop)
         from_chunk = stop - start <= e.chunk
-        if from_chunk and team > 1 and net.input.layout == INPUT_CSR:
-            # a sparse X's batch adds into the rows of W(1) that its nonzeros name, sample after
-            # sample: one member sums it, then every member steps its share of the rows
-            if tid == 0:
-                batch_err = run_chunk(net, <const floating *> e.Y, e.order, <floating *> NULL,
-                                      start, stop, <floating *> e.ws.scratch, chunk_grad,
-                                      MODE_GRADIENT, slot_zero)
-            fastbp_team_wait(e.sync, team)
-        elif from_chunk and team > 1:
+        if from_chunk and team > 1:
             batch_err = shared_chunk(net, <const floating *> e.Y, e.order, start, stop,
                                      <floating *> e.tiles, work, e.pieces + tid * 3 * team,
-                                     e.sync, chunk_grad, tid, team)
+                                     e.sync, chunk_grad, tid, team, slot_zero)
         elif from_chunk:
             batch_err = run_chunk(net, <const floating *> e.Y, e.order, <floating *> NULL, start,
                                   stop, <floating *> e.ws.scratch, chunk_grad, MODE_GRADIENT,

@@ -145,6 +145,44 @@ cdef void sparse_first_gradient(
             axpy(G + k * d, col, v, d)
 
 
+cdef void sparse_first_gradient_rows(
+    const Net *net,
+    const Py_ssize_t *rows,  # IN  NULL, or the samples are rows rows[t..t+nb-1] of X
+    Py_ssize_t t,           # IN  first sample
+    Py_ssize_t nb,          # IN  samples
+    const floating *delta,  # IN  their delta(1), d(1) rows, net.tile apart
+    floating *G,            # IN/OUT dW(1), (d(0)+1, d(1)) row-major: rows r0..r1-1 added to
+    floating *col,          # IN  room for d(1) values
+    Py_ssize_t r0,          # IN  the rows of dW(1) this member adds into
+    Py_ssize_t r1,
+) noexcept nogil:
+    """sparse_first_gradient for rows r0..r1-1 of dW(1) alone (each row's additions as there, in
+    the same order): the members of a shared step (_sgd_epoch.pxi) each add the batch's samples
+    into their own rows, every member reading every sample's nonzeros."""
+    cdef const floating *values = <const floating *> net.input.values
+    cdef Py_ssize_t ld = net.tile
+    cdef int d = net.widths[1]
+    cdef Py_ssize_t b, n, p, p0, p1, k
+    cdef int u
+    if net.touched != NULL and nb > 0 and r0 == 0:
+        net.touched[0] = 1
+    for b in range(nb):
+        for u in range(d):
+            col[u] = delta[u * ld + b]
+        if r0 == 0:
+            for u in range(d):
+                G[u] = G[u] + col[u]
+        n = rows[t + b] if rows != NULL else t + b
+        csr_row(&net.input, n, &p0, &p1)
+        for p in range(p0, p1):
+            k = csr_column(&net.input, p) + 1
+            if k < r0 or k >= r1:
+                continue
+            if net.touched != NULL:
+                net.touched[k] = 1
+            axpy(G + k * d, col, values[p], d)
+
+
 # ---------------------------------------------------------------------------------------------
 # Column rounds: the first layer of a gradient over X's rows in order (a gradient call, a
 # full-batch epoch; _driver.pxi's chunk_rounds_member). Sample after sample, every nonzero reads
