@@ -143,9 +143,9 @@ cdef double shared_chunk(
                     b1 = blocks * (m + 1) // team * block
                     if b0 < min(b1, nb):
                         buf = member_tile(tiles, net, m, k)
-                        sparse_first_gradient_rows(net, order, t + b0, min(b1, nb) - b0,
-                                                   buf + net.delta_off[1] + b0,
-                                                   grad + net.grad_off[1], work, r0, r1)
+                        sparse_first_gradient(net, order, t + b0, min(b1, nb) - b0,
+                                              buf + net.delta_off[1] + b0,
+                                              grad + net.grad_off[1], work, r0, r1)
                 continue
             n_pieces = 0
             for m in range(team):

@@ -114,56 +114,23 @@ cdef void sparse_first_gradient(
     const floating *delta,  # IN  delta(1) of the tile, d(1) rows, net.tile apart
     floating *G,            # IN/OUT dW(1), (d(0)+1, d(1)) row-major
     floating *col,          # IN  room for d(1) values
+    # IN  the rows of dW(1) added into: all (r1 < 0), or (the members of a shared step,
+    # _sgd_epoch.pxi, each adding every sample's nonzeros of its own rows) r0..r1-1
+    Py_ssize_t r0=0,
+    Py_ssize_t r1=-1,
 ) noexcept nogil:
     """INPUT_CSR: dW(1) += x(0) delta(1)^T over the tile, sample after sample: delta(1) into the
-    bias row, value times delta(1) into the row of each of the sample's nonzeros."""
-    cdef const floating *values = <const floating *> net.input.values
-    cdef Py_ssize_t ld = net.tile
-    cdef int d = net.widths[1]
-    cdef Py_ssize_t b, n, p, p0, p1
-    cdef int u
-    cdef floating v
-    cdef Py_ssize_t k
-    if net.touched != NULL and nb > 0:
-        net.touched[0] = 1
-    for b in range(nb):
-        for u in range(d):
-            col[u] = delta[u * ld + b]
-            G[u] = G[u] + col[u]
-        n = rows[t + b] if rows != NULL else t + b
-        csr_row(&net.input, n, &p0, &p1)
-        for p in range(p0, min(p0 + PREFETCH_AHEAD, p1)):
-            fastbp_prefetch(G + (csr_column(&net.input, p) + 1) * d, d * sizeof(floating))
-        for p in range(p0, p1):
-            if p + PREFETCH_AHEAD < p1:
-                fastbp_prefetch(G + (csr_column(&net.input, p + PREFETCH_AHEAD) + 1) * d,
-                                d * sizeof(floating))
-            v = values[p]
-            k = csr_column(&net.input, p) + 1
-            if net.touched != NULL:
-                net.touched[k] = 1
-            axpy(G + k * d, col, v, d)
-
-
-cdef void sparse_first_gradient_rows(
-    const Net *net,
-    const Py_ssize_t *rows,  # IN  NULL, or the samples are rows rows[t..t+nb-1] of X
-    Py_ssize_t t,           # IN  first sample
-    Py_ssize_t nb,          # IN  samples
-    const floating *delta,  # IN  their delta(1), d(1) rows, net.tile apart
-    floating *G,            # IN/OUT dW(1), (d(0)+1, d(1)) row-major: rows r0..r1-1 added to
-    floating *col,          # IN  room for d(1) values
-    Py_ssize_t r0,          # IN  the rows of dW(1) this member adds into
-    Py_ssize_t r1,
-) noexcept nogil:
-    """sparse_first_gradient for rows r0..r1-1 of dW(1) alone (each row's additions as there, in
-    the same order): the members of a shared step (_sgd_epoch.pxi) each add the batch's samples
-    into their own rows, every member reading every sample's nonzeros."""
+    bias row, value times delta(1) into the row of each of the sample's nonzeros. Each row's
+    additions are the same, in the same order, whatever rows r0..r1-1 are."""
     cdef const floating *values = <const floating *> net.input.values
     cdef Py_ssize_t ld = net.tile
     cdef int d = net.widths[1]
     cdef Py_ssize_t b, n, p, p0, p1, k
     cdef int u
+    # (a member's rows are a share: those it would fetch ahead might be another's)
+    cdef bint ahead = r1 < 0
+    if r1 < 0:
+        r1 = net.widths[0] + 1
     if net.touched != NULL and nb > 0 and r0 == 0:
         net.touched[0] = 1
     for b in range(nb):
@@ -174,7 +141,13 @@ cdef void sparse_first_gradient_rows(
                 G[u] = G[u] + col[u]
         n = rows[t + b] if rows != NULL else t + b
         csr_row(&net.input, n, &p0, &p1)
+        if ahead:
+            for p in range(p0, min(p0 + PREFETCH_AHEAD, p1)):
+                fastbp_prefetch(G + (csr_column(&net.input, p) + 1) * d, d * sizeof(floating))
         for p in range(p0, p1):
+            if ahead and p + PREFETCH_AHEAD < p1:
+                fastbp_prefetch(G + (csr_column(&net.input, p + PREFETCH_AHEAD) + 1) * d,
+                                d * sizeof(floating))
             k = csr_column(&net.input, p) + 1
             if k < r0 or k >= r1:
                 continue
