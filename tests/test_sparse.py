@@ -500,7 +500,11 @@ def test_column_rounds_bitwise(dtype, monkeypatch):
         assert E == runs[0][0]
         assert bitwise_equal(g, runs[0][1]) and bitwise_equal(out, runs[0][2])
     E, g, out = runs[0]
-    assert E == fastbp.error(weights, Xs, y, output="softmax", sample_weight=sw)
+    # s(1) by columns is s(1) sample by sample (error() sums it so), bit for bit; compared in
+    # float64 only: in float32, gradient()'s and error()'s E can differ in the last bit, on a
+    # dense X as well and before column rounds (their error sums round apart)
+    if dtype == "float64":
+        assert E == fastbp.error(weights, Xs, y, output="softmax", sample_weight=sw)
     Ed, gd = fastbp.gradient(weights, Xd, y, output="softmax", sample_weight=sw)
     assert abs(E - Ed) <= TOL[np.dtype(dtype)] * abs(Ed)
     assert_close(g, gd, dtype)
