@@ -51,8 +51,8 @@ _SERIAL_FLOPS = 1 << 18
 # step, while a busy core makes every member of a team wait for it at each barrier: those steps
 # stay on one thread.
 _SHARED_STEP_FLOPS = 1 << 20
-# A mini-batch epoch on a sparse X shares the update of every step (shares_sparse_updates) from
-# this many weights.
+# A mini-batch epoch on a sparse X shares every step (shares_sparse_updates) from this many
+# weights: the update of all of them is most of a wide network's step.
 _SHARED_UPDATE_WEIGHTS = 1 << 16
 # Chunks one thread takes per round (one OpenMP region), bounded by the memory of their buffers.
 _ROUND_BYTES = 1 << 22
@@ -628,10 +628,10 @@ def shares_steps(widths, batch_size, num_threads, itemsize=8) -> bool:
 def shares_sparse_updates(widths, num_threads) -> bool:
     """Whether the steps of a mini-batch epoch on a sparse X (INPUT_CSR, batches of one chunk)
     are shared among num_threads threads: when there are several and the network has at least
-    _SHARED_UPDATE_WEIGHTS weights. One thread sums a batch's gradient (its nonzeros name the
-    rows of W(1) it adds into, sample after sample); every member then updates its share of the
-    rows, and that update reads and writes every weight (and Adam's two moments) each step.
-    Either way the epoch's result is bitwise the same."""
+    _SHARED_UPDATE_WEIGHTS weights. The samples are swept by member, and dW(1) summed by rows,
+    each member adding every sample's nonzeros of its own rows; the update, which reads and
+    writes every weight (and Adam's two moments) each step, whatever rows the batch touched, is
+    shared by rows as well. Either way the epoch's result is bitwise the same."""
     threads = _checks.check_num_threads(num_threads, available_threads)
     return not _forked and threads > 1 and _n_params(widths) >= _SHARED_UPDATE_WEIGHTS
 
