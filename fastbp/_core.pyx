@@ -389,19 +389,21 @@ cdef void write_gradient(const Net *net, const double *grad_sum, floating **grad
     """grads[l] = scale * sum (or += with `accumulate`), rounded once to the weights' dtype, for
     the layers from index `first` (1: dW(1) was written already, run_batch's `final`)."""
     cdef int l
-    cdef Py_ssize_t p, n
-    cdef const double *src
-    cdef floating *dst
     for l in range(first, net.L):
-        src = grad_sum + net.grad_off[l + 1]
-        dst = grads[l]
-        n = <Py_ssize_t> (net.widths[l] + 1) * net.widths[l + 1]
-        if accumulate:
-            for p in range(n):
-                dst[p] = <floating> (dst[p] + src[p] * scale)
-        else:
-            for p in range(n):
-                dst[p] = <floating> (src[p] * scale)
+        write_scaled(grads[l], grad_sum + net.grad_off[l + 1],
+                     <Py_ssize_t> (net.widths[l] + 1) * net.widths[l + 1], scale, accumulate)
+
+
+cdef inline void write_scaled(floating *dst, const double *src, Py_ssize_t n, double scale,
+                              bint accumulate) noexcept nogil:
+    """dst = scale * src (or += with `accumulate`), rounded once to dst's dtype."""
+    cdef Py_ssize_t p
+    if accumulate:
+        for p in range(n):
+            dst[p] = <floating> (dst[p] + src[p] * scale)
+    else:
+        for p in range(n):
+            dst[p] = <floating> (src[p] * scale)
 
 
 def run(list weights, list widths, tuple spec, object X, object Y, object outputs,

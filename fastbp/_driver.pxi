@@ -109,7 +109,6 @@ cdef struct Workspace:
     bint columns
     Py_ssize_t skip
     Py_ssize_t *grad_off
-    Py_ssize_t chunk
     void *deltas
     Py_ssize_t *starts
     int *samples
@@ -148,7 +147,6 @@ cdef int workspace_alloc(const Net *net, Py_ssize_t max_chunks, Py_ssize_t slots
     ws.scratch_ready = False
     ws.next_chunk = 0
     ws.next_block = 0
-    ws.chunk = chunk
     ws.cap = 0
     ws.grad_off = NULL
     ws.deltas = ws.values = NULL

@@ -275,14 +275,13 @@ cdef void sparse_first_columns(
     cdef int d = net.widths[1]
     cdef Py_ssize_t blocks = (d0 + COLUMN_BLOCK) // COLUMN_BLOCK
     cdef Py_ssize_t blk = fastbp_claim(next_block) if team > 1 else 0
-    cdef Py_ssize_t r, r0, r1, s, b, nb, e, p
+    cdef Py_ssize_t r, r0, r1, s, b, nb, e
     cdef const Py_ssize_t *st
     cdef const int *smp
     cdef const floating *val
     cdef const floating *dl
     cdef double *sums
     cdef double *out
-    cdef floating *dst
     cdef int u
     # the additions in their order, queued so that the row of delta(1) PREFETCH_TASKS ahead is
     # fetched while one is added: a chunk's column has too few entries to fetch ahead within
@@ -324,14 +323,7 @@ cdef void sparse_first_columns(
                     n += 1
         run_tasks(into, by, times, n, d)
         if final != NULL:
-            dst = final + r0 * d
-            p = (r1 - r0) * d
-            if accumulate:
-                for e in range(p):
-                    dst[e] = <floating> (dst[e] + sums[e] * scale)
-            else:
-                for e in range(p):
-                    dst[e] = <floating> (sums[e] * scale)
+            write_scaled(final + r0 * d, sums, (r1 - r0) * d, scale, accumulate)
         blk = fastbp_claim(next_block) if team > 1 else blk + 1
 
 
