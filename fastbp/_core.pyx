@@ -58,6 +58,8 @@ cdef extern from "_simd.h" nogil:
     ctypedef struct fastbp_team_sync:
         pass
     void fastbp_team_wait(fastbp_team_sync *s, int team)
+    void fastbp_relay_wait(long *counter, long value)
+    void fastbp_relay_pass(long *counter, long value)
     void fastbp_pack_d(const double *src, Py_ssize_t sk, Py_ssize_t si, int K, int m, double *panel)
     void fastbp_pack_f(const float *src, Py_ssize_t sk, Py_ssize_t si, int K, int m, float *panel)
     int fastbp_sample_block_d()
@@ -72,9 +74,15 @@ cdef extern from "_simd.h" nogil:
                         int ns, float *G, float *work, int panel)
     void fastbp_outer_pieces_d(const double **X, const double **D, const int *ns, int pieces,
                                int rows, int cols, Py_ssize_t ld, double *G, double *work,
-                               int panel)
+                               int panel, int part)
     void fastbp_outer_pieces_f(const float **X, const float **D, const int *ns, int pieces,
-                               int rows, int cols, Py_ssize_t ld, float *G, float *work, int panel)
+                               int rows, int cols, Py_ssize_t ld, float *G, float *work, int panel,
+                               int part)
+    enum:
+        FASTBP_OUTER_CHAINED
+        FASTBP_OUTER_BY_TILE
+        FASTBP_OUTER_ALL
+        FASTBP_OUTER_KEEP_WORK
     void fastbp_tanh_d(double *x, int rows, Py_ssize_t ld, Py_ssize_t n)
     void fastbp_tanh_f(float *x, int rows, Py_ssize_t ld, Py_ssize_t n)
     void fastbp_exp_d(double *x, int rows, Py_ssize_t ld, Py_ssize_t n)

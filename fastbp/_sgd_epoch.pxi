@@ -49,7 +49,10 @@ cdef struct Epoch:
     void *grad                  # each member's block of the step's gradient (grad_stride each)
     Py_ssize_t grad_stride      # elements per member: a block of step_rows, or one row of W(l)
     double *grad64              # (P,) float64 sums of a batch of two chunks or more, kept zero
-    void *tiles                 # each member's two tile buffers in a shared step, else NULL
+    void *tiles                 # each member's tile buffers in a shared step (`segments`), or NULL
+    Py_ssize_t segments         # tile buffers per member: the most tiles its samples meet
+    long *relay                 # chained_chunk's counter of each group of rows (a line each)
+    double *tile_errors         # each tile's error in chained_chunk, summed in order by thread 0
     void **pieces               # room for each member's pieces of a tile (3 team each), or NULL
     fastbp_team_sync *sync      # the team's barrier (team > 1), or NULL
     double *row_squares         # ||row||^2 of every row of every W(l) (loss and alpha), or NULL
@@ -160,11 +163,11 @@ cdef double shared_chunk(
             if floating is double:
                 fastbp_outer_pieces_d(xs, ds, nsp, n_pieces, <int> (r1 - r0), net.widths[l], ld,
                                       grad + net.grad_off[l] + r0 * net.widths[l], work,
-                                      net.panel)
+                                      net.panel, FASTBP_OUTER_ALL)
             else:
                 fastbp_outer_pieces_f(xs, ds, nsp, n_pieces, <int> (r1 - r0), net.widths[l], ld,
                                       grad + net.grad_off[l] + r0 * net.widths[l], work,
-                                      net.panel)
+                                      net.panel, FASTBP_OUTER_ALL)
         if tid == 0:
             # the tile's error again, whole, in run_chunk's order (the members' own sums of it
             # would add up in another): the other members' output rows copied beside its own
@@ -185,6 +188,193 @@ cdef double shared_chunk(
         t += ld
         k += 1
     return err
+
+
+cdef enum:
+    # elements of dW(l) per group of rows handed from member to member in chained_chunk: small
+    # enough that the first member's lead and the last one's lag (a group each) are a few
+    # microseconds, large enough that a group keeps outer's register blocks busy
+    RELAY_GROUP = 1024
+    RELAY_LINE = 8              # longs per counter: a cache line of its own
+
+
+cdef inline Py_ssize_t relay_rows(const Net *net, int l) noexcept nogil:
+    """Rows of W(l) per group of chained_chunk's relay."""
+    return max(1, RELAY_GROUP // net.widths[l])
+
+
+cdef inline Py_ssize_t relay_first(const Net *net, int l) noexcept nogil:
+    """The index of W(l)'s first group among all layers' (layer 1's first)."""
+    cdef Py_ssize_t g = 0
+    cdef int m
+    for m in range(1, l):
+        g += (net.widths[m - 1] + relay_rows(net, m)) // relay_rows(net, m)
+    return g
+
+
+cdef inline void member_blocks(Py_ssize_t n, int block, int tid, int team, Py_ssize_t *B0,
+                               Py_ssize_t *B1) noexcept nogil:
+    """Member tid's sample blocks of a batch of n samples in chained_chunk: an even share of the
+    batch's blocks, in order (block j of tile k is block k * (tile / block) + j; only the last
+    tile may have fewer), the first members taking the blocks left over (the last members' end
+    in the batch's last tile, whose few samples sweep slower per sample)."""
+    cdef Py_ssize_t blocks = (n + block - 1) // block
+    B0[0] = (blocks * tid + team - 1) // team
+    B1[0] = (blocks * (tid + 1) + team - 1) // team
+
+
+cdef inline bint tile_segment(Py_ssize_t n, Py_ssize_t ld, int block, Py_ssize_t B0,
+                              Py_ssize_t B1, Py_ssize_t k, Py_ssize_t *b0,
+                              Py_ssize_t *b1) noexcept nogil:
+    """The samples b0..b1-1 of tile k (counted from the tile's start, padding included) that
+    blocks B0..B1-1 hold; False when they hold none of it."""
+    cdef Py_ssize_t per_tile = ld // block
+    cdef Py_ssize_t first = k * per_tile
+    cdef Py_ssize_t last = first + (min(ld, n - k * ld) + block - 1) // block
+    cdef Py_ssize_t lo = max(B0, first)
+    cdef Py_ssize_t hi = min(B1, last)
+    if lo >= hi:
+        return False
+    b0[0] = (lo - first) * block
+    b1[0] = (hi - first) * block
+    return True
+
+
+cdef inline floating *segment_buffer(const Epoch *e, floating *tiles, int member, Py_ssize_t B0,
+                                     Py_ssize_t k, Py_ssize_t ld, int block) noexcept nogil:
+    """The buffer member `member` (first block B0) sweeps its samples of tile k into."""
+    return tiles + (member * e.segments + k - B0 // (ld // block)) * e.net.scratch_len
+
+
+cdef void chained_chunk(
+    const Epoch *e,
+    Py_ssize_t start,           # IN  the batch: samples start..stop-1 of e.order, one chunk
+    Py_ssize_t stop,
+    void **pieces,              # IN  this member's room for a tile's pieces: 3 team pointers
+    long relay_base,            # IN  the relay counters' value before this step
+    bint zeroed,                # IN  the chunk slot's sums are zero already
+    int tid,
+    int team,
+    floating dummy,             # IN  0 in the weights' dtype (which the kernels are chosen by)
+) noexcept nogil:
+    """run_chunk's sums for one chunk of a dense X, computed by a whole team. Each member sweeps
+    its share of the batch's samples (whole sample blocks, in order) forward and backward into
+    buffers of its own, a tile's samples at their places in the tile (every sample's values are
+    run_chunk's, whatever the samples beside it). Then the sums, group of rows by group of rows
+    of every dW(l), are relayed from member to member in the order of their samples: member m
+    waits until member m - 1 has added all of its samples into a group, adds its own, and hands
+    the group on (e.relay). Each element of G so adds the batch's samples in run_chunk's order,
+    each member reading only the samples it swept (the columns `outer` sums sample by sample);
+    the columns that take a tile's sum at once (FASTBP_OUTER_BY_TILE) get it from the member
+    holding the tile's last samples, which reads the others' pieces of it. Sharing each tile's
+    samples instead, every member adding every sample into its own rows, moved half of all x(l)
+    and delta(l) between cores every step, the largest part of what two threads lost (issue 23).
+    Each tile's error is computed whole by the member holding its last samples, into
+    e.tile_errors[k]: thread 0 adds them in order after the step's barrier."""
+    cdef const Net *net = e.net
+    cdef const floating *Y = <const floating *> e.Y
+    cdef floating *tiles = <floating *> e.tiles
+    cdef floating *grad = <floating *> e.ws.grads
+    cdef Py_ssize_t ld = net.tile
+    cdef int block = sample_block(<floating> 0)
+    cdef int dL = net.widths[net.L]
+    cdef Py_ssize_t n = stop - start
+    cdef Py_ssize_t B0, B1, M0, M1, k, k0, k1, nb, b0, b1, c0, c1, ra, rb, rows, K, g
+    cdef int l, m, j, n_pieces, out_rows, cols, part
+    cdef floating *buf
+    cdef floating *G
+    cdef const floating *src
+    cdef const floating **xs = <const floating **> pieces
+    cdef const floating **ds = <const floating **> (pieces + team)
+    cdef int *nsp = <int *> (pieces + 2 * team)
+    b0 = b1 = 0
+    member_blocks(n, block, tid, team, &B0, &B1)
+    # the tiles this member's blocks meet: k0..k1-1
+    k0 = B0 // (ld // block)
+    k1 = (B1 + ld // block - 1) // (ld // block) if B1 > B0 else k0
+    for k in range(k0, k1):
+        tile_segment(n, ld, block, B0, B1, k, &b0, &b1)
+        nb = min(ld, n - k * ld)
+        buf = segment_buffer(e, tiles, tid, B0, k, ld, block)
+        # (the epoch's X was checked: no screen, net.screen_inputs is off)
+        forward_tile(net, e.order, start + k * ld + b0, min(b1, nb) - b0, <int> (b1 - b0),
+                     buf + b0)
+        sensitivities_tile(net, Y, e.order, start + k * ld + b0, min(b1, nb) - b0,
+                           <int> (b1 - b0), buf + b0, True)
+    g = 0
+    for l in range(1, net.L + 1):
+        rows = relay_rows(net, l)
+        K = net.widths[l - 1] + 1
+        cols = net.widths[l]
+        ra = 0
+        while ra < K:
+            rb = min(ra + rows, K)
+            G = grad + net.grad_off[l] + ra * cols
+            fastbp_relay_wait(e.relay + g * RELAY_LINE, relay_base + tid)
+            if tid == 0 and not zeroed:
+                memset(G, 0, (rb - ra) * cols * sizeof(floating))
+            for k in range(k0, k1):
+                # the columns summed sample by sample: this member's samples of tile k
+                tile_segment(n, ld, block, B0, B1, k, &b0, &b1)
+                buf = segment_buffer(e, tiles, tid, B0, k, ld, block)
+                xs[0] = buf + net.act_off[l - 1] + ra * ld + b0
+                ds[0] = buf + net.delta_off[l] + b0
+                nsp[0] = <int> (b1 - b0)
+                # delta(l) transposed once a layer, in the segment's own work space: the layer's
+                # later groups use it again
+                part = FASTBP_OUTER_CHAINED | (FASTBP_OUTER_KEEP_WORK if ra > 0 else 0)
+                if floating is double:
+                    fastbp_outer_pieces_d(xs, ds, nsp, 1, <int> (rb - ra), cols, ld, G,
+                                          buf + net.work_off, net.panel, part)
+                else:
+                    fastbp_outer_pieces_f(xs, ds, nsp, 1, <int> (rb - ra), cols, ld, G,
+                                          buf + net.work_off, net.panel, part)
+                if b1 < (min(ld, n - k * ld) + block - 1) // block * block:
+                    continue        # tile k ends in another member's blocks
+                # the columns that take the tile's sum at once: every member's piece of it
+                n_pieces = 0
+                for m in range(team):
+                    member_blocks(n, block, m, team, &M0, &M1)
+                    if tile_segment(n, ld, block, M0, M1, k, &c0, &c1):
+                        src = segment_buffer(e, tiles, m, M0, k, ld, block)
+                        xs[n_pieces] = src + net.act_off[l - 1] + ra * ld + c0
+                        ds[n_pieces] = src + net.delta_off[l] + c0
+                        nsp[n_pieces] = <int> (c1 - c0)
+                        n_pieces += 1
+                # (these columns read delta(l) as it is: no work space)
+                if floating is double:
+                    fastbp_outer_pieces_d(xs, ds, nsp, n_pieces, <int> (rb - ra), cols, ld, G,
+                                          NULL, net.panel, FASTBP_OUTER_BY_TILE)
+                else:
+                    fastbp_outer_pieces_f(xs, ds, nsp, n_pieces, <int> (rb - ra), cols, ld, G,
+                                          NULL, net.panel, FASTBP_OUTER_BY_TILE)
+            fastbp_relay_pass(e.relay + g * RELAY_LINE, relay_base + tid + 1)
+            ra = rb
+            g += 1
+    # (every member before this one has swept its samples: it handed group 0 on after that)
+    out_rows = (2 * dL + 2 if net.output == OUT_LOGISTIC or net.output == OUT_SOFTMAX
+                or net.output == OUT_POISSON else 0)
+    for k in range(k0, k1):
+        tile_segment(n, ld, block, B0, B1, k, &b0, &b1)
+        nb = min(ld, n - k * ld)
+        if b1 < (nb + block - 1) // block * block:
+            continue
+        # the tile's error, whole, in run_chunk's order: the other members' output rows copied
+        # beside this member's own first
+        buf = segment_buffer(e, tiles, tid, B0, k, ld, block)
+        for m in range(tid):
+            member_blocks(n, block, m, team, &M0, &M1)
+            if tile_segment(n, ld, block, M0, M1, k, &c0, &c1):
+                src = segment_buffer(e, tiles, m, M0, k, ld, block)
+                for j in range(1, dL + 1):
+                    memcpy(buf + net.act_off[net.L] + j * ld + c0,
+                           src + net.act_off[net.L] + j * ld + c0, (c1 - c0) * sizeof(floating))
+                for j in range(out_rows):
+                    memcpy(buf + net.out_off + j * ld + c0, src + net.out_off + j * ld + c0,
+                           (c1 - c0) * sizeof(floating))
+        e.tile_errors[k] = sensitivities_tile(net, Y, e.order, start + k * ld, nb,
+                                              <int> ((nb + block - 1) // block * block), buf,
+                                              False)
 
 
 cdef void step_block(
@@ -325,15 +515,21 @@ cdef void sgd_epoch_member(const Epoch *e, int tid, int team, floating dummy) no
     cdef long long t = e.steps
     cdef double scale, coef_sq
     cdef double batch_err = 0.0
-    cdef bint from_chunk
+    cdef bint from_chunk, chained
     cdef bint slot_zero = True      # ws.grads as workspace_alloc left it
     cdef floating lr_t = 0
     cdef int l
+    cdef long relay_base = 0
+    cdef Py_ssize_t g, k
     while start < e.N:
         stop = min(start + e.batch_size, e.N)
         scale = batch_scale(net, <const floating *> net.sample_weight, e.order, start, stop)
         from_chunk = stop - start <= e.chunk
-        if from_chunk and team > 1:
+        chained = from_chunk and team > 1 and net.input.layout == INPUT_DENSE
+        if chained:
+            chained_chunk(e, start, stop, e.pieces + tid * 3 * team, relay_base, slot_zero, tid,
+                          team, <floating> 0)
+        elif from_chunk and team > 1:
             batch_err = shared_chunk(net, <const floating *> e.Y, e.order, start, stop,
                                      <floating *> e.tiles, work, e.pieces + tid * 3 * team,
                                      e.sync, chunk_grad, tid, team, slot_zero)
@@ -352,12 +548,23 @@ cdef void sgd_epoch_member(const Epoch *e, int tid, int team, floating dummy) no
             t += 1
             lr_t = <floating> (e.lr * sqrt(1.0 - pow(e.beta2, <double> t))
                                / (1.0 - pow(e.momentum, <double> t)))
-        # a member's rows are those it summed in shared_chunk: no barrier between
+        # a member's rows are those it summed in shared_chunk: no barrier between; in
+        # chained_chunk, the rows' groups once the last member has handed them on
         for l in range(1, net.L + 1):
             rows_of(net, l, tid, team, &r0, &r1)
+            if chained and r0 < r1:
+                for g in range(relay_first(net, l) + r0 // relay_rows(net, l),
+                               relay_first(net, l) + (r1 - 1) // relay_rows(net, l) + 1):
+                    fastbp_relay_wait(e.relay + g * RELAY_LINE, relay_base + team)
             step_rows(e, l, r0, r1, from_chunk, scale, lr_t, tid)
         if team > 1:
             fastbp_team_wait(e.sync, team)
+        if chained:
+            relay_base += team
+            if tid == 0:
+                batch_err = 0.0
+                for k in range((stop - start + net.tile - 1) // net.tile):
+                    batch_err += e.tile_errors[k]
         if tid == 0 and e.loss != NULL:
             # read before any member can write the next step's squares: a barrier comes first
             coef_sq = 0.0
@@ -441,6 +648,15 @@ cdef int sgd_epoch_run(
                                                            * sizeof(double))
     cdef floating *tiles = NULL
     cdef void **pieces = NULL
+    cdef long *relay = NULL
+    cdef double *tile_errors = NULL
+    cdef int block = sample_block(<floating> 0)
+    # tile buffers per member: two (shared_chunk's), or as many tiles as its share of a batch's
+    # blocks can meet (chained_chunk's, batches of one chunk), its share in a team of two: OpenMP
+    # may give fewer threads than asked for, and a team of one does not chain
+    cdef Py_ssize_t batch_blocks = (min(batch_size, chunk) + block - 1) // block
+    cdef Py_ssize_t segments = max(2, ((batch_blocks + 1) // 2 + net.tile // block - 1)
+                                   // (net.tile // block) + 1)
     cdef fastbp_team_sync *sync = NULL
     cdef double *row_squares = NULL
     cdef unsigned char *touched = NULL
@@ -457,8 +673,11 @@ cdef int sgd_epoch_run(
         # the rows of W(1) a step's nonzeros add into (sparse_first_gradient marks them)
         touched = <unsigned char *> fastbp_aligned_calloc(net.widths[0] + 1)
     if threads > 1:
-        tiles = <floating *> fastbp_aligned_calloc(2 * threads * net.scratch_len
+        tiles = <floating *> fastbp_aligned_calloc(segments * threads * net.scratch_len
                                                    * sizeof(floating))
+        relay = <long *> fastbp_aligned_calloc((relay_first(net, net.L + 1) + 1) * RELAY_LINE
+                                               * sizeof(long))
+        tile_errors = <double *> fastbp_aligned_calloc((chunk // net.tile + 1) * sizeof(double))
         pieces = <void **> fastbp_aligned_calloc(3 * threads * threads * sizeof(void *))
         sync = <fastbp_team_sync *> fastbp_aligned_calloc(sizeof(fastbp_team_sync))
     if loss != NULL and objective.alpha != 0:
@@ -466,7 +685,8 @@ cdef int sgd_epoch_run(
     # allocated once per epoch: one scratch per thread, one gradient slot per chunk of a round
     if (grad == NULL or grad64 == NULL
             or (net.input.layout == INPUT_CSR and touched == NULL)
-            or (threads > 1 and (tiles == NULL or pieces == NULL or sync == NULL))
+            or (threads > 1 and (tiles == NULL or pieces == NULL or sync == NULL
+                                 or relay == NULL or tile_errors == NULL))
             or (loss != NULL and objective.alpha != 0 and row_squares == NULL)
             or workspace_alloc(net, (batch_size + chunk - 1) // chunk, slots if threads > 1 else 1,
                                threads, True, sizeof(floating), &ws) != 0):
@@ -475,13 +695,15 @@ cdef int sgd_epoch_run(
         fastbp_aligned_free(tiles)
         fastbp_aligned_free(pieces)
         fastbp_aligned_free(sync)
+        fastbp_aligned_free(relay)
+        fastbp_aligned_free(tile_errors)
         fastbp_aligned_free(row_squares)
         fastbp_aligned_free(touched)
         return -1
     workspace_ready(net, &ws, <floating> 0)
     net.touched = touched
     if tiles != NULL:
-        for l in range(2 * threads):
+        for l in range(segments * threads):
             init_scratch(net, tiles + l * net.scratch_len)
     net.panels = ws.panels
     e.net = net
@@ -506,6 +728,9 @@ cdef int sgd_epoch_run(
     e.grad_stride = grad_stride
     e.grad64 = grad64
     e.tiles = tiles
+    e.segments = segments
+    e.relay = relay
+    e.tile_errors = tile_errors
     e.pieces = pieces
     e.sync = sync
     e.row_squares = row_squares
@@ -528,5 +753,7 @@ cdef int sgd_epoch_run(
     fastbp_aligned_free(tiles)
     fastbp_aligned_free(pieces)
     fastbp_aligned_free(sync)
+    fastbp_aligned_free(relay)
+    fastbp_aligned_free(tile_errors)
     fastbp_aligned_free(row_squares)
     return 0

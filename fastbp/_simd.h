@@ -157,6 +157,13 @@ static inline void fastbp_prefetch(const void *p, size_t bytes) {
  * traffic by a third (AVX-512: 6 x 4 accumulators of the 32 registers; AVX2: 6 x 2 of 16). */
 #define FASTBP_RB 6
 
+/* The columns of a gradient block `outer` computes (its `part`): those whose elements add the
+ * samples one after another into G, those that add a tile's sum into G at once, or all. */
+#define FASTBP_OUTER_CHAINED 1
+#define FASTBP_OUTER_BY_TILE 2
+#define FASTBP_OUTER_ALL 3
+#define FASTBP_OUTER_KEEP_WORK 4
+
 /* ---- the kernel sets ---- */
 #if !FASTBP_VECTOR_EXT
 #define FASTBP_T double
@@ -349,7 +356,7 @@ static inline void fastbp_prefetch(const void *p, size_t bytes) {
         int (*sample_block)(void);                                                      \
         void (*linear)(const T *, int, int, const T *, ptrdiff_t, T *, int);            \
         void (*outer)(const T *const *, const T *const *, const int *, int, int, int,   \
-                      ptrdiff_t, T *, T *, int);                                        \
+                      ptrdiff_t, T *, T *, int, int);                                   \
         int (*load_inputs)(const T *, const ptrdiff_t *, ptrdiff_t, int, int, T *, ptrdiff_t, int); \
         void (*softmax)(T *, int, ptrdiff_t, ptrdiff_t, T *, T *);                      \
         FASTBP_ROW_KERNELS(FASTBP_ROW_SLOT, T, _)                                       \
@@ -497,6 +504,19 @@ static inline void fastbp_team_wait(fastbp_team_sync *s, int team) {
     }
 }
 
+/* A relay of the members of a team (fastbp/_sgd_epoch.pxi, chained_chunk): a counter each member
+ * waits on until it reaches `value` (spinning, then yielding, as fastbp_team_wait), and sets to
+ * the next member's value once it is done; what the member wrote before is then seen by the next. */
+static inline void fastbp_relay_wait(long *counter, long value) {
+    for (long spins = 0; FASTBP_LOAD_ACQ(counter) < value; spins++) {
+        if (spins < FASTBP_TEAM_SPINS)
+            FASTBP_PAUSE();
+        else
+            FASTBP_YIELD();
+    }
+}
+static inline void fastbp_relay_pass(long *counter, long value) { FASTBP_STORE_REL(counter, value); }
+
 /* The threads of the innermost enclosing parallel region: what OpenMP gave, which may be fewer
  * than a region asked for (OMP_THREAD_LIMIT, nesting); 1 outside any region or without OpenMP. */
 static inline int fastbp_team_size(void) {
@@ -558,16 +578,17 @@ static inline void fastbp_linear_d(const double *P, int K, int m, const double *
 static inline void fastbp_linear_f(const float *P, int K, int m, const float *in, ptrdiff_t ld,
                                    float *out, int ns) { fastbp_kf.linear(P, K, m, in, ld, out, ns); }
 static inline void fastbp_outer_d(const double *X, int rows, const double *D, int cols, ptrdiff_t ld,
-                                  int ns, double *G, double *work, int panel) { fastbp_kd.outer(&X, &D, &ns, 1, rows, cols, ld, G, work, panel); }
+                                  int ns, double *G, double *work, int panel) { fastbp_kd.outer(&X, &D, &ns, 1, rows, cols, ld, G, work, panel, FASTBP_OUTER_ALL); }
 static inline void fastbp_outer_f(const float *X, int rows, const float *D, int cols, ptrdiff_t ld,
-                                  int ns, float *G, float *work, int panel) { fastbp_kf.outer(&X, &D, &ns, 1, rows, cols, ld, G, work, panel); }
-/* outer on a tile whose samples are in pieces (see `outer` in _simd_kernels.h) */
+                                  int ns, float *G, float *work, int panel) { fastbp_kf.outer(&X, &D, &ns, 1, rows, cols, ld, G, work, panel, FASTBP_OUTER_ALL); }
+/* outer on a tile whose samples are in pieces, `part` of its columns (see `outer` in
+ * _simd_kernels.h) */
 static inline void fastbp_outer_pieces_d(const double *const *X, const double *const *D, const int *ns,
                                          int pieces, int rows, int cols, ptrdiff_t ld, double *G,
-                                         double *work, int panel) { fastbp_kd.outer(X, D, ns, pieces, rows, cols, ld, G, work, panel); }
+                                         double *work, int panel, int part) { fastbp_kd.outer(X, D, ns, pieces, rows, cols, ld, G, work, panel, part); }
 static inline void fastbp_outer_pieces_f(const float *const *X, const float *const *D, const int *ns,
                                          int pieces, int rows, int cols, ptrdiff_t ld, float *G,
-                                         float *work, int panel) { fastbp_kf.outer(X, D, ns, pieces, rows, cols, ld, G, work, panel); }
+                                         float *work, int panel, int part) { fastbp_kf.outer(X, D, ns, pieces, rows, cols, ld, G, work, panel, part); }
 #define FASTBP_ROW_WRAPPER(name, _a, _b)                                                  \
     static inline void fastbp_##name##_d(double *x, int rows, ptrdiff_t ld, ptrdiff_t n) {      \
         fastbp_kd.name(x, rows, ld, n);                                                 \

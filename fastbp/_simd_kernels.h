@@ -291,18 +291,23 @@ FASTBP_ATTR static inline T FASTBP_SFX(lanesum)(V a)
  * (work[b][c] = D[c][b]): a block of G stays in registers while the samples stream by, each
  * sample one broadcast of x per row and one load of delta per vector of columns, nothing summed
  * across lanes. The few columns left over (fewer than a vector) are dot products over the
- * samples, each lane summing its own samples. */
+ * samples, each lane summing its own samples.
+ * `part` says which columns: FASTBP_OUTER_CHAINED those whose elements add sample after sample
+ * into G (a tile's samples may then come in several calls, in order, with the same sums),
+ * FASTBP_OUTER_BY_TILE those that add a whole tile's lane sums into G at once (a tile in one
+ * call), or both; with FASTBP_OUTER_KEEP_WORK, `work` holds D transposed already (the last call
+ * had the same D, pieces and cols: only the rows differ). */
 FASTBP_ATTR static void FASTBP_SFX(outer)(const T *const *X, const T *const *D,
                                           const int *nsp, int pieces, int rows, int cols,
                                           ptrdiff_t ld, T *FASTBP_RESTRICT G,
-                                          T *FASTBP_RESTRICT work, int panel)
+                                          T *FASTBP_RESTRICT work, int panel, int part)
 {
     const int vcols = cols / LANES * LANES;
     /* rows of `work` one vector longer than needed: 2^k bytes apart (256 columns of doubles:
      * 2 KiB), the samples' rows would all fall in the same few sets of L1 and evict each other */
     const ptrdiff_t wld = vcols + LANES;
-    if (vcols > 0) {
-        for (int c0 = 0; c0 < vcols; c0 += LANES) {
+    if (vcols > 0 && (part & FASTBP_OUTER_CHAINED)) {
+        for (int c0 = 0; c0 < vcols && !(part & FASTBP_OUTER_KEEP_WORK); c0 += LANES) {
             ptrdiff_t boff = 0;
             for (int p = 0; p < pieces; boff += nsp[p], p++)
                 for (int b0 = 0; b0 < nsp[p]; b0 += LANES) {
@@ -344,7 +349,7 @@ FASTBP_ATTR static void FASTBP_SFX(outer)(const T *const *X, const T *const *D,
         }
 #undef FASTBP_OUTER_COLS
     }
-    if (vcols == cols) return;
+    if (vcols == cols || !(part & FASTBP_OUTER_BY_TILE)) return;
     /* four rows at a time, so that their dot products (one dependency chain each) overlap */
     int j = 0;
     for (; j + 4 <= rows; j += 4) {

@@ -23,10 +23,14 @@ static void FASTBP_SFX(linear)(const T *panel, int K, int m, const T *in, ptrdif
 }
 
 static void FASTBP_SFX(outer)(const T *const *X, const T *const *D, const int *nsp, int pieces,
-                              int rows, int cols, ptrdiff_t ld, T *G, T *work, int panel)
+                              int rows, int cols, ptrdiff_t ld, T *G, T *work, int panel,
+                              int part)
 {
     (void)work;
     (void)panel;
+    /* every element adds a whole tile's sum into G at once: all its columns are by tile */
+    if (!(part & FASTBP_OUTER_BY_TILE))
+        return;
     for (int j = 0; j < rows; j++)
         for (int c = 0; c < cols; c++) {
             T s = 0;
