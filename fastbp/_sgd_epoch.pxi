@@ -301,11 +301,13 @@ cdef void chained_chunk(
                      buf + b0)
         sensitivities_tile(net, Y, e.order, start + k * ld + b0, min(b1, nb) - b0,
                            <int> (b1 - b0), buf + b0, True)
-    g = 0
-    for l in range(1, net.L + 1):
+    # the output layer first: its few wide groups (a narrow layer's group is many rows) are not
+    # the ones the last member finishes while the others wait
+    for l in range(net.L, 0, -1):
         rows = relay_rows(net, l)
         K = net.widths[l - 1] + 1
         cols = net.widths[l]
+        g = relay_first(net, l)
         ra = 0
         while ra < K:
             rb = min(ra + rows, K)
@@ -549,8 +551,9 @@ cdef void sgd_epoch_member(const Epoch *e, int tid, int team, floating dummy) no
             lr_t = <floating> (e.lr * sqrt(1.0 - pow(e.beta2, <double> t))
                                / (1.0 - pow(e.momentum, <double> t)))
         # a member's rows are those it summed in shared_chunk: no barrier between; in
-        # chained_chunk, the rows' groups once the last member has handed them on
-        for l in range(1, net.L + 1):
+        # chained_chunk, the rows' groups once the last member has handed them on (the layers
+        # in the relay's order)
+        for l in range(net.L, 0, -1):
             rows_of(net, l, tid, team, &r0, &r1)
             if chained and r0 < r1:
                 for g in range(relay_first(net, l) + r0 // relay_rows(net, l),
