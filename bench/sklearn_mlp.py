@@ -37,7 +37,15 @@ of the coefficients; |score difference|): 20 iterations 4e-14 (9e-16), 50 iterat
 same fit, so the times compare the same work and the scores agree; --lbfgs-iterations changes it.
 
 Timing: each row fits a fresh estimator (random_state=0) on each side, --repeats times, the two
-sides in turn (who goes first alternating), fit() alone (the score is computed after). Printed:
+sides in turn (who goes first alternating), fit() alone (the score is computed after), each fit
+SETTLE seconds after the last: OpenBLAS's idle threads (NumPy's, SciPy's) spin for a while after
+each BLAS call (2^28 cycles, about 0.1 s, per call: OPENBLAS_THREAD_TIMEOUT), and a fit that
+starts in that window shares a core with them. Measured on digits (fastbp.sklearn, 2 threads):
+57 ms alone, 107 ms right after a 300 x 300 product, 58 ms 0.5 s later, 58 ms right after it
+with OPENBLAS_THREAD_TIMEOUT=4; after a scikit-learn fit of the same row, 124-151 ms at once,
+62-104 ms 0.3 s later, 56-62 ms 1 s later. Without the pause each side's fits after the other
+side's were the slow ones, so the medians of the short rows measured the order of the fits.
+Printed:
 the median and the min (best) of each side's fit times, the speed-up from the medians and from
 the mins, both scores and their difference (equal: within 1e-6 in float64; within 1e-3 with
 float32 input, where the two sides' different orders of summation grow over the fit into a
@@ -153,9 +161,15 @@ def issue23_problems(quick, data=None):
     ]
 
 
+# seconds between fits (module docstring: Timing)
+SETTLE = 1.0
+
+
 def fit_once(cls, X, y, params):
-    """(estimator, seconds of fit) of a fresh cls(random_state=0, **params)."""
+    """(estimator, seconds of fit) of a fresh cls(random_state=0, **params), SETTLE seconds
+    after whatever ran before."""
     est = cls(random_state=0, **params)
+    time.sleep(SETTLE)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         t0 = time.perf_counter()
