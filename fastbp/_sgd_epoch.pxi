@@ -301,8 +301,8 @@ cdef void chained_chunk(
                      buf + b0)
         sensitivities_tile(net, Y, e.order, start + k * ld + b0, min(b1, nb) - b0,
                            <int> (b1 - b0), buf + b0, True)
-    # the output layer first: its few wide groups (a narrow layer's group is many rows) are not
-    # the ones the last member finishes while the others wait
+    # the layers from the output down (the order of the groups changes no sum; the update follows
+    # it, so that each member's first rows there are among the first the relay has finished)
     for l in range(net.L, 0, -1):
         rows = relay_rows(net, l)
         K = net.widths[l - 1] + 1
@@ -630,7 +630,8 @@ cdef int sgd_epoch_run(
     Threads: with num_threads > 1 the whole epoch runs in one parallel region, its team kept
     from step to step (a thread that waits does so at a barrier, spinning GOMP_SPINCOUNT times as
     fastbp/__init__.py sets it, not in a new region's start-up). Every step is shared: a batch of
-    one chunk by samples and rows (shared_chunk), one of two chunks or more chunk by chunk
+    one chunk by samples, its sums relayed from member to member (chained_chunk; shared_chunk,
+    by samples and rows of each tile, for a sparse X), one of two chunks or more chunk by chunk
     (chunk_rounds_member), and the update by rows of each W(l). fastbp._api decides whether an
     epoch's steps are worth sharing (their flops). The weights, moments, steps and losses are
     bitwise those of num_threads = 1, whatever the team.

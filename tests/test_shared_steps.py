@@ -157,6 +157,18 @@ def test_narrow_networks_bitwise_equal_on_1_to_4_threads(shared, name, batch, wi
     assert_every_thread_count_equal(widths, output, "tanh", batch, METHODS[name])
 
 
+# Layers of several groups of rows in the relay of a shared step's sums (chained_chunk: about 1024
+# weights a group), each mixing columns summed sample by sample (whole vectors) with a few summed
+# by tile, in both dtypes (41 = 5 x 8 + 1 = 2 x 16 + 9, 33 = 4 x 8 + 1 = 2 x 16 + 1); the short
+# last batch of 100 splits a tile among three members on four threads
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("batch", [200, 513], ids=["batch200", "batch513"])
+@pytest.mark.parametrize("name", ["nesterov", "adam"])
+def test_relayed_groups_bitwise_equal_on_1_to_4_threads(shared, name, batch, dtype):
+    assert_every_thread_count_equal([70, 41, 33, 3], "softmax", "tanh", batch, METHODS[name],
+                                    dtype)
+
+
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("name", ["nesterov", "adam"])
 def test_default_threshold_shares_a_large_network_bitwise(name, dtype):
