@@ -73,6 +73,23 @@ cdef inline floating *member_tile(floating *tiles, const Net *net, int member,
     return tiles + (2 * member + (k & 1)) * net.scratch_len
 
 
+cdef inline void copy_output_rows(const Net *net, floating *dst, const floating *src,
+                                  Py_ssize_t b0, Py_ssize_t b1) noexcept nogil:
+    """Samples b0..b1-1 of a tile's rows the error reads, from another member's buffer into dst:
+    x(L), and s(L) with its two rows (cross-entropy, Poisson)."""
+    cdef Py_ssize_t ld = net.tile
+    cdef int dL = net.widths[net.L]
+    cdef int out_rows = (2 * dL + 2 if net.output == OUT_LOGISTIC or net.output == OUT_SOFTMAX
+                         or net.output == OUT_POISSON else 0)
+    cdef int j
+    for j in range(1, dL + 1):
+        memcpy(dst + net.act_off[net.L] + j * ld + b0, src + net.act_off[net.L] + j * ld + b0,
+               (b1 - b0) * sizeof(floating))
+    for j in range(out_rows):
+        memcpy(dst + net.out_off + j * ld + b0, src + net.out_off + j * ld + b0,
+               (b1 - b0) * sizeof(floating))
+
+
 cdef double shared_chunk(
     const Net *net,
     const floating *Y,          # IN  (N, d(L))
@@ -102,19 +119,14 @@ cdef double shared_chunk(
     the next tile while another still adds up the last one."""
     cdef Py_ssize_t ld = net.tile
     cdef int block = sample_block(<floating> 0)
-    cdef int dL = net.widths[net.L]
     cdef double err = 0.0
     cdef Py_ssize_t t, nb, b0, b1, r0, r1
-    cdef int l, m, j, ns, blocks, n_pieces, out_rows
+    cdef int l, m, ns, blocks, n_pieces
     cdef long k = 0
     cdef floating *buf
-    cdef const floating *src
     cdef const floating **xs = <const floating **> pieces
     cdef const floating **ds = <const floating **> (pieces + team)
     cdef int *nsp = <int *> (pieces + 2 * team)
-    # the rows the error reads beyond x(L): s(L) and its two rows (cross-entropy, Poisson)
-    out_rows = (2 * dL + 2 if net.output == OUT_LOGISTIC or net.output == OUT_SOFTMAX
-                or net.output == OUT_POISSON else 0)
     for l in range(1, net.L + 1):
         if l == 1 and net.input.layout == INPUT_CSR and zeroed:
             continue        # (step_block left them zero: a wide W(1) is not cleared each step)
@@ -176,14 +188,7 @@ cdef double shared_chunk(
                 b0 = blocks * m // team * block
                 b1 = blocks * (m + 1) // team * block
                 if b0 < b1:
-                    src = member_tile(tiles, net, m, k)
-                    for j in range(1, dL + 1):
-                        memcpy(buf + net.act_off[net.L] + j * ld + b0,
-                               src + net.act_off[net.L] + j * ld + b0,
-                               (b1 - b0) * sizeof(floating))
-                    for j in range(out_rows):
-                        memcpy(buf + net.out_off + j * ld + b0, src + net.out_off + j * ld + b0,
-                               (b1 - b0) * sizeof(floating))
+                    copy_output_rows(net, buf, member_tile(tiles, net, m, k), b0, b1)
             err += sensitivities_tile(net, Y, order, t, nb, ns, buf, False)
         t += ld
         k += 1
@@ -277,10 +282,9 @@ cdef void chained_chunk(
     cdef floating *grad = <floating *> e.ws.grads
     cdef Py_ssize_t ld = net.tile
     cdef int block = sample_block(<floating> 0)
-    cdef int dL = net.widths[net.L]
     cdef Py_ssize_t n = stop - start
     cdef Py_ssize_t B0, B1, M0, M1, k, k0, k1, nb, b0, b1, c0, c1, ra, rb, rows, K, g
-    cdef int l, m, j, n_pieces, out_rows, cols, part
+    cdef int l, m, n_pieces, cols, part
     cdef floating *buf
     cdef floating *G
     cdef const floating *src
@@ -354,8 +358,6 @@ cdef void chained_chunk(
             ra = rb
             g += 1
     # (every member before this one has swept its samples: it handed group 0 on after that)
-    out_rows = (2 * dL + 2 if net.output == OUT_LOGISTIC or net.output == OUT_SOFTMAX
-                or net.output == OUT_POISSON else 0)
     for k in range(k0, k1):
         tile_segment(n, ld, block, B0, B1, k, &b0, &b1)
         nb = min(ld, n - k * ld)
@@ -367,13 +369,7 @@ cdef void chained_chunk(
         for m in range(tid):
             member_blocks(n, block, m, team, &M0, &M1)
             if tile_segment(n, ld, block, M0, M1, k, &c0, &c1):
-                src = segment_buffer(e, tiles, m, M0, k, ld, block)
-                for j in range(1, dL + 1):
-                    memcpy(buf + net.act_off[net.L] + j * ld + c0,
-                           src + net.act_off[net.L] + j * ld + c0, (c1 - c0) * sizeof(floating))
-                for j in range(out_rows):
-                    memcpy(buf + net.out_off + j * ld + c0, src + net.out_off + j * ld + c0,
-                           (c1 - c0) * sizeof(floating))
+                copy_output_rows(net, buf, segment_buffer(e, tiles, m, M0, k, ld, block), c0, c1)
         e.tile_errors[k] = sensitivities_tile(net, Y, e.order, start + k * ld, nb,
                                               <int> ((nb + block - 1) // block * block), buf,
                                               False)
