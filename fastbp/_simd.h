@@ -483,6 +483,14 @@ static inline long fastbp_claim(long *next) { return __atomic_fetch_add(next, 1,
 #define FASTBP_STORE_REL(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
 #endif
 #define FASTBP_TEAM_SPINS 4096      /* pauses before a waiting member yields its core */
+/* One round of a member's wait: a pause, or once it has waited FASTBP_TEAM_SPINS rounds, its core
+ * yielded (never a sleep: see above) */
+static inline void fastbp_team_wait_round(long spins) {
+    if (spins < FASTBP_TEAM_SPINS)
+        FASTBP_PAUSE();
+    else
+        FASTBP_YIELD();
+}
 typedef struct {
     long arrived;
     char pad0[64 - sizeof(long)];
@@ -496,24 +504,16 @@ static inline void fastbp_team_wait(fastbp_team_sync *s, int team) {
         FASTBP_STORE_REL(&s->generation, gen + 1);
         return;
     }
-    for (long spins = 0; FASTBP_LOAD_ACQ(&s->generation) == gen; spins++) {
-        if (spins < FASTBP_TEAM_SPINS)
-            FASTBP_PAUSE();
-        else
-            FASTBP_YIELD();
-    }
+    for (long spins = 0; FASTBP_LOAD_ACQ(&s->generation) == gen; spins++)
+        fastbp_team_wait_round(spins);
 }
 
 /* A relay of the members of a team (fastbp/_sgd_epoch.pxi, chained_chunk): a counter each member
  * waits on until it reaches `value` (spinning, then yielding, as fastbp_team_wait), and sets to
  * the next member's value once it is done; what the member wrote before is then seen by the next. */
 static inline void fastbp_relay_wait(long *counter, long value) {
-    for (long spins = 0; FASTBP_LOAD_ACQ(counter) < value; spins++) {
-        if (spins < FASTBP_TEAM_SPINS)
-            FASTBP_PAUSE();
-        else
-            FASTBP_YIELD();
-    }
+    for (long spins = 0; FASTBP_LOAD_ACQ(counter) < value; spins++)
+        fastbp_team_wait_round(spins);
 }
 static inline void fastbp_relay_pass(long *counter, long value) { FASTBP_STORE_REL(counter, value); }
 
