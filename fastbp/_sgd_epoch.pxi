@@ -66,6 +66,17 @@ cdef inline void rows_of(const Net *net, int l, int tid, int team, Py_ssize_t *r
     r1[0] = rows * (tid + 1) // team
 
 
+cdef inline void update_rows_of(const Net *net, int l, int tid, int team, Py_ssize_t *r0,
+                                Py_ssize_t *r1) noexcept nogil:
+    """The rows of W(l) member tid updates after chained_chunk: a share each, the last member half
+    of one. The last member of the relay is the last to hold every group's sums; the others
+    update theirs while it adds (digits on two threads: 2/3 and 1/3 of the rows took 5 us a step
+    less than halves, the first member no longer waiting at the barrier for the second)."""
+    cdef Py_ssize_t rows = net.widths[l - 1] + 1
+    r0[0] = min(rows, rows * 2 * tid // (2 * team - 1))
+    r1[0] = min(rows, rows * 2 * (tid + 1) // (2 * team - 1))
+
+
 cdef inline floating *member_tile(floating *tiles, const Net *net, int member,
                                   long k) noexcept nogil:
     """The buffer member `member` sweeps tile k of a shared step into: a pair per member, the
@@ -221,11 +232,12 @@ cdef inline void member_blocks(Py_ssize_t n, int block, int tid, int team, Py_ss
                                Py_ssize_t *B1) noexcept nogil:
     """Member tid's sample blocks of a batch of n samples in chained_chunk: an even share of the
     batch's blocks, in order (block j of tile k is block k * (tile / block) + j; only the last
-    tile may have fewer), the first members taking the blocks left over (the last members' end
-    in the batch's last tile, whose few samples sweep slower per sample)."""
+    tile may have fewer), the last members taking the blocks left over: the first member's sums
+    start the relay, and every later member waits on them (digits, 25 blocks on two threads:
+    12 + 13 took 2 us a step less than 13 + 12)."""
     cdef Py_ssize_t blocks = (n + block - 1) // block
-    B0[0] = (blocks * tid + team - 1) // team
-    B1[0] = (blocks * (tid + 1) + team - 1) // team
+    B0[0] = blocks * tid // team
+    B1[0] = blocks * (tid + 1) // team
 
 
 cdef inline bint tile_segment(Py_ssize_t n, Py_ssize_t ld, int block, Py_ssize_t B0,
@@ -274,8 +286,8 @@ cdef void chained_chunk(
     holding the tile's last samples, which reads the others' pieces of it. Sharing each tile's
     samples instead, every member adding every sample into its own rows, moved half of all x(l)
     and delta(l) between cores every step, the largest part of what two threads lost (issue 23).
-    Each tile's error is computed whole by the member holding its last samples, into
-    e.tile_errors[k]: thread 0 adds them in order after the step's barrier."""
+    The first member, whose part of the relay ends first, then computes each tile's error whole,
+    into e.tile_errors[k]: it adds them in order after the step's barrier."""
     cdef const Net *net = e.net
     cdef const floating *Y = <const floating *> e.Y
     cdef floating *tiles = <floating *> e.tiles
@@ -284,7 +296,8 @@ cdef void chained_chunk(
     cdef int block = sample_block(<floating> 0)
     cdef Py_ssize_t n = stop - start
     cdef Py_ssize_t B0, B1, M0, M1, k, k0, k1, nb, b0, b1, c0, c1, ra, rb, rows, K, g
-    cdef int l, m, n_pieces, cols, part
+    cdef int l, m, n_pieces, cols, part, ns
+    cdef int last = 0
     cdef floating *buf
     cdef floating *G
     cdef const floating *src
@@ -357,22 +370,29 @@ cdef void chained_chunk(
             fastbp_relay_pass(e.relay + g * RELAY_LINE, relay_base + tid + 1)
             ra = rb
             g += 1
-    # (every member before this one has swept its samples: it handed group 0 on after that)
-    for k in range(k0, k1):
-        tile_segment(n, ld, block, B0, B1, k, &b0, &b1)
+    if tid != 0:
+        return
+    # Each tile's error, whole, in run_chunk's order, by the first member: the relay's later
+    # members end after it (each waits on the one before), so this costs the step nothing while
+    # there are later members. The error is read from the buffer of the member holding the tile's
+    # last samples, the other members' output rows copied beside them (the relay does not read
+    # those rows). Once the last member has handed on the relay's first group, every member has
+    # swept its samples.
+    fastbp_relay_wait(e.relay + relay_first(net, net.L) * RELAY_LINE, relay_base + team)
+    for k in range((n + ld - 1) // ld):
         nb = min(ld, n - k * ld)
-        if b1 < (nb + block - 1) // block * block:
-            continue
-        # the tile's error, whole, in run_chunk's order: the other members' output rows copied
-        # beside this member's own first
-        buf = segment_buffer(e, tiles, tid, B0, k, ld, block)
-        for m in range(tid):
+        ns = <int> ((nb + block - 1) // block * block)
+        for m in range(team):
             member_blocks(n, block, m, team, &M0, &M1)
-            if tile_segment(n, ld, block, M0, M1, k, &c0, &c1):
+            if tile_segment(n, ld, block, M0, M1, k, &c0, &c1) and c1 == ns:
+                last = m
+                B0 = M0
+        buf = segment_buffer(e, tiles, last, B0, k, ld, block)
+        for m in range(team):
+            member_blocks(n, block, m, team, &M0, &M1)
+            if m != last and tile_segment(n, ld, block, M0, M1, k, &c0, &c1):
                 copy_output_rows(net, buf, segment_buffer(e, tiles, m, M0, k, ld, block), c0, c1)
-        e.tile_errors[k] = sensitivities_tile(net, Y, e.order, start + k * ld, nb,
-                                              <int> ((nb + block - 1) // block * block), buf,
-                                              False)
+        e.tile_errors[k] = sensitivities_tile(net, Y, e.order, start + k * ld, nb, ns, buf, False)
 
 
 cdef void step_block(
@@ -550,7 +570,10 @@ cdef void sgd_epoch_member(const Epoch *e, int tid, int team, floating dummy) no
         # chained_chunk, the rows' groups once the last member has handed them on (the layers
         # in the relay's order)
         for l in range(net.L, 0, -1):
-            rows_of(net, l, tid, team, &r0, &r1)
+            if chained:
+                update_rows_of(net, l, tid, team, &r0, &r1)
+            else:
+                rows_of(net, l, tid, team, &r0, &r1)
             if chained and r0 < r1:
                 for g in range(relay_first(net, l) + r0 // relay_rows(net, l),
                                relay_first(net, l) + (r1 - 1) // relay_rows(net, l) + 1):
@@ -673,7 +696,7 @@ cdef int sgd_epoch_run(
         # the rows of W(1) a step's nonzeros add into (sparse_first_gradient marks them)
         touched = <unsigned char *> fastbp_aligned_calloc(net.widths[0] + 1)
     if threads > 1:
-        tiles = <floating *> fastbp_aligned_calloc(segments * threads * net.scratch_len
+        tiles = <floating *> fastbp_aligned_malloc(segments * threads * net.scratch_len
                                                    * sizeof(floating))
         relay = <long *> fastbp_aligned_calloc((relay_first(net, net.L + 1) + 1) * RELAY_LINE
                                                * sizeof(long))

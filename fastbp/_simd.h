@@ -76,9 +76,12 @@ static inline int fastbp_openmp_max_threads(void) {
  * was 300 of a 700 ms gradient (perf: spinlocks, IPIs, page clearing in the kernel). A kept
  * block is cleared with memset on reuse (calloc's promise) and taken by one caller only (an
  * atomic exchange of its slot); the memory it holds stays with the process until it is reused.
+ * Blocks from 256 KiB are kept: a mini-batch epoch on a team allocates its members' tile buffers
+ * (1.3 MB for digits on two threads) and scratch at every call, which took 55 us of a 1.1 ms
+ * epoch (issue 23); the tile buffers are asked for uncleared (fastbp_aligned_malloc).
  */
-#define FASTBP_KEEP_BYTES ((size_t)16 << 20)
-#define FASTBP_KEPT 4
+#define FASTBP_KEEP_BYTES ((size_t)256 << 10)
+#define FASTBP_KEPT 8
 #if defined(__GNUC__) || defined(__clang__)
 #define FASTBP_KEEPS_BLOCKS 1
 static void *fastbp_kept[FASTBP_KEPT];
