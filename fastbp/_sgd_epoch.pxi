@@ -68,13 +68,14 @@ cdef inline void rows_of(const Net *net, int l, int tid, int team, Py_ssize_t *r
 
 cdef inline void update_rows_of(const Net *net, int l, int tid, int team, Py_ssize_t *r0,
                                 Py_ssize_t *r1) noexcept nogil:
-    """The rows of W(l) member tid updates after chained_chunk: a share each, the last member half
-    of one. The last member of the relay is the last to hold every group's sums; the others
-    update theirs while it adds (digits on two threads: 2/3 and 1/3 of the rows took 5 us a step
-    less than halves, the first member no longer waiting at the barrier for the second)."""
+    """The rows of W(l) member tid updates after chained_chunk: a share each, the last member a
+    third of one. The last member of the relay is the last to hold every group's sums; the
+    others update theirs while it adds (digits on two threads: 2/3 and 1/3 of the rows took 5 us
+    a step less than halves, the first member no longer waiting at the barrier for the second;
+    3/4 and 1/4, 3 % less again on bench/ab_epoch.py's digits-sized and [40, 128, 64, 5] rows)."""
     cdef Py_ssize_t rows = net.widths[l - 1] + 1
-    r0[0] = min(rows, rows * 2 * tid // (2 * team - 1))
-    r1[0] = min(rows, rows * 2 * (tid + 1) // (2 * team - 1))
+    r0[0] = min(rows, rows * 3 * tid // (3 * team - 2))
+    r1[0] = min(rows, rows * 3 * (tid + 1) // (3 * team - 2))
 
 
 cdef inline floating *member_tile(floating *tiles, const Net *net, int member,
