@@ -185,3 +185,8 @@ def out_ready(out: object, weights: list[np.ndarray]) -> bool:
     """True when `out` passes every check of `out=` and the kernel can write it as it is (the
     quick path of fastbp.gradient; it never raises)."""
     ...
+
+def _random_splits(on: bool) -> None:
+    """Split every shared step's samples among the threads at random (a test hook: no split
+    changes a bit of a step)."""
+    ...

@@ -60,6 +60,8 @@ cdef extern from "_simd.h" nogil:
     void fastbp_team_wait(fastbp_team_sync *s, int team)
     void fastbp_relay_wait(long *counter, long value)
     void fastbp_relay_pass(long *counter, long value)
+    double fastbp_seconds()
+    double fastbp_relay_wait_timed(long *counter, long value)
     void fastbp_pack_d(const double *src, Py_ssize_t sk, Py_ssize_t si, int K, int m, double *panel)
     void fastbp_pack_f(const float *src, Py_ssize_t sk, Py_ssize_t si, int K, int m, float *panel)
     int fastbp_sample_block_d()

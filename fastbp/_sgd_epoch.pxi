@@ -53,6 +53,10 @@ cdef struct Epoch:
     Py_ssize_t segments         # tile buffers per member: the most tiles its samples meet
     long *relay                 # chained_chunk's counter of each group of rows (a line each)
     double *tile_errors         # each tile's error in chained_chunk, summed in order by thread 0
+    double *pace                # each member's seconds of sweep and sums, and blocks, by parity
+    double *rates               # each member's own estimate of every member's seconds a block
+    Py_ssize_t *starts          # each member's own copy of the members' first blocks (team + 1)
+    Py_ssize_t split_stride     # values per member in rates and starts
     void **pieces               # room for each member's pieces of a tile (3 team each), or NULL
     fastbp_team_sync *sync      # the team's barrier (team > 1), or NULL
     double *row_squares         # ||row||^2 of every row of every W(l) (loss and alpha), or NULL
@@ -213,6 +217,7 @@ cdef enum:
     # microseconds, large enough that a group keeps outer's register blocks busy
     RELAY_GROUP = 1024
     RELAY_LINE = 8              # longs per counter: a cache line of its own
+    PACE_LINE = 8               # doubles per member and parity in e.pace
 
 
 cdef inline Py_ssize_t relay_rows(const Net *net, int l) noexcept nogil:
@@ -229,16 +234,77 @@ cdef inline Py_ssize_t relay_first(const Net *net, int l) noexcept nogil:
     return g
 
 
-cdef inline void member_blocks(Py_ssize_t n, int block, int tid, int team, Py_ssize_t *B0,
-                               Py_ssize_t *B1) noexcept nogil:
-    """Member tid's sample blocks of a batch of n samples in chained_chunk: an even share of the
-    batch's blocks, in order (block j of tile k is block k * (tile / block) + j; only the last
-    tile may have fewer), the last members taking the blocks left over: the first member's sums
-    start the relay, and every later member waits on them (digits, 25 blocks on two threads:
-    12 + 13 took 2 us a step less than 13 + 12)."""
-    cdef Py_ssize_t blocks = (n + block - 1) // block
-    B0[0] = blocks * tid // team
-    B1[0] = blocks * (tid + 1) // team
+# A test's switch (fastbp._core._random_splits): every chained step split at random, the same
+# draw for every member (a split changes no bit of a step; tests/test_shared_steps.py).
+cdef bint random_splits = False
+
+
+def _random_splits(bint on):
+    """Split every shared step's samples among the threads at random (tests only)."""
+    global random_splits
+    random_splits = on
+
+
+cdef void split_batch(const Epoch *e, Py_ssize_t blocks, int block, int team, long step,
+                      double *rates, Py_ssize_t *starts) noexcept nogil:
+    """The members' shares of a batch's `blocks` sample blocks in chained_chunk: member m takes
+    blocks starts[m]..starts[m+1]-1, in order. The shares follow each member's pace, its seconds
+    a block in the step before (e.pace, smoothed in `rates`): a member whose core is shared, or
+    slower, takes fewer blocks, and the relay's members end their sums together. A share changes
+    no bit of the step (every sample's values are one member's, and every sum is in sample
+    order), so the timing may decide it. With no pace yet (an epoch's first step) the shares are
+    even, the last members taking the blocks left over: the first member's sums start the relay,
+    and every later member waits on them (digits, 25 blocks on two threads: 12 + 13 took 2 us a
+    step less than 13 + 12). Every member computes the same shares from the same figures (e.pace
+    of the step before: written before the step's barrier, read after it; each member's own
+    rates and starts)."""
+    # a member's blocks meet at most segments tiles (its buffers): cap // tile + 1 <= segments
+    cdef Py_ssize_t cap = (e.segments - 1) * (e.net.tile // block)
+    cdef const double *pace
+    cdef double r, known, total, acc
+    cdef unsigned long long draw
+    cdef int m, n_known
+    if random_splits:
+        draw = ((<unsigned long long> step) * 2654435761ULL
+                + (<unsigned long long> blocks) * 40503ULL)
+        starts[0] = 0
+        for m in range(1, team):
+            draw = draw * 6364136223846793005ULL + 1442695040888963407ULL
+            starts[m] = starts[m - 1] + <Py_ssize_t> ((draw >> 33) % <unsigned long long> (
+                blocks - starts[m - 1] + 1))
+    else:
+        if step == 0:
+            for m in range(team):
+                rates[m] = 0
+        else:
+            pace = e.pace + ((step - 1) & 1) * team * PACE_LINE
+            for m in range(team):
+                if pace[m * PACE_LINE + 1] > 0 and pace[m * PACE_LINE] > 0:
+                    r = pace[m * PACE_LINE] / pace[m * PACE_LINE + 1]
+                    if rates[m] > 0:
+                        # one slow step (a member preempted) moves the shares by a bounded step
+                        r = 0.5 * (rates[m] + min(max(r, 0.25 * rates[m]), 4 * rates[m]))
+                    rates[m] = r
+        known = 0
+        n_known = 0
+        for m in range(team):
+            if rates[m] > 0:
+                known += rates[m]
+                n_known += 1
+        total = 0
+        for m in range(team):
+            total += 1 / (rates[m] if rates[m] > 0 else known / n_known) if n_known else 1
+        starts[0] = 0
+        acc = 0
+        for m in range(1, team):
+            acc += 1 / (rates[m - 1] if rates[m - 1] > 0 else known / n_known) if n_known else 1
+            starts[m] = min(blocks, <Py_ssize_t> (blocks * (acc / total)))
+    starts[team] = blocks
+    for m in range(1, team):
+        starts[m] = max(starts[m], starts[m - 1])
+        starts[m] = min(starts[m], starts[m - 1] + cap)
+    for m in range(team - 1, 0, -1):
+        starts[m] = max(starts[m], starts[m + 1] - cap)
 
 
 cdef inline bint tile_segment(Py_ssize_t n, Py_ssize_t ld, int block, Py_ssize_t B0,
@@ -305,8 +371,16 @@ cdef void chained_chunk(
     cdef const floating **xs = <const floating **> pieces
     cdef const floating **ds = <const floating **> (pieces + team)
     cdef int *nsp = <int *> (pieces + 2 * team)
+    cdef long step = relay_base // team
+    cdef Py_ssize_t *starts = e.starts + tid * e.split_stride
+    cdef double *pace = e.pace + ((step & 1) * team + tid) * PACE_LINE
+    cdef double waited = 0
+    cdef double t0 = fastbp_seconds()
     b0 = b1 = 0
-    member_blocks(n, block, tid, team, &B0, &B1)
+    split_batch(e, (n + block - 1) // block, block, team, step, e.rates + tid * e.split_stride,
+                starts)
+    B0 = starts[tid]
+    B1 = starts[tid + 1]
     # the tiles this member's blocks meet: k0..k1-1
     k0 = B0 // (ld // block)
     k1 = (B1 + ld // block - 1) // (ld // block) if B1 > B0 else k0
@@ -330,7 +404,7 @@ cdef void chained_chunk(
         while ra < K:
             rb = min(ra + rows, K)
             G = grad + net.grad_off[l] + ra * cols
-            fastbp_relay_wait(e.relay + g * RELAY_LINE, relay_base + tid)
+            waited += fastbp_relay_wait_timed(e.relay + g * RELAY_LINE, relay_base + tid)
             if tid == 0 and not zeroed:
                 memset(G, 0, (rb - ra) * cols * sizeof(floating))
             for k in range(k0, k1):
@@ -354,7 +428,8 @@ cdef void chained_chunk(
                 # the columns that take the tile's sum at once: every member's piece of it
                 n_pieces = 0
                 for m in range(team):
-                    member_blocks(n, block, m, team, &M0, &M1)
+                    M0 = starts[m]
+                    M1 = starts[m + 1]
                     if tile_segment(n, ld, block, M0, M1, k, &c0, &c1):
                         src = segment_buffer(e, tiles, m, M0, k, ld, block)
                         xs[n_pieces] = src + net.act_off[l - 1] + ra * ld + c0
@@ -371,6 +446,9 @@ cdef void chained_chunk(
             fastbp_relay_pass(e.relay + g * RELAY_LINE, relay_base + tid + 1)
             ra = rb
             g += 1
+    # this member's pace for the next step's shares: its time less its waits on the relay
+    pace[0] = fastbp_seconds() - t0 - waited
+    pace[1] = <double> (B1 - B0)
     if tid != 0:
         return
     # Each tile's error, whole, in run_chunk's order, by the first member: the relay's later
@@ -384,13 +462,15 @@ cdef void chained_chunk(
         nb = min(ld, n - k * ld)
         ns = <int> ((nb + block - 1) // block * block)
         for m in range(team):
-            member_blocks(n, block, m, team, &M0, &M1)
+            M0 = starts[m]
+            M1 = starts[m + 1]
             if tile_segment(n, ld, block, M0, M1, k, &c0, &c1) and c1 == ns:
                 last = m
                 B0 = M0
         buf = segment_buffer(e, tiles, last, B0, k, ld, block)
         for m in range(team):
-            member_blocks(n, block, m, team, &M0, &M1)
+            M0 = starts[m]
+            M1 = starts[m + 1]
             if m != last and tile_segment(n, ld, block, M0, M1, k, &c0, &c1):
                 copy_output_rows(net, buf, segment_buffer(e, tiles, m, M0, k, ld, block), c0, c1)
         e.tile_errors[k] = sensitivities_tile(net, Y, e.order, start + k * ld, nb, ns, buf, False)
@@ -674,6 +754,11 @@ cdef int sgd_epoch_run(
     cdef void **pieces = NULL
     cdef long *relay = NULL
     cdef double *tile_errors = NULL
+    cdef double *pace = NULL
+    cdef double *rates = NULL
+    cdef Py_ssize_t *starts = NULL
+    # (a line or more for each member's rates and starts)
+    cdef Py_ssize_t split_stride = (threads + 1 + 7) // 8 * 8
     cdef int block = sample_block(<floating> 0)
     # tile buffers per member: two (shared_chunk's), or as many tiles as its share of a batch's
     # blocks can meet (chained_chunk's, batches of one chunk), its share in a team of two: OpenMP
@@ -702,6 +787,9 @@ cdef int sgd_epoch_run(
         relay = <long *> fastbp_aligned_calloc((relay_first(net, net.L + 1) + 1) * RELAY_LINE
                                                * sizeof(long))
         tile_errors = <double *> fastbp_aligned_calloc((chunk // net.tile + 1) * sizeof(double))
+        pace = <double *> fastbp_aligned_calloc(2 * threads * PACE_LINE * sizeof(double))
+        rates = <double *> fastbp_aligned_calloc(threads * split_stride * sizeof(double))
+        starts = <Py_ssize_t *> fastbp_aligned_calloc(threads * split_stride * sizeof(Py_ssize_t))
         pieces = <void **> fastbp_aligned_calloc(3 * threads * threads * sizeof(void *))
         sync = <fastbp_team_sync *> fastbp_aligned_calloc(sizeof(fastbp_team_sync))
     if loss != NULL and objective.alpha != 0:
@@ -710,7 +798,8 @@ cdef int sgd_epoch_run(
     if (grad == NULL or grad64 == NULL
             or (net.input.layout == INPUT_CSR and touched == NULL)
             or (threads > 1 and (tiles == NULL or pieces == NULL or sync == NULL
-                                 or relay == NULL or tile_errors == NULL))
+                                 or relay == NULL or tile_errors == NULL or pace == NULL
+                                 or rates == NULL or starts == NULL))
             or (loss != NULL and objective.alpha != 0 and row_squares == NULL)
             or workspace_alloc(net, (batch_size + chunk - 1) // chunk, slots if threads > 1 else 1,
                                threads, True, sizeof(floating), &ws) != 0):
@@ -721,6 +810,9 @@ cdef int sgd_epoch_run(
         fastbp_aligned_free(sync)
         fastbp_aligned_free(relay)
         fastbp_aligned_free(tile_errors)
+        fastbp_aligned_free(pace)
+        fastbp_aligned_free(rates)
+        fastbp_aligned_free(starts)
         fastbp_aligned_free(row_squares)
         fastbp_aligned_free(touched)
         return -1
@@ -755,6 +847,10 @@ cdef int sgd_epoch_run(
     e.segments = segments
     e.relay = relay
     e.tile_errors = tile_errors
+    e.pace = pace
+    e.rates = rates
+    e.starts = starts
+    e.split_stride = split_stride
     e.pieces = pieces
     e.sync = sync
     e.row_squares = row_squares
@@ -779,5 +875,8 @@ cdef int sgd_epoch_run(
     fastbp_aligned_free(sync)
     fastbp_aligned_free(relay)
     fastbp_aligned_free(tile_errors)
+    fastbp_aligned_free(pace)
+    fastbp_aligned_free(rates)
+    fastbp_aligned_free(starts)
     fastbp_aligned_free(row_squares)
     return 0

@@ -520,6 +520,23 @@ static inline void fastbp_relay_wait(long *counter, long value) {
 }
 static inline void fastbp_relay_pass(long *counter, long value) { FASTBP_STORE_REL(counter, value); }
 
+/* Seconds on a monotonic clock (OpenMP's; 0 without OpenMP, where no team shares a step). */
+static inline double fastbp_seconds(void) {
+#ifdef _OPENMP
+    return omp_get_wtime();
+#else
+    return 0.0;
+#endif
+}
+
+/* fastbp_relay_wait, returning the seconds it waited (0 when the counter was there already). */
+static inline double fastbp_relay_wait_timed(long *counter, long value) {
+    if (FASTBP_LOAD_ACQ(counter) >= value) return 0.0;
+    const double t0 = fastbp_seconds();
+    fastbp_relay_wait(counter, value);
+    return fastbp_seconds() - t0;
+}
+
 /* The threads of the innermost enclosing parallel region: what OpenMP gave, which may be fewer
  * than a region asked for (OMP_THREAD_LIMIT, nesting); 1 outside any region or without OpenMP. */
 static inline int fastbp_team_size(void) {

@@ -169,6 +169,55 @@ def test_relayed_groups_bitwise_equal_on_1_to_4_threads(shared, name, batch, dty
                                     dtype)
 
 
+# The members' shares of a step follow their pace (split_batch): any split must give the same
+# bits. fastbp._core._random_splits draws every step's split at random (members with no samples,
+# one member with all of them, boundaries inside tiles), the same draw for every member.
+@pytest.fixture
+def random_splits():
+    from fastbp import _core
+    _core._random_splits(True)
+    yield
+    _core._random_splits(False)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("widths, output", [([70, 41, 33, 3], "softmax"), ([6, 9, 7, 3], "linear"),
+                                            ([6, 1, 3], "softmax")],
+                         ids=["relayed-groups", "small", "one-unit-hidden"])
+@pytest.mark.parametrize("batch", [7, 200, 513], ids=["batch7", "batch200", "batch513"])
+@pytest.mark.parametrize("name", ["nesterov", "adam"])
+def test_random_splits_bitwise_equal_on_1_to_4_threads(shared, random_splits, name, batch, widths,
+                                                       output, dtype):
+    assert_every_thread_count_equal(widths, output, "tanh", batch, METHODS[name], dtype)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_random_splits_sklearn_loss_bitwise_equal_on_1_to_4_threads(shared, random_splits, solver,
+                                                                    dtype):
+    """fastbp.sklearn's loss (each tile's error, computed by the first member from the buffers
+    of the member holding the tile's last samples) and weights under random splits."""
+    fs = pytest.importorskip("fastbp.sklearn")
+    X, y, _ = data([12, 5], "softmax", n=613)
+    X = X.astype(dtype)
+    labels = np.argmax(y, axis=1)
+    fits = []
+    for k in THREADS:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            clf = fs.MLPClassifier(hidden_layer_sizes=(23,), solver=solver, batch_size=200,
+                                   max_iter=4, alpha=1e-3, random_state=0, num_threads=k)
+            clf.fit(X, labels)
+        fits.append(clf)
+    one = fits[0]
+    assert len(one.loss_curve_) == 4 and np.all(np.isfinite(one.loss_curve_))
+    assert one.loss_curve_[-1] < one.loss_curve_[0]
+    for k, clf in zip(THREADS[1:], fits[1:]):
+        assert clf.loss_curve_ == one.loss_curve_, f"{k} threads: loss differs from 1 thread's"
+        assert bitwise_equal(clf.coefs_ + clf.intercepts_, one.coefs_ + one.intercepts_), \
+            f"{k} threads: weights differ from 1 thread's"
+
+
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("name", ["nesterov", "adam"])
 def test_default_threshold_shares_a_large_network_bitwise(name, dtype):
