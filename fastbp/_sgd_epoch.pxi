@@ -291,14 +291,21 @@ cdef void split_batch(const Epoch *e, Py_ssize_t blocks, int block, int team, lo
             if rates[m] > 0:
                 known += rates[m]
                 n_known += 1
-        total = 0
-        for m in range(team):
-            total += 1 / (rates[m] if rates[m] > 0 else known / n_known) if n_known else 1
         starts[0] = 0
-        acc = 0
-        for m in range(1, team):
-            acc += 1 / (rates[m - 1] if rates[m - 1] > 0 else known / n_known) if n_known else 1
-            starts[m] = min(blocks, <Py_ssize_t> (blocks * (acc / total)))
+        if n_known == 0:
+            for m in range(1, team):
+                starts[m] = blocks * m // team
+        else:
+            # a member not timed yet (no blocks so far) is taken at the others' mean
+            total = 0
+            for m in range(team):
+                if rates[m] <= 0:
+                    rates[m] = known / n_known
+                total += 1 / rates[m]
+            acc = 0
+            for m in range(1, team):
+                acc += 1 / rates[m - 1]
+                starts[m] = min(blocks, <Py_ssize_t> (blocks * (acc / total)))
     starts[team] = blocks
     for m in range(1, team):
         starts[m] = max(starts[m], starts[m - 1])
@@ -365,6 +372,7 @@ cdef void chained_chunk(
     cdef Py_ssize_t B0, B1, M0, M1, k, k0, k1, nb, b0, b1, c0, c1, ra, rb, rows, K, g
     cdef int l, m, n_pieces, cols, part, ns
     cdef int last = 0
+    cdef Py_ssize_t last_first = 0
     cdef floating *buf
     cdef floating *G
     cdef const floating *src
@@ -466,8 +474,8 @@ cdef void chained_chunk(
             M1 = starts[m + 1]
             if tile_segment(n, ld, block, M0, M1, k, &c0, &c1) and c1 == ns:
                 last = m
-                B0 = M0
-        buf = segment_buffer(e, tiles, last, B0, k, ld, block)
+                last_first = M0
+        buf = segment_buffer(e, tiles, last, last_first, k, ld, block)
         for m in range(team):
             M0 = starts[m]
             M1 = starts[m + 1]
