@@ -768,9 +768,10 @@ cdef int sgd_epoch_run(
     # (a line or more for each member's rates and starts)
     cdef Py_ssize_t split_stride = (threads + 1 + 7) // 8 * 8
     cdef int block = sample_block(<floating> 0)
-    # tile buffers per member: two (shared_chunk's), or as many tiles as its share of a batch's
-    # blocks can meet (chained_chunk's, batches of one chunk), its share in a team of two: OpenMP
-    # may give fewer threads than asked for, and a team of one does not chain
+    # tile buffers per member: two (shared_chunk's), or as many tiles as an even share of a batch's
+    # blocks can meet in a team of two (chained_chunk's, batches of one chunk; split_batch caps
+    # every share to them): OpenMP may give fewer threads than asked for, and a team of one does
+    # not chain
     cdef Py_ssize_t batch_blocks = (min(batch_size, chunk) + block - 1) // block
     cdef Py_ssize_t segments = max(2, ((batch_blocks + 1) // 2 + net.tile // block - 1)
                                    // (net.tile // block) + 1)
