@@ -76,15 +76,19 @@ cdef extern from "_simd.h" nogil:
                         int ns, float *G, float *work, int panel)
     void fastbp_outer_pieces_d(const double **X, const double **D, const int *ns, int pieces,
                                int rows, int cols, Py_ssize_t ld, double *G, double *work,
-                               int panel, int part)
+                               int panel, int part, double *lanes)
     void fastbp_outer_pieces_f(const float **X, const float **D, const int *ns, int pieces,
                                int rows, int cols, Py_ssize_t ld, float *G, float *work, int panel,
-                               int part)
+                               int part, float *lanes)
+    int fastbp_tile_lanes_d(int cols)
+    int fastbp_tile_lanes_f(int cols)
     enum:
         FASTBP_OUTER_CHAINED
         FASTBP_OUTER_BY_TILE
         FASTBP_OUTER_ALL
         FASTBP_OUTER_KEEP_WORK
+        FASTBP_OUTER_LANES_IN
+        FASTBP_OUTER_LANES_OUT
     void fastbp_tanh_d(double *x, int rows, Py_ssize_t ld, Py_ssize_t n)
     void fastbp_tanh_f(float *x, int rows, Py_ssize_t ld, Py_ssize_t n)
     void fastbp_exp_d(double *x, int rows, Py_ssize_t ld, Py_ssize_t n)

@@ -52,6 +52,8 @@ cdef struct Epoch:
     void *tiles                 # each member's tile buffers in a shared step (`segments`), or NULL
     Py_ssize_t segments         # tile buffers per member: the most tiles its samples meet
     long *relay                 # chained_chunk's counter of each group of rows (a line each)
+    void *lanes                 # chained_chunk's lane sums of each tile, passed member to member
+    Py_ssize_t lanes_stride     # values a tile in lanes: tile_lanes of every layer's columns
     double *tile_errors         # each tile's error in chained_chunk, summed in order by thread 0
     double *pace                # each member's seconds of sweep and sums, and blocks, by parity
     double *rates               # each member's own estimate of every member's seconds a block
@@ -191,11 +193,11 @@ cdef double shared_chunk(
             if floating is double:
                 fastbp_outer_pieces_d(xs, ds, nsp, n_pieces, <int> (r1 - r0), net.widths[l], ld,
                                       grad + net.grad_off[l] + r0 * net.widths[l], work,
-                                      net.panel, FASTBP_OUTER_ALL)
+                                      net.panel, FASTBP_OUTER_ALL, NULL)
             else:
                 fastbp_outer_pieces_f(xs, ds, nsp, n_pieces, <int> (r1 - r0), net.widths[l], ld,
                                       grad + net.grad_off[l] + r0 * net.widths[l], work,
-                                      net.panel, FASTBP_OUTER_ALL)
+                                      net.panel, FASTBP_OUTER_ALL, NULL)
         if tid == 0:
             # the tile's error again, whole, in run_chunk's order (the members' own sums of it
             # would add up in another): the other members' output rows copied beside its own
@@ -218,6 +220,14 @@ cdef enum:
     RELAY_GROUP = 1024
     RELAY_LINE = 8              # longs per counter: a cache line of its own
     PACE_LINE = 8               # doubles per member and parity in e.pace
+
+
+cdef inline int tile_lanes(int cols, floating dummy) noexcept nogil:
+    """Values a row of `outer`'s lane sums for a layer of `cols` units (FASTBP_OUTER_LANES_*)."""
+    if floating is double:
+        return fastbp_tile_lanes_d(cols)
+    else:
+        return fastbp_tile_lanes_f(cols)
 
 
 cdef inline Py_ssize_t relay_rows(const Net *net, int l) noexcept nogil:
@@ -355,11 +365,15 @@ cdef void chained_chunk(
     of every dW(l), are relayed from member to member in the order of their samples: member m
     waits until member m - 1 has added all of its samples into a group, adds its own, and hands
     the group on (e.relay). Each element of G so adds the batch's samples in run_chunk's order,
-    each member reading only the samples it swept (the columns `outer` sums sample by sample);
-    the columns that take a tile's sum at once (FASTBP_OUTER_BY_TILE) get it from the member
-    holding the tile's last samples, which reads the others' pieces of it. Sharing each tile's
-    samples instead, every member adding every sample into its own rows, moved half of all x(l)
-    and delta(l) between cores every step, the largest part of what two threads lost (issue 23).
+    each member reading only the samples it swept. The columns `outer` sums by lanes (those left
+    over by its column vectors, every column in the plain-C set) go the same way within a tile:
+    a member takes the tile's lane sums over from the member before (e.lanes; the tile began
+    there), adds its samples, and hands them on, the member holding the tile's last samples
+    adding them into G (before, that member read the others' samples of the tile: on two
+    threads the plain-C set's steps were 11-12 % slower, the vector sets' the same within the
+    noise). Sharing each tile's samples instead, every member adding every sample into its own
+    rows, moved half of all x(l) and delta(l) between cores every step, the largest part of what
+    two threads lost (issue 23).
     The first member, whose part of the relay ends first, then computes each tile's error whole,
     into e.tile_errors[k]: it adds them in order after the step's barrier."""
     cdef const Net *net = e.net
@@ -370,12 +384,14 @@ cdef void chained_chunk(
     cdef int block = sample_block(<floating> 0)
     cdef Py_ssize_t n = stop - start
     cdef Py_ssize_t B0, B1, M0, M1, k, k0, k1, nb, b0, b1, c0, c1, ra, rb, rows, K, g
-    cdef int l, m, n_pieces, cols, part, ns
+    cdef int l, m, cols, part, ns
     cdef int last = 0
     cdef Py_ssize_t last_first = 0
+    cdef Py_ssize_t lanes_off = 0
+    cdef Py_ssize_t row_lanes
     cdef floating *buf
     cdef floating *G
-    cdef const floating *src
+    cdef floating *lanes
     cdef const floating **xs = <const floating **> pieces
     cdef const floating **ds = <const floating **> (pieces + team)
     cdef int *nsp = <int *> (pieces + 2 * team)
@@ -407,6 +423,7 @@ cdef void chained_chunk(
         rows = relay_rows(net, l)
         K = net.widths[l - 1] + 1
         cols = net.widths[l]
+        row_lanes = tile_lanes(cols, <floating> 0)
         g = relay_first(net, l)
         ra = 0
         while ra < K:
@@ -416,7 +433,10 @@ cdef void chained_chunk(
             if tid == 0 and not zeroed:
                 memset(G, 0, (rb - ra) * cols * sizeof(floating))
             for k in range(k0, k1):
-                # the columns summed sample by sample: this member's samples of tile k
+                # this member's samples of tile k: the columns summed sample by sample, added
+                # into G; the columns left over, by lanes, their sums taken over from the
+                # member before (the tile began there) and handed to the one after (it ends
+                # there), added into G by the member holding the tile's last samples
                 tile_segment(n, ld, block, B0, B1, k, &b0, &b1)
                 buf = segment_buffer(e, tiles, tid, B0, k, ld, block)
                 xs[0] = buf + net.act_off[l - 1] + ra * ld + b0
@@ -424,36 +444,22 @@ cdef void chained_chunk(
                 nsp[0] = <int> (b1 - b0)
                 # delta(l) transposed once a layer, in the segment's own work space: the layer's
                 # later groups use it again
-                part = FASTBP_OUTER_CHAINED | (FASTBP_OUTER_KEEP_WORK if ra > 0 else 0)
+                part = (FASTBP_OUTER_CHAINED | FASTBP_OUTER_BY_TILE
+                        | (FASTBP_OUTER_KEEP_WORK if ra > 0 else 0)
+                        | (FASTBP_OUTER_LANES_IN if b0 > 0 else 0)
+                        | (FASTBP_OUTER_LANES_OUT
+                           if b1 < (min(ld, n - k * ld) + block - 1) // block * block else 0))
+                lanes = <floating *> e.lanes + k * e.lanes_stride + lanes_off + ra * row_lanes
                 if floating is double:
                     fastbp_outer_pieces_d(xs, ds, nsp, 1, <int> (rb - ra), cols, ld, G,
-                                          buf + net.work_off, net.panel, part)
+                                          buf + net.work_off, net.panel, part, lanes)
                 else:
                     fastbp_outer_pieces_f(xs, ds, nsp, 1, <int> (rb - ra), cols, ld, G,
-                                          buf + net.work_off, net.panel, part)
-                if b1 < (min(ld, n - k * ld) + block - 1) // block * block:
-                    continue        # tile k ends in another member's blocks
-                # the columns that take the tile's sum at once: every member's piece of it
-                n_pieces = 0
-                for m in range(team):
-                    M0 = starts[m]
-                    M1 = starts[m + 1]
-                    if tile_segment(n, ld, block, M0, M1, k, &c0, &c1):
-                        src = segment_buffer(e, tiles, m, M0, k, ld, block)
-                        xs[n_pieces] = src + net.act_off[l - 1] + ra * ld + c0
-                        ds[n_pieces] = src + net.delta_off[l] + c0
-                        nsp[n_pieces] = <int> (c1 - c0)
-                        n_pieces += 1
-                # (these columns read delta(l) as it is: no work space)
-                if floating is double:
-                    fastbp_outer_pieces_d(xs, ds, nsp, n_pieces, <int> (rb - ra), cols, ld, G,
-                                          NULL, net.panel, FASTBP_OUTER_BY_TILE)
-                else:
-                    fastbp_outer_pieces_f(xs, ds, nsp, n_pieces, <int> (rb - ra), cols, ld, G,
-                                          NULL, net.panel, FASTBP_OUTER_BY_TILE)
+                                          buf + net.work_off, net.panel, part, lanes)
             fastbp_relay_pass(e.relay + g * RELAY_LINE, relay_base + tid + 1)
             ra = rb
             g += 1
+        lanes_off += K * row_lanes
     # this member's pace for the next step's shares: its time less its waits on the relay
     pace[0] = fastbp_seconds() - t0 - waited
     pace[1] = <double> (B1 - B0)
@@ -761,6 +767,8 @@ cdef int sgd_epoch_run(
     cdef floating *tiles = NULL
     cdef void **pieces = NULL
     cdef long *relay = NULL
+    cdef floating *lanes = NULL
+    cdef Py_ssize_t lanes_stride = 0
     cdef double *tile_errors = NULL
     cdef double *pace = NULL
     cdef double *rates = NULL
@@ -781,6 +789,7 @@ cdef int sgd_epoch_run(
     for l in range(net.L):
         total_rows += net.widths[l] + 1
         grad_stride = max(grad_stride, net.widths[l + 1])
+        lanes_stride += (net.widths[l] + 1) * tile_lanes(net.widths[l + 1], <floating> 0)
     grad_stride = (grad_stride + 15) // 16 * 16
     grad = <floating *> fastbp_aligned_calloc((threads * grad_stride + 1) * sizeof(floating))
     if net.input.layout == INPUT_CSR and threads > 1 and batch_size > chunk:
@@ -796,6 +805,9 @@ cdef int sgd_epoch_run(
         relay = <long *> fastbp_aligned_calloc((relay_first(net, net.L + 1) + 1) * RELAY_LINE
                                                * sizeof(long))
         tile_errors = <double *> fastbp_aligned_calloc((chunk // net.tile + 1) * sizeof(double))
+        # (uncleared: a member reads only the lane sums an earlier member wrote in the step)
+        lanes = <floating *> fastbp_aligned_malloc(((chunk // net.tile + 1) * lanes_stride + 1)
+                                                   * sizeof(floating))
         pace = <double *> fastbp_aligned_calloc(2 * threads * PACE_LINE * sizeof(double))
         rates = <double *> fastbp_aligned_calloc(threads * split_stride * sizeof(double))
         starts = <Py_ssize_t *> fastbp_aligned_calloc(threads * split_stride * sizeof(Py_ssize_t))
@@ -807,7 +819,8 @@ cdef int sgd_epoch_run(
     if (grad == NULL or grad64 == NULL
             or (net.input.layout == INPUT_CSR and touched == NULL)
             or (threads > 1 and (tiles == NULL or pieces == NULL or sync == NULL
-                                 or relay == NULL or tile_errors == NULL or pace == NULL
+                                 or relay == NULL or lanes == NULL or tile_errors == NULL
+                                 or pace == NULL
                                  or rates == NULL or starts == NULL))
             or (loss != NULL and objective.alpha != 0 and row_squares == NULL)
             or workspace_alloc(net, (batch_size + chunk - 1) // chunk, slots if threads > 1 else 1,
@@ -818,6 +831,7 @@ cdef int sgd_epoch_run(
         fastbp_aligned_free(pieces)
         fastbp_aligned_free(sync)
         fastbp_aligned_free(relay)
+        fastbp_aligned_free(lanes)
         fastbp_aligned_free(tile_errors)
         fastbp_aligned_free(pace)
         fastbp_aligned_free(rates)
@@ -855,6 +869,8 @@ cdef int sgd_epoch_run(
     e.tiles = tiles
     e.segments = segments
     e.relay = relay
+    e.lanes = lanes
+    e.lanes_stride = lanes_stride
     e.tile_errors = tile_errors
     e.pace = pace
     e.rates = rates
@@ -883,6 +899,7 @@ cdef int sgd_epoch_run(
     fastbp_aligned_free(pieces)
     fastbp_aligned_free(sync)
     fastbp_aligned_free(relay)
+    fastbp_aligned_free(lanes)
     fastbp_aligned_free(tile_errors)
     fastbp_aligned_free(pace)
     fastbp_aligned_free(rates)

@@ -166,6 +166,9 @@ static inline void fastbp_prefetch(const void *p, size_t bytes) {
 #define FASTBP_OUTER_BY_TILE 2
 #define FASTBP_OUTER_ALL 3
 #define FASTBP_OUTER_KEEP_WORK 4
+/* a tile's lane sums passed between calls (`lanes`) */
+#define FASTBP_OUTER_LANES_IN 8
+#define FASTBP_OUTER_LANES_OUT 16
 
 /* ---- the kernel sets ---- */
 #if !FASTBP_VECTOR_EXT
@@ -357,9 +360,10 @@ static inline void fastbp_prefetch(const void *p, size_t bytes) {
 #define FASTBP_KERNEL_TABLE(T, S)                                                           \
     typedef struct {                                                                    \
         int (*sample_block)(void);                                                      \
+        int (*tile_lanes)(int);                                                         \
         void (*linear)(const T *, int, int, const T *, ptrdiff_t, T *, int);            \
         void (*outer)(const T *const *, const T *const *, const int *, int, int, int,   \
-                      ptrdiff_t, T *, T *, int, int);                                   \
+                      ptrdiff_t, T *, T *, int, int, T *);                              \
         int (*load_inputs)(const T *, const ptrdiff_t *, ptrdiff_t, int, int, T *, ptrdiff_t, int); \
         void (*softmax)(T *, int, ptrdiff_t, ptrdiff_t, T *, T *);                      \
         FASTBP_ROW_KERNELS(FASTBP_ROW_SLOT, T, _)                                       \
@@ -370,7 +374,8 @@ FASTBP_KERNEL_TABLE(float, f)
 
 #define FASTBP_INIT_SLOT(name, S, ISA) .name = name##_##S##_##ISA,
 #define FASTBP_KERNELS_OF(S, ISA)                                                           \
-    {.sample_block = sample_block_##S##_##ISA, .linear = linear_##S##_##ISA,            \
+    {.sample_block = sample_block_##S##_##ISA, .tile_lanes = tile_lanes_##S##_##ISA,    \
+     .linear = linear_##S##_##ISA,                                                      \
      .outer = outer_##S##_##ISA, .load_inputs = load_inputs_##S##_##ISA,                \
      .softmax = softmax_##S##_##ISA,                                                    \
      FASTBP_ROW_KERNELS(FASTBP_INIT_SLOT, S, ISA) FASTBP_MUL_KERNELS(FASTBP_INIT_SLOT, S, ISA)}
@@ -598,17 +603,19 @@ static inline void fastbp_linear_d(const double *P, int K, int m, const double *
 static inline void fastbp_linear_f(const float *P, int K, int m, const float *in, ptrdiff_t ld,
                                    float *out, int ns) { fastbp_kf.linear(P, K, m, in, ld, out, ns); }
 static inline void fastbp_outer_d(const double *X, int rows, const double *D, int cols, ptrdiff_t ld,
-                                  int ns, double *G, double *work, int panel) { fastbp_kd.outer(&X, &D, &ns, 1, rows, cols, ld, G, work, panel, FASTBP_OUTER_ALL); }
+                                  int ns, double *G, double *work, int panel) { fastbp_kd.outer(&X, &D, &ns, 1, rows, cols, ld, G, work, panel, FASTBP_OUTER_ALL, NULL); }
 static inline void fastbp_outer_f(const float *X, int rows, const float *D, int cols, ptrdiff_t ld,
-                                  int ns, float *G, float *work, int panel) { fastbp_kf.outer(&X, &D, &ns, 1, rows, cols, ld, G, work, panel, FASTBP_OUTER_ALL); }
-/* outer on a tile whose samples are in pieces, `part` of its columns (see `outer` in
- * _simd_kernels.h) */
+                                  int ns, float *G, float *work, int panel) { fastbp_kf.outer(&X, &D, &ns, 1, rows, cols, ld, G, work, panel, FASTBP_OUTER_ALL, NULL); }
+/* outer on a tile whose samples are in pieces, `part` of its columns, its lane sums passed in
+ * `lanes` (see `outer` in _simd_kernels.h) */
 static inline void fastbp_outer_pieces_d(const double *const *X, const double *const *D, const int *ns,
                                          int pieces, int rows, int cols, ptrdiff_t ld, double *G,
-                                         double *work, int panel, int part) { fastbp_kd.outer(X, D, ns, pieces, rows, cols, ld, G, work, panel, part); }
+                                         double *work, int panel, int part, double *lanes) { fastbp_kd.outer(X, D, ns, pieces, rows, cols, ld, G, work, panel, part, lanes); }
 static inline void fastbp_outer_pieces_f(const float *const *X, const float *const *D, const int *ns,
                                          int pieces, int rows, int cols, ptrdiff_t ld, float *G,
-                                         float *work, int panel, int part) { fastbp_kf.outer(X, D, ns, pieces, rows, cols, ld, G, work, panel, part); }
+                                         float *work, int panel, int part, float *lanes) { fastbp_kf.outer(X, D, ns, pieces, rows, cols, ld, G, work, panel, part, lanes); }
+static inline int fastbp_tile_lanes_d(int cols) { return fastbp_kd.tile_lanes(cols); }
+static inline int fastbp_tile_lanes_f(int cols) { return fastbp_kf.tile_lanes(cols); }
 #define FASTBP_ROW_WRAPPER(name, _a, _b)                                                  \
     static inline void fastbp_##name##_d(double *x, int rows, ptrdiff_t ld, ptrdiff_t n) {      \
         fastbp_kd.name(x, rows, ld, n);                                                 \

@@ -111,6 +111,10 @@ typedef FASTBP_IT FASTBP_SFX(ivec) __attribute__((vector_size(FASTBP_VBYTES)));
 /* The samples one call of these kernels handles at a time: `ns` must be a multiple of this. */
 FASTBP_ATTR static int FASTBP_SFX(sample_block)(void) { return LANES; }
 
+/* values a row of the lane sums `outer` passes between calls: a vector for each column left
+ * over by the column vectors */
+FASTBP_ATTR static int FASTBP_SFX(tile_lanes)(int cols) { return cols % LANES * LANES; }
+
 /* One block of `linear`: units i..i+RBC-1 of the panel, samples b0..b0+NVC*LANES-1. */
 #define FASTBP_LINEAR_BLOCK(RBC, NVC)                                                   \
     do {                                                                                \
@@ -240,7 +244,10 @@ FASTBP_ATTR static inline T FASTBP_SFX(lanesum)(V a)
     do {                                                                                \
         V acc[RC][CC];                                                                  \
         for (int r = 0; r < RC; r++)                                                    \
-            for (int c = 0; c < CC; c++) acc[r][c] = (V){0};                            \
+            for (int c = 0; c < CC; c++)                                                \
+                acc[r][c] = (part & FASTBP_OUTER_LANES_IN)                              \
+                    ? *(const VU *)(lanes + ((ptrdiff_t)(j + r) * tc + c0 - vcols + c) * LANES) \
+                    : (V){0};                                                           \
         for (int p = 0; p < pieces; p++) {                                              \
             const T *FASTBP_RESTRICT Xp = X[p];                                         \
             const T *FASTBP_RESTRICT Dp = D[p];                                         \
@@ -253,8 +260,12 @@ FASTBP_ATTR static inline T FASTBP_SFX(lanesum)(V a)
             }                                                                           \
         }                                                                               \
         for (int r = 0; r < RC; r++)                                                    \
-            for (int c = 0; c < CC; c++)                                                \
-                G[(ptrdiff_t)(j + r) * cols + c0 + c] += FASTBP_SFX(lanesum)(acc[r][c]); \
+            for (int c = 0; c < CC; c++) {                                              \
+                if (part & FASTBP_OUTER_LANES_OUT)                                      \
+                    *(VU *)(lanes + ((ptrdiff_t)(j + r) * tc + c0 - vcols + c) * LANES) = acc[r][c]; \
+                else                                                                    \
+                    G[(ptrdiff_t)(j + r) * cols + c0 + c] += FASTBP_SFX(lanesum)(acc[r][c]); \
+            }                                                                           \
     } while (0)
 
 /* G[j..j+RC-1][c0..c0+CC*LANES-1] += sum_b X[j+r][b] work[b][c0..]: the block in registers. */
@@ -296,13 +307,21 @@ FASTBP_ATTR static inline T FASTBP_SFX(lanesum)(V a)
  * into G (a tile's samples may then come in several calls, in order, with the same sums),
  * FASTBP_OUTER_BY_TILE those that add a whole tile's lane sums into G at once (a tile in one
  * call), or both; with FASTBP_OUTER_KEEP_WORK, `work` holds D transposed already (the last call
- * had the same D, pieces and cols: only the rows differ). */
+ * had the same D, pieces and cols: only the rows differ).
+ * A tile's lane sums may also be passed from call to call (a tile's samples swept by several
+ * threads, each summing its own): FASTBP_OUTER_LANES_IN starts them from `lanes` (the sums of
+ * the tile's samples before these), FASTBP_OUTER_LANES_OUT leaves them there (samples of the tile
+ * follow) instead of adding them into G. Each lane adds its samples one after another, so the
+ * sums so continued are those of one call, bit for bit. `lanes` holds tile_lanes(cols) values a
+ * row: LANES for each column left over. */
 FASTBP_ATTR static void FASTBP_SFX(outer)(const T *const *X, const T *const *D,
                                           const int *nsp, int pieces, int rows, int cols,
                                           ptrdiff_t ld, T *FASTBP_RESTRICT G,
-                                          T *FASTBP_RESTRICT work, int panel, int part)
+                                          T *FASTBP_RESTRICT work, int panel, int part,
+                                          T *FASTBP_RESTRICT lanes)
 {
     const int vcols = cols / LANES * LANES;
+    const int tc = cols - vcols;
     /* rows of `work` one vector longer than needed: 2^k bytes apart (256 columns of doubles:
      * 2 KiB), the samples' rows would all fall in the same few sets of L1 and evict each other */
     const ptrdiff_t wld = vcols + LANES;

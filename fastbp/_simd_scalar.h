@@ -22,9 +22,12 @@ static void FASTBP_SFX(linear)(const T *panel, int K, int m, const T *in, ptrdif
     }
 }
 
+/* every column is left over: one running sum an element */
+static int FASTBP_SFX(tile_lanes)(int cols) { return cols; }
+
 static void FASTBP_SFX(outer)(const T *const *X, const T *const *D, const int *nsp, int pieces,
                               int rows, int cols, ptrdiff_t ld, T *G, T *work, int panel,
-                              int part)
+                              int part, T *lanes)
 {
     (void)work;
     (void)panel;
@@ -33,11 +36,14 @@ static void FASTBP_SFX(outer)(const T *const *X, const T *const *D, const int *n
         return;
     for (int j = 0; j < rows; j++)
         for (int c = 0; c < cols; c++) {
-            T s = 0;
+            T s = (part & FASTBP_OUTER_LANES_IN) ? lanes[(ptrdiff_t)j * cols + c] : 0;
             for (int p = 0; p < pieces; p++)
                 for (int b = 0; b < nsp[p]; b++)
                     s += X[p][(ptrdiff_t)j * ld + b] * D[p][(ptrdiff_t)c * ld + b];
-            G[(ptrdiff_t)j * cols + c] += s;
+            if (part & FASTBP_OUTER_LANES_OUT)
+                lanes[(ptrdiff_t)j * cols + c] = s;
+            else
+                G[(ptrdiff_t)j * cols + c] += s;
         }
 }
 
