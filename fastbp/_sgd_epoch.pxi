@@ -622,7 +622,6 @@ cdef void sgd_epoch_member(const Epoch *e, int tid, int team, floating dummy) no
     barrier, so that no member sweeps the next batch before every weight and panel is new."""
     cdef Net *net = e.net
     cdef floating *chunk_grad = <floating *> e.ws.grads
-    cdef floating *work = (<floating *> e.ws.scratch + tid * net.scratch_len + net.work_off)
     cdef Py_ssize_t start = 0
     cdef Py_ssize_t stop, r0, r1, r, row0
     cdef long long t = e.steps
@@ -644,7 +643,9 @@ cdef void sgd_epoch_member(const Epoch *e, int tid, int team, floating dummy) no
                           team, <floating> 0)
         elif from_chunk and team > 1:
             batch_err = shared_chunk(net, <const floating *> e.Y, e.order, start, stop,
-                                     <floating *> e.tiles, work, e.pieces + tid * 3 * team,
+                                     <floating *> e.tiles,
+                                     <floating *> e.ws.scratch + tid * net.scratch_len
+                                     + net.work_off, e.pieces + tid * 3 * team,
                                      e.sync, chunk_grad, tid, team, slot_zero)
         elif from_chunk:
             batch_err = run_chunk(net, <const floating *> e.Y, e.order, <floating *> NULL, start,
@@ -784,6 +785,7 @@ cdef int sgd_epoch_run(
     cdef Py_ssize_t segments = max(2, ((batch_blocks + 1) // 2 + net.tile // block - 1)
                                    // (net.tile // block) + 1)
     cdef fastbp_team_sync *sync = NULL
+    cdef int scratch_threads
     cdef double *row_squares = NULL
     cdef unsigned char *touched = NULL
     for l in range(net.L):
@@ -796,6 +798,11 @@ cdef int sgd_epoch_run(
         # a batch of several chunks would be summed by the team chunk by chunk, each member
         # marking rows of W(1) in `touched`: the team shares one-chunk batches only
         threads = 1
+    # the chunk loop's scratch, one a thread; a team's one-chunk steps on a dense X sweep into its
+    # tile buffers instead (chained_chunk), and a team OpenMP cut to one thread uses thread 0's
+    # (a second one, allocated and cleared for nothing, was 4-5 us of the 18-20 us an epoch on two
+    # threads spent setting up: [64, 100, 10], batch 200; one thread's set-up takes 7 us)
+    scratch_threads = 1 if net.input.layout == INPUT_DENSE and batch_size <= chunk else threads
     if net.input.layout == INPUT_CSR:
         # the rows of W(1) a step's nonzeros add into (sparse_first_gradient marks them)
         touched = <unsigned char *> fastbp_aligned_calloc(net.widths[0] + 1)
@@ -824,7 +831,7 @@ cdef int sgd_epoch_run(
                                  or rates == NULL or starts == NULL))
             or (loss != NULL and objective.alpha != 0 and row_squares == NULL)
             or workspace_alloc(net, (batch_size + chunk - 1) // chunk, slots if threads > 1 else 1,
-                               threads, True, sizeof(floating), &ws) != 0):
+                               scratch_threads, True, sizeof(floating), &ws) != 0):
         fastbp_aligned_free(grad)
         fastbp_aligned_free(grad64)
         fastbp_aligned_free(tiles)
