@@ -786,6 +786,7 @@ cdef int sgd_epoch_run(
                                    // (net.tile // block) + 1)
     cdef fastbp_team_sync *sync = NULL
     cdef int scratch_threads
+    cdef int status = 0
     cdef double *row_squares = NULL
     cdef unsigned char *touched = NULL
     for l in range(net.L):
@@ -827,79 +828,66 @@ cdef int sgd_epoch_run(
             or (net.input.layout == INPUT_CSR and touched == NULL)
             or (threads > 1 and (tiles == NULL or pieces == NULL or sync == NULL
                                  or relay == NULL or lanes == NULL or tile_errors == NULL
-                                 or pace == NULL
-                                 or rates == NULL or starts == NULL))
+                                 or pace == NULL or rates == NULL or starts == NULL))
             or (loss != NULL and objective.alpha != 0 and row_squares == NULL)
             or workspace_alloc(net, (batch_size + chunk - 1) // chunk, slots if threads > 1 else 1,
                                scratch_threads, True, sizeof(floating), &ws) != 0):
-        fastbp_aligned_free(grad)
-        fastbp_aligned_free(grad64)
-        fastbp_aligned_free(tiles)
-        fastbp_aligned_free(pieces)
-        fastbp_aligned_free(sync)
-        fastbp_aligned_free(relay)
-        fastbp_aligned_free(lanes)
-        fastbp_aligned_free(tile_errors)
-        fastbp_aligned_free(pace)
-        fastbp_aligned_free(rates)
-        fastbp_aligned_free(starts)
-        fastbp_aligned_free(row_squares)
-        fastbp_aligned_free(touched)
-        return -1
-    workspace_ready(net, &ws, <floating> 0)
-    net.touched = touched
-    if tiles != NULL:
-        for l in range(segments * threads):
-            init_scratch(net, tiles + l * net.scratch_len)
-    net.panels = ws.panels
-    e.net = net
-    e.weights = <void **> weights
-    e.velocity = <void **> velocity
-    e.moment2 = <void **> moment2
-    e.Y = Y
-    e.order = order
-    e.N = N
-    e.batch_size = batch_size
-    e.chunk = chunk
-    e.rule = rule
-    e.lr = lr
-    e.momentum = momentum
-    e.beta2 = beta2
-    e.eps = eps
-    e.steps = steps[0]
-    e.objective = objective
-    e.loss = loss
-    e.ws = &ws
-    e.grad = grad
-    e.grad_stride = grad_stride
-    e.grad64 = grad64
-    e.tiles = tiles
-    e.segments = segments
-    e.relay = relay
-    e.lanes = lanes
-    e.lanes_stride = lanes_stride
-    e.tile_errors = tile_errors
-    e.pace = pace
-    e.rates = rates
-    e.starts = starts
-    e.split_stride = split_stride
-    e.pieces = pieces
-    e.sync = sync
-    e.row_squares = row_squares
-    tid = 0
-    if threads > 1:
-        with parallel(num_threads=threads):
-            tid = threadid()
-            # the team OpenMP gave: every member's share follows from it
-            sgd_epoch_member(&e, tid, fastbp_team_size(), <floating> 0)
+        status = -1
     else:
-        sgd_epoch_member(&e, 0, 1, <floating> 0)
-    if rule == RULE_ADAM:
-        steps[0] += (N + batch_size - 1) // batch_size
-    net.panels = NULL
-    net.touched = NULL
-    fastbp_aligned_free(touched)
-    workspace_free(&ws)
+        workspace_ready(net, &ws, <floating> 0)
+        net.touched = touched
+        if tiles != NULL:
+            for l in range(segments * threads):
+                init_scratch(net, tiles + l * net.scratch_len)
+        net.panels = ws.panels
+        e.net = net
+        e.weights = <void **> weights
+        e.velocity = <void **> velocity
+        e.moment2 = <void **> moment2
+        e.Y = Y
+        e.order = order
+        e.N = N
+        e.batch_size = batch_size
+        e.chunk = chunk
+        e.rule = rule
+        e.lr = lr
+        e.momentum = momentum
+        e.beta2 = beta2
+        e.eps = eps
+        e.steps = steps[0]
+        e.objective = objective
+        e.loss = loss
+        e.ws = &ws
+        e.grad = grad
+        e.grad_stride = grad_stride
+        e.grad64 = grad64
+        e.tiles = tiles
+        e.segments = segments
+        e.relay = relay
+        e.lanes = lanes
+        e.lanes_stride = lanes_stride
+        e.tile_errors = tile_errors
+        e.pace = pace
+        e.rates = rates
+        e.starts = starts
+        e.split_stride = split_stride
+        e.pieces = pieces
+        e.sync = sync
+        e.row_squares = row_squares
+        tid = 0
+        if threads > 1:
+            with parallel(num_threads=threads):
+                tid = threadid()
+                # the team OpenMP gave: every member's share follows from it
+                sgd_epoch_member(&e, tid, fastbp_team_size(), <floating> 0)
+        else:
+            sgd_epoch_member(&e, 0, 1, <floating> 0)
+        if rule == RULE_ADAM:
+            steps[0] += (N + batch_size - 1) // batch_size
+        net.panels = NULL
+        net.touched = NULL
+        workspace_free(&ws)
+    # (every pointer NULL or allocated: after a failed allocation too)
     fastbp_aligned_free(grad)
     fastbp_aligned_free(grad64)
     fastbp_aligned_free(tiles)
@@ -912,4 +900,5 @@ cdef int sgd_epoch_run(
     fastbp_aligned_free(rates)
     fastbp_aligned_free(starts)
     fastbp_aligned_free(row_squares)
-    return 0
+    fastbp_aligned_free(touched)
+    return status
